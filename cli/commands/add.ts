@@ -1,0 +1,68 @@
+/** `spool add <task> [args…]`: enqueue a function call from the command line. */
+import { Command, Option } from 'commander';
+import { Spooler } from '../../runtime/spooler.js';
+import type { Encoding } from '../../spool/name.js';
+import { CliError, EXIT } from '../exit-codes.js';
+import { spoolFrom, withDirOption, type DirOption } from '../find-task.js';
+import { toJson } from '../output.js';
+
+interface AddOptions extends DirOption {
+  priority?: string;
+  in?: string;
+  at?: string;
+  retries?: string;
+  timeout?: string;
+  encoding: Encoding;
+  json?: boolean;
+}
+
+export function addCommand(): Command {
+  return withDirOption(new Command('add'))
+    .description('enqueue a call of task <task>; each argument is one JSON value (quote strings: \'"text"\')')
+    .argument('<task>', 'task name')
+    .argument('[args...]', 'positional arguments, each as JSON')
+    .option('-p, --priority <n>', 'priority, 0 (first) to 99', '50')
+    .option('--in <duration>', 'run after this delay, e.g. 10s, 5m, 1h30m')
+    .option('--at <time>', 'run at this ISO 8601 time, e.g. 2026-12-01T09:00:00Z')
+    .option('--retries <n>', 'retries after a failure (default: the daemon\'s)')
+    .option('--timeout <duration>', 'run-time limit, e.g. 30s')
+    .addOption(new Option('--encoding <encoding>', 'body encoding').choices(['msgpack', 'json']).default('msgpack'))
+    .option('--json', 'print the new task as JSON instead of its id')
+    .action(async (name: string, rawArgs: string[], options: AddOptions) => {
+      const layout = spoolFrom(options, true);
+      const args = rawArgs.map((text, i) => parseJsonArgument(text, i + 1));
+      if (options.in !== undefined && options.at !== undefined) throw new CliError('give --in or --at, not both', EXIT.USAGE);
+      const handle = await Spooler.open(layout.root).enqueue({
+        name,
+        args,
+        options: {
+          priority: parseInteger(options.priority ?? '50', '--priority'),
+          encoding: options.encoding,
+          ...(options.in !== undefined && { postpone: options.in }),
+          ...(options.at !== undefined && { postpone: parseTime(options.at) }),
+          ...(options.retries !== undefined && { retries: parseInteger(options.retries, '--retries') }),
+          ...(options.timeout !== undefined && { timeout: options.timeout }),
+        },
+      });
+      process.stdout.write(options.json ? toJson(handle) + '\n' : `${handle.id}\n`);
+    });
+}
+
+function parseJsonArgument(text: string, position: number): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new CliError(`argument ${position} (${JSON.stringify(text)}) is not JSON; a string needs quotes, e.g. '"${text}"'`, EXIT.USAGE);
+  }
+}
+
+function parseInteger(text: string, option: string): number {
+  if (!/^-?\d+$/.test(text)) throw new CliError(`${option} must be a whole number, got ${JSON.stringify(text)}`, EXIT.USAGE);
+  return Number(text);
+}
+
+function parseTime(text: string): Date {
+  const ms = Date.parse(text);
+  if (Number.isNaN(ms)) throw new CliError(`--at ${JSON.stringify(text)} is not an ISO 8601 time such as 2026-12-01T09:00:00Z`, EXIT.USAGE);
+  return new Date(ms);
+}

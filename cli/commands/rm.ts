@@ -1,0 +1,66 @@
+/**
+ * `spool rm <id…>`: revoke tasks. Safe while daemons run: the task is taken with
+ * the same atomic rename a daemon uses to claim it (into tmp/, then unlinked),
+ * so either the daemon or rm gets it, never both. A task that is already
+ * running cannot be revoked.
+ */
+import { renameSync, unlinkSync } from 'node:fs';
+import { join } from 'node:path';
+import { Command } from 'commander';
+import type { SpoolLayout } from '../../spool/layout.js';
+import { CliError, EXIT } from '../exit-codes.js';
+import { findEntry, spoolFrom, withDirOption, type DirOption } from '../find-task.js';
+
+export function rmCommand(): Command {
+  return withDirOption(new Command('rm'))
+    .description('revoke pending tasks (or delete dead and quarantined ones); exit 5 if one is running')
+    .argument('<id...>', 'task ids, unique prefixes, or file names')
+    .option('-q, --quiet', 'print nothing on success')
+    .action((refs: string[], options: DirOption & { quiet?: boolean }) => {
+      const layout = spoolFrom(options);
+      let failure: CliError | undefined;
+      for (const ref of refs) {
+        try {
+          const removed = revoke(layout, ref);
+          if (!options.quiet) process.stdout.write(`removed ${removed}\n`);
+        } catch (err) {
+          if (!(err instanceof CliError)) throw err;
+          process.stderr.write(`spool rm: ${err.message}\n`);
+          failure ??= err;
+        }
+      }
+      if (failure) throw new CliError('some tasks were not removed', failure.exitCode);
+    });
+}
+
+function revoke(layout: SpoolLayout, ref: string): string {
+  // Two tries: a daemon may move a task from incoming/ to pending/ between our listing and our rename.
+  for (let attempt = 0; attempt < 2; attempt++) {
+    const entry = findEntry(layout, ref, { checkBodies: false });
+    if (entry.state === 'active') {
+      throw new CliError(`${entry.task?.id ?? entry.fileName} is running on ${entry.owner}; it cannot be revoked`, EXIT.CONFLICT);
+    }
+    if (entry.state === 'archived') throw new CliError(`${entry.fileName} was already processed (it is in archive/)`, EXIT.CONFLICT);
+    const graveyard = join(layout.tmp, `.revoked-${process.pid}-${entry.fileName}`);
+    try {
+      renameSync(entry.path, graveyard);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue;
+      throw err;
+    }
+    unlinkSync(graveyard);
+    if (entry.location === 'quarantine') unlinkQuietly(entry.path + '.reason.json');
+    return entry.task?.id ?? entry.fileName;
+  }
+  // Gone twice: claimed by a daemon or removed by someone else. Say which.
+  const entry = findEntry(layout, ref, { checkBodies: false });
+  throw new CliError(`${entry.task?.id ?? entry.fileName} is ${entry.state}${entry.owner ? ` on ${entry.owner}` : ''}; it cannot be revoked`, EXIT.CONFLICT);
+}
+
+function unlinkQuietly(path: string): void {
+  try {
+    unlinkSync(path);
+  } catch {
+    // No reason file: nothing to clean.
+  }
+}

@@ -1,0 +1,38 @@
+/** `spool stats`: counts by state, priority and task name. */
+import { Command } from 'commander';
+import { listSpool, TASK_STATES } from '../../spool/listing.js';
+import { spoolFrom, withDirOption, type DirOption } from '../find-task.js';
+import { table, toJson } from '../output.js';
+
+export function statsCommand(): Command {
+  return withDirOption(new Command('stats'))
+    .description('count tasks by state, by priority and by task name')
+    .option('--json', 'print JSON: {"total", "byState", "byPriority", "byTask"}')
+    .option('--no-check', 'do not open task files (faster; invalid bodies count by their names)')
+    .action((options: DirOption & { json?: boolean; check: boolean }) => {
+      const layout = spoolFrom(options);
+      const entries = listSpool(layout, { checkBodies: options.check });
+      const byState: Record<string, number> = Object.fromEntries(TASK_STATES.filter((s) => s !== 'archived').map((s) => [s, 0]));
+      const byPriority: Record<string, number> = {};
+      const byTask: Record<string, number> = {};
+      for (const e of entries) {
+        byState[e.state] = (byState[e.state] ?? 0) + 1;
+        if (e.task && e.state !== 'invalid' && e.state !== 'quarantined') {
+          const p = String(e.task.priority).padStart(2, '0');
+          byPriority[p] = (byPriority[p] ?? 0) + 1;
+          byTask[e.task.name] = (byTask[e.task.name] ?? 0) + 1;
+        }
+      }
+      const sortedPriority = Object.fromEntries(Object.entries(byPriority).sort(([a], [b]) => (a < b ? -1 : 1)));
+      const sortedTask = Object.fromEntries(Object.entries(byTask).sort(([a, x], [b, y]) => y - x || (a < b ? -1 : 1)));
+      if (options.json) {
+        process.stdout.write(toJson({ total: entries.length, byState, byPriority: sortedPriority, byTask: sortedTask }) + '\n');
+        return;
+      }
+      const section = (title: string, counts: Record<string, number>) =>
+        table([title, 'COUNT'], Object.entries(counts).map(([k, v]) => [k, String(v)]), new Set([1]));
+      process.stdout.write(
+        [`total ${entries.length}`, section('STATE', byState), section('PRIORITY', sortedPriority), section('TASK', sortedTask)].join('\n') + '\n',
+      );
+    });
+}

@@ -1,0 +1,11 @@
+export { Spooler } from './spooler.js';
+export type { SpoolerOptions, EnqueueOptions, TaskOptions, MessageOptions, TaskHandle, TaskRequest, TaskFunction } from './spooler.js';
+export { processed, skipped, rescheduled, outcomeOf, TaskResult, type TaskOutcome } from './results.js';
+export { backoffDelay, toRetrySpec, DEFAULT_RETRY, type BackoffOptions } from './backoff.js';
+export { toMs, toDueTime, type Duration, type Postpone } from './duration.js';
+export { FCALL, MESSAGE, type TaskTypeHandler } from './task-types.js';
+export * from '../spool/errors.js';
+export type { TaskFile } from '../spool/task-file.js';
+export type { TaskBody, RetrySpec, BackoffSpec, BackoffKind } from '../spool/body.js';
+export type { SpoolEntry, TaskState } from '../spool/listing.js';
+export { PRIORITY_MIN, PRIORITY_MAX, PRIORITY_DEFAULT } from '../spool/name.js';

@@ -1,0 +1,55 @@
+/**
+ * What a task can ask the daemon to do with it, and how plain returns and thrown
+ * errors map onto that:
+ *
+ *   return processed(value) or any other value   -> processed: removed (or archived)
+ *   return skipped(reason)                       -> skipped: removed (or archived), reason logged
+ *   return rescheduled({ delay })                -> due again after `delay`, or after the backoff
+ *   throw                                        -> rescheduled by the backoff, error recorded
+ *
+ * A plain return, `undefined` included, means processed. uWSGI's spooler (and
+ * uwsgiconf) read None as "skipped"; in JavaScript every function without a
+ * return statement returns undefined, so that rule would skip every void task.
+ * Rescheduling counts an attempt; past the retry limit the task becomes a dead letter.
+ */
+import { toMs, type Duration } from './duration.js';
+
+export type TaskOutcome =
+  | { kind: 'processed'; value?: unknown }
+  | { kind: 'skipped'; reason?: string }
+  | { kind: 'rescheduled'; delay?: number; reason?: string; error?: unknown };
+
+const RESULT_MARK: unique symbol = Symbol.for('spoolerd.TaskResult');
+
+/** A typed result a task returns to say how it ended. Build one with processed(), skipped() or rescheduled(). */
+export class TaskResult {
+  readonly [RESULT_MARK] = true;
+  constructor(readonly outcome: TaskOutcome) {}
+
+  static is(value: unknown): value is TaskResult {
+    return typeof value === 'object' && value !== null && (value as Record<symbol, unknown>)[RESULT_MARK] === true;
+  }
+}
+
+/** The task did its work. The value is logged (and, in a later version, stored). */
+export const processed = (value?: unknown): TaskResult =>
+  new TaskResult(value === undefined ? { kind: 'processed' } : { kind: 'processed', value });
+
+/** The task chose not to do its work; the file is removed like a processed one and the reason logged. */
+export const skipped = (reason?: string): TaskResult =>
+  new TaskResult(reason === undefined ? { kind: 'skipped' } : { kind: 'skipped', reason });
+
+/** Run the task again later: after `delay`, or after the task's backoff when no delay is given. */
+export const rescheduled = (options: { delay?: Duration; reason?: string } = {}): TaskResult =>
+  new TaskResult({
+    kind: 'rescheduled',
+    ...(options.delay !== undefined && { delay: toMs(options.delay, 'rescheduled delay') }),
+    ...(options.reason !== undefined && { reason: options.reason }),
+  });
+
+/** Maps how a task function settled onto an outcome. */
+export function outcomeOf(settled: { value: unknown } | { error: unknown }): TaskOutcome {
+  if ('error' in settled) return { kind: 'rescheduled', error: settled.error };
+  if (TaskResult.is(settled.value)) return settled.value.outcome;
+  return settled.value === undefined ? { kind: 'processed' } : { kind: 'processed', value: settled.value };
+}

@@ -1,0 +1,310 @@
+/**
+ * The producer side of a spool: `Spooler` turns function calls and messages into
+ * task files, and keeps the registry of task functions that a daemon looks up.
+ *
+ *   const spooler = Spooler.open('./spool');
+ *   export const sendEmail = spooler.task(async function sendEmail(to: string) { ... }, { retries: 5 });
+ *   await sendEmail('a@example.com');               // enqueues; resolves to { id, path, ... }
+ *   await sendEmail.with({ postpone: '10m' })('b@example.com');
+ */
+import { realpathSync } from 'node:fs';
+import { basename, resolve } from 'node:path';
+import type { TaskBody } from '../spool/body.js';
+import { InvalidOptionError, TaskNameCollisionError } from '../spool/errors.js';
+import { SpoolLayout } from '../spool/layout.js';
+import { listSpool, type SpoolEntry } from '../spool/listing.js';
+import { checkPriority, checkTaskName, PRIORITY_DEFAULT, type Encoding } from '../spool/name.js';
+import { DEFAULT_MAX_BYTES } from '../spool/safe-read.js';
+import { encodeTask, readTaskFile, type EncodedTask, type TaskFile } from '../spool/task-file.js';
+import type { PlainValue } from '../spool/wire.js';
+import { writeTask, writeTaskSync } from '../spool/write.js';
+import { toRetrySpec, type BackoffOptions } from './backoff.js';
+import { toDueTime, toMs, type Duration, type Postpone } from './duration.js';
+import { FCALL, MESSAGE, type TaskTypeHandler } from './task-types.js';
+import type { BackoffKind } from '../spool/body.js';
+
+export interface SpoolerOptions {
+  /** Encoding of new task files (default 'msgpack'). */
+  encoding?: Encoding;
+  /** Flush every task file to disk before enqueue resolves (default false; ~1 ms per task). */
+  fsync?: boolean;
+  /** Largest task file accepted or read (default 16 MiB). */
+  maxBytes?: number;
+}
+
+/** Options that a call may override. */
+export interface EnqueueOptions {
+  /** 0 (runs first) to 99; default 50. */
+  priority?: number;
+  /** Run no earlier than this: a delay (ms or "30s") or a Date. */
+  postpone?: Postpone;
+  /** Retries after the first failed attempt; default: the daemon's (3). */
+  retries?: number;
+  backoff?: BackoffOptions | BackoffKind;
+  /** Run-time limit. */
+  timeout?: Duration;
+  encoding?: Encoding;
+  /** Producer annotations carried in the body. */
+  meta?: { [key: string]: PlainValue };
+  /** Id of the task this one is enqueued from. */
+  parent?: string;
+}
+
+export interface TaskOptions extends EnqueueOptions {
+  /** Task name; default the function's name. */
+  name?: string;
+}
+
+export interface MessageOptions extends EnqueueOptions {
+  /** Task type (default 'message'); a handler for it is registered with registerTaskType(). */
+  type?: string;
+  /** Free-form data for the handler. */
+  payload?: PlainValue;
+}
+
+/** Where an enqueued task went. */
+export interface TaskHandle {
+  id: string;
+  name: string;
+  fileName: string;
+  path: string;
+  priority: number;
+  /** Due time, ms since the epoch. */
+  due: number;
+}
+
+/** One task of a bulk enqueue. */
+export interface TaskRequest {
+  name: string;
+  args?: readonly unknown[];
+  options?: EnqueueOptions;
+}
+
+/** The wrapper spooler.task() returns: calling it enqueues the function with these arguments. */
+export interface TaskFunction<A extends unknown[], R> {
+  (...args: A): Promise<TaskHandle>;
+  /** Enqueue with per-call options. */
+  with(options: EnqueueOptions): (...args: A) => Promise<TaskHandle>;
+  /** A request for spooler.enqueueMany(). */
+  request(...args: A): TaskRequest;
+  readonly taskName: string;
+  readonly spooler: Spooler;
+  /** The original function, to call directly. */
+  readonly fn: (...args: A) => R;
+  readonly options: Readonly<TaskOptions>;
+}
+
+interface RegisteredTask {
+  fn: (...args: never[]) => unknown;
+  options: TaskOptions;
+}
+
+const spoolers = new Map<string, Spooler>();
+
+export class Spooler {
+  readonly layout: SpoolLayout;
+  readonly options: Readonly<Required<SpoolerOptions>>;
+  private readonly tasks = new Map<string, RegisteredTask>();
+  private readonly taskTypes = new Map<string, TaskTypeHandler>();
+
+  private constructor(dir: string, options: SpoolerOptions) {
+    this.layout = new SpoolLayout(dir);
+    this.options = Object.freeze({
+      encoding: options.encoding ?? 'msgpack',
+      fsync: options.fsync ?? false,
+      maxBytes: options.maxBytes ?? DEFAULT_MAX_BYTES,
+    });
+  }
+
+  /**
+   * The spooler over `dir`, created (with its directories) on first use. Every
+   * path to the same directory gives the same Spooler; options apply on creation.
+   */
+  static open(dir: string, options: SpoolerOptions = {}): Spooler {
+    const layout = new SpoolLayout(dir).ensure();
+    const key = realpathSync(layout.root);
+    let spooler = spoolers.get(key);
+    if (spooler === undefined) {
+      spooler = new Spooler(key, options);
+      spoolers.set(key, spooler);
+    }
+    return spooler;
+  }
+
+  /** The spooler over $SPOOL_DIR, or ./spool. spoolerd sets SPOOL_DIR for the modules it imports. */
+  static fromEnv(options: SpoolerOptions = {}): Spooler {
+    return Spooler.open(process.env.SPOOL_DIR || './spool', options);
+  }
+
+  /** All spoolers opened in this process, in the order they were opened. */
+  static getSpoolers(): Spooler[] {
+    return [...spoolers.values()];
+  }
+
+  /** The first spooler whose directory's base name is `name` (e.g. "mail" for /var/spool/mail). */
+  static getByBasename(name: string): Spooler | undefined {
+    for (const spooler of spoolers.values()) if (spooler.basename === name) return spooler;
+    return undefined;
+  }
+
+  /** Reads and checks any task file. Throws InvalidTaskFileError with the reason. */
+  static readTaskFile(path: string, maxBytes: number = DEFAULT_MAX_BYTES): TaskFile {
+    return readTaskFile(resolve(path), maxBytes);
+  }
+
+  get dir(): string {
+    return this.layout.root;
+  }
+
+  get basename(): string {
+    return basename(this.layout.root);
+  }
+
+  /**
+   * Registers `fn` as a task and returns a wrapper whose calls enqueue it. The
+   * name defaults to the function's name; another function under the same name
+   * on this spooler is a TaskNameCollisionError.
+   */
+  task<A extends unknown[], R>(fn: (...args: A) => R, options: TaskOptions = {}): TaskFunction<A, R> {
+    const name = options.name ?? fn.name;
+    if (!name) throw new InvalidOptionError('the task function has no name; pass one with spooler.task(fn, { name: "..." })');
+    checkTaskName(name);
+    validateEnqueueOptions(options);
+    const existing = this.tasks.get(name);
+    if (existing !== undefined && existing.fn !== fn) throw new TaskNameCollisionError(name, this.dir);
+    this.tasks.set(name, { fn: fn as RegisteredTask['fn'], options });
+
+    const enqueueWith = (overrides: EnqueueOptions) => (...args: A) =>
+      this.enqueue({ name, args, options: { ...options, ...overrides } });
+    const wrapper = enqueueWith({}) as TaskFunction<A, R>;
+    Object.defineProperties(wrapper, {
+      with: { value: (overrides: EnqueueOptions) => (validateEnqueueOptions(overrides), enqueueWith(overrides)) },
+      request: { value: (...args: A): TaskRequest => ({ name, args, options }) },
+      taskName: { value: name },
+      spooler: { value: this },
+      fn: { value: fn },
+      options: { value: Object.freeze({ ...options }) },
+    });
+    return wrapper;
+  }
+
+  /** The function registered under `name`, for the daemon. */
+  getTaskFunction(name: string): ((...args: unknown[]) => unknown) | undefined {
+    return this.tasks.get(name)?.fn as ((...args: unknown[]) => unknown) | undefined;
+  }
+
+  /** Names of the registered task functions. */
+  get taskNames(): string[] {
+    return [...this.tasks.keys()];
+  }
+
+  /** Registers the handler for tasks of a type other than fcall (e.g. 'message'). */
+  registerTaskType(type: string, handler: TaskTypeHandler): void {
+    if (type === FCALL) throw new InvalidOptionError('"fcall" is built in; register functions with spooler.task()');
+    if (!/^[a-z][a-z0-9_-]{0,63}$/.test(type)) throw new InvalidOptionError(`task type ${JSON.stringify(type)} must be a lowercase identifier`);
+    if (this.taskTypes.has(type)) throw new InvalidOptionError(`task type "${type}" already has a handler on ${this.dir}`);
+    this.taskTypes.set(type, handler);
+  }
+
+  getTaskTypeHandler(type: string): TaskTypeHandler | undefined {
+    return this.taskTypes.get(type);
+  }
+
+  /** Enqueues a non-function task: a message (and payload) for the handler of its type. */
+  async sendMessageRaw(message: string, options: MessageOptions = {}): Promise<TaskHandle> {
+    if (typeof message !== 'string') throw new InvalidOptionError('the message must be a string; put structured data in { payload }');
+    const type = options.type ?? MESSAGE;
+    const body: Omit<TaskBody, 'version'> = { type, message };
+    if (options.payload !== undefined) body.payload = options.payload;
+    const encoded = this.encode(type, body, options);
+    return this.handle(encoded, type, options, await writeTask(this.layout, encoded.fileName, encoded.bytes, this.options));
+  }
+
+  /** Enqueues one function call by task name (the wrapper from task() calls this). */
+  async enqueue(request: TaskRequest): Promise<TaskHandle> {
+    const encoded = this.encodeRequest(request);
+    const path = await writeTask(this.layout, encoded.fileName, encoded.bytes, this.options);
+    return this.handle(encoded, request.name, request.options ?? {}, path);
+  }
+
+  /**
+   * Enqueues many tasks at once, for high rates. Every request is checked and
+   * encoded before the first file is written, so a bad argument enqueues nothing.
+   * Files are written with blocking calls in slices, yielding to the event loop
+   * between slices.
+   */
+  async enqueueMany(requests: readonly TaskRequest[]): Promise<TaskHandle[]> {
+    const encoded = requests.map((request) => this.encodeRequest(request));
+    const handles: TaskHandle[] = [];
+    const slice = 512;
+    for (let i = 0; i < encoded.length; i += slice) {
+      if (i > 0) await new Promise<void>((done) => setImmediate(done));
+      for (let j = i; j < Math.min(i + slice, encoded.length); j++) {
+        const e = encoded[j]!;
+        const request = requests[j]!;
+        handles.push(this.handle(e, request.name, request.options ?? {}, writeTaskSync(this.layout, e.fileName, e.bytes, this.options)));
+      }
+    }
+    return handles;
+  }
+
+  /** Pending tasks (incoming/ and pending/), in execution order, by name only. */
+  getTasks(): SpoolEntry[] {
+    return listSpool(this.layout, { locations: ['incoming', 'pending'], checkBodies: false });
+  }
+
+  private encodeRequest(request: TaskRequest): EncodedTask {
+    checkTaskName(request.name);
+    const options = request.options ?? {};
+    const args = trimTrailingUndefined(request.args ?? []);
+    return this.encode(request.name, { type: FCALL, args: args as TaskBody['args'] }, options);
+  }
+
+  private encode(name: string, base: Omit<TaskBody, 'version'>, options: EnqueueOptions): EncodedTask {
+    const priority = options.priority ?? PRIORITY_DEFAULT;
+    checkPriority(priority);
+    const now = Date.now();
+    const body: Omit<TaskBody, 'version'> = { ...base };
+    const retry = toRetrySpec(options.retries, options.backoff);
+    if (retry !== undefined) body.retry = retry;
+    if (options.timeout !== undefined) body.timeout = positiveMs(options.timeout, 'timeout');
+    if (options.parent !== undefined) body.parent = options.parent;
+    if (options.meta !== undefined) body.meta = options.meta;
+    return encodeTask(
+      { name, priority, due: toDueTime(options.postpone, now), body, encoding: options.encoding ?? this.options.encoding, now },
+      this.options.maxBytes,
+    );
+  }
+
+  private handle(encoded: EncodedTask, name: string, options: EnqueueOptions, path: string): TaskHandle {
+    return {
+      id: encoded.id,
+      name,
+      fileName: encoded.fileName,
+      path,
+      priority: options.priority ?? PRIORITY_DEFAULT,
+      due: encoded.due,
+    };
+  }
+}
+
+/** Checks options when a task is defined, so mistakes surface at import time rather than at the first call. */
+function validateEnqueueOptions(options: EnqueueOptions): void {
+  if (options.priority !== undefined) checkPriority(options.priority);
+  if (options.postpone !== undefined) toDueTime(options.postpone, Date.now());
+  toRetrySpec(options.retries, options.backoff);
+  if (options.timeout !== undefined) positiveMs(options.timeout, 'timeout');
+}
+
+function positiveMs(value: Duration, what: string): number {
+  const ms = toMs(value, what);
+  if (ms <= 0) throw new InvalidOptionError(`${what} must be more than 0 ms`);
+  return ms;
+}
+
+/** `f(a, undefined)` and `f(a)` are the same call in JavaScript; store the shorter. */
+function trimTrailingUndefined(args: readonly unknown[]): readonly unknown[] {
+  let end = args.length;
+  while (end > 0 && args[end - 1] === undefined) end--;
+  return end === args.length ? args : args.slice(0, end);
+}

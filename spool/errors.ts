@@ -1,0 +1,71 @@
+/**
+ * Typed errors for everything that touches the spool format. Every message says
+ * what was wrong and what to do about it; `code` is stable for programs.
+ */
+export class SpoolError extends Error {
+  readonly code: string;
+  constructor(code: string, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+    this.code = code;
+  }
+}
+
+/** A value given to a task cannot be stored without being changed or lost. */
+export class UnencodableValueError extends SpoolError {
+  readonly path: string;
+  constructor(path: string, problem: string) {
+    super('SPOOL_UNENCODABLE', `${path}: ${problem}`);
+    this.path = path;
+  }
+}
+
+/** A file name that is not a task name (see SPOOL-FORMAT.md, "File name"). */
+export class InvalidTaskNameError extends SpoolError {
+  constructor(fileName: string, problem: string) {
+    super('SPOOL_BAD_NAME', `${JSON.stringify(fileName)} is not a task file name: ${problem}`);
+  }
+}
+
+/** A task file whose body cannot be used (unreadable, undecodable, wrong fields). */
+export class InvalidTaskFileError extends SpoolError {
+  readonly file: string;
+  readonly reason: string;
+  constructor(file: string, reason: string, options?: { cause?: unknown }) {
+    super('SPOOL_BAD_FILE', `${file}: ${reason}`, options);
+    this.file = file;
+    this.reason = reason;
+  }
+}
+
+/** An option given by the caller is out of range or of the wrong kind. */
+export class InvalidOptionError extends SpoolError {
+  constructor(message: string) {
+    super('SPOOL_BAD_OPTION', message);
+  }
+}
+
+/** Two different functions were registered under one task name. */
+export class TaskNameCollisionError extends SpoolError {
+  constructor(name: string, spoolDir: string) {
+    super(
+      'SPOOL_NAME_COLLISION',
+      `task name "${name}" is already registered on the spool ${spoolDir} by another function; ` +
+        `give one of them a distinct name with spooler.task(fn, { name: "..." })`,
+    );
+  }
+}
+
+/** The spool directory is missing, not a directory, or not usable. */
+export class SpoolDirectoryError extends SpoolError {
+  constructor(dir: string, problem: string, options?: { cause?: unknown }) {
+    super('SPOOL_BAD_DIR', `spool directory ${dir}: ${problem}`, options);
+  }
+}
+
+/** No task with the given id (or id prefix) is in the spool. */
+export class TaskNotFoundError extends SpoolError {
+  constructor(id: string, where: string) {
+    super('SPOOL_NOT_FOUND', `no task with id ${JSON.stringify(id)} in ${where}; list tasks with "spool ls"`);
+  }
+}

@@ -1,0 +1,94 @@
+/**
+ * The directories of a spool. Producers only ever touch tmp/ and incoming/;
+ * everything else belongs to spoolerd and the `spool` command.
+ *
+ *   tmp/          staging: producers write here, then rename into incoming/
+ *   incoming/     the drop box, watched by the daemon and kept small by it
+ *   pending/      accepted tasks waiting for their due time or a free slot; never
+ *                 watched, so it may hold millions of files
+ *   active/<owner>/  tasks claimed by one daemon process (owner = its id)
+ *   dead/         dead letters: tasks that used up their retries
+ *   quarantine/   files that are not valid tasks, each with a .reason.json beside it
+ *   archive/      processed tasks, when the daemon is told to keep them
+ *   state/        per-task records (last error; later status and results)
+ *   locks/        daemon liveness and, later, per-task locks
+ */
+import { mkdirSync, statSync } from 'node:fs';
+import { basename, join, resolve } from 'node:path';
+import { SpoolDirectoryError } from './errors.js';
+
+export const SUBDIRS = ['tmp', 'incoming', 'pending', 'active', 'dead', 'quarantine', 'archive', 'state', 'locks'] as const;
+export type Subdir = (typeof SUBDIRS)[number];
+
+/** Where each task state lives: the states `spool ls` can filter on. */
+export type TaskLocation = 'incoming' | 'pending' | 'active' | 'dead' | 'quarantine' | 'archive';
+
+export class SpoolLayout {
+  readonly root: string;
+  readonly tmp: string;
+  readonly incoming: string;
+  readonly pending: string;
+  readonly active: string;
+  readonly dead: string;
+  readonly quarantine: string;
+  readonly archive: string;
+  readonly state: string;
+  readonly locks: string;
+
+  constructor(dir: string) {
+    this.root = resolve(dir);
+    this.tmp = join(this.root, 'tmp');
+    this.incoming = join(this.root, 'incoming');
+    this.pending = join(this.root, 'pending');
+    this.active = join(this.root, 'active');
+    this.dead = join(this.root, 'dead');
+    this.quarantine = join(this.root, 'quarantine');
+    this.archive = join(this.root, 'archive');
+    this.state = join(this.root, 'state');
+    this.locks = join(this.root, 'locks');
+  }
+
+  get basename(): string {
+    return basename(this.root);
+  }
+
+  /** Creates any missing directories. Throws SpoolDirectoryError if the root is unusable. */
+  ensure(): this {
+    try {
+      mkdirSync(this.root, { recursive: true });
+    } catch (err) {
+      throw new SpoolDirectoryError(this.root, `cannot be created (${(err as Error).message}); choose a writable path with --dir or SPOOL_DIR`, { cause: err });
+    }
+    if (!statSync(this.root).isDirectory()) {
+      throw new SpoolDirectoryError(this.root, 'exists but is not a directory; choose another path with --dir or SPOOL_DIR');
+    }
+    for (const sub of SUBDIRS) {
+      try {
+        mkdirSync(join(this.root, sub), { recursive: true });
+      } catch (err) {
+        throw new SpoolDirectoryError(this.root, `cannot create ${sub}/ (${(err as Error).message}); check its permissions`, { cause: err });
+      }
+    }
+    return this;
+  }
+
+  /** Throws SpoolDirectoryError unless the spool exists with its incoming/ and pending/ directories. */
+  assertExists(): this {
+    for (const dir of [this.root, this.incoming, this.pending]) {
+      let isDir = false;
+      try {
+        isDir = statSync(dir).isDirectory();
+      } catch {
+        // reported below
+      }
+      if (!isDir) {
+        throw new SpoolDirectoryError(
+          this.root,
+          `${dir === this.root ? 'does not exist' : `has no ${basename(dir)}/ directory`}; ` +
+            'pass the right path with --dir or SPOOL_DIR, or create the spool by enqueueing a task',
+        );
+      }
+    }
+    return this;
+  }
+}

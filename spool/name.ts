@@ -1,0 +1,168 @@
+/**
+ * Task file names. The name carries everything needed to order and route a task
+ * without opening it, so a byte sort of names is the execution order among due
+ * tasks and every change of state (claim, retry, dead letter) is one rename:
+ *
+ *   50-1763797200000-1763797190000a3f09c2d4e5b6f71-a0-send_email.msgpack
+ *   |  |             |                              |  |          '- encoding
+ *   |  |             |                              |  '- task name
+ *   |  |             |                              '- attempts so far
+ *   |  |             '- id: creation time (13 digits, ms) + 16 hex digits
+ *   |  '- due time, ms since the Unix epoch, 13 digits
+ *   '- priority, 2 digits, lower runs first
+ *
+ * SPOOL-FORMAT.md is the normative description; keep the two in step.
+ */
+import { randomBytes } from 'node:crypto';
+import { InvalidOptionError, InvalidTaskNameError } from './errors.js';
+
+export const PRIORITY_MIN = 0;
+export const PRIORITY_MAX = 99;
+export const PRIORITY_DEFAULT = 50;
+/** Largest time that fits the 13-digit fields: 2286-11-20. */
+export const TIME_MAX = 9_999_999_999_999;
+export const ATTEMPTS_MAX = 999_999;
+export const TASK_NAME_MAX_LENGTH = 128;
+
+export type Encoding = 'msgpack' | 'json';
+export const ENCODINGS: readonly Encoding[] = ['msgpack', 'json'];
+
+/** The fields a task file name carries. */
+export interface TaskName {
+  priority: number;
+  /** Due time, ms since the epoch. */
+  due: number;
+  /** Unique id: 13-digit creation time followed by 16 lowercase hex digits. */
+  id: string;
+  /** Creation time in ms, the first 13 digits of the id. */
+  created: number;
+  /** How many times the task has been attempted and failed or been interrupted. */
+  attempts: number;
+  /** Task name: the registered function for `fcall` tasks, the handler key otherwise. */
+  name: string;
+  encoding: Encoding;
+}
+
+export const TASK_NAME_PATTERN = /^[A-Za-z_][A-Za-z0-9_.:-]{0,127}$/;
+export const TASK_ID_PATTERN = /^\d{13}[0-9a-f]{16}$/;
+const FILE_NAME_PATTERN =
+  /^(\d{2})-(\d{13})-(\d{13}[0-9a-f]{16})-a(0|[1-9]\d{0,5})-([A-Za-z_][A-Za-z0-9_.:-]{0,127})\.(msgpack|json)$/;
+
+/** Parses a file name; returns undefined when it is not a task name (see explainBadName). */
+export function parseTaskName(fileName: string): TaskName | undefined {
+  const m = FILE_NAME_PATTERN.exec(fileName);
+  if (m === null) return undefined;
+  const id = m[3]!;
+  return {
+    priority: Number(m[1]),
+    due: Number(m[2]),
+    id,
+    created: Number(id.slice(0, 13)),
+    attempts: Number(m[4]),
+    name: m[5]!,
+    encoding: m[6] as Encoding,
+  };
+}
+
+/** Says which part of a file name is wrong. Only called for names that did not parse. */
+export function explainBadName(fileName: string): string {
+  if (fileName.startsWith('.')) return 'names beginning with "." are never tasks';
+  const ext = /\.([^.]*)$/.exec(fileName)?.[1];
+  if (ext === undefined || !(ENCODINGS as readonly string[]).includes(ext)) {
+    return `the extension must be .msgpack or .json (got ${ext === undefined ? 'none' : `.${ext}`})`;
+  }
+  const parts = fileName.slice(0, -(ext.length + 1)).split('-');
+  const [priority, due, id, attempts] = parts;
+  const name = parts.slice(4).join('-');
+  if (priority === undefined || !/^\d{2}$/.test(priority)) return 'the priority must be two digits, 00 to 99';
+  if (due === undefined || !/^\d{13}$/.test(due)) return 'the due time must be 13 digits of ms since the epoch';
+  if (id === undefined || !TASK_ID_PATTERN.test(id)) {
+    return 'the id must be 13 digits of creation time followed by 16 lowercase hex digits';
+  }
+  if (attempts === undefined || !/^a(0|[1-9]\d{0,5})$/.test(attempts)) {
+    return 'the attempts field must be "a" followed by a number, e.g. a0';
+  }
+  if (!TASK_NAME_PATTERN.test(name)) return describeTaskNameProblem(name);
+  return 'it does not follow the pattern PP-DUE-ID-aN-NAME.EXT';
+}
+
+/** Builds a file name. Throws InvalidOptionError for a field out of range. */
+export function formatTaskName(t: Omit<TaskName, 'created'>): string {
+  checkPriority(t.priority);
+  checkTime(t.due, 'due time');
+  if (!TASK_ID_PATTERN.test(t.id)) throw new InvalidTaskNameError(t.id, 'not a task id');
+  if (!Number.isInteger(t.attempts) || t.attempts < 0 || t.attempts > ATTEMPTS_MAX) {
+    throw new InvalidOptionError(`attempts must be an integer from 0 to ${ATTEMPTS_MAX}, got ${t.attempts}`);
+  }
+  checkTaskName(t.name);
+  return `${pad2(t.priority)}-${pad13(t.due)}-${t.id}-a${t.attempts}-${t.name}.${t.encoding}`;
+}
+
+/** The same task under a new due time and attempt count: what a retry or reclaim renames to. */
+export function renameTask(t: TaskName, change: { due?: number; attempts?: number; priority?: number }): string {
+  return formatTaskName({ ...t, ...change });
+}
+
+export function checkPriority(priority: number): void {
+  if (!Number.isInteger(priority) || priority < PRIORITY_MIN || priority > PRIORITY_MAX) {
+    throw new InvalidOptionError(
+      `priority must be an integer from ${PRIORITY_MIN} (runs first) to ${PRIORITY_MAX}, got ${String(priority)}`,
+    );
+  }
+}
+
+export function checkTime(ms: number, what: string): void {
+  if (!Number.isInteger(ms) || ms < 0 || ms > TIME_MAX) {
+    throw new InvalidOptionError(`${what} must be whole ms between 1970 and 2286, got ${String(ms)}`);
+  }
+}
+
+export function checkTaskName(name: string): void {
+  if (!TASK_NAME_PATTERN.test(name)) throw new InvalidOptionError(`task name ${JSON.stringify(name)}: ${describeTaskNameProblem(name)}`);
+}
+
+function describeTaskNameProblem(name: string): string {
+  if (name.length === 0) return 'the task name is empty';
+  if (name.length > TASK_NAME_MAX_LENGTH) return `the task name is longer than ${TASK_NAME_MAX_LENGTH} characters`;
+  return 'a task name starts with a letter or "_" and holds only letters, digits, "_", ".", ":" and "-"';
+}
+
+const pad2 = (n: number): string => (n < 10 ? `0${n}` : String(n));
+const pad13 = (n: number): string => String(n).padStart(13, '0');
+
+/**
+ * Makes ids that are unique without coordination and increase within this
+ * process: the creation time, then 64 bits that start random each millisecond
+ * and count up within it, so tasks enqueued in the same ms keep their order.
+ */
+export class TaskIdGenerator {
+  private lastMs = -1;
+  private hi = 0;
+  private lo = 0;
+  private pool = Buffer.alloc(0);
+  private poolOffset = 0;
+
+  /** Returns [id, creation time]. The time never goes backwards within this process. */
+  next(now: number = Date.now()): [string, number] {
+    if (now > this.lastMs) {
+      this.lastMs = now;
+      if (this.poolOffset + 8 > this.pool.length) {
+        this.pool = randomBytes(8 * 512);
+        this.poolOffset = 0;
+      }
+      // The top bit of hi stays clear so counting up within a ms cannot overflow 64 bits.
+      this.hi = this.pool.readUInt32BE(this.poolOffset) >>> 1;
+      this.lo = this.pool.readUInt32BE(this.poolOffset + 4);
+      this.poolOffset += 8;
+    } else if (this.lo === 0xffffffff) {
+      this.lo = 0;
+      this.hi += 1;
+    } else {
+      this.lo += 1;
+    }
+    const id = pad13(this.lastMs) + this.hi.toString(16).padStart(8, '0') + this.lo.toString(16).padStart(8, '0');
+    return [id, this.lastMs];
+  }
+}
+
+export const taskIds = new TaskIdGenerator();

@@ -1,0 +1,89 @@
+/**
+ * The atomic enqueue protocol: write the whole file under tmp/, then rename it
+ * into incoming/. A rename within one filesystem is atomic, so a reader sees
+ * either no file or the complete file, never a partial one.
+ *
+ * The staging file is created with O_EXCL so two writers can never share one.
+ * With `fsync`, the file's data is flushed before the rename and incoming/ is
+ * flushed after it, so the task also survives a power failure (about 1 ms per
+ * task on ext4 here, against ~40 µs without).
+ */
+import { closeSync, fsyncSync, openSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { open, rename, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { SpoolLayout } from './layout.js';
+
+export interface WriteOptions {
+  /** Flush data and directory to disk before returning (default false). */
+  fsync?: boolean;
+}
+
+/** Writes `bytes` as incoming/<fileName> by way of tmp/. Returns the final path. */
+export function writeTaskSync(layout: SpoolLayout, fileName: string, bytes: Uint8Array, options: WriteOptions = {}): string {
+  const staged = join(layout.tmp, fileName);
+  const target = join(layout.incoming, fileName);
+  const fd = openSync(staged, 'wx');
+  try {
+    writeAllSync(fd, bytes);
+    if (options.fsync) fsyncSync(fd);
+  } catch (err) {
+    closeSync(fd);
+    unlinkQuietlySync(staged);
+    throw err;
+  }
+  closeSync(fd);
+  try {
+    renameSync(staged, target);
+  } catch (err) {
+    unlinkQuietlySync(staged);
+    throw err;
+  }
+  if (options.fsync) fsyncDirSync(layout.incoming);
+  return target;
+}
+
+/** The same protocol with non-blocking calls. */
+export async function writeTask(layout: SpoolLayout, fileName: string, bytes: Uint8Array, options: WriteOptions = {}): Promise<string> {
+  const staged = join(layout.tmp, fileName);
+  const target = join(layout.incoming, fileName);
+  const handle = await open(staged, 'wx');
+  try {
+    await handle.writeFile(bytes);
+    if (options.fsync) await handle.sync();
+  } catch (err) {
+    await handle.close();
+    await unlink(staged).catch(() => undefined);
+    throw err;
+  }
+  await handle.close();
+  try {
+    await rename(staged, target);
+  } catch (err) {
+    await unlink(staged).catch(() => undefined);
+    throw err;
+  }
+  if (options.fsync) fsyncDirSync(layout.incoming);
+  return target;
+}
+
+function writeAllSync(fd: number, bytes: Uint8Array): void {
+  let offset = 0;
+  while (offset < bytes.length) offset += writeSync(fd, bytes, offset, bytes.length - offset);
+}
+
+export function fsyncDirSync(dir: string): void {
+  const fd = openSync(dir, 'r');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function unlinkQuietlySync(path: string): void {
+  try {
+    unlinkSync(path);
+  } catch {
+    // The staging file is garbage either way; tmp/ is swept of old files.
+  }
+}
