@@ -99,7 +99,12 @@ interface RegisteredTask {
   options: TaskOptions;
 }
 
-const spoolers = new Map<string, Spooler>();
+/**
+ * Kept on globalThis so that a task module which resolves its own copy of
+ * spoolerd still registers where the daemon looks.
+ */
+const REGISTRY = Symbol.for('spoolerd.spoolers');
+const spoolers: Map<string, Spooler> = ((globalThis as Record<symbol, unknown>)[REGISTRY] ??= new Map()) as Map<string, Spooler>;
 
 export class Spooler {
   readonly layout: SpoolLayout;

@@ -4,7 +4,10 @@
  * size cap: the file is opened with O_NOFOLLOW | O_NONBLOCK and checked with
  * fstat on the open descriptor, so a swap between listing and opening is caught.
  */
-import { closeSync, constants, fstatSync, openSync, readSync, type Dirent } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
+
+/** What a directory entry (Dirent) or an lstat result (Stats) says about a file's type. */
+export type FileTypeInfo = Pick<import('node:fs').Dirent, 'isFile' | 'isSymbolicLink' | 'isFIFO' | 'isDirectory' | 'isSocket' | 'isCharacterDevice' | 'isBlockDevice'>;
 
 /** Default cap on a task file's size: larger files are reported (or quarantined) unread. */
 export const DEFAULT_MAX_BYTES = 16 * 1024 * 1024;
@@ -16,7 +19,7 @@ export type ReadOutcome =
   | { ok: false; reason: string; mtimeMs?: number };
 
 /** Why a directory entry is not a regular file, or undefined if it is one. Opens nothing. */
-export function describeIrregular(entry: Dirent): string | undefined {
+export function describeIrregular(entry: FileTypeInfo): string | undefined {
   if (entry.isFile()) return undefined;
   if (entry.isSymbolicLink()) return 'a symbolic link; spool files are never followed through links';
   if (entry.isFIFO()) return 'a FIFO (named pipe), not a regular file; it was not opened';

@@ -1,0 +1,50 @@
+/**
+ * Running one task: finding the code for it among what the imported modules
+ * registered, calling it, and reading how it ended.
+ */
+import { outcomeOf, type TaskOutcome } from '../runtime/results.js';
+import { Spooler } from '../runtime/spooler.js';
+import { FCALL, type TaskTypeHandler } from '../runtime/task-types.js';
+import type { TaskFile } from '../spool/task-file.js';
+
+/** Raised (as a task failure) for a task no loaded module can run. */
+export class UnknownTaskError extends Error {
+  override name = 'UnknownTaskError';
+}
+
+/**
+ * The handler for a task of the spool at `spoolDir`: the spooler opened on that
+ * directory first, then any other spooler (a module may have opened the same
+ * functions under another path). Undefined when nothing registered it.
+ */
+export function findHandler(spoolDir: string, task: TaskFile): TaskTypeHandler | undefined {
+  const spoolers = Spooler.getSpoolers();
+  const ordered = [...spoolers.filter((s) => s.dir === spoolDir), ...spoolers.filter((s) => s.dir !== spoolDir)];
+  for (const spooler of ordered) {
+    if (task.body.type === FCALL) {
+      const fn = spooler.getTaskFunction(task.name);
+      if (fn) return (t: TaskFile) => fn(...(t.body.args ?? []));
+    } else {
+      const handler = spooler.getTaskTypeHandler(task.body.type);
+      if (handler) return handler;
+    }
+  }
+  return undefined;
+}
+
+/** What a daemon serving `spoolDir` can run, for the error that says so. */
+export function describeRegistered(spoolDir: string): string {
+  const spoolers = Spooler.getSpoolers();
+  const names = [...new Set(spoolers.flatMap((s) => s.taskNames))].sort();
+  if (names.length === 0) return `no tasks are registered (did --import load a module that calls spooler.task()? serving ${spoolDir})`;
+  return `registered tasks: ${names.slice(0, 20).join(', ')}${names.length > 20 ? ', …' : ''}`;
+}
+
+/** Calls the handler; a throw or rejection becomes a rescheduled outcome carrying the error. */
+export async function invoke(handler: TaskTypeHandler, task: TaskFile): Promise<TaskOutcome> {
+  try {
+    return outcomeOf({ value: await handler(task) });
+  } catch (error) {
+    return outcomeOf({ error });
+  }
+}
