@@ -4,6 +4,7 @@ import { Command, CommanderError } from 'commander';
 import { SpoolError } from '../spool/errors.js';
 import { addCommand } from './commands/add.js';
 import { lsCommand } from './commands/ls.js';
+import { retryCommand } from './commands/retry.js';
 import { rmCommand } from './commands/rm.js';
 import { showCommand } from './commands/show.js';
 import { statsCommand } from './commands/stats.js';
@@ -17,7 +18,7 @@ const program = new Command('spool')
   .exitOverride()
   .showHelpAfterError('(add --help for usage)');
 
-for (const command of [lsCommand(), showCommand(), addCommand(), rmCommand(), statsCommand()]) {
+for (const command of [lsCommand(), showCommand(), addCommand(), rmCommand(), retryCommand(), statsCommand()]) {
   program.addCommand(command.exitOverride());
 }
 

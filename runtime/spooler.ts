@@ -105,6 +105,8 @@ interface RegisteredTask {
  */
 const REGISTRY = Symbol.for('spoolerd.spoolers');
 const spoolers: Map<string, Spooler> = ((globalThis as Record<symbol, unknown>)[REGISTRY] ??= new Map()) as Map<string, Spooler>;
+/** The registry as a list, rebuilt when it changes: the daemon reads it for every task. */
+let spoolerList: readonly Spooler[] = [...spoolers.values()];
 
 export class Spooler {
   readonly layout: SpoolLayout;
@@ -132,6 +134,7 @@ export class Spooler {
     if (spooler === undefined) {
       spooler = new Spooler(key, options);
       spoolers.set(key, spooler);
+      spoolerList = [...spoolers.values()];
     }
     return spooler;
   }
@@ -142,8 +145,10 @@ export class Spooler {
   }
 
   /** All spoolers opened in this process, in the order they were opened. */
-  static getSpoolers(): Spooler[] {
-    return [...spoolers.values()];
+  static getSpoolers(): readonly Spooler[] {
+    // Another copy of spoolerd in this process may have added to the shared map.
+    if (spoolerList.length !== spoolers.size) spoolerList = [...spoolers.values()];
+    return spoolerList;
   }
 
   /** The first spooler whose directory's base name is `name` (e.g. "mail" for /var/spool/mail). */

@@ -43,15 +43,15 @@ export function readRegularFile(path: string, maxBytes: number = DEFAULT_MAX_BYT
     if (st.size > maxBytes) {
       return { ok: false, reason: `the file is ${formatBytes(st.size)}, over the ${formatBytes(maxBytes)} cap; it was not read`, mtimeMs: st.mtimeMs };
     }
-    // One byte more than fstat said, to notice a file that is still growing.
-    const bytes = Buffer.allocUnsafe(Math.min(st.size + 1, maxBytes + 1));
+    // Exactly the size fstat gave: one read for a file that is not being written. A file
+    // that grows meanwhile is read short, fails to decode and is treated as in progress.
+    const bytes = Buffer.allocUnsafe(st.size);
     let length = 0;
     while (length < bytes.length) {
       const n = readSync(fd, bytes, length, bytes.length - length, length);
       if (n === 0) break;
       length += n;
     }
-    if (length > maxBytes) return { ok: false, reason: `the file grew past the ${formatBytes(maxBytes)} cap while being read`, mtimeMs: st.mtimeMs };
     return { ok: true, bytes: bytes.subarray(0, length), mtimeMs: st.mtimeMs };
   } catch (err) {
     return { ok: false, reason: `cannot be read: ${(err as Error).message}` };

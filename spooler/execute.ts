@@ -19,17 +19,24 @@ export class UnknownTaskError extends Error {
  */
 export function findHandler(spoolDir: string, task: TaskFile): TaskTypeHandler | undefined {
   const spoolers = Spooler.getSpoolers();
-  const ordered = [...spoolers.filter((s) => s.dir === spoolDir), ...spoolers.filter((s) => s.dir !== spoolDir)];
-  for (const spooler of ordered) {
-    if (task.body.type === FCALL) {
-      const fn = spooler.getTaskFunction(task.name);
-      if (fn) return (t: TaskFile) => fn(...(t.body.args ?? []));
-    } else {
-      const handler = spooler.getTaskTypeHandler(task.body.type);
-      if (handler) return handler;
-    }
+  // The spooler over this directory first, then the others.
+  for (const spooler of spoolers) if (spooler.dir === spoolDir) return handlerIn(spooler, task) ?? handlerInOthers(spoolers, spoolDir, task);
+  return handlerInOthers(spoolers, spoolDir, task);
+}
+
+function handlerInOthers(spoolers: readonly Spooler[], spoolDir: string, task: TaskFile): TaskTypeHandler | undefined {
+  for (const spooler of spoolers) {
+    if (spooler.dir === spoolDir) continue;
+    const handler = handlerIn(spooler, task);
+    if (handler) return handler;
   }
   return undefined;
+}
+
+function handlerIn(spooler: Spooler, task: TaskFile): TaskTypeHandler | undefined {
+  if (task.body.type !== FCALL) return spooler.getTaskTypeHandler(task.body.type);
+  const fn = spooler.getTaskFunction(task.name);
+  return fn && ((t: TaskFile) => fn(...(t.body.args ?? [])));
 }
 
 /** What a daemon serving `spoolDir` can run, for the error that says so. */

@@ -14,14 +14,14 @@
  * its mtime changed (other daemons' moves), reclaims the claims of dead owners
  * and sweeps debris from tmp/.
  */
-import { lstatSync, readdirSync, statSync, unlinkSync, type Dirent, type Stats } from 'node:fs';
+import { lstatSync, readdirSync, statSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import type { FSWatcher } from 'chokidar';
 import { DEFAULT_RETRY, backoffDelay } from '../runtime/backoff.js';
 import type { TaskOutcome } from '../runtime/results.js';
 import { SpoolLayout } from '../spool/layout.js';
 import { parseTaskName, explainBadName } from '../spool/name.js';
-import { describeIrregular, readRegularFile } from '../spool/safe-read.js';
+import { readRegularFile } from '../spool/safe-read.js';
 import { decodeTask, type TaskFile } from '../spool/task-file.js';
 import { accept, bury, claim, finish, reclaimOwner, release, retryLater } from './claim.js';
 import { describeRegistered, findHandler, invoke, UnknownTaskError } from './execute.js';
@@ -32,8 +32,12 @@ import { quarantine } from './records.js';
 import { TaskQueue, type PendingDir, type QueuedTask } from './task-queue.js';
 import { watchDirectory } from './watch.js';
 
-/** Above this many files in incoming/, the watcher waits: chokidar re-reads the whole directory on changes. */
-const WATCH_MAX_BACKLOG = 10_000;
+/**
+ * Above this many files in incoming/, the watcher waits: on activity chokidar
+ * re-reads (and lstats) the whole directory once a second, which a large
+ * backlog makes expensive. Until then the daemon scans incoming/ itself.
+ */
+const WATCH_MAX_BACKLOG = 1000;
 /** Staging files older than this are debris of crashed producers. */
 const TMP_DEBRIS_AGE = 3_600_000;
 
@@ -79,6 +83,10 @@ export class SpoolService {
   private pendingMtime = -1;
   private nextPendingScan = 0;
   private lastTmpSweep = 0;
+  /** How long the last scan of incoming/ took (ms), to space scans out while incoming/ is unwatched. */
+  private incomingScanCost = 0;
+  /** Whether moveFutureOutOfIncoming() is under way. */
+  private moving = false;
   private stopping = false;
   private readonly log: Logger;
 
@@ -291,65 +299,89 @@ export class SpoolService {
 
   /** Reads incoming/ and considers every entry. Returns how many entries it holds. */
   private scanIncoming(): number {
-    let entries: Dirent[];
+    let names: string[];
     try {
-      entries = readdirSync(this.layout.incoming, { withFileTypes: true });
+      // Names only: a file's type is checked when it is claimed (safe-read.ts), which also
+      // catches a file swapped after listing, and a million Dirents would cost ~200 MB.
+      names = readdirSync(this.layout.incoming);
     } catch (err) {
       this.log.error('cannot read incoming/', { err });
       return 0;
     }
     this.departed.clear();
     const now = Date.now();
-    for (const entry of entries) this.consider(entry.name, entry, now);
-    if (entries.length > 0) this.slots.wake();
-    return entries.length;
+    for (const name of names) this.consider(name, now);
+    this.incomingScanCost = Date.now() - now;
+    if (names.length > 0) this.slots.wake();
+    if (this.watcher === undefined) this.moveFutureOutOfIncoming();
+    return names.length;
   }
 
-  /** A watch event: a file arrived in (or left) incoming/. */
+  /**
+   * A watch event names a file that arrived in incoming/ or left it. Our own
+   * departures are in `departed`; anything else is queued, and a departure by
+   * another daemon then costs one failed claim, which is cheaper than an lstat
+   * of every arrival.
+   */
   private onWatchEvent(fileName: string | undefined): void {
     if (this.stopping) return;
     if (fileName === undefined) {
       this.scanIncoming();
       return;
     }
-    if (this.departed.delete(fileName) || this.queue.has(fileName)) return;
-    let st: Stats;
-    try {
-      st = lstatSync(join(this.layout.incoming, fileName));
-    } catch {
-      return; // Gone already: a departure, or claimed by another daemon.
-    }
-    this.consider(fileName, st, Date.now());
+    if (this.departed.delete(fileName)) return;
+    this.consider(fileName, Date.now());
     this.slots.wake();
   }
 
-  /** Decides what to do with an entry of incoming/: queue it, move it to pending/, hold it or quarantine it. */
-  private consider(fileName: string, type: Dirent | Stats, now: number): void {
+  /** Decides what to do with a name in incoming/: queue it, move it to pending/, hold it or quarantine it. */
+  private consider(fileName: string, now: number): void {
     if (fileName.charCodeAt(0) === 46 /* "." */ || this.queue.has(fileName)) return;
     const heldUntil = this.held.get(fileName);
     if (heldUntil !== undefined) {
       if (now < heldUntil) return;
       this.held.delete(fileName);
     }
-    const path = join(this.layout.incoming, fileName);
-    const irregular = describeIrregular(type);
-    if (irregular !== undefined) {
-      this.quarantine(path, fileName, irregular, 'incoming');
-      return;
-    }
     const name = parseTaskName(fileName);
     if (name === undefined) {
-      this.considerBadName(path, fileName, 'incoming', 'mtimeMs' in type ? type.mtimeMs : undefined);
+      this.considerBadName(join(this.layout.incoming, fileName), fileName, 'incoming', undefined);
       return;
     }
-    if (name.due > now + this.options.scanInterval) {
-      // Not due for a while: out of the watched directory, into pending/.
+    // Not due for a while and incoming/ is watched: move it out of the watched directory now.
+    // While incoming/ is too large to watch, moveFutureOutOfIncoming() does this in the background.
+    if (name.due > now + this.options.scanInterval && this.watcher !== undefined) {
       this.departed.add(fileName);
       if (accept(this.layout, fileName)) this.queue.add(fileName, 'pending', now);
       else this.departed.delete(fileName);
       return;
     }
     this.queue.add(fileName, 'incoming', now);
+  }
+
+  /**
+   * Start-up with a backlog in incoming/ (producers filled it while no daemon
+   * ran): moves the tasks not due soon to pending/ a slice at a time, between
+   * dispatches, so that incoming/ becomes small enough to watch. Due tasks are
+   * claimed straight from incoming/ meanwhile.
+   */
+  private moveFutureOutOfIncoming(): void {
+    if (this.moving || this.stopping) return;
+    this.moving = true;
+    const candidates = this.queue.inDir('incoming');
+    const step = () => {
+      if (this.stopping) return void (this.moving = false);
+      const until = Date.now() + 20;
+      const horizon = Date.now() + this.options.scanInterval;
+      for (let r = candidates.next(); ; r = candidates.next()) {
+        if (r.done) return void (this.moving = false);
+        const t = r.value;
+        if (t.due > horizon && !t.gone && t.dir === 'incoming' && accept(this.layout, t.fileName)) t.dir = 'pending';
+        if (Date.now() >= until) break;
+      }
+      // Leave the rest of this turn to dispatching and I/O.
+      setTimeout(step, 5);
+    };
+    step();
   }
 
   /** A name that is not a task name: quarantine it once it has settled (a producer may rename it yet). */
@@ -383,8 +415,10 @@ export class SpoolService {
 
   private scheduleScan(): void {
     if (this.stopping) return;
-    // While incoming/ is too large to watch, scan it more often: it is the only way to see arrivals.
-    const interval = this.watcher === undefined ? Math.min(1000, this.options.scanInterval) : this.options.scanInterval;
+    // While incoming/ is too large to watch, scan it more often (it is the only way to see arrivals),
+    // but keep scanning below 5% of the time.
+    const interval =
+      this.watcher === undefined ? Math.max(Math.min(1000, this.options.scanInterval), 20 * this.incomingScanCost) : this.options.scanInterval;
     this.scanTimer = setTimeout(() => {
       this.scan()
         .catch((err: unknown) => this.log.error('scan failed', { err }))

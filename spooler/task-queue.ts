@@ -98,6 +98,11 @@ export class TaskQueue {
     return task;
   }
 
+  /** The queued tasks whose file is in `dir` (a live view: entries may change or go as it is walked). */
+  *inDir(dir: PendingDir): Generator<QueuedTask> {
+    for (const task of this.known.values()) if (task.dir === dir) yield task;
+  }
+
   /** Forgets a task (it was claimed, revoked or moved by someone else). */
   forget(fileName: string): void {
     // Lazy deletion: the heap entry stays and is skipped when it surfaces.
