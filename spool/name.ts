@@ -86,6 +86,16 @@ export function explainBadName(fileName: string): string {
   return 'it does not follow the pattern PP-DUE-ID-aN-NAME.EXT';
 }
 
+/**
+ * The due time of a task file name, or undefined when the name is not a task
+ * name. Allocates nothing but the number: the daemon calls it for every file of
+ * a backlog that may hold millions.
+ */
+export function dueOfTaskName(fileName: string): number | undefined {
+  if (!FILE_NAME_PATTERN.test(fileName)) return undefined;
+  return Number(fileName.slice(3, 16));
+}
+
 /** Builds a file name. Throws InvalidOptionError for a field out of range. */
 export function formatTaskName(t: Omit<TaskName, 'created'>): string {
   checkPriority(t.priority);

@@ -99,6 +99,13 @@ export class Daemon {
     const text = JSON.stringify(totals);
     if (!final && text === this.lastProgress) return;
     this.lastProgress = text;
-    this.options.log.info(final ? 'stopped' : 'progress', { ...totals, running: this.running, pending: this.services.reduce((n, s) => n + s.queue.size, 0) });
+    const memory = process.memoryUsage();
+    this.options.log.info(final ? 'stopped' : 'progress', {
+      ...totals,
+      running: this.running,
+      pending: this.services.reduce((n, s) => n + s.queue.size, 0),
+      rssMb: Math.round(memory.rss / 1048576),
+      heapMb: Math.round(memory.heapUsed / 1048576),
+    });
   }
 }

@@ -20,7 +20,7 @@ import type { FSWatcher } from 'chokidar';
 import { DEFAULT_RETRY, backoffDelay } from '../runtime/backoff.js';
 import type { TaskOutcome } from '../runtime/results.js';
 import { SpoolLayout } from '../spool/layout.js';
-import { parseTaskName, explainBadName } from '../spool/name.js';
+import { dueOfTaskName, explainBadName } from '../spool/name.js';
 import { readRegularFile } from '../spool/safe-read.js';
 import { decodeTask, type TaskFile } from '../spool/task-file.js';
 import { accept, bury, claim, finish, reclaimOwner, release, retryLater } from './claim.js';
@@ -81,6 +81,8 @@ export class SpoolService {
   private readonly held = new Map<string, number>();
   private readonly running = new Map<string, Running>();
   private pendingMtime = -1;
+  /** Whether another daemon has served this spool since pending/ was last read: only then can pending/ hold tasks we do not know. */
+  private otherOwnersSeen = false;
   private nextPendingScan = 0;
   private lastTmpSweep = 0;
   /** How long the last scan of incoming/ took (ms), to space scans out while incoming/ is unwatched. */
@@ -111,10 +113,10 @@ export class SpoolService {
   async start(): Promise<void> {
     this.owner = await Owner.acquire(this.layout, this.options.staleAfter, this.log);
     const started = Date.now();
-    this.loadPending(started);
-    const incoming = this.scanIncoming();
+    const incoming = this.loadBacklog(started);
     await this.reclaimDeadOwners();
     if (incoming <= WATCH_MAX_BACKLOG) await this.startWatching();
+    else this.moveFutureOutOfIncoming();
     this.log.info('serving spool', {
       owner: this.owner.id,
       pending: this.queue.size,
@@ -122,6 +124,7 @@ export class SpoolService {
       ms: Date.now() - started,
       watching: this.watcher !== undefined,
     });
+    this.slots.wake();
     this.scheduleScan();
   }
 
@@ -281,20 +284,28 @@ export class SpoolService {
 
   // --- discovery --------------------------------------------------------------
 
-  /** Start-up: every name in pending/ into the queue, in O(n). */
-  private loadPending(now: number): void {
-    const names = readdirSync(this.layout.pending);
+  /**
+   * Start-up: every task name in pending/ and incoming/ into the queue at once
+   * (O(n), one listing of each directory). Returns how many entries incoming/ has.
+   */
+  private loadBacklog(now: number): number {
+    const pending = readdirSync(this.layout.pending);
+    const incoming = readdirSync(this.layout.incoming);
+    this.pendingMtime = statSync(this.layout.pending).mtimeMs;
+    this.nextPendingScan = now + this.options.scanInterval;
     this.queue.load(
       (function* () {
-        for (const n of names) if (n.charCodeAt(0) !== 46 /* "." */) yield [n, 'pending'] as [string, PendingDir];
+        for (const n of pending) if (n.charCodeAt(0) !== 46 /* "." */) yield [n, 'pending'] as [string, PendingDir];
+        for (const n of incoming) if (n.charCodeAt(0) !== 46) yield [n, 'incoming'] as [string, PendingDir];
       })(),
       now,
     );
-    this.pendingMtime = statSync(this.layout.pending).mtimeMs;
-    this.nextPendingScan = now + this.options.scanInterval;
-    for (const n of names) {
-      if (n.charCodeAt(0) !== 46 && !this.queue.has(n) && parseTaskName(n) === undefined) this.considerBadName(join(this.layout.pending, n), n, 'pending', undefined);
+    for (const [names, dir] of [[pending, 'pending'], [incoming, 'incoming']] as const) {
+      for (const n of names) {
+        if (n.charCodeAt(0) !== 46 && !this.queue.has(n)) this.considerBadName(join(this.layout[dir], n), n, dir, undefined);
+      }
     }
+    return incoming.length;
   }
 
   /** Reads incoming/ and considers every entry. Returns how many entries it holds. */
@@ -313,7 +324,6 @@ export class SpoolService {
     for (const name of names) this.consider(name, now);
     this.incomingScanCost = Date.now() - now;
     if (names.length > 0) this.slots.wake();
-    if (this.watcher === undefined) this.moveFutureOutOfIncoming();
     return names.length;
   }
 
@@ -342,14 +352,14 @@ export class SpoolService {
       if (now < heldUntil) return;
       this.held.delete(fileName);
     }
-    const name = parseTaskName(fileName);
-    if (name === undefined) {
+    const due = dueOfTaskName(fileName);
+    if (due === undefined) {
       this.considerBadName(join(this.layout.incoming, fileName), fileName, 'incoming', undefined);
       return;
     }
     // Not due for a while and incoming/ is watched: move it out of the watched directory now.
     // While incoming/ is too large to watch, moveFutureOutOfIncoming() does this in the background.
-    if (name.due > now + this.options.scanInterval && this.watcher !== undefined) {
+    if (due > now + this.options.scanInterval && this.watcher !== undefined) {
       this.departed.add(fileName);
       if (accept(this.layout, fileName)) this.queue.add(fileName, 'pending', now);
       else this.departed.delete(fileName);
@@ -374,8 +384,8 @@ export class SpoolService {
       const horizon = Date.now() + this.options.scanInterval;
       for (let r = candidates.next(); ; r = candidates.next()) {
         if (r.done) return void (this.moving = false);
-        const t = r.value;
-        if (t.due > horizon && !t.gone && t.dir === 'incoming' && accept(this.layout, t.fileName)) t.dir = 'pending';
+        const fileName = r.value;
+        if (dueOfTaskName(fileName)! > horizon && accept(this.layout, fileName)) this.queue.setDir(fileName, 'pending');
         if (Date.now() >= until) break;
       }
       // Leave the rest of this turn to dispatching and I/O.
@@ -415,10 +425,10 @@ export class SpoolService {
 
   private scheduleScan(): void {
     if (this.stopping) return;
-    // While incoming/ is too large to watch, scan it more often (it is the only way to see arrivals),
-    // but keep scanning below 5% of the time.
+    // While incoming/ is too large to watch, scanning it is the only way to see arrivals: scan at
+    // least every second, but keep scanning under 2% of the time (a million names take ~0.5 s).
     const interval =
-      this.watcher === undefined ? Math.max(Math.min(1000, this.options.scanInterval), 20 * this.incomingScanCost) : this.options.scanInterval;
+      this.watcher === undefined ? Math.max(Math.min(1000, this.options.scanInterval), 50 * this.incomingScanCost) : this.options.scanInterval;
     this.scanTimer = setTimeout(() => {
       this.scan()
         .catch((err: unknown) => this.log.error('scan failed', { err }))
@@ -430,23 +440,28 @@ export class SpoolService {
   private async scan(): Promise<void> {
     if (this.stopping) return;
     const incoming = this.scanIncoming();
-    if (this.watcher === undefined && incoming <= WATCH_MAX_BACKLOG && !this.stopping) await this.startWatching();
+    if (this.watcher === undefined && !this.stopping) {
+      if (incoming <= WATCH_MAX_BACKLOG) await this.startWatching();
+      else this.moveFutureOutOfIncoming();
+    }
     this.rescanPendingIfChanged();
     await this.reclaimDeadOwners();
     this.sweepTmp();
   }
 
   /**
-   * pending/ is written only by daemons; it changes under us when another daemon
-   * serves the same spool. Re-read it only if its mtime moved, and no more often
-   * than 50 times the last read's cost, so a million idle files cost nothing.
+   * pending/ is written only by daemons; it holds tasks we do not know only when
+   * another daemon serves the same spool. Re-read it only then, only if its
+   * mtime moved, and no more often than 50 times the last read's cost, so a
+   * million idle files cost nothing.
    */
   private rescanPendingIfChanged(): void {
     const now = Date.now();
-    if (now < this.nextPendingScan) return;
+    if (now < this.nextPendingScan || !this.otherOwnersSeen) return;
     const mtime = statSync(this.layout.pending).mtimeMs;
     if (mtime === this.pendingMtime) return;
     this.pendingMtime = mtime;
+    this.otherOwnersSeen = false;
     const started = Date.now();
     let added = 0;
     for (const n of readdirSync(this.layout.pending)) {
@@ -470,6 +485,7 @@ export class SpoolService {
     }
     for (const id of owners) {
       if (id === this.owner?.id || this.stopping) continue;
+      this.otherOwnersSeen = true;
       if (await isOwnerAlive(this.layout, id, this.options.staleAfter)) continue;
       const dir = join(this.layout.active, id);
       let names: string[];

@@ -7,8 +7,13 @@
  * heap ordered by due time; one timer, set for the earliest, moves them over.
  * Picking the next task is O(log n) however large the backlog, and nothing runs
  * while every task is in the future.
+ *
+ * Entries are the file-name strings themselves (a million of them cost about
+ * 90 MB of names plus two small sets), and the due time is read from its fixed
+ * place in the name. A forgotten task is dropped from `known` and skipped when
+ * it surfaces from a heap (lazy deletion).
  */
-import { parseTaskName } from '../spool/name.js';
+import { dueOfTaskName } from '../spool/name.js';
 import { Heap } from './heap.js';
 
 /** Where a pending task's file is: producers drop into incoming/, the daemon moves to pending/. */
@@ -16,22 +21,33 @@ export type PendingDir = 'incoming' | 'pending';
 
 export interface QueuedTask {
   fileName: string;
-  due: number;
   dir: PendingDir;
-  /** Set when the task was forgotten; the heap entry is skipped when it surfaces (lazy deletion). */
-  gone?: boolean;
 }
 
-const byName = (a: QueuedTask, b: QueuedTask): boolean => a.fileName < b.fileName;
-const byDue = (a: QueuedTask, b: QueuedTask): boolean => a.due < b.due || (a.due === b.due && a.fileName < b.fileName);
+/** Offsets of the 13-digit due time in a task file name ("PP-DUE-…"). */
+const DUE_START = 3;
+const DUE_END = 16;
+
+const byName = (a: string, b: string): boolean => a < b;
+/** Due time first (compared digit by digit: fixed width, no allocation), then the whole name. */
+function byDue(a: string, b: string): boolean {
+  for (let i = DUE_START; i < DUE_END; i++) {
+    const d = a.charCodeAt(i) - b.charCodeAt(i);
+    if (d !== 0) return d < 0;
+  }
+  return a < b;
+}
+const dueOf = (fileName: string): number => Number(fileName.slice(DUE_START, DUE_END));
 /** setTimeout's limit; a later wake-up is simply re-armed. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
 export class TaskQueue {
-  private ready = new Heap<QueuedTask>(byName);
-  private future = new Heap<QueuedTask>(byDue);
-  /** Every file name in either heap, so the same file found twice (watch + scan) is queued once. */
-  private known = new Map<string, QueuedTask>();
+  private ready = new Heap<string>(byName);
+  private future = new Heap<string>(byDue);
+  /** Every queued name, so the same file found twice (watch + scan) is queued once. */
+  private readonly known = new Set<string>();
+  /** The queued names whose file is in incoming/ (the rest are in pending/). */
+  private readonly inIncoming = new Set<string>();
   private timer: NodeJS.Timeout | undefined;
   private timerDue = Infinity;
 
@@ -54,37 +70,34 @@ export class TaskQueue {
   add(fileName: string, dir: PendingDir, now: number): boolean {
     if (this.known.has(fileName)) {
       // The daemon moved it between directories since it was queued: keep the newer location.
-      this.known.get(fileName)!.dir = dir;
+      this.setDir(fileName, dir);
       return false;
     }
-    const name = parseTaskName(fileName);
-    if (name === undefined) return false;
-    const task: QueuedTask = { fileName, due: name.due, dir };
-    this.known.set(fileName, task);
-    if (task.due <= now) this.ready.push(task);
+    const due = dueOfTaskName(fileName);
+    if (due === undefined) return false;
+    this.known.add(fileName);
+    this.setDir(fileName, dir);
+    if (due <= now) this.ready.push(fileName);
     else {
-      this.future.push(task);
-      if (task.due < this.timerDue) this.arm(now);
+      this.future.push(fileName);
+      if (due < this.timerDue) this.arm(now);
     }
     return true;
   }
 
-  /**
-   * Replaces the contents with a full listing at start-up: builds both heaps in
-   * O(n) rather than n pushes.
-   */
+  /** Adds a whole listing at start-up: both heaps are rebuilt in O(n) rather than n pushes. */
   load(entries: Iterable<[fileName: string, dir: PendingDir]>, now: number): void {
-    const ready: QueuedTask[] = [];
-    const future: QueuedTask[] = [];
+    const ready: string[] = [];
+    const future: string[] = [];
+    for (const name of this.drainLive()) (dueOf(name) <= now ? ready : future).push(name);
     for (const [fileName, dir] of entries) {
       if (this.known.has(fileName)) continue;
-      const name = parseTaskName(fileName);
-      if (name === undefined) continue;
-      const task: QueuedTask = { fileName, due: name.due, dir };
-      this.known.set(fileName, task);
-      (task.due <= now ? ready : future).push(task);
+      const due = dueOfTaskName(fileName);
+      if (due === undefined) continue;
+      this.known.add(fileName);
+      this.setDir(fileName, dir);
+      (due <= now ? ready : future).push(fileName);
     }
-    for (const t of this.drainAll()) (t.due <= now ? ready : future).push(t);
     this.ready = new Heap(byName, ready);
     this.future = new Heap(byDue, future);
     this.arm(now);
@@ -93,23 +106,31 @@ export class TaskQueue {
   /** Takes the next due task, or undefined when none is due. */
   take(now: number): QueuedTask | undefined {
     this.promote(now);
-    const task = this.ready.pop();
-    if (task !== undefined) this.known.delete(task.fileName);
-    return task;
+    for (;;) {
+      const fileName = this.ready.pop();
+      if (fileName === undefined) return undefined;
+      if (!this.known.delete(fileName)) continue; // forgotten
+      const dir: PendingDir = this.inIncoming.delete(fileName) ? 'incoming' : 'pending';
+      return { fileName, dir };
+    }
   }
 
-  /** The queued tasks whose file is in `dir` (a live view: entries may change or go as it is walked). */
-  *inDir(dir: PendingDir): Generator<QueuedTask> {
-    for (const task of this.known.values()) if (task.dir === dir) yield task;
+  /** The queued names whose file is in `dir` (a live view: entries may change or go as it is walked). */
+  *inDir(dir: PendingDir): Generator<string> {
+    if (dir === 'incoming') yield* this.inIncoming;
+    else for (const name of this.known) if (!this.inIncoming.has(name)) yield name;
+  }
+
+  /** Records that a queued task's file moved to `dir`. */
+  setDir(fileName: string, dir: PendingDir): void {
+    if (dir === 'incoming') this.inIncoming.add(fileName);
+    else this.inIncoming.delete(fileName);
   }
 
   /** Forgets a task (it was claimed, revoked or moved by someone else). */
   forget(fileName: string): void {
-    // Lazy deletion: the heap entry stays and is skipped when it surfaces.
-    const task = this.known.get(fileName);
-    if (task === undefined) return;
     this.known.delete(fileName);
-    task.gone = true;
+    this.inIncoming.delete(fileName);
   }
 
   /** Stops the timer (shutdown). */
@@ -122,39 +143,43 @@ export class TaskQueue {
   private promote(now: number): void {
     for (;;) {
       const next = this.future.peek();
-      if (next === undefined || next.due > now) break;
+      if (next === undefined || dueOf(next) > now) break;
       this.future.pop();
-      if (!next.gone) this.ready.push(next);
+      if (this.known.has(next)) this.ready.push(next);
     }
-    // Skip entries deleted lazily.
-    while (this.ready.peek()?.gone) this.ready.pop();
   }
 
   private arm(now: number): void {
-    while (this.future.peek()?.gone) this.future.pop();
-    const next = this.future.peek();
+    let next = this.future.peek();
+    while (next !== undefined && !this.known.has(next)) {
+      this.future.pop();
+      next = this.future.peek();
+    }
     clearTimeout(this.timer);
     if (next === undefined) {
       this.timer = undefined;
       this.timerDue = Infinity;
       return;
     }
-    this.timerDue = next.due;
-    this.timer = setTimeout(() => {
-      this.timer = undefined;
-      this.timerDue = Infinity;
-      const t = Date.now();
-      this.promote(t);
-      this.arm(t);
-      if (this.ready.size > 0) this.onDue();
-    }, Math.min(Math.max(0, next.due - now), MAX_TIMER_MS));
-    // The daemon's watcher and lock keep it alive; a wake-up alone should not.
+    this.timerDue = dueOf(next);
+    this.timer = setTimeout(
+      () => {
+        this.timer = undefined;
+        this.timerDue = Infinity;
+        const t = Date.now();
+        this.promote(t);
+        this.arm(t);
+        if (this.ready.size > 0) this.onDue();
+      },
+      Math.min(Math.max(0, this.timerDue - now), MAX_TIMER_MS),
+    );
+    // The daemon's watcher and scan timer keep it alive; a wake-up alone should not.
     this.timer.unref();
   }
 
-  private *drainAll(): Generator<QueuedTask> {
-    let t: QueuedTask | undefined;
-    while ((t = this.ready.pop()) !== undefined) if (!t.gone) yield t;
-    while ((t = this.future.pop()) !== undefined) if (!t.gone) yield t;
+  private *drainLive(): Generator<string> {
+    let name: string | undefined;
+    while ((name = this.ready.pop()) !== undefined) if (this.known.has(name)) yield name;
+    while ((name = this.future.pop()) !== undefined) if (this.known.has(name)) yield name;
   }
 }

@@ -1,0 +1,87 @@
+/**
+ * Benchmark dispatcher.
+ *
+ *   npm run bench                         every benchmark
+ *   npm run bench -- ls-100k              one (or several, by name)
+ *   npm run bench -- enqueue-bulk --runs 5 --tasks 50000
+ *   npm run bench -- ls-100k --cold       also cold page-cache runs (root)
+ *   npm run bench -- --json               results as JSON on stdout (progress on stderr)
+ *
+ * Options: --runs N, --tasks N (each benchmark has its own defaults), --cold,
+ * --json, --list. Results: BENCHMARKS.md.
+ */
+import { collectedResults } from './report.js';
+
+interface CommonOptions {
+  runs?: number;
+  tasks?: number;
+  cold?: boolean;
+}
+
+/** Each benchmark is a module under bench/, loaded only when it runs. */
+const BENCHMARKS: Record<string, { what: string; run: (o: CommonOptions) => Promise<void> }> = {
+  'enqueue-bulk': {
+    what: 'Spooler.enqueueMany() tasks/s, and the filesystem alone (target ≥ 20,000/s)',
+    run: async (o) => (await import('./enqueue-bulk.js')).enqueueBulk(o),
+  },
+  'enqueue-single': {
+    what: 'awaited single enqueues, one at a time and 64 in flight (reported)',
+    run: async (o) => (await import('./enqueue-single.js')).enqueueSingle(o),
+  },
+  'ls-100k': {
+    what: '`spool ls` on 100,000 pending tasks: time and peak RSS (targets ≤ 2 s, ≤ 200 MB)',
+    run: async (o) => (await import('./ls-100k.js')).ls100k(o),
+  },
+  drain: {
+    what: 'one spoolerd draining a prefilled spool of no-op tasks (target ≥ 20,000/s)',
+    run: async (o) => (await import('./drain.js')).drain(o),
+  },
+  pickup: {
+    what: 'pickup latency of an idle spoolerd, and postponed tasks (targets p50 ≤ 5 ms, p99 ≤ 50 ms)',
+    run: async () => (await import('./pickup.js')).pickup(),
+  },
+};
+
+function parse(argv: string[]): { names: string[]; options: CommonOptions; json: boolean; list: boolean } {
+  const names: string[] = [];
+  const options: CommonOptions = {};
+  let json = false;
+  let list = false;
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    const number = (): number => {
+      const n = Number(argv[++i]);
+      if (!Number.isSafeInteger(n) || n <= 0) throw new Error(`${arg} takes a positive whole number`);
+      return n;
+    };
+    if (arg === '--runs') options.runs = number();
+    else if (arg === '--tasks') options.tasks = number();
+    else if (arg === '--cold') options.cold = true;
+    else if (arg === '--json') json = true;
+    else if (arg === '--list') list = true;
+    else if (arg.startsWith('-')) throw new Error(`unknown option ${arg}`);
+    else if (!(arg in BENCHMARKS)) throw new Error(`no benchmark named ${arg}; there are: ${Object.keys(BENCHMARKS).join(', ')}`);
+    else names.push(arg);
+  }
+  return { names: names.length > 0 ? names : Object.keys(BENCHMARKS), options, json, list };
+}
+
+let parsed: ReturnType<typeof parse>;
+try {
+  parsed = parse(process.argv.slice(2));
+} catch (err) {
+  process.stderr.write(`bench: ${(err as Error).message}\n`);
+  process.exit(2);
+}
+
+if (parsed.list) {
+  for (const [name, b] of Object.entries(BENCHMARKS)) console.log(`${name.padEnd(16)}${b.what}`);
+} else {
+  // With --json, the tables go to stderr and stdout carries only the JSON.
+  if (parsed.json) console.log = (...args: unknown[]) => process.stderr.write(args.join(' ') + '\n');
+  for (const name of parsed.names) {
+    process.stderr.write(`\n== ${name}: ${BENCHMARKS[name]!.what}\n`);
+    await BENCHMARKS[name]!.run(parsed.options);
+  }
+  if (parsed.json) process.stdout.write(JSON.stringify(collectedResults(), null, 2) + '\n');
+}
