@@ -9,7 +9,7 @@
  */
 import { realpathSync } from 'node:fs';
 import { basename, resolve } from 'node:path';
-import type { TaskBody } from '../spool/body.js';
+import { TASK_TYPE_PATTERN, type TaskBody } from '../spool/body.js';
 import { InvalidOptionError, TaskNameCollisionError } from '../spool/errors.js';
 import { SpoolLayout } from '../spool/layout.js';
 import { listSpool, type SpoolEntry } from '../spool/listing.js';
@@ -211,7 +211,7 @@ export class Spooler {
   /** Registers the handler for tasks of a type other than fcall (e.g. 'message'). */
   registerTaskType(type: string, handler: TaskTypeHandler): void {
     if (type === FCALL) throw new InvalidOptionError('"fcall" is built in; register functions with spooler.task()');
-    if (!/^[a-z][a-z0-9_-]{0,63}$/.test(type)) throw new InvalidOptionError(`task type ${JSON.stringify(type)} must be a lowercase identifier`);
+    checkTaskType(type);
     if (this.taskTypes.has(type)) throw new InvalidOptionError(`task type "${type}" already has a handler on ${this.dir}`);
     this.taskTypes.set(type, handler);
   }
@@ -224,6 +224,8 @@ export class Spooler {
   async sendMessageRaw(message: string, options: MessageOptions = {}): Promise<TaskHandle> {
     if (typeof message !== 'string') throw new InvalidOptionError('the message must be a string; put structured data in { payload }');
     const type = options.type ?? MESSAGE;
+    checkTaskType(type);
+    if (type === FCALL) throw new InvalidOptionError('sendMessageRaw() cannot send "fcall" tasks; call the wrapper that spooler.task() returned');
     const body: Omit<TaskBody, 'version'> = { type, message };
     if (options.payload !== undefined) body.payload = options.payload;
     const encoded = this.encode(type, body, options);
@@ -304,6 +306,12 @@ function validateEnqueueOptions(options: EnqueueOptions): void {
   if (options.postpone !== undefined) toDueTime(options.postpone, Date.now());
   toRetrySpec(options.retries, options.backoff);
   if (options.timeout !== undefined) positiveMs(options.timeout, 'timeout');
+}
+
+function checkTaskType(type: string): void {
+  if (!TASK_TYPE_PATTERN.test(type)) {
+    throw new InvalidOptionError(`task type ${JSON.stringify(type)} must be a lowercase identifier: a-z first, then a-z, 0-9, "_" or "-", at most 64 characters`);
+  }
 }
 
 function positiveMs(value: Duration, what: string): number {

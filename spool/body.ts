@@ -55,7 +55,8 @@ export interface TaskBody {
 
 /** Field names later versions will use; a version-1 file must not use them for something else. */
 export const RESERVED_FIELDS = ['unique', 'chain', 'overlap', 'periodic', 'result', 'expires'] as const;
-const TYPE_PATTERN = /^[a-z][a-z0-9_-]{0,63}$/;
+/** A task type: a lowercase identifier. */
+export const TASK_TYPE_PATTERN = /^[a-z][a-z0-9_-]{0,63}$/;
 
 /**
  * Checks a decoded body. Returns the problem as a sentence, or undefined when the
@@ -71,7 +72,7 @@ export function findBodyProblem(body: unknown): string | undefined {
   if (b.version !== FORMAT_VERSION) {
     return `format version ${JSON.stringify(b.version)} is not supported; this spoolerd reads version ${FORMAT_VERSION} (upgrade spoolerd, or write version ${FORMAT_VERSION})`;
   }
-  if (typeof b.type !== 'string' || !TYPE_PATTERN.test(b.type)) {
+  if (typeof b.type !== 'string' || !TASK_TYPE_PATTERN.test(b.type)) {
     return '"type" must be a lowercase identifier such as "fcall"';
   }
   if (b.args !== undefined && !Array.isArray(b.args)) return '"args" must be an array';

@@ -4,7 +4,7 @@
  */
 import { basename } from 'node:path';
 import { FORMAT_VERSION, findBodyProblem, type TaskBody } from './body.js';
-import { InvalidTaskFileError, InvalidOptionError } from './errors.js';
+import { InvalidOptionError, InvalidTaskFileError, UnencodableValueError } from './errors.js';
 import { explainBadName, formatTaskName, parseTaskName, taskIds, type Encoding, type TaskName } from './name.js';
 import { DEFAULT_MAX_BYTES, formatBytes, readRegularFile } from './safe-read.js';
 import { decodeWire, encodeWire, toWire } from './wire.js';
@@ -65,8 +65,9 @@ export function decodeTask(fileName: string, bytes: Uint8Array): DecodeOutcome {
   try {
     body = decodeWire(bytes, name.encoding);
   } catch (err) {
-    const what = name.encoding === 'json' ? 'JSON' : 'MessagePack';
-    return { ok: false, reason: `the body is not valid ${what} (${(err as Error).message}); truncated or not a task file?` };
+    // Structural problems come as Error, disallowed values as UnencodableValueError (which names the path).
+    const reason = err instanceof UnencodableValueError ? err.message : `the body is not valid ${name.encoding === 'json' ? 'JSON' : 'MessagePack'}: ${(err as Error).message}`;
+    return { ok: false, reason };
   }
   const problem = findBodyProblem(body);
   if (problem !== undefined) return { ok: false, reason: problem };

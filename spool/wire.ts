@@ -12,6 +12,7 @@
  */
 import { Packr, Unpackr } from 'msgpackr';
 import { UnencodableValueError } from './errors.js';
+import { findMsgpackProblem } from './msgpack-scan.js';
 import type { Encoding } from './name.js';
 
 /** A value that survives a round trip through both encodings (bytes: MessagePack only). */
@@ -39,6 +40,11 @@ export function toWire(value: unknown, encoding: Encoding, path = 'value'): unkn
 function walk(value: unknown, encoding: Encoding, path: string, depth: number, seen: Set<object>): unknown {
   switch (typeof value) {
     case 'string':
+      // A lone surrogate has no UTF-8 form: MessagePack would store U+FFFD in its place.
+      if (!(value as string & { isWellFormed(): boolean }).isWellFormed()) {
+        throw new UnencodableValueError(path, 'the string holds a lone UTF-16 surrogate, which UTF-8 cannot carry; it would be replaced by U+FFFD');
+      }
+      return value;
     case 'boolean':
       return value;
     case 'number':
@@ -132,15 +138,23 @@ export function encodeWire(value: unknown, encoding: Encoding): Buffer {
 }
 
 /**
- * Decodes bytes and checks the result is plain. Throws Error (with a readable
- * message) for undecodable input, UnencodableValueError for non-plain values.
+ * Decodes bytes and checks the result is plain. Throws Error for undecodable
+ * input and UnencodableValueError for values the format does not allow. No
+ * message quotes the content.
  */
 export function decodeWire(bytes: Uint8Array, encoding: Encoding): unknown {
   let value: unknown;
   if (encoding === 'json') {
-    value = JSON.parse(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8'));
+    try {
+      value = JSON.parse(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8'));
+    } catch (err) {
+      // V8's message quotes the text around the error; keep only where it is.
+      const position = /position (\d+)/.exec((err as Error).message)?.[1];
+      throw new Error(bytes.byteLength === 0 ? 'the file is empty' : `bad syntax${position ? ` (at byte ${position})` : ''}`);
+    }
   } else {
-    if (bytes.byteLength === 0) throw new Error('the file is empty');
+    const problem = findMsgpackProblem(bytes);
+    if (problem !== undefined) throw new Error(problem);
     value = unpackr.unpack(bytes);
   }
   checkDecoded(value, encoding, 'body', 0);
@@ -154,10 +168,10 @@ function checkDecoded(value: unknown, encoding: Encoding, path: string, depth: n
     case 'boolean':
       return;
     case 'number':
-      if (!Number.isFinite(value)) throw new UnencodableValueError(path, `${value} is not a finite number`);
+      if (!Number.isFinite(value)) throw new UnencodableValueError(path, 'NaN and infinities are not allowed');
       return;
     case 'bigint':
-      throw new UnencodableValueError(path, `the integer ${value} is beyond ±2^53 and cannot be represented exactly; write it as a string`);
+      throw new UnencodableValueError(path, 'an integer beyond ±2^53 cannot be represented exactly; write it as a string');
     case 'object':
       break;
     default:
