@@ -28,6 +28,9 @@ interface CliOptions {
   demo: boolean;
 }
 
+/** A start-up problem the user can fix: printed as one line, without a stack. */
+class StartupError extends Error {}
+
 const DEMO_DIR = './demo-spool';
 const DEMO_TASKS = fileURLToPath(new URL('../examples/tasks.js', import.meta.url));
 
@@ -74,11 +77,10 @@ try {
 
 const log = createLogger({ level: options.logLevel, format: options.logFormat ?? (process.stderr.isTTY ? 'pretty' : 'json') });
 await main(options, log).catch((err: unknown) => {
-  log.error(err instanceof SpoolError || err instanceof StartupError ? (err as Error).message : 'start-up failed', { err });
+  if (err instanceof SpoolError || err instanceof StartupError) log.error(err.message);
+  else log.error('start-up failed', { err });
   process.exit(1);
 });
-
-class StartupError extends Error {}
 
 async function main(options: CliOptions, log: Logger): Promise<void> {
   const dirs = options.demo && !options.dir?.length ? [DEMO_DIR] : (options.dir ?? []);

@@ -70,7 +70,9 @@ export function findBodyProblem(body: unknown): string | undefined {
   const b = body as Record<string, unknown>;
   if (!('version' in b)) return 'the body has no "version" field';
   if (b.version !== FORMAT_VERSION) {
-    return `format version ${JSON.stringify(b.version)} is not supported; this spoolerd reads version ${FORMAT_VERSION} (upgrade spoolerd, or write version ${FORMAT_VERSION})`;
+    // Quote the version only when it looks like one: nothing else of an invalid file is echoed.
+    const shown = Number.isSafeInteger(b.version) && (b.version as number) >= 0 && (b.version as number) < 1_000_000 ? ` ${b.version as number}` : '';
+    return `format version${shown} is not supported; this spoolerd reads version ${FORMAT_VERSION} (upgrade spoolerd, or write version ${FORMAT_VERSION})`;
   }
   if (typeof b.type !== 'string' || !TASK_TYPE_PATTERN.test(b.type)) {
     return '"type" must be a lowercase identifier such as "fcall"';

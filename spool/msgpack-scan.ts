@@ -152,7 +152,7 @@ export function findMsgpackProblem(bytes: Uint8Array): string | undefined {
         case 0xd8:
           return `an extension type at byte ${at}; only plain types are allowed (no timestamps, msgpackr records or other extensions)`;
         default: // 0xc1, never used
-          return `byte ${at} (0xc1) is not valid MessagePack`;
+          return `byte ${at} is 0xc1, which MessagePack never uses`;
       }
     }
     if (asKey && kind === 'other' && container === -1) return `a map key at byte ${at} is neither a string nor an integer`;

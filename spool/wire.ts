@@ -149,8 +149,11 @@ export function decodeWire(bytes: Uint8Array, encoding: Encoding): unknown {
       value = JSON.parse(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8'));
     } catch (err) {
       // V8's message quotes the text around the error; keep only where it is.
-      const position = /position (\d+)/.exec((err as Error).message)?.[1];
-      throw new Error(bytes.byteLength === 0 ? 'the file is empty' : `bad syntax${position ? ` (at byte ${position})` : ''}`);
+      const message = (err as Error).message;
+      const position = /position (\d+)/.exec(message)?.[1];
+      if (bytes.byteLength === 0) throw new Error('the file is empty');
+      if (/end of JSON input/.test(message)) throw new Error('truncated: the text ends inside a value');
+      throw new Error(`bad syntax${position ? ` at character ${position}` : ''}`);
     }
   } else {
     const problem = findMsgpackProblem(bytes);
@@ -187,5 +190,11 @@ function checkDecoded(value: unknown, encoding: Encoding, path: string, depth: n
   if (Object.getPrototypeOf(value) !== Object.prototype) {
     throw new UnencodableValueError(path, `${describeObject(value)} is not a plain value (MessagePack extension types are not allowed)`);
   }
-  for (const [key, item] of Object.entries(value)) checkDecoded(item, encoding, `${path}.${key}`, depth + 1);
+  // Top-level keys are the body's field names; deeper keys are the producer's data, which a
+  // reason must not echo, so they are named by position.
+  let position = 0;
+  for (const [key, item] of Object.entries(value)) {
+    checkDecoded(item, encoding, depth === 0 ? `${path}.${key}` : `${path}{key #${position}}`, depth + 1);
+    position++;
+  }
 }

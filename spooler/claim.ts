@@ -31,7 +31,7 @@ import { parseTaskName, renameTask } from '../spool/name.js';
 import { writeFailureRecord, type FailureRecord } from './records.js';
 import type { PendingDir } from './task-queue.js';
 
-export type ClaimResult = { claimed: true; path: string } | { claimed: false };
+export type ClaimResult = { claimed: true; path: string; from: PendingDir } | { claimed: false };
 
 /** Claims a pending task for `owner`. Not claimed means another process got it (or it was revoked). */
 export function claim(layout: SpoolLayout, ownerDir: string, fileName: string, dir: PendingDir): ClaimResult {
@@ -39,14 +39,14 @@ export function claim(layout: SpoolLayout, ownerDir: string, fileName: string, d
   for (const from of dir === 'incoming' ? (['incoming', 'pending'] as const) : (['pending'] as const)) {
     try {
       renameSync(join(layout[from], fileName), target);
-      return { claimed: true, path: target };
+      return { claimed: true, path: target, from };
     } catch (err) {
       if (!isMissing(err)) throw err;
       // Another daemon may have accepted it from incoming/ into pending/: try there once.
     }
   }
   // Over NFS a retransmitted rename can report ENOENT although the first transmission succeeded.
-  return exists(target) ? { claimed: true, path: target } : { claimed: false };
+  return exists(target) ? { claimed: true, path: target, from: dir } : { claimed: false };
 }
 
 /** Moves a task that is not yet due out of the watched incoming/ directory. */

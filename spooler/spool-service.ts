@@ -21,7 +21,7 @@ import { DEFAULT_RETRY, backoffDelay } from '../runtime/backoff.js';
 import type { TaskOutcome } from '../runtime/results.js';
 import { SpoolLayout } from '../spool/layout.js';
 import { dueOfTaskName, explainBadName } from '../spool/name.js';
-import { readRegularFile } from '../spool/safe-read.js';
+import { readClaimedFile } from '../spool/safe-read.js';
 import { decodeTask, type TaskFile } from '../spool/task-file.js';
 import { accept, bury, claim, finish, reclaimOwner, release, retryLater } from './claim.js';
 import { describeRegistered, findHandler, invoke, UnknownTaskError } from './execute.js';
@@ -64,6 +64,8 @@ export interface SpoolStats {
 interface Running {
   path: string;
   fileName: string;
+  /** The directory it was claimed from, for quarantine records. */
+  from: PendingDir;
   /** The task, once read and decoded. */
   task?: TaskFile;
 }
@@ -176,7 +178,7 @@ export class SpoolService {
     if (queued.dir === 'incoming') this.departed.add(queued.fileName);
     const result = claim(this.layout, this.owner!.dir, queued.fileName, queued.dir);
     if (!result.claimed) return false;
-    const r: Running = { path: result.path, fileName: queued.fileName };
+    const r: Running = { path: result.path, fileName: queued.fileName, from: result.from };
     this.running.set(r.path, r);
     this.slots.acquire();
     void this.run(r).finally(() => {
@@ -188,10 +190,10 @@ export class SpoolService {
 
   private async run(r: Running): Promise<void> {
     const now = Date.now();
-    const read = readRegularFile(r.path, this.options.maxBytes);
+    const read = readClaimedFile(r.path, this.options.maxBytes);
     if (!read.ok) {
       if (read.reason.startsWith('it disappeared')) this.lose(r, 'the claimed file vanished');
-      else this.quarantine(r.path, r.fileName, read.reason, 'active');
+      else this.quarantine(r.path, r.fileName, read.reason, r.from);
       return;
     }
     const decoded = decodeTask(r.fileName, read.bytes);
@@ -202,7 +204,7 @@ export class SpoolService {
         release(r.path, this.layout);
         this.log.debug('task file does not decode yet; holding it while it may still be written', { file: r.fileName, reason: decoded.reason });
       } else {
-        this.quarantine(r.path, r.fileName, decoded.reason, 'active');
+        this.quarantine(r.path, r.fileName, decoded.reason, r.from);
       }
       return;
     }
@@ -211,10 +213,8 @@ export class SpoolService {
     const limit = task.body.retry?.limit ?? DEFAULT_RETRY.limit;
     if (task.attempts > limit) {
       // Only reclaims get a task here: its daemon died with it `attempts` times. Do not run a crash loop again.
-      this.settle(r, task, {
-        kind: 'rescheduled',
-        error: new Error(`the task was interrupted ${task.attempts} times (daemons died or were killed while running it), over its retry limit of ${limit}`),
-      });
+      const error = new Error(`the task was interrupted ${task.attempts} times (daemons died or were killed while running it), over its retry limit of ${limit}`);
+      this.buryTask(r, task, task.attempts, describeError(error), { task: task.name, id: task.id, attempt: task.attempts }, limit);
       return;
     }
     const handler = findHandler(this.layout.root, task);
@@ -253,13 +253,7 @@ export class SpoolService {
     const failures = task.attempts + 1;
     const retry = task.body.retry ?? DEFAULT_RETRY;
     const error = describeError(outcome.error ?? outcome.reason ?? 'rescheduled by the task');
-    if (failures > retry.limit) {
-      const record = { id: task.id, name: task.name, attempts: failures, at: Date.now(), error };
-      if (!bury(r.path, this.layout, record)) return this.lose(r, 'the claim was taken over before the task was buried');
-      this.stats.dead++;
-      this.log.warn('task is a dead letter: out of retries', { ...fields, retries: retry.limit, error: error.message, stack: error.stack });
-      return;
-    }
+    if (failures > retry.limit) return this.buryTask(r, task, failures, error, fields, retry.limit);
     const delay = outcome.delay ?? backoffDelay(retry.backoff ?? DEFAULT_RETRY.backoff!, failures);
     const due = Date.now() + delay;
     const next = retryLater(r.path, this.layout, due);
@@ -268,6 +262,19 @@ export class SpoolService {
     this.queue.add(next, 'pending', Date.now());
     const level = outcome.error === undefined ? 'info' : 'warn';
     this.log[level]('task rescheduled', { ...fields, inMs: delay, retriesLeft: retry.limit - failures, error: error.message, ...(level === 'warn' && { stack: error.stack }) });
+  }
+
+  /** Moves a task out of retries to dead/, its error recorded in state/<id>.json. */
+  private buryTask(r: Running, task: TaskFile, attempts: number, error: ReturnType<typeof describeError>, fields: Record<string, unknown>, retries: number): void {
+    const record = { id: task.id, name: task.name, attempts, at: Date.now(), error };
+    try {
+      if (!bury(r.path, this.layout, record)) return this.lose(r, 'the claim was taken over before the task was buried');
+    } catch (err) {
+      this.log.error('cannot move a task to dead/; it stays claimed', { ...fields, err });
+      return;
+    }
+    this.stats.dead++;
+    this.log.warn('task is a dead letter: out of retries', { ...fields, retries, error: error.message, stack: error.stack });
   }
 
   private lose(r: Running, why: string): void {
