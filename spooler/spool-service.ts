@@ -176,15 +176,26 @@ export class SpoolService {
 
   private start1(queued: QueuedTask): boolean {
     if (queued.dir === 'incoming') this.departed.add(queued.fileName);
-    const result = claim(this.layout, this.owner!.dir, queued.fileName, queued.dir);
+    let result: ReturnType<typeof claim>;
+    try {
+      result = claim(this.layout, this.owner!.dir, queued.fileName, queued.dir);
+    } catch (err) {
+      // Not a lost race (that is ENOENT): permissions, a full disk, a broken filesystem. Leave the
+      // file where it is and look at it again at the next scan rather than spinning on it.
+      this.held.set(queued.fileName, Date.now() + this.options.scanInterval);
+      this.log.error('cannot claim a task; will try again at the next scan', { file: queued.fileName, err });
+      return false;
+    }
     if (!result.claimed) return false;
     const r: Running = { path: result.path, fileName: queued.fileName, from: result.from };
     this.running.set(r.path, r);
     this.slots.acquire();
-    void this.run(r).finally(() => {
-      this.running.delete(r.path);
-      this.slots.release();
-    });
+    this.run(r)
+      .catch((err: unknown) => this.log.error('unexpected error while running a task; it stays claimed until this daemon stops', { file: r.fileName, err }))
+      .finally(() => {
+        this.running.delete(r.path);
+        this.slots.release();
+      });
     return true;
   }
 
@@ -283,7 +294,14 @@ export class SpoolService {
   }
 
   private quarantine(path: string, fileName: string, reason: string, from: string): void {
-    const moved = quarantine(this.layout, path, fileName, reason, from, Date.now());
+    let moved: string | undefined;
+    try {
+      moved = quarantine(this.layout, path, fileName, reason, from, Date.now());
+    } catch (err) {
+      this.held.set(fileName, Date.now() + this.options.scanInterval);
+      this.log.error('cannot quarantine an invalid file; will try again', { file: fileName, reason, err });
+      return;
+    }
     if (moved === undefined) return;
     this.stats.quarantined++;
     this.log.warn('quarantined a file that is not a valid task', { file: fileName, reason, to: moved });
@@ -368,7 +386,16 @@ export class SpoolService {
     // While incoming/ is too large to watch, moveFutureOutOfIncoming() does this in the background.
     if (due > now + this.options.scanInterval && this.watcher !== undefined) {
       this.departed.add(fileName);
-      if (accept(this.layout, fileName)) this.queue.add(fileName, 'pending', now);
+      let accepted = false;
+      try {
+        accepted = accept(this.layout, fileName);
+      } catch (err) {
+        this.log.error('cannot move a task to pending/; it waits in incoming/', { file: fileName, err });
+        this.departed.delete(fileName);
+        this.queue.add(fileName, 'incoming', now);
+        return;
+      }
+      if (accepted) this.queue.add(fileName, 'pending', now);
       else this.departed.delete(fileName);
       return;
     }
@@ -392,7 +419,12 @@ export class SpoolService {
       for (let r = candidates.next(); ; r = candidates.next()) {
         if (r.done) return void (this.moving = false);
         const fileName = r.value;
-        if (dueOfTaskName(fileName)! > horizon && accept(this.layout, fileName)) this.queue.setDir(fileName, 'pending');
+        try {
+          if (dueOfTaskName(fileName)! > horizon && accept(this.layout, fileName)) this.queue.setDir(fileName, 'pending');
+        } catch (err) {
+          this.log.error('cannot move tasks to pending/; incoming/ stays unwatched and is scanned instead', { err });
+          return void (this.moving = false);
+        }
         if (Date.now() >= until) break;
       }
       // Leave the rest of this turn to dispatching and I/O.
@@ -446,6 +478,8 @@ export class SpoolService {
   /** The periodic reconciliation scan. */
   private async scan(): Promise<void> {
     if (this.stopping) return;
+    const now = Date.now();
+    for (const [name, until] of this.held) if (until < now - 10 * this.options.settle) this.held.delete(name);
     const incoming = this.scanIncoming();
     if (this.watcher === undefined && !this.stopping) {
       if (incoming <= WATCH_MAX_BACKLOG) await this.startWatching();
