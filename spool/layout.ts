@@ -72,22 +72,20 @@ export class SpoolLayout {
     return this;
   }
 
-  /** Throws SpoolDirectoryError unless the spool exists with its incoming/ and pending/ directories. */
+  /**
+   * Throws SpoolDirectoryError unless the spool directory exists. Its
+   * subdirectories may be missing (a foreign producer may have made only tmp/
+   * and incoming/): readers treat a missing one as empty.
+   */
   assertExists(): this {
-    for (const dir of [this.root, this.incoming, this.pending]) {
-      let isDir = false;
-      try {
-        isDir = statSync(dir).isDirectory();
-      } catch {
-        // reported below
-      }
-      if (!isDir) {
-        throw new SpoolDirectoryError(
-          this.root,
-          `${dir === this.root ? 'does not exist' : `has no ${basename(dir)}/ directory`}; ` +
-            'pass the right path with --dir or SPOOL_DIR, or create the spool by enqueueing a task',
-        );
-      }
+    let isDir = false;
+    try {
+      isDir = statSync(this.root).isDirectory();
+    } catch {
+      // reported below
+    }
+    if (!isDir) {
+      throw new SpoolDirectoryError(this.root, 'does not exist or is not a directory; pass the right path with --dir or SPOOL_DIR, or create the spool by enqueueing a task');
     }
     return this;
   }
