@@ -61,8 +61,21 @@ function parseInteger(text: string, option: string): number {
   return Number(text);
 }
 
+const ISO_TIME = /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.\d{1,3})?)?)?(Z|[+-]\d{2}:\d{2})?$/;
+
+/**
+ * An ISO 8601 time: a date, optionally a time, optionally a zone (without one,
+ * a date-time is local time). Date.parse alone accepts "42" and rolls
+ * 30 February over into March; both are refused.
+ */
 function parseTime(text: string): Date {
-  const ms = Date.parse(text);
-  if (Number.isNaN(ms)) throw new CliError(`--at ${JSON.stringify(text)} is not an ISO 8601 time such as 2026-12-01T09:00:00Z`, EXIT.USAGE);
+  const bad = () => new CliError(`--at ${JSON.stringify(text)} is not an ISO 8601 time such as 2026-12-01T09:00:00Z`, EXIT.USAGE);
+  const m = ISO_TIME.exec(text.trim());
+  if (m === null) throw bad();
+  const [year, month, day, hour = 0, minute = 0, second = 0] = m.slice(1, 7).map((part) => (part === undefined ? undefined : Number(part))) as number[];
+  const daysInMonth = new Date(Date.UTC(year!, month!, 0)).getUTCDate();
+  if (month! < 1 || month! > 12 || day! < 1 || day! > daysInMonth || hour > 23 || minute > 59 || second > 59) throw bad();
+  const ms = Date.parse(text.trim().replace(' ', 'T'));
+  if (Number.isNaN(ms)) throw bad();
   return new Date(ms);
 }

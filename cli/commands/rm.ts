@@ -4,7 +4,7 @@
  * so either the daemon or rm gets it, never both. A task that is already
  * running cannot be revoked.
  */
-import { renameSync, unlinkSync } from 'node:fs';
+import { mkdirSync, renameSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command } from 'commander';
 import type { SpoolLayout } from '../../spool/layout.js';
@@ -34,6 +34,8 @@ export function rmCommand(): Command {
 }
 
 function revoke(layout: SpoolLayout, ref: string): string {
+  // tmp/ may not exist yet in a spool a foreign producer started (SPOOL-FORMAT.md, "Layout").
+  mkdirSync(layout.tmp, { recursive: true });
   // Two tries: a daemon may move a task from incoming/ to pending/ between our listing and our rename.
   for (let attempt = 0; attempt < 2; attempt++) {
     const entry = findEntry(layout, ref, { checkBodies: false });

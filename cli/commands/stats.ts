@@ -23,16 +23,17 @@ export function statsCommand(): Command {
           byTask[e.task.name] = (byTask[e.task.name] ?? 0) + 1;
         }
       }
-      const sortedPriority = Object.fromEntries(Object.entries(byPriority).sort(([a], [b]) => (a < b ? -1 : 1)));
-      const sortedTask = Object.fromEntries(Object.entries(byTask).sort(([a, x], [b, y]) => y - x || (a < b ? -1 : 1)));
+      // Sorted as entries: an object would put keys like "10" before "05" (integer-like keys come first).
+      const priorities = Object.entries(byPriority).sort(([a], [b]) => (a < b ? -1 : 1));
+      const tasks = Object.entries(byTask).sort(([a, x], [b, y]) => y - x || (a < b ? -1 : 1));
       if (options.json) {
-        process.stdout.write(toJson({ total: entries.length, byState, byPriority: sortedPriority, byTask: sortedTask }) + '\n');
+        process.stdout.write(toJson({ total: entries.length, byState, byPriority: Object.fromEntries(priorities), byTask: Object.fromEntries(tasks) }) + '\n');
         return;
       }
-      const section = (title: string, counts: Record<string, number>) =>
-        table([title, 'COUNT'], Object.entries(counts).map(([k, v]) => [k, String(v)]), new Set([1]));
+      const section = (title: string, counts: [string, number][]) =>
+        table([title, 'COUNT'], counts.map(([k, v]) => [k, String(v)]), new Set([1]));
       process.stdout.write(
-        [`total ${entries.length}`, section('STATE', byState), section('PRIORITY', sortedPriority), section('TASK', sortedTask)].join('\n') + '\n',
+        [`total ${entries.length}`, section('STATE', Object.entries(byState)), section('PRIORITY', priorities), section('TASK', tasks)].join('\n'),
       );
     });
 }
