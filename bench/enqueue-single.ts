@@ -8,11 +8,13 @@ import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { Spooler } from '../runtime/index.js';
 import { tempDir } from './lib.js';
-import { printRows, progress, summarize } from './report.js';
+import { markTopDir, printRows, progress, summarize } from './report.js';
 
 export interface EnqueueSingleOptions {
   tasks?: number;
   runs?: number;
+  /** Place each spool in a fresh ext4 block group (chattr +T on the temp directory). */
+  topdir?: boolean;
   inFlight?: number;
 }
 
@@ -20,23 +22,29 @@ export async function enqueueSingle(options: EnqueueSingleOptions = {}): Promise
   const tasks = options.tasks ?? 20_000;
   const runs = options.runs ?? 3;
   const inFlight = options.inFlight ?? 64;
-  const sequential: number[] = [];
-  const concurrent: number[] = [];
-  for (let run = 1; run <= runs; run++) {
-    for (const width of run % 2 === 1 ? [1, inFlight] : [inFlight, 1]) {
-      const { dir, cleanup } = tempDir('spoolerd-bench-single-');
-      try {
-        const rate = await singleRun(join(dir, 'spool'), tasks, width);
-        (width === 1 ? sequential : concurrent).push(rate);
-      } finally {
-        cleanup();
+  const rates = new Map<number, number[]>([[1, []], [inFlight, []]]);
+  const cpuUs = new Map<number, number[]>([[1, []], [inFlight, []]]);
+  // Deleted at the end, not between runs (see enqueue-bulk.ts).
+  const { dir: root, cleanup } = tempDir('spoolerd-bench-single-');
+  const topdir = options.topdir === true && markTopDir(root);
+  try {
+    for (let run = 1; run <= runs; run++) {
+      for (const width of run % 2 === 1 ? [1, inFlight] : [inFlight, 1]) {
+        const cpu = process.cpuUsage();
+        rates.get(width)!.push(await singleRun(join(root, `w${width}-${run}`), tasks, width));
+        const used = process.cpuUsage(cpu);
+        cpuUs.get(width)!.push((used.user + used.system) / tasks);
       }
+      progress(`enqueue-single run ${run}/${runs}: one at a time ${rates.get(1)!.at(-1)!.toFixed(0)}/s, ${inFlight} in flight ${rates.get(inFlight)!.at(-1)!.toFixed(0)}/s`);
     }
-    progress(`enqueue-single run ${run}/${runs}: one at a time ${sequential.at(-1)!.toFixed(0)}/s, ${inFlight} in flight ${concurrent.at(-1)!.toFixed(0)}/s`);
+  } finally {
+    cleanup();
   }
-  printRows('enqueue-single', `enqueue-single: ${tasks.toLocaleString('en-US')} awaited calls per run, ${runs} runs`, [
-    { measure: 'await wrapper(...), one at a time', unit: 'tasks/s', summary: summarize(sequential) },
-    { measure: `await wrapper(...), ${inFlight} in flight`, unit: 'tasks/s', summary: summarize(concurrent) },
+  printRows('enqueue-single', `enqueue-single: ${tasks.toLocaleString('en-US')} awaited calls per run, ${runs} runs${topdir ? ', spools in fresh block groups (--topdir)' : ''}`, [
+    { measure: 'await wrapper(...), one at a time', unit: 'tasks/s', summary: summarize(rates.get(1)!) },
+    { measure: `await wrapper(...), ${inFlight} in flight`, unit: 'tasks/s', summary: summarize(rates.get(inFlight)!) },
+    { measure: 'CPU per task, one at a time (all threads)', unit: 'µs', summary: summarize(cpuUs.get(1)!), digits: 1 },
+    { measure: `CPU per task, ${inFlight} in flight (all threads)`, unit: 'µs', summary: summarize(cpuUs.get(inFlight)!), digits: 1 },
   ]);
 }
 

@@ -42,6 +42,8 @@ const kibToMb = (kib: number): number => (kib * 1024) / 1e6;
 interface LsRun {
   ms: number;
   peakMb: number;
+  /** User + system CPU time of the child, all threads. */
+  cpuMs: number;
   bytes: number;
   lines: number;
   stdout?: string;
@@ -71,6 +73,7 @@ export async function ls100k(options: Ls100kOptions = {}): Promise<void> {
     const version = [] as number[];
     const times = new Map<string, number[]>(variants.map((v) => [v.label, []]));
     const peaks = new Map<string, number[]>(variants.map((v) => [v.label, []]));
+    const cpus = new Map<string, number[]>(variants.map((v) => [v.label, []]));
     for (let run = 1; run <= runs; run++) {
       // Rotate the order of the variants from run to run.
       for (let k = 0; k < variants.length; k++) {
@@ -78,6 +81,7 @@ export async function ls100k(options: Ls100kOptions = {}): Promise<void> {
         const r = await runLs(spool, v.args, rssFile);
         times.get(v.label)!.push(r.ms);
         peaks.get(v.label)!.push(r.peakMb);
+        cpus.get(v.label)!.push(r.cpuMs);
       }
       version.push((await runSpool(['--version'], rssFile)).ms);
       progress(`ls-100k run ${run}/${runs}: ${variants.map((v) => `${v.label} ${times.get(v.label)!.at(-1)!.toFixed(0)} ms ${peaks.get(v.label)!.at(-1)!.toFixed(0)} MB`).join(', ')}`);
@@ -87,6 +91,7 @@ export async function ls100k(options: Ls100kOptions = {}): Promise<void> {
       const checked = !v.args.includes('--no-check');
       rows.push({ measure: `${v.label}, time`, unit: 'ms', summary: summarize(times.get(v.label)!), ...(checked && { target: { atMost: 2000 } }) });
       rows.push({ measure: `${v.label}, peak RSS`, unit: 'MB', summary: summarize(peaks.get(v.label)!), digits: 1, ...(checked && { target: { atMost: 200 } }) });
+      rows.push({ measure: `${v.label}, CPU (user+sys, all threads)`, unit: 'ms', summary: summarize(cpus.get(v.label)!) });
     }
     rows.push({ measure: 'spool --version (Node start-up + CLI load)', unit: 'ms', summary: summarize(version) });
 
@@ -183,8 +188,9 @@ function runSpool(args: string[], rssFile: string, keep = false): Promise<LsRun>
     child.on('close', (code) => {
       const ms = performance.now() - start;
       if (code !== 0) return reject(new Error(`spool ${args.join(' ')} exited ${code}: ${stderr}`));
-      const peakMb = kibToMb(Number(readFileSync(rssFile, 'utf8')));
-      resolve({ ms, peakMb, bytes, lines, ...(keep && { stdout: Buffer.concat(chunks).toString('utf8') }) });
+      const usage = JSON.parse(readFileSync(rssFile, 'utf8')) as { maxRSS: number; user: number; system: number };
+      const cpuMs = (usage.user + usage.system) / 1000;
+      resolve({ ms, peakMb: kibToMb(usage.maxRSS), cpuMs, bytes, lines, ...(keep && { stdout: Buffer.concat(chunks).toString('utf8') }) });
     });
   });
 }

@@ -5,10 +5,11 @@
  *   npm run bench -- ls-100k              one (or several, by name)
  *   npm run bench -- enqueue-bulk --runs 5 --tasks 50000
  *   npm run bench -- ls-100k --cold       also cold page-cache runs (root)
+ *   npm run bench -- enqueue-bulk --topdir  spools placed in fresh ext4 block groups (see enqueue-bulk.ts)
  *   npm run bench -- --json               results as JSON on stdout (progress on stderr)
  *
  * Options: --runs N, --tasks N (each benchmark has its own defaults), --cold,
- * --json, --list. Results: BENCHMARKS.md.
+ * --topdir, --json, --list. Results: BENCHMARKS.md.
  */
 import { collectedResults } from './report.js';
 
@@ -16,6 +17,7 @@ interface CommonOptions {
   runs?: number;
   tasks?: number;
   cold?: boolean;
+  topdir?: boolean;
 }
 
 /** Each benchmark is a module under bench/, loaded only when it runs. */
@@ -35,6 +37,10 @@ const BENCHMARKS: Record<string, { what: string; run: (o: CommonOptions) => Prom
   drain: {
     what: 'one spoolerd draining a prefilled spool of no-op tasks (target ≥ 20,000/s)',
     run: async (o) => (await import('./drain.js')).drain(o),
+  },
+  backlog: {
+    what: 'one spoolerd started on a million pending tasks: time to dispatch, RSS, idle CPU (targets ≤ 10 s, ≤ 500 MB)',
+    run: async (o) => (await import('./backlog.js')).backlog(o.tasks === undefined ? {} : { tasks: o.tasks }),
   },
   pickup: {
     what: 'pickup latency of an idle spoolerd, and postponed tasks (targets p50 ≤ 5 ms, p99 ≤ 50 ms)',
@@ -57,6 +63,7 @@ function parse(argv: string[]): { names: string[]; options: CommonOptions; json:
     if (arg === '--runs') options.runs = number();
     else if (arg === '--tasks') options.tasks = number();
     else if (arg === '--cold') options.cold = true;
+    else if (arg === '--topdir') options.topdir = true;
     else if (arg === '--json') json = true;
     else if (arg === '--list') list = true;
     else if (arg.startsWith('-')) throw new Error(`unknown option ${arg}`);

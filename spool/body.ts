@@ -71,7 +71,9 @@ export function findBodyProblem(body: unknown): string | undefined {
   if (!('version' in b)) return 'the body has no "version" field';
   if (b.version !== FORMAT_VERSION) {
     // Quote the version only when it looks like one: nothing else of an invalid file is echoed.
-    const shown = Number.isSafeInteger(b.version) && (b.version as number) >= 0 && (b.version as number) < 1_000_000 ? ` ${b.version as number}` : '';
+    const v = b.version;
+    const kind = v === null ? 'null' : Array.isArray(v) ? 'an array' : typeof v === 'object' ? 'a map' : `a ${typeof v}`;
+    const shown = Number.isSafeInteger(v) && (v as number) >= 0 && (v as number) < 1_000_000 ? ` ${v as number}` : ` (${kind})`;
     return `format version${shown} is not supported; this spoolerd reads version ${FORMAT_VERSION} (upgrade spoolerd, or write version ${FORMAT_VERSION})`;
   }
   if (typeof b.type !== 'string' || !TASK_TYPE_PATTERN.test(b.type)) {
