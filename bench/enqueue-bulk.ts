@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { Spooler } from '../runtime/index.js';
 import { SpoolLayout } from '../spool/layout.js';
 import { tempDir } from './lib.js';
-import { markTopDir, printRows, progress, summarize } from './report.js';
+import { cleanUpLater, markTopDir, printRows, progress, summarize } from './report.js';
 
 export interface EnqueueBulkOptions {
   tasks?: number;
@@ -40,9 +40,9 @@ export async function enqueueBulk(options: EnqueueBulkOptions = {}): Promise<voi
   const sysUs = { runtime: [] as number[], fs: [] as number[] };
   const ratios: number[] = [];
   let meanBytes = 0;
-  // Everything is deleted at the end, not between runs: on ext4 without a journal (this
-  // machine's), creating files right after deleting many is slow for minutes (the inode
-  // allocator steps over every recently freed inode), which would penalise the next run.
+  // Everything is deleted at the end of the whole benchmark run, not between runs: on ext4
+  // without a journal (this machine's), creating files right after deleting many is slow
+  // for minutes (the inode allocator steps over every recently freed inode; see markTopDir).
   const { dir: root, cleanup } = tempDir('spoolerd-bench-bulk-');
   const topdir = options.topdir === true && markTopDir(root);
   try {
@@ -69,7 +69,7 @@ export async function enqueueBulk(options: EnqueueBulkOptions = {}): Promise<voi
       progress(`enqueue-bulk run ${run}/${runs}: runtime ${rate.runtime.at(-1)!.toFixed(0)}/s, filesystem ${rate.fs.at(-1)!.toFixed(0)}/s, ratio ${ratios.at(-1)!.toFixed(2)}`);
     }
   } finally {
-    cleanup();
+    cleanUpLater(cleanup);
   }
   printRows(
     'enqueue-bulk',

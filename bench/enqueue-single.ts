@@ -8,7 +8,7 @@ import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { Spooler } from '../runtime/index.js';
 import { tempDir } from './lib.js';
-import { markTopDir, printRows, progress, summarize } from './report.js';
+import { cleanUpLater, markTopDir, printRows, progress, summarize } from './report.js';
 
 export interface EnqueueSingleOptions {
   tasks?: number;
@@ -24,7 +24,7 @@ export async function enqueueSingle(options: EnqueueSingleOptions = {}): Promise
   const inFlight = options.inFlight ?? 64;
   const rates = new Map<number, number[]>([[1, []], [inFlight, []]]);
   const cpuUs = new Map<number, number[]>([[1, []], [inFlight, []]]);
-  // Deleted at the end, not between runs (see enqueue-bulk.ts).
+  // Deleted at the end of the whole benchmark run, not between runs (see enqueue-bulk.ts).
   const { dir: root, cleanup } = tempDir('spoolerd-bench-single-');
   const topdir = options.topdir === true && markTopDir(root);
   try {
@@ -38,7 +38,7 @@ export async function enqueueSingle(options: EnqueueSingleOptions = {}): Promise
       progress(`enqueue-single run ${run}/${runs}: one at a time ${rates.get(1)!.at(-1)!.toFixed(0)}/s, ${inFlight} in flight ${rates.get(inFlight)!.at(-1)!.toFixed(0)}/s`);
     }
   } finally {
-    cleanup();
+    cleanUpLater(cleanup);
   }
   printRows('enqueue-single', `enqueue-single: ${tasks.toLocaleString('en-US')} awaited calls per run, ${runs} runs${topdir ? ', spools in fresh block groups (--topdir)' : ''}`, [
     { measure: 'await wrapper(...), one at a time', unit: 'tasks/s', summary: summarize(rates.get(1)!) },

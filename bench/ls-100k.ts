@@ -23,7 +23,7 @@ import { readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'no
 import { join } from 'node:path';
 import { Spooler, type TaskRequest } from '../runtime/index.js';
 import { DIST, SPOOL, tempDir } from './lib.js';
-import { printRows, progress, summarize, type Row } from './report.js';
+import { cleanUpLater, printRows, progress, summarize, type Row } from './report.js';
 
 export interface Ls100kOptions {
   tasks?: number;
@@ -119,7 +119,7 @@ export async function ls100k(options: Ls100kOptions = {}): Promise<void> {
       'time: spawn to exit with stdout drained, Node start-up included; peak RSS: the child\'s ru_maxrss (MB = 10^6 bytes)',
     ]);
   } finally {
-    cleanup();
+    cleanUpLater(cleanup);
   }
 }
 

@@ -138,3 +138,20 @@ export function markTopDir(dir: string): boolean {
   if (r.status !== 0) progress(`chattr +T ${dir} failed (${(r.stderr || r.error?.message || '').trim()}); measuring without it`);
   return r.status === 0;
 }
+
+const cleanups: Array<() => void> = [];
+
+/**
+ * Defers deleting a benchmark's temp directory to the end of the whole run
+ * (bench/run.ts calls cleanUpDeferred). On ext4 without a journal, creating
+ * files for a minute or more after deleting many is several times slower (see
+ * markTopDir), so a benchmark that deleted its 600,000 files at once would slow
+ * down the one after it.
+ */
+export function cleanUpLater(cleanup: () => void): void {
+  cleanups.push(cleanup);
+}
+
+export function cleanUpDeferred(): void {
+  for (const cleanup of cleanups.splice(0)) cleanup();
+}

@@ -11,7 +11,7 @@
  * Options: --runs N, --tasks N (each benchmark has its own defaults), --cold,
  * --topdir, --json, --list. Results: BENCHMARKS.md.
  */
-import { collectedResults } from './report.js';
+import { cleanUpDeferred, collectedResults } from './report.js';
 
 interface CommonOptions {
   runs?: number;
@@ -86,9 +86,18 @@ if (parsed.list) {
 } else {
   // With --json, the tables go to stderr and stdout carries only the JSON.
   if (parsed.json) console.log = (...args: unknown[]) => process.stderr.write(args.join(' ') + '\n');
-  for (const name of parsed.names) {
-    process.stderr.write(`\n== ${name}: ${BENCHMARKS[name]!.what}\n`);
-    await BENCHMARKS[name]!.run(parsed.options);
+  process.once('SIGINT', () => {
+    cleanUpDeferred();
+    process.exit(130);
+  });
+  try {
+    for (const name of parsed.names) {
+      process.stderr.write(`\n== ${name}: ${BENCHMARKS[name]!.what}\n`);
+      await BENCHMARKS[name]!.run(parsed.options);
+    }
+  } finally {
+    // The producer and listing benchmarks leave their temp directories until here.
+    cleanUpDeferred();
   }
   if (parsed.json) process.stdout.write(JSON.stringify(collectedResults(), null, 2) + '\n');
 }
