@@ -124,7 +124,7 @@ export async function ls100k(options: Ls100kOptions = {}): Promise<void> {
 }
 
 /** Fills `spool` with `tasks` tasks; returns how many are due and how many scheduled. */
-async function prefill(spool: string, tasks: number): Promise<{ due: number; scheduled: number }> {
+export async function prefill(spool: string, tasks: number): Promise<{ due: number; scheduled: number }> {
   const spooler = Spooler.open(spool);
   const wrappers = NAMES.map((name) => spooler.task(function task(_to: string, _n: number) {}, { name }));
   const now = Date.now();

@@ -5,12 +5,12 @@
  */
 import { opendirSync, type Dir, type Dirent } from 'node:fs';
 import { join, sep } from 'node:path';
-import { findBodyProblem, type TaskBody } from './body.js';
+import type { TaskBody } from './body.js';
 import type { SpoolLayout, TaskLocation } from './layout.js';
 import { explainBadName, parseTaskName, type TaskName } from './name.js';
+import { checkFilesInParallel, isValidBody, VALID } from './parallel-check.js';
 import { DEFAULT_MAX_BYTES, describeIrregular, readRegularFile } from './safe-read.js';
 import { decodeTask } from './task-file.js';
-import { decodeWire } from './wire.js';
 
 /**
  * due: waiting to run now; scheduled: due later; active: claimed by a daemon;
@@ -59,6 +59,8 @@ export function listSpool(layout: SpoolLayout, options: ListOptions = {}): Spool
     maxBytes: options.maxBytes ?? DEFAULT_MAX_BYTES,
     // Bodies that are only checked are read into one buffer; kept bodies may point into theirs.
     scratch: options.keepBodies === true ? undefined : Buffer.allocUnsafe(SCRATCH_BYTES),
+    toCheck: [],
+    toCheckDirs: [],
   };
   const entries: SpoolEntry[] = [];
   for (const location of options.locations ?? DEFAULT_LOCATIONS) {
@@ -67,7 +69,7 @@ export function listSpool(layout: SpoolLayout, options: ListOptions = {}): Spool
         if (!owner.isDirectory()) continue;
         const dir = join(layout.active, owner.name);
         for (const entry of readDirEntries(dir)) {
-          const e = classify(dir, entry, location, ctx);
+          const e = classify(dir, entry, location, ctx, entries.length);
           // Appended last, as the owner always was.
           if (e) {
             e.owner = owner.name;
@@ -80,13 +82,35 @@ export function listSpool(layout: SpoolLayout, options: ListOptions = {}): Spool
     } else {
       const dir = layout[location];
       for (const entry of readDirEntries(dir)) {
-        const e = classify(dir, entry, location, ctx);
+        const e = classify(dir, entry, location, ctx, entries.length);
         if (e) entries.push(e);
       }
     }
   }
-  return sortInExecutionOrder(entries);
+  if (ctx.toCheck.length > 0) checkBodies(entries, ctx);
+  return sortInExecutionOrder(entries.filter((e) => e !== GONE));
 }
+
+/**
+ * The body checks deferred by classify(): all together, on several cores when
+ * there are many (parallel-check.ts). A file that is not valid there is read
+ * again here, by checkEntry, which says why.
+ */
+function checkBodies(entries: SpoolEntry[], ctx: Context): void {
+  // Paths of their own: encoding a path flattens the string, and each entry's `path` stays
+  // a rope of the directory and the name, which costs it 32 bytes instead of ~130.
+  const paths = ctx.toCheck.map((i, k) => ctx.toCheckDirs[k]! + sep + entries[i]!.fileName);
+  const { status, mtimes } = checkFilesInParallel(paths, ctx.maxBytes);
+  for (let k = 0; k < ctx.toCheck.length; k++) {
+    const index = ctx.toCheck[k]!;
+    const e = entries[index]!;
+    if (status[k] === VALID) e.mtimeMs = mtimes[k];
+    else entries[index] = checkEntry(e, ctx, ctx.toCheckDirs[k]!) ?? GONE;
+  }
+}
+
+/** Marks an entry whose file disappeared while the listing ran. */
+const GONE = {} as SpoolEntry;
 
 interface Context {
   now: number;
@@ -94,6 +118,10 @@ interface Context {
   keepBodies: boolean;
   maxBytes: number;
   scratch: Buffer | undefined;
+  /** Positions in the entries of task files whose bodies are still to be checked (without keepBodies). */
+  toCheck: number[];
+  /** The directory of each of those. */
+  toCheckDirs: string[];
 }
 
 /** Task files are small; larger ones get a buffer of their own. */
@@ -105,7 +133,7 @@ const SCRATCH_BYTES = 64 * 1024;
  * so that the hundreds of thousands of a large listing share a few hidden classes
  * and whatever reads them stays monomorphic.
  */
-function classify(dir: string, entry: Dirent, location: TaskLocation, ctx: Context): SpoolEntry | undefined {
+function classify(dir: string, entry: Dirent, location: TaskLocation, ctx: Context, position: number): SpoolEntry | undefined {
   const fileName = entry.name;
   // Names beginning with "." are never tasks: producers may use them for files in progress.
   if (fileName.startsWith('.')) return undefined;
@@ -122,8 +150,22 @@ function classify(dir: string, entry: Dirent, location: TaskLocation, ctx: Conte
   if (task === undefined) return { location, fileName, path, state: invalidState, reason: `bad file name: ${explainBadName(fileName)}` };
   const state = stateOf(location, task, ctx.now);
   if (!ctx.checkBodies) return { location, fileName, path, state, task };
-  // A path of its own for open(), which flattens the string it is given: `path` stays a
-  // rope of the directory and the name, which costs the entry 32 bytes instead of ~130.
+  const e: SpoolEntry = { location, fileName, path, state, task, mtimeMs: undefined };
+  if (ctx.keepBodies) return checkEntry(e, ctx, dir);
+  ctx.toCheck.push(position);
+  ctx.toCheckDirs.push(dir);
+  return e;
+}
+
+/**
+ * Reads and checks the body of a task entry (a regular file whose name parsed);
+ * returns the entry as the listing shows it, or undefined if the file is gone.
+ */
+function checkEntry(e: SpoolEntry, ctx: Context, dir: string): SpoolEntry | undefined {
+  const { location, fileName, path, task } = e;
+  const state = e.state;
+  const invalidState: TaskState = location === 'dead' || location === 'archive' ? stateOf(location, undefined, ctx.now) : 'invalid';
+  // A path of its own for open(), which flattens the string it is given (see checkBodies).
   const read = readRegularFile(dir + sep + fileName, ctx.maxBytes, ctx.scratch);
   if (!read.ok) {
     // A file claimed or removed while we listed is simply gone, not invalid.
@@ -131,26 +173,11 @@ function classify(dir: string, entry: Dirent, location: TaskLocation, ctx: Conte
     if (read.mtimeMs === undefined) return { location, fileName, path, state: invalidState, task, reason: read.reason };
     return { location, fileName, path, state: invalidState, task, reason: read.reason, mtimeMs: read.mtimeMs };
   }
-  if (!ctx.keepBodies && isValidBody(task, read.bytes)) return { location, fileName, path, state, task, mtimeMs: read.mtimeMs };
+  if (!ctx.keepBodies && isValidBody(read.bytes, task!.encoding)) return { location, fileName, path, state, task, mtimeMs: read.mtimeMs };
   const decoded = decodeTask(fileName, read.bytes);
   if (!decoded.ok) return { location, fileName, path, state: invalidState, task, reason: decoded.reason, mtimeMs: read.mtimeMs };
   if (ctx.keepBodies) return { location, fileName, path, state, task, mtimeMs: read.mtimeMs, body: decoded.task.body };
   return { location, fileName, path, state, task, mtimeMs: read.mtimeMs };
-}
-
-/**
- * Whether decodeTask(fileName, bytes) would succeed, for a name that parsed as
- * `task`: the same two checks (the body decodes, and passes findBodyProblem)
- * without building the TaskFile it returns, whose object spread costs V8 ~3 µs,
- * a third of a listing's CPU time per file. Anything else goes to decodeTask,
- * so every reason comes from there. Keep in step with decodeTask.
- */
-function isValidBody(task: TaskName, bytes: Uint8Array): boolean {
-  try {
-    return findBodyProblem(decodeWire(bytes, task.encoding)) === undefined;
-  } catch {
-    return false;
-  }
 }
 
 function stateOf(location: TaskLocation, task: TaskName | undefined, now: number): TaskState {

@@ -407,3 +407,46 @@ describe('spool ls: which spool', () => {
     expect((JSON.parse(r.stdout) as Array<Record<string, unknown>>).map((e) => [e.id, e.state, e.location])).toEqual([[id, 'due', 'incoming']]);
   });
 });
+
+describe('spool ls: large spools', () => {
+  it('checks every body of a spool large enough to be checked on several threads, and reports the bad ones with their reasons', () => {
+    const now = Date.now();
+    const good: string[] = [];
+    for (let i = 0; i < 6000; i++) good.push(put(root, i % 2 ? 'incoming' : 'pending', { due: now - MIN, created: now - MIN, name: 'bulk' }).file);
+    const truncated = put(root, 'pending', { due: now - MIN, created: now - MIN, name: 'bad_truncated', ext: 'msgpack' }, Buffer.from([0x83, 0xa7]));
+    const notJson = put(root, 'incoming', { due: now - MIN, created: now - MIN, name: 'bad_json' }, '{"version":1,');
+    const version = put(root, 'pending', { due: now - MIN, created: now - MIN, name: 'bad_version' }, '{"version":99,"type":"fcall","args":[]}');
+    const args = put(root, 'incoming', { due: now - MIN, created: now - MIN, name: 'bad_args' }, '{"version":1,"type":"fcall","args":"x"}');
+
+    const entries = lsJson(root);
+    expect(entries).toHaveLength(6004);
+    const invalid = entries.filter((e) => e.state === 'invalid');
+    expect(invalid.map((e) => e.file).sort()).toEqual([truncated.file, notJson.file, version.file, args.file].sort());
+    const reasonOf = (file: string) => invalid.find((e) => e.file === file)!.reason;
+    expect(reasonOf(truncated.file)).toMatch(/MessagePack/);
+    expect(reasonOf(notJson.file)).toMatch(/JSON/);
+    expect(reasonOf(version.file)).toMatch(/version/);
+    expect(reasonOf(args.file)).toMatch(/args/);
+    expect(new Set(entries.filter((e) => e.state === 'due').map((e) => e.file))).toEqual(new Set(good));
+
+    const table = spool(['ls', '--dir', root]);
+    expect(table.code).toBe(0);
+    expect(lines(table.stdout).filter((l) => l !== '')).toHaveLength(6005);
+  });
+
+  it('ends quietly with status 0 when its reader stops reading (spool ls | head -1)', async () => {
+    const now = Date.now();
+    for (let i = 0; i < 3000; i++) put(root, 'pending', { due: now - MIN, created: now - MIN, name: 'bulk' });
+    const { spawn } = await import('node:child_process');
+    const { SPOOL_BIN } = await import('./helpers/cli.js');
+    const child = spawn(process.execPath, [SPOOL_BIN, 'ls', '--dir', root], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    const first = await new Promise<string>((done) => child.stdout.once('data', (d: Buffer) => done(d.toString('utf8'))));
+    child.stdout.destroy();
+    const code = await new Promise<number | null>((done) => child.on('close', done));
+    expect(first.startsWith('ID ')).toBe(true);
+    expect(code).toBe(0);
+    expect(stderr).toBe('');
+  });
+});
