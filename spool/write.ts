@@ -8,9 +8,9 @@
  * flushed after it, so the task also survives a power failure (about 1 ms per
  * task on ext4 here, against ~40 µs without).
  */
-import { closeSync, fsyncSync, openSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, constants, fsyncSync, openSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { open, rename, unlink } from 'node:fs/promises';
-import { join } from 'node:path';
+import { sep } from 'node:path';
 import type { SpoolLayout } from './layout.js';
 
 export interface WriteOptions {
@@ -18,11 +18,23 @@ export interface WriteOptions {
   fsync?: boolean;
 }
 
+/** open(2) flags of 'wx', as a number: Node parses a flag string on every call. */
+const CREATE_NEW = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL;
+
+/**
+ * Paths inside a spool directory. A task file name never holds a separator (its
+ * pattern forbids one), so plain concatenation gives what path.join would, at a
+ * tenth of the cost: join normalises, and took ~2 µs of a bulk enqueue's ~20.
+ */
+function inside(dir: string, fileName: string): string {
+  return dir + sep + fileName;
+}
+
 /** Writes `bytes` as incoming/<fileName> by way of tmp/. Returns the final path. */
 export function writeTaskSync(layout: SpoolLayout, fileName: string, bytes: Uint8Array, options: WriteOptions = {}): string {
-  const staged = join(layout.tmp, fileName);
-  const target = join(layout.incoming, fileName);
-  const fd = openSync(staged, 'wx');
+  const staged = inside(layout.tmp, fileName);
+  const target = inside(layout.incoming, fileName);
+  const fd = openSync(staged, CREATE_NEW, 0o666);
   try {
     writeAllSync(fd, bytes);
     if (options.fsync) fsyncSync(fd);
@@ -44,9 +56,9 @@ export function writeTaskSync(layout: SpoolLayout, fileName: string, bytes: Uint
 
 /** The same protocol with non-blocking calls. */
 export async function writeTask(layout: SpoolLayout, fileName: string, bytes: Uint8Array, options: WriteOptions = {}): Promise<string> {
-  const staged = join(layout.tmp, fileName);
-  const target = join(layout.incoming, fileName);
-  const handle = await open(staged, 'wx');
+  const staged = inside(layout.tmp, fileName);
+  const target = inside(layout.incoming, fileName);
+  const handle = await open(staged, CREATE_NEW, 0o666);
   try {
     await handle.writeFile(bytes);
     if (options.fsync) await handle.sync();
