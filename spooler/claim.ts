@@ -25,20 +25,25 @@
  * is a rename per file, which only one process can win.
  */
 import { renameSync, rmdirSync, statSync, unlinkSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, sep } from 'node:path';
 import type { SpoolLayout } from '../spool/layout.js';
 import { parseTaskName, renameTask } from '../spool/name.js';
 import { writeFailureRecord, type FailureRecord } from './records.js';
 import type { PendingDir } from './task-queue.js';
 
+const INCOMING_THEN_PENDING = ['incoming', 'pending'] as const;
+const PENDING_ONLY = ['pending'] as const;
+
 export type ClaimResult = { claimed: true; path: string; from: PendingDir } | { claimed: false };
 
 /** Claims a pending task for `owner`. Not claimed means another process got it (or it was revoked). */
 export function claim(layout: SpoolLayout, ownerDir: string, fileName: string, dir: PendingDir): ClaimResult {
-  const target = join(ownerDir, fileName);
-  for (const from of dir === 'incoming' ? (['incoming', 'pending'] as const) : (['pending'] as const)) {
+  // Concatenated, not join()ed: a file name from a directory listing holds no separator, and
+  // join's normalising cost ~1 µs per path on a path taken for every task.
+  const target = ownerDir + sep + fileName;
+  for (const from of dir === 'incoming' ? INCOMING_THEN_PENDING : PENDING_ONLY) {
     try {
-      renameSync(join(layout[from], fileName), target);
+      renameSync(layout[from] + sep + fileName, target);
       return { claimed: true, path: target, from };
     } catch (err) {
       if (!isMissing(err)) throw err;
