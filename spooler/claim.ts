@@ -56,7 +56,7 @@ export function claim(layout: SpoolLayout, ownerDir: string, fileName: string, d
 
 /** Moves a task that is not yet due out of the watched incoming/ directory. */
 export function accept(layout: SpoolLayout, fileName: string): boolean {
-  return renameIfPresent(join(layout.incoming, fileName), join(layout.pending, fileName));
+  return renameIfPresent(layout.incoming + sep + fileName, layout.pending + sep + fileName);
 }
 
 /** Puts a claimed task back, unchanged: shutdown, or a file still being written in place. */

@@ -15,12 +15,13 @@
  * and sweeps debris from tmp/.
  */
 import { lstatSync, readdirSync, statSync, unlinkSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, sep } from 'node:path';
 import type { FSWatcher } from 'chokidar';
 import { DEFAULT_RETRY, backoffDelay } from '../runtime/backoff.js';
 import type { TaskOutcome } from '../runtime/results.js';
 import { SpoolLayout } from '../spool/layout.js';
 import { dueOfTaskName, explainBadName } from '../spool/name.js';
+import { readNames } from '../spool/read-names.js';
 import { readClaimedFile } from '../spool/safe-read.js';
 import { decodeTask, type TaskFile } from '../spool/task-file.js';
 import { accept, bury, claim, finish, reclaimOwner, release, retryLater } from './claim.js';
@@ -314,22 +315,18 @@ export class SpoolService {
    * (O(n), one listing of each directory). Returns how many entries incoming/ has.
    */
   private loadBacklog(now: number): number {
-    const pending = readdirSync(this.layout.pending);
-    const incoming = readdirSync(this.layout.incoming);
+    const pending = readNames(this.layout.pending);
+    const incoming = readNames(this.layout.incoming);
     this.pendingMtime = statSync(this.layout.pending).mtimeMs;
     this.nextPendingScan = now + this.options.scanInterval;
-    this.queue.load(
-      (function* () {
-        for (const n of pending) if (n.charCodeAt(0) !== 46 /* "." */) yield [n, 'pending'] as [string, PendingDir];
-        for (const n of incoming) if (n.charCodeAt(0) !== 46) yield [n, 'incoming'] as [string, PendingDir];
-      })(),
+    const rejected = this.queue.load(
+      [
+        [pending, 'pending'],
+        [incoming, 'incoming'],
+      ],
       now,
     );
-    for (const [names, dir] of [[pending, 'pending'], [incoming, 'incoming']] as const) {
-      for (const n of names) {
-        if (n.charCodeAt(0) !== 46 && !this.queue.has(n)) this.considerBadName(join(this.layout[dir], n), n, dir, undefined);
-      }
-    }
+    for (const [n, dir] of rejected) this.considerBadName(this.layout[dir] + sep + n, n, dir, undefined);
     return incoming.length;
   }
 
@@ -339,7 +336,7 @@ export class SpoolService {
     try {
       // Names only: a file's type is checked when it is claimed (safe-read.ts), which also
       // catches a file swapped after listing, and a million Dirents would cost ~200 MB.
-      names = readdirSync(this.layout.incoming);
+      names = readNames(this.layout.incoming);
     } catch (err) {
       this.log.error('cannot read incoming/', { err });
       return 0;
@@ -505,7 +502,7 @@ export class SpoolService {
     this.otherOwnersSeen = false;
     const started = Date.now();
     let added = 0;
-    for (const n of readdirSync(this.layout.pending)) {
+    for (const n of readNames(this.layout.pending)) {
       if (n.charCodeAt(0) !== 46 && this.queue.add(n, 'pending', started)) added++;
     }
     const cost = Date.now() - started;

@@ -9,9 +9,9 @@
  * while every task is in the future.
  *
  * Entries are the file-name strings themselves (a million of them cost about
- * 90 MB of names plus two small sets), and the due time is read from its fixed
- * place in the name. A forgotten task is dropped from `known` and skipped when
- * it surfaces from a heap (lazy deletion).
+ * 80 MB of names, plus one map from name to directory of ~40 MB), and the due
+ * time is read from its fixed place in the name. A forgotten task is dropped
+ * from `known` and skipped when it surfaces from a heap (lazy deletion).
  */
 import { dueOfTaskName } from '../spool/name.js';
 import { Heap } from './heap.js';
@@ -44,10 +44,13 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
 export class TaskQueue {
   private ready = new Heap<string>(byName);
   private future = new Heap<string>(byDue);
-  /** Every queued name, so the same file found twice (watch + scan) is queued once. */
-  private readonly known = new Set<string>();
-  /** The queued names whose file is in incoming/ (the rest are in pending/). */
-  private readonly inIncoming = new Set<string>();
+  /**
+   * Every queued name, with the directory its file is in, so that the same file
+   * found twice (watch + scan) is queued once. One map rather than a set of
+   * names and a set of those in incoming/: half the hashing and ~30% less memory
+   * for a large backlog.
+   */
+  private readonly known = new Map<string, PendingDir>();
   private timer: NodeJS.Timeout | undefined;
   private timerDue = Infinity;
 
@@ -70,13 +73,12 @@ export class TaskQueue {
   add(fileName: string, dir: PendingDir, now: number): boolean {
     if (this.known.has(fileName)) {
       // The daemon moved it between directories since it was queued: keep the newer location.
-      this.setDir(fileName, dir);
+      this.known.set(fileName, dir);
       return false;
     }
     const due = dueOfTaskName(fileName);
     if (due === undefined) return false;
-    this.known.add(fileName);
-    this.setDir(fileName, dir);
+    this.known.set(fileName, dir);
     if (due <= now) this.ready.push(fileName);
     else {
       this.future.push(fileName);
@@ -85,22 +87,33 @@ export class TaskQueue {
     return true;
   }
 
-  /** Adds a whole listing at start-up: both heaps are rebuilt in O(n) rather than n pushes. */
-  load(entries: Iterable<[fileName: string, dir: PendingDir]>, now: number): void {
+  /**
+   * Adds whole directory listings at start-up: both heaps are rebuilt in O(n)
+   * rather than n pushes. Names beginning with "." are skipped; returns the
+   * other names that are not task names, with their directory, for the caller
+   * to deal with.
+   */
+  load(listings: ReadonlyArray<readonly [names: readonly string[], dir: PendingDir]>, now: number): Array<[fileName: string, dir: PendingDir]> {
     const ready: string[] = [];
     const future: string[] = [];
+    const rejected: Array<[string, PendingDir]> = [];
     for (const name of this.drainLive()) (dueOf(name) <= now ? ready : future).push(name);
-    for (const [fileName, dir] of entries) {
-      if (this.known.has(fileName)) continue;
-      const due = dueOfTaskName(fileName);
-      if (due === undefined) continue;
-      this.known.add(fileName);
-      this.setDir(fileName, dir);
-      (due <= now ? ready : future).push(fileName);
+    for (const [names, dir] of listings) {
+      for (const fileName of names) {
+        if (fileName.charCodeAt(0) === 46 /* "." */ || this.known.has(fileName)) continue;
+        const due = dueOfTaskName(fileName);
+        if (due === undefined) {
+          rejected.push([fileName, dir]);
+          continue;
+        }
+        this.known.set(fileName, dir);
+        (due <= now ? ready : future).push(fileName);
+      }
     }
     this.ready = new Heap(byName, ready);
     this.future = new Heap(byDue, future);
     this.arm(now);
+    return rejected;
   }
 
   /** Takes the next due task, or undefined when none is due. */
@@ -109,28 +122,26 @@ export class TaskQueue {
     for (;;) {
       const fileName = this.ready.pop();
       if (fileName === undefined) return undefined;
-      if (!this.known.delete(fileName)) continue; // forgotten
-      const dir: PendingDir = this.inIncoming.delete(fileName) ? 'incoming' : 'pending';
+      const dir = this.known.get(fileName);
+      if (dir === undefined) continue; // forgotten
+      this.known.delete(fileName);
       return { fileName, dir };
     }
   }
 
   /** The queued names whose file is in `dir` (a live view: entries may change or go as it is walked). */
   *inDir(dir: PendingDir): Generator<string> {
-    if (dir === 'incoming') yield* this.inIncoming;
-    else for (const name of this.known) if (!this.inIncoming.has(name)) yield name;
+    for (const [name, where] of this.known) if (where === dir) yield name;
   }
 
   /** Records that a queued task's file moved to `dir`. */
   setDir(fileName: string, dir: PendingDir): void {
-    if (dir === 'incoming') this.inIncoming.add(fileName);
-    else this.inIncoming.delete(fileName);
+    if (this.known.has(fileName)) this.known.set(fileName, dir);
   }
 
   /** Forgets a task (it was claimed, revoked or moved by someone else). */
   forget(fileName: string): void {
     this.known.delete(fileName);
-    this.inIncoming.delete(fileName);
   }
 
   /** Stops the timer (shutdown). */
