@@ -1,14 +1,15 @@
 #!/usr/bin/env node
 /** The `spoolerd` command: run the tasks of one or more spools. */
-import { existsSync } from 'node:fs';
-import { isAbsolute, resolve } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { toMs } from '../runtime/duration.js';
 import { SpoolError } from '../spool/errors.js';
 import { Daemon } from '../spooler/daemon.js';
 import { createLogger, LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevel, type Logger } from '../spooler/logger.js';
 import { DEFAULTS } from '../spooler/options.js';
+import { importTaskModule, TaskModuleError } from '../spooler/task-modules.js';
+import { WorkerStartError } from '../spooler/worker-pool.js';
 import { VERSION } from './version.js';
 
 interface CliOptions {
@@ -23,6 +24,11 @@ interface CliOptions {
   grace: number;
   settle: number;
   maxBytes: number;
+  processes: number;
+  maxTasks: number;
+  maxMemory: number;
+  taskTimeout: number;
+  killGrace: number;
   logLevel: LogLevel;
   logFormat?: LogFormat;
   demo: boolean;
@@ -47,6 +53,13 @@ const positiveInt = (value: string): number => {
   if (!Number.isSafeInteger(n) || n < 1) throw new InvalidArgumentError('must be a whole number ≥ 1');
   return n;
 };
+const wholeNumber = (value: string): number => {
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isSafeInteger(n) || n < 0) throw new InvalidArgumentError('must be a whole number ≥ 0');
+  return n;
+};
+/** A duration, or 0 / "none" for no limit. */
+const optionalDuration = (value: string): number => (value === 'none' || value === '0' ? 0 : duration(value));
 
 const program = new Command('spoolerd')
   .description('Run the tasks of spool directories: watch, claim, run, and mark each task processed, skipped or rescheduled.')
@@ -62,6 +75,11 @@ const program = new Command('spoolerd')
   .addOption(new Option('--grace <duration>', 'on SIGTERM/SIGINT, time running tasks get to finish').env('SPOOLERD_GRACE').argParser(duration).default(DEFAULTS.grace, '30s'))
   .addOption(new Option('--settle <duration>', 'a file that does not decode is left alone until this old (it may be being written)').env('SPOOLERD_SETTLE').argParser(duration).default(DEFAULTS.settle, '5s'))
   .addOption(new Option('--max-bytes <n>', 'larger task files are quarantined unread').env('SPOOLERD_MAX_BYTES').argParser(positiveInt).default(DEFAULTS.maxBytes, '16 MiB'))
+  .addOption(new Option('-p, --processes <n>', 'worker processes that run tasks (0: run them in the daemon itself, no isolation)').env('SPOOLERD_PROCESSES').argParser(wholeNumber).default(DEFAULTS.processes, `${DEFAULTS.processes}, the number of cores`))
+  .addOption(new Option('--max-tasks <n>', 'replace a worker process after this many tasks (0: never)').env('SPOOLERD_MAX_TASKS').argParser(wholeNumber).default(DEFAULTS.maxTasks, '0, never'))
+  .addOption(new Option('--max-memory <MB>', 'replace a worker process whose RSS passes this many MB, once its running tasks are done (0: never)').env('SPOOLERD_MAX_MEMORY').argParser(wholeNumber).default(DEFAULTS.maxMemory, '0, never'))
+  .addOption(new Option('--task-timeout <duration>', 'run-time limit of tasks that set no timeout of their own (0 or none: no limit)').env('SPOOLERD_TASK_TIMEOUT').argParser(optionalDuration).default(DEFAULTS.taskTimeout, 'none'))
+  .addOption(new Option('--kill-grace <duration>', 'after a timeout fired the task\'s AbortSignal, time it gets to stop before its worker process is killed').env('SPOOLERD_KILL_GRACE').argParser(duration).default(DEFAULTS.killGrace, '3s'))
   .addOption(new Option('--log-level <level>', 'least severe level logged').env('SPOOLERD_LOG_LEVEL').choices(LOG_LEVELS).default('info'))
   .addOption(new Option('--log-format <format>', 'json lines, or pretty lines for people (default: pretty on a terminal, json otherwise)').env('SPOOLERD_LOG_FORMAT').choices(LOG_FORMATS))
   .addOption(new Option('--demo', `serve ${DEMO_DIR} with the bundled example tasks, enqueueing a few first`).default(false))
@@ -77,7 +95,7 @@ try {
 
 const log = createLogger({ level: options.logLevel, format: options.logFormat ?? (process.stderr.isTTY ? 'pretty' : 'json') });
 await main(options, log).catch((err: unknown) => {
-  if (err instanceof SpoolError || err instanceof StartupError) log.error(err.message);
+  if (err instanceof SpoolError || err instanceof StartupError || err instanceof TaskModuleError || err instanceof WorkerStartError) log.error(err.message);
   else log.error('start-up failed', { err });
   process.exit(1);
 });
@@ -89,22 +107,20 @@ async function main(options: CliOptions, log: Logger): Promise<void> {
   if (modules.length === 0) throw new StartupError('nothing to run: pass --import <module> with the module that registers your tasks');
   // Modules that open Spooler.fromEnv() get the (first) spool this daemon serves.
   process.env.SPOOL_DIR = resolve(dirs[0]!);
-  for (const m of modules) await importTaskModule(m);
+  // With worker processes, the workers import the task modules (the daemon starts them and reports a failure).
+  if (options.processes === 0) for (const m of modules) await importTaskModule(m);
   if (options.demo) await (await import('../examples/demo.js')).enqueueExamples();
 
-  const daemon = new Daemon({ ...options, dirs, log });
+  const logFormat = options.logFormat ?? (process.stderr.isTTY ? 'pretty' : 'json');
+  const daemon = new Daemon({ ...options, dirs, modules, log, logFormat });
+  if (options.processes === 0 && (options.maxTasks > 0 || options.maxMemory > 0)) {
+    log.warn('--max-tasks and --max-memory replace worker processes; with --processes 0 there are none, so they do nothing');
+  }
+  if (options.processes === 0) {
+    log.info('running tasks in the daemon process (--processes 0): a task that blocks the event loop (e.g. a synchronous infinite loop) blocks the daemon and cannot be stopped by its timeout; use --processes 1 or more to have such tasks killed', { taskTimeoutMs: options.taskTimeout || null });
+  }
   await daemon.start();
   handleSignals(daemon, log);
-}
-
-async function importTaskModule(specifier: string): Promise<void> {
-  const isPath = specifier.startsWith('.') || isAbsolute(specifier) || existsSync(specifier);
-  const url = isPath ? pathToFileURL(resolve(specifier)).href : specifier;
-  try {
-    await import(url);
-  } catch (err) {
-    throw new StartupError(`cannot import task module ${specifier}: ${(err as Error)?.message ?? String(err)}`, { cause: err });
-  }
 }
 
 function handleSignals(daemon: Daemon, log: Logger): void {

@@ -19,6 +19,7 @@ import { encodeTask, readTaskFile, type EncodedTask, type TaskFile } from '../sp
 import type { PlainValue } from '../spool/wire.js';
 import { writeTask, writeTaskSync } from '../spool/write.js';
 import { toRetrySpec, type BackoffOptions } from './backoff.js';
+import { currentTask } from './context.js';
 import { toDueTime, toMs, type Duration, type Postpone } from './duration.js';
 import { FCALL, MESSAGE, type TaskTypeHandler } from './task-types.js';
 import type { BackoffKind } from '../spool/body.js';
@@ -46,7 +47,7 @@ export interface EnqueueOptions {
   encoding?: Encoding;
   /** Producer annotations carried in the body. */
   meta?: { [key: string]: PlainValue };
-  /** Id of the task this one is enqueued from. */
+  /** Id of the task this one is enqueued from; default: the running task's id when enqueued from inside a task. */
   parent?: string;
 }
 
@@ -280,7 +281,8 @@ export class Spooler {
     const retry = toRetrySpec(options.retries, options.backoff);
     if (retry !== undefined) body.retry = retry;
     if (options.timeout !== undefined) body.timeout = positiveMs(options.timeout, 'timeout');
-    if (options.parent !== undefined) body.parent = options.parent;
+    const parent = options.parent ?? currentTask()?.id;
+    if (parent !== undefined) body.parent = parent;
     if (options.meta !== undefined) body.meta = options.meta;
     return encodeTask(
       { name, priority, due: toDueTime(options.postpone, now), body, encoding: options.encoding ?? this.options.encoding, now },

@@ -5,10 +5,14 @@
  * Shutdown: stop() stops discovery and claiming, lets running tasks finish for
  * up to the grace period, then returns whatever is still running to incoming/
  * (no attempt counted) and releases the liveness locks. forceStop() does the
- * returning at once, synchronously, for a second signal.
+ * returning at once, synchronously, for a second signal. Where tasks run is
+ * the executor's business (executor.ts): in this process, or in worker processes.
  */
+import type { Executor } from './executor.js';
+import { InProcessExecutor } from './in-process-executor.js';
 import type { DaemonOptions } from './options.js';
 import { SpoolService, type Slots, type SpoolStats } from './spool-service.js';
+import { WorkerPool } from './worker-pool.js';
 
 /** Tasks started per spool per turn, so several spools share the slots fairly. */
 const DISPATCH_BATCH = 64;
@@ -16,6 +20,7 @@ const PROGRESS_EVERY_MS = 60_000;
 
 export class Daemon {
   readonly services: SpoolService[];
+  readonly executor: Executor;
   private running = 0;
   private wakeScheduled = false;
   private stopped = false;
@@ -24,8 +29,9 @@ export class Daemon {
   private lastProgress = '';
 
   constructor(private readonly options: DaemonOptions) {
+    this.executor = createExecutor(options, () => this.wake());
     const slots: Slots = {
-      available: () => this.running < options.concurrency,
+      available: () => this.running < options.concurrency && this.executor.accepting(),
       acquire: () => void this.running++,
       release: () => {
         this.running--;
@@ -34,10 +40,11 @@ export class Daemon {
       },
       wake: () => this.wake(),
     };
-    this.services = options.dirs.map((dir) => new SpoolService(dir, options, slots));
+    this.services = options.dirs.map((dir) => new SpoolService(dir, options, slots, this.executor));
   }
 
   async start(): Promise<void> {
+    await this.executor.start();
     for (const service of this.services) await service.start();
     this.progressTimer = setInterval(() => this.logProgress(), PROGRESS_EVERY_MS);
     this.progressTimer.unref();
@@ -67,6 +74,8 @@ export class Daemon {
     clearInterval(this.progressTimer);
     await Promise.all(this.services.map((s) => s.stopDiscovery()));
     const finished = this.running === 0 || (await this.waitForRunning(this.options.grace));
+    // Stop what still runs before its file goes back, so no task runs here and elsewhere at once.
+    await this.executor.stop();
     const returned = this.services.reduce((n, s) => n + s.releaseAll(), 0);
     await Promise.all(this.services.map((s) => s.releaseOwner()));
     this.logProgress(true);
@@ -76,6 +85,7 @@ export class Daemon {
   /** Immediate stop: returns running tasks synchronously. The caller exits the process. */
   forceStop(): number {
     this.stopped = true;
+    this.executor.forceStop();
     return this.services.reduce((n, s) => n + s.releaseAll(), 0);
   }
 
@@ -102,10 +112,26 @@ export class Daemon {
     const memory = process.memoryUsage();
     this.options.log.info(final ? 'stopped' : 'progress', {
       ...totals,
+      ...this.executor.describe(),
       running: this.running,
       pending: this.services.reduce((n, s) => n + s.queue.size, 0),
       rssMb: Math.round(memory.rss / 1048576),
       heapMb: Math.round(memory.heapUsed / 1048576),
     });
   }
+}
+
+function createExecutor(options: DaemonOptions, wake: () => void): Executor {
+  if (options.processes === 0) return new InProcessExecutor(options.log, options.killGrace);
+  return new WorkerPool({
+    processes: options.processes,
+    modules: options.modules,
+    maxTasks: options.maxTasks,
+    maxMemory: options.maxMemory * 1048576,
+    killGrace: options.killGrace,
+    logLevel: options.logLevel,
+    logFormat: options.logFormat,
+    log: options.log,
+    wake,
+  });
 }

@@ -1,6 +1,7 @@
 /** The daemon's settings, with their defaults (the CLI documents each in --help). */
 import { DEFAULT_MAX_BYTES } from '../spool/safe-read.js';
-import type { Logger } from './logger.js';
+import { availableParallelism } from 'node:os';
+import type { LogFormat, LogLevel, Logger } from './logger.js';
 
 export interface DaemonOptions {
   /** Spool directories to serve. */
@@ -23,7 +24,22 @@ export interface DaemonOptions {
   settle: number;
   /** Files larger than this are quarantined unread. */
   maxBytes: number;
+  /** Worker processes that run tasks; 0 runs them in the daemon's own process. */
+  processes: number;
+  /** Task modules to import in each worker (with processes 0 the CLI imports them in the daemon). */
+  modules: string[];
+  /** Replace a worker after this many tasks (0: never). */
+  maxTasks: number;
+  /** Replace a worker whose RSS passes this many MB, once its current tasks are done (0: never). */
+  maxMemory: number;
+  /** Run-time limit (ms) of tasks that set none (0: none). */
+  taskTimeout: number;
+  /** After a task's timeout fired its AbortSignal, how long (ms) it may take to stop before its worker is killed. */
+  killGrace: number;
   log: Logger;
+  /** For the workers' loggers. */
+  logLevel: LogLevel;
+  logFormat: LogFormat;
 }
 
 export const DEFAULTS = {
@@ -34,4 +50,9 @@ export const DEFAULTS = {
   grace: 30_000,
   settle: 5000,
   maxBytes: DEFAULT_MAX_BYTES,
+  processes: availableParallelism(),
+  maxTasks: 0,
+  maxMemory: 0,
+  taskTimeout: 0,
+  killGrace: 3000,
 } as const;

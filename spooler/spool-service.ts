@@ -25,7 +25,7 @@ import { readNames } from '../spool/read-names.js';
 import { readClaimedFile } from '../spool/safe-read.js';
 import { decodeTask, type TaskFile } from '../spool/task-file.js';
 import { accept, bury, claim, finish, reclaimOwner, release, retryLater } from './claim.js';
-import { describeRegistered, findHandler, invoke, UnknownTaskError } from './execute.js';
+import type { Execution, Executor } from './executor.js';
 import type { Logger } from './logger.js';
 import type { DaemonOptions } from './options.js';
 import { isOwnerAlive, Owner, removeOwnerLock } from './owner.js';
@@ -99,6 +99,7 @@ export class SpoolService {
     dir: string,
     private readonly options: DaemonOptions,
     private readonly slots: Slots,
+    private readonly executor: Executor,
   ) {
     this.layout = new SpoolLayout(dir).ensure();
     this.log = options.log.child({ spool: this.layout.root });
@@ -229,11 +230,22 @@ export class SpoolService {
       this.buryTask(r, task, task.attempts, describeError(error), { task: task.name, id: task.id, attempt: task.attempts }, limit);
       return;
     }
-    const handler = findHandler(this.layout.root, task);
-    const outcome: TaskOutcome = handler
-      ? await invoke(handler, task)
-      : { kind: 'rescheduled', error: new UnknownTaskError(`no task named "${task.name}" (type ${task.body.type}) is registered; ${describeRegistered(this.layout.root)}`) };
-    this.settle(r, task, outcome);
+    const timeout = task.body.timeout ?? this.options.taskTimeout;
+    const outcome: Execution = await this.executor.run({ spool: this.layout.root, task, bytes: read.bytes, timeoutMs: timeout > 0 ? timeout : undefined });
+    if (outcome.kind === 'released') this.releaseInterrupted(r, outcome.reason);
+    else this.settle(r, task, outcome);
+  }
+
+  /** A task interrupted through no fault of its own: back to incoming/, no attempt counted. */
+  private releaseInterrupted(r: Running, reason: string): void {
+    try {
+      if (!release(r.path, this.layout)) return this.lose(r, 'the claim was taken over before the task was returned');
+    } catch (err) {
+      this.log.error('cannot return an interrupted task to the spool; it stays claimed', { file: r.fileName, err });
+      return;
+    }
+    this.queue.add(r.fileName, 'incoming', Date.now());
+    this.log.warn('task returned to the spool without counting an attempt', { file: r.fileName, reason });
   }
 
   /** Applies an outcome to the claimed file. */

@@ -1,0 +1,82 @@
+/**
+ * The task context: what a running task can know about itself, without it
+ * being passed as an argument (task functions keep their own signature, and
+ * stay callable as plain functions).
+ *
+ *   export const resize = spooler.task(async function resize(path: string) {
+ *     const task = taskContext();               // throws NotInTaskError outside a task
+ *     task.log.info('resizing', { path });
+ *     await sharp(path).resize(100).toFile(out, { signal: task.signal });
+ *     await notify(path);                        // enqueued from inside: body.parent = task.id
+ *   });
+ *
+ * The daemon (in its own process with --processes 0, or in a worker process)
+ * runs every task inside an AsyncLocalStorage scope holding its context, so
+ * currentTask() works across awaits, timers and callbacks started by the task.
+ * Tasks enqueued while a context is current record its id as their `parent`.
+ */
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { SpoolError } from '../spool/errors.js';
+import type { Spooler } from './spooler.js';
+
+/** A logger bound to one task: every record carries the task's name, id and attempt. */
+export interface TaskLogger {
+  debug(msg: string, fields?: Record<string, unknown>): void;
+  info(msg: string, fields?: Record<string, unknown>): void;
+  warn(msg: string, fields?: Record<string, unknown>): void;
+  error(msg: string, fields?: Record<string, unknown>): void;
+}
+
+export interface TaskContext {
+  /** The task id (stays the same over retries). */
+  readonly id: string;
+  /** The task name (the registered function's name for fcall tasks). */
+  readonly name: string;
+  /** Attempts that ended badly before this run: 0 on the first run. */
+  readonly attempt: number;
+  /** The claimed file's name. */
+  readonly fileName: string;
+  /** The spooler of the spool the task came from. */
+  readonly spooler: Spooler;
+  /** Fires when the task's timeout expires (or the daemon gives up on the task); reason: a TaskTimeoutError. */
+  readonly signal: AbortSignal;
+  readonly log: TaskLogger;
+  /** Id of the task that enqueued this one, if any. */
+  readonly parent: string | undefined;
+}
+
+/** taskContext() was called outside a running task. */
+export class NotInTaskError extends SpoolError {
+  constructor() {
+    super('SPOOL_NOT_IN_TASK', 'taskContext() was called outside a running task; use currentTask() to test whether code runs inside one');
+  }
+}
+
+/** The task's timeout expired: the reason of its AbortSignal, and the error recorded for the attempt. */
+export class TaskTimeoutError extends Error {
+  override name = 'TaskTimeoutError';
+  constructor(readonly timeoutMs: number, detail = '') {
+    super(`the task did not finish within its timeout of ${timeoutMs} ms${detail}`);
+  }
+}
+
+/** Shared through globalThis, like the spooler registry, so a second copy of spoolerd in the process sees the same scope. */
+const STORAGE = Symbol.for('spoolerd.taskContext');
+const storage = ((globalThis as Record<symbol, unknown>)[STORAGE] ??= new AsyncLocalStorage<TaskContext>()) as AsyncLocalStorage<TaskContext>;
+
+/** The context of the task this code runs in, or undefined outside a task. */
+export function currentTask(): TaskContext | undefined {
+  return storage.getStore();
+}
+
+/** The context of the task this code runs in. Throws NotInTaskError outside a task. */
+export function taskContext(): TaskContext {
+  const context = storage.getStore();
+  if (context === undefined) throw new NotInTaskError();
+  return context;
+}
+
+/** Runs `fn` as the task `context` (for the daemon's executors). */
+export function runInTaskContext<T>(context: TaskContext, fn: () => T): T {
+  return storage.run(context, fn);
+}
