@@ -11,10 +11,18 @@ import { encodeTask } from '../../spool/task-file.js';
 import { writeTaskSync } from '../../spool/write.js';
 import { DIST, SPOOLERD } from '../lib.js';
 import { wallNow } from './clock.js';
-import { startProcess, stopProcess } from './procs.js';
+import { processTree, startProcess, stopProcess } from './procs.js';
 import { dueTimes, freshDir, readLatencyFiles, readStatusFiles, type PrefillOptions, type Progress, type System, type TaskKind } from './system.js';
 
 const TASKS = join(DIST, 'bench/peers/spoolerd-tasks.js');
+
+/**
+ * For profiling the daemon inside the same workloads:
+ *   BENCH_SPOOLERD_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof"  node options for the daemon
+ *   BENCH_SPOOLERD_WRAP="strace -c -f -o /tmp/strace.txt"          a command the daemon runs under
+ */
+const NODE_ARGS = (process.env.BENCH_SPOOLERD_NODE_ARGS ?? '').split(' ').filter(Boolean);
+const WRAP = (process.env.BENCH_SPOOLERD_WRAP ?? '').split(' ').filter(Boolean);
 
 export class SpoolerdSystem implements System {
   readonly name = 'spoolerd';
@@ -55,11 +63,15 @@ export class SpoolerdSystem implements System {
   }
 
   async startConsumer(concurrency: number): Promise<void> {
-    this.daemon = startProcess(
+    const command = [
       process.execPath,
-      [SPOOLERD, '--dir', this.layout.root, '--import', TASKS, '--concurrency', String(concurrency), '--log-level', 'warn', '--log-format', 'json'],
-      { env: { ...process.env, BENCH_REPORT_DIR: this.reportDir } },
-    );
+      ...NODE_ARGS,
+      SPOOLERD,
+      '--dir', this.layout.root, '--import', TASKS, '--concurrency', String(concurrency), '--log-level', 'warn', '--log-format', 'json',
+    ];
+    this.daemon = startProcess(WRAP[0] ?? command[0]!, [...WRAP.slice(1), ...(WRAP.length > 0 ? command : command.slice(1))], {
+      env: { ...process.env, BENCH_REPORT_DIR: this.reportDir },
+    });
   }
 
   async stopConsumer(): Promise<void> {
@@ -68,7 +80,7 @@ export class SpoolerdSystem implements System {
   }
 
   pids(): number[] {
-    return this.daemon?.pid ? [this.daemon.pid] : [];
+    return this.daemon?.pid ? processTree(this.daemon.pid) : [];
   }
 
   progress(): Progress {

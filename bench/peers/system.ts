@@ -67,7 +67,7 @@ export function readStatusFiles(dir: string): Progress {
     } catch {
       continue;
     }
-    const [count, first, last] = text.trim().split(' ').map(Number);
+    const [count, first, last] = text.trim().split(/\s+/).map(Number);
     if (!count) continue;
     p.count += count;
     p.first = Math.min(p.first, first!);

@@ -105,30 +105,38 @@ async function tune(
 /** Workload 1: prefilled no-op tasks, consumer started, first start → last done. */
 export async function drain(systems: System[], o: WorkloadOptions): Promise<Row[]> {
   const spawnRates = new Map<string, number[]>();
+  const cpuPerTask = new Map<string, number[]>();
   const figures = await tune(systems, 'drain', o, 'higher', async (s, knob) => {
     await s.reset();
     await s.prefill('noop', o.drainTasks);
     calibrateClock();
+    const cpu0 = cpuMs(s.pids()); // redis-server's, for BullMQ; nothing runs yet for the others
     const spawned = wallNow();
     await s.startConsumer(knob);
     const done = await waitUntil('drain', () => s.progress().count >= o.drainTasks, Math.max(180_000, o.drainTasks));
     const p = s.progress();
+    const cpu = cpuMs(s.pids()) - cpu0;
     await s.stopConsumer();
     if (!done) {
       o.log(`  ${s.name}: only ${p.count} of ${o.drainTasks} done`);
       return NaN;
     }
     spawnRates.set(`${s.name} ${knob}`, [...(spawnRates.get(`${s.name} ${knob}`) ?? []), o.drainTasks / ((p.last - spawned) / 1000)]);
+    cpuPerTask.set(`${s.name} ${knob}`, [...(cpuPerTask.get(`${s.name} ${knob}`) ?? []), (cpu * 1000) / o.drainTasks]);
     return o.drainTasks / ((p.last - p.first) / 1000);
   });
   const spawnFigures = new Map<string, Figure>();
+  const cpuFigures = new Map<string, Figure>();
   for (const [name, f] of figures) {
     const knob = f.config.split(' ').pop();
     spawnFigures.set(name, { value: median(spawnRates.get(`${name} ${knob}`) ?? [NaN]), config: f.config });
+    cpuFigures.set(name, { value: median(cpuPerTask.get(`${name} ${knob}`) ?? [NaN]), config: f.config });
   }
   return [
     { workload: 'drain', measure: `drain ${o.drainTasks.toLocaleString('en-US')} no-op, first start → last done`, unit: 'tasks/s', better: 'higher', figures },
     { workload: 'drain', measure: 'drain, consumer spawn → last done', unit: 'tasks/s', better: 'higher', figures: spawnFigures },
+    // All the consumer's processes (uwsgi: master, worker, spoolers; BullMQ: worker + redis-server), start-up included.
+    { workload: 'drain', measure: 'drain, consumer CPU per task (user+sys)', unit: 'µs', better: 'lower', figures: cpuFigures },
   ];
 }
 
