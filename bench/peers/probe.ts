@@ -3,8 +3,8 @@
  * BullMQ worker); uwsgi_tasks.py does the same in Python.
  *
  * - every task: the process's completion count and first/last completion time,
- *   kept in memory and written over <report dir>/status-<pid> every 20 ms while
- *   it changes (one pwrite per 20 ms, not per task);
+ *   kept in memory and written over <report dir>/status-<pid> 20 ms after a
+ *   change (one pwrite per 20 ms at most, not per task; no timer when idle);
  * - `stamp` tasks: "lat <ms>" appended to <report dir>/lat-<pid>, one write()
  *   on an fd kept open: the same per-task cost as the Python side.
  *
@@ -37,7 +37,18 @@ function writeStatus(): void {
   writeSync(statusFd, `${String(count).padStart(12)} ${first.toFixed(3).padStart(20)} ${last.toFixed(3).padStart(20)}\n`, 0);
 }
 
-setInterval(writeStatus, 20).unref();
+/**
+ * At most one status write per 20 ms, and no timer at all while no task
+ * completes: an idle consumer must not be woken by its probe (the backlog
+ * workload measures idle CPU).
+ */
+let pending: NodeJS.Timeout | undefined;
+function scheduleStatus(): void {
+  pending ??= setTimeout(() => {
+    pending = undefined;
+    writeStatus();
+  }, 20).unref(); // the exit handler writes the last status
+}
 process.once('exit', () => {
   writeStatus();
   if (latFd !== undefined) closeSync(latFd);
@@ -48,6 +59,7 @@ export function taskDone(): void {
   count++;
   if (count === 1) first = now;
   last = now;
+  scheduleStatus();
 }
 
 /** `since`: the producer's wall clock (ms) when the task became visible. */

@@ -169,7 +169,8 @@ try {
       // The consumer's knob: the best drain setting of this run, or the latency workloads' default.
       const drained = rows.find((r) => r.workload === 'drain');
       const knob = (s: System): number => {
-        const cfg = drained?.figures.get(s.name)?.config.split(' ').pop();
+        // The uwsgi.spool row has no drain of its own: it takes uWSGI's.
+        const cfg = (drained?.figures.get(s.name) ?? drained?.figures.get(s.name.split(' ')[0]!))?.config.split(' ').pop();
         return cfg && /^\d+$/.test(cfg) ? Number(cfg) : (KNOBS.pickup![s.name.split(' ')[0]!]?.[0] ?? 1);
       };
       rows.push(...(await sustained(withSpoolRow, wo, knob)));

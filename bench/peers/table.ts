@@ -48,10 +48,10 @@ export function renderConfigs(rows: Row[]): string {
   const seen = new Set<string>();
   for (const r of rows) {
     for (const [system, f] of r.figures) {
-      const line = `- ${r.workload}, ${system}: ${f.config}${f.tried ? ` (tried ${f.tried})` : ''}`;
-      if (seen.has(line)) continue;
-      seen.add(line);
-      out.push(line);
+      // One line per workload and system: the first row of a workload carries what was tried.
+      if (seen.has(`${r.workload} ${system}`)) continue;
+      seen.add(`${r.workload} ${system}`);
+      out.push(`- ${r.workload}, ${system}: ${f.config}${f.tried ? ` (tried ${f.tried})` : ''}`);
     }
   }
   return out.join('\n');
