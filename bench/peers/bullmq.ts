@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { Queue, type JobsOptions } from 'bullmq';
 import { Redis } from 'ioredis';
 import { DIST, sleep } from '../lib.js';
-import { wallNow } from './clock.js';
+import { monoNow } from './clock.js';
 import { freePort, startProcess, stopProcess } from './procs.js';
 import { dueTimes, freshDir, readLatencyFiles, readStatusFiles, type PrefillOptions, type Progress, type System, type TaskKind } from './system.js';
 
@@ -64,7 +64,7 @@ export class BullmqSystem implements System {
 
   async prefill(kind: TaskKind, count: number, options: PrefillOptions = {}): Promise<number> {
     const { due, dueCount } = dueTimes(count, options.dueFraction ?? 1);
-    const now = wallNow();
+    const now = Date.now();
     for (let i = 0; i < count; i += 1000) {
       const jobs = [];
       for (let j = i; j < Math.min(count, i + 1000); j++) {
@@ -77,12 +77,12 @@ export class BullmqSystem implements System {
   }
 
   async addStamp(): Promise<void> {
-    await this.queue!.add('stamp', { since: wallNow() }, JOB);
+    await this.queue!.add('stamp', { since: monoNow() }, JOB);
   }
 
   async addStamps(n: number): Promise<void> {
     const jobs = [];
-    for (let i = 0; i < n; i++) jobs.push({ name: 'stamp', data: { since: wallNow() }, opts: JOB });
+    for (let i = 0; i < n; i++) jobs.push({ name: 'stamp', data: { since: monoNow() }, opts: JOB });
     await this.queue!.addBulk(jobs);
   }
 

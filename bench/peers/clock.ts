@@ -1,28 +1,15 @@
 /**
- * A wall clock with sub-millisecond resolution that agrees with other
- * processes' (Python's time.time(), a fresh Node process's
- * performance.timeOrigin + now()).
+ * The clock every stamp in the peers harness is read from: CLOCK_MONOTONIC,
+ * in fractional milliseconds. It is one clock for the whole host, so a stamp
+ * taken by the producer (this process) and one taken by a consumer (spoolerd,
+ * the BullMQ worker, uwsgi's Python spoolers via time.monotonic()) can be
+ * subtracted; and unlike the wall clock it is never stepped. (A first version
+ * used the wall clock, calibrated per process: on this VM it was stepped by
+ * ~70 ms between two calibrations and pickup latencies came out negative.)
  *
- * performance.timeOrigin + now() is the realtime clock read once at start-up
- * plus monotonic time since: in a harness that runs for many minutes it can
- * drift from CLOCK_REALTIME as NTP slews it. So each workload calibrates: spin
- * until Date.now() ticks to the next millisecond, when realtime is that whole
- * millisecond to within a few µs, and keep the offset to performance.now().
+ * Node's process.hrtime and Python's time.monotonic() both read
+ * clock_gettime(CLOCK_MONOTONIC) on Linux.
  */
-let offset = performance.timeOrigin;
-
-export function calibrateClock(): void {
-  const first = Date.now();
-  let tick = first;
-  let at = performance.now();
-  while (tick === first) {
-    at = performance.now();
-    tick = Date.now();
-  }
-  offset = tick - at;
-}
-
-/** Milliseconds since the epoch, fractional. */
-export function wallNow(): number {
-  return offset + performance.now();
+export function monoNow(): number {
+  return Number(process.hrtime.bigint()) / 1e6;
 }

@@ -12,11 +12,10 @@
  */
 import { closeSync, openSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { calibrateClock, wallNow } from './clock.js';
+import { monoNow } from './clock.js';
 
 const dir = process.env.BENCH_REPORT_DIR;
 if (!dir) throw new Error('BENCH_REPORT_DIR is not set');
-calibrateClock();
 
 let count = 0;
 let first = 0;
@@ -55,16 +54,16 @@ process.once('exit', () => {
 });
 
 export function taskDone(): void {
-  const now = wallNow();
+  const now = monoNow();
   count++;
   if (count === 1) first = now;
   last = now;
   scheduleStatus();
 }
 
-/** `since`: the producer's wall clock (ms) when the task became visible. */
+/** `since`: the producer's monotonic clock (ms, clock.ts) when the task became visible. */
 export function taskStarted(since: number): void {
-  const lat = wallNow() - since;
+  const lat = monoNow() - since;
   latFd ??= openSync(join(dir!, `lat-${process.pid}`), 'a');
   writeSync(latFd, `lat ${lat.toFixed(3)}\n`);
 }

@@ -12,7 +12,7 @@ spooler.task(function noop() {
   taskDone();
 });
 
-/** `since`: the producer's wall clock (ms) when it renamed the task into the spool. */
+/** `since`: the producer's monotonic clock (ms, clock.ts) when it renamed the task into the spool. */
 spooler.task(function stamp(since: number) {
   taskStarted(since);
   taskDone();

@@ -10,7 +10,7 @@ import { SpoolLayout } from '../../spool/layout.js';
 import { encodeTask } from '../../spool/task-file.js';
 import { writeTaskSync } from '../../spool/write.js';
 import { DIST, SPOOLERD } from '../lib.js';
-import { wallNow } from './clock.js';
+import { monoNow } from './clock.js';
 import { processTree, startProcess, stopProcess } from './procs.js';
 import { dueTimes, freshDir, readLatencyFiles, readStatusFiles, type PrefillOptions, type Progress, type System, type TaskKind } from './system.js';
 
@@ -53,7 +53,7 @@ export class SpoolerdSystem implements System {
 
   addStamp(): void {
     // The clock is read before encoding, so encode + write + rename count against spoolerd.
-    const since = wallNow();
+    const since = monoNow();
     const t = encodeTask({ name: 'stamp', priority: 50, body: { type: 'fcall', args: [since] } });
     writeTaskSync(this.layout, t.fileName, t.bytes);
   }

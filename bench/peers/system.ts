@@ -5,7 +5,6 @@
  */
 import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { wallNow } from './clock.js';
 
 /** noop: nothing; stamp: records its pickup latency; sleep10: awaits 10 ms. */
 export type TaskKind = 'noop' | 'stamp' | 'sleep10';
@@ -13,7 +12,7 @@ export type TaskKind = 'noop' | 'stamp' | 'sleep10';
 export interface Progress {
   /** Tasks completed, over all the consumer's processes. */
   count: number;
-  /** Wall clock (ms) of the first and the last completion. */
+  /** Monotonic clock (ms, clock.ts) of the first and the last completion. */
   first: number;
   last: number;
 }
@@ -32,7 +31,7 @@ export interface System {
   reset(): Promise<void>;
   /** Enqueues tasks with no consumer running, by the fastest means the system offers; returns how many are due now. */
   prefill(kind: TaskKind, count: number, options?: PrefillOptions): Promise<number>;
-  /** Enqueues one stamp task, stamped with wallNow() just before it becomes visible. */
+  /** Enqueues one stamp task, stamped with monoNow() just before it becomes visible. */
   addStamp(): Promise<void> | void;
   /** Enqueues `n` stamp tasks at once, each stamped before its own write: the sustained producer's step. */
   addStamps(n: number): Promise<void> | void;
@@ -96,7 +95,7 @@ export function freshDir(dir: string): string {
 /** Due time for prefill task i: now, or 1 h to 25 h from now, so that `dueFraction` of them are due. */
 export function dueTimes(count: number, dueFraction: number): { due: (i: number) => number | undefined; dueCount: number } {
   const every = dueFraction >= 1 ? 1 : Math.max(1, Math.round(1 / dueFraction));
-  const now = wallNow();
+  const now = Date.now(); // due times are wall-clock epoch ms (file names, mtimes, BullMQ delays)
   return {
     due: (i) => (i % every === 0 ? undefined : now + 3_600_000 + Math.floor(Math.random() * 86_400_000)),
     dueCount: Math.ceil(count / every),

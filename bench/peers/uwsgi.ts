@@ -15,7 +15,7 @@ import type { ChildProcess } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DIST, sleep } from '../lib.js';
-import { wallNow } from './clock.js';
+import { monoNow } from './clock.js';
 import { freePort, processTree, startProcess, stopProcess } from './procs.js';
 import { dueTimes, freshDir, readLatencyFiles, type PrefillOptions, type Progress, type System, type TaskKind } from './system.js';
 import { encodePacket, writeSpoolFile } from './uwsgi_packet.js';
@@ -57,7 +57,7 @@ export class UwsgiSystem implements System {
   }
 
   addStamp(): void {
-    writeSpoolFile(this.spoolDir, encodePacket({ task: 'stamp', ts: wallNow().toFixed(3) }));
+    writeSpoolFile(this.spoolDir, encodePacket({ task: 'stamp', ts: monoNow().toFixed(3) }));
   }
 
   addStamps(n: number): void {

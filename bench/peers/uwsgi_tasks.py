@@ -5,13 +5,14 @@ Loaded by uwsgi with `--module uwsgi_tasks:application` in the master before it
 forks, so the spooler processes inherit `uwsgi.spooler` and the worker the app.
 
 A spool packet carries `task` (noop | stamp | sleep10) and, for `stamp`, `ts`:
-the producer's wall clock in ms (float) when the task became visible. Python
+the producer's CLOCK_MONOTONIC in ms (float) when the task became visible
+(clock.ts: one clock for every process on the host, never stepped). Python
 3 gets keys and values as bytes.
 
 What a task records, with the least work per task so that the measurement does
 not become the bottleneck it measures:
 - every task: its process's completion count, first and last completion time
-  (ms), in this process's slot of a shared counters file (mmap, MAP_SHARED: a
+  (monotonic ms), in this process's slot of a shared counters file (mmap, MAP_SHARED: a
   memory store per task, no system call). The harness reads the file.
 - `stamp` tasks also append "lat <ms>" to lat-<pid>: one write() on an fd kept
   open, the same cost the Node-side probes pay.
@@ -35,7 +36,7 @@ _lat_fd = None
 
 
 def _now_ms():
-    return time.time() * 1000.0
+    return time.monotonic() * 1000.0
 
 
 def _attach():

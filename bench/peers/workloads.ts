@@ -5,7 +5,7 @@
  * is that of the best one, and the note lists them all.
  */
 import { median, percentile, sleep } from '../lib.js';
-import { calibrateClock, wallNow } from './clock.js';
+import { monoNow } from './clock.js';
 import { cpuMs, rssMb, sampleRss } from './procs.js';
 import type { System } from './system.js';
 
@@ -109,9 +109,8 @@ export async function drain(systems: System[], o: WorkloadOptions): Promise<Row[
   const figures = await tune(systems, 'drain', o, 'higher', async (s, knob) => {
     await s.reset();
     await s.prefill('noop', o.drainTasks);
-    calibrateClock();
     const cpu0 = cpuMs(s.pids()); // redis-server's, for BullMQ; nothing runs yet for the others
-    const spawned = wallNow();
+    const spawned = monoNow();
     await s.startConsumer(knob);
     const done = await waitUntil('drain', () => s.progress().count >= o.drainTasks, Math.max(180_000, o.drainTasks));
     const p = s.progress();
@@ -148,7 +147,6 @@ export async function pickup(systems: System[], o: WorkloadOptions): Promise<Row
     await s.reset();
     await s.startConsumer(knob);
     await sleep(1500); // start-up over: the consumer is idle from here
-    calibrateClock();
     if (s.produceInside) {
       await s.produceInside({ count, intervalMs: o.pickupIntervalMs });
     } else {
@@ -197,7 +195,6 @@ export async function sustained(systems: System[], o: WorkloadOptions, bestKnob:
       await s.reset();
       await s.startConsumer(knob);
       await sleep(1500);
-      calibrateClock();
       const c0 = s.progress().count;
       const t0 = performance.now();
       let produced = 0;
@@ -263,8 +260,7 @@ export async function backlog(systems: System[], o: WorkloadOptions): Promise<Ro
       const filling = performance.now();
       const due = await s.prefill('noop', o.backlogTasks, { dueFraction: o.backlogDueFraction });
       o.log(`  backlog: ${s.name}: ${o.backlogTasks} tasks (${due} due) enqueued in ${((performance.now() - filling) / 1000).toFixed(0)} s`);
-      calibrateClock();
-      const spawned = wallNow();
+      const spawned = monoNow();
       await s.startConsumer(knob);
       const rss = sampleRss(() => s.pids());
       await waitUntil('first', () => s.progress().count >= 1, 600_000, 20);
