@@ -163,6 +163,7 @@ let failed = false;
 try {
   for (const w of options.only) {
     log(`\n== ${w}`);
+    try {
     if (w === 'drain') rows.push(...(await drain(base, wo)));
     else if (w === 'pickup') rows.push(...(await pickup(withSpoolRow, wo)));
     else if (w === 'sustained') {
@@ -176,6 +177,12 @@ try {
       rows.push(...(await sustained(withSpoolRow, wo, knob)));
     } else if (w === 'backlog') rows.push(...(await backlog(base, wo)));
     else if (w === 'io') rows.push(...(await ioBound(base, wo)));
+    } catch (err) {
+      // One workload failing (a peer crashed) does not cost the others: stop what it left running, go on.
+      failed = true;
+      log(`bench:peers: ${w} failed: ${(err as Error).stack ?? err}`);
+      await Promise.allSettled([spoolerd.stopConsumer(), uwsgi.stopConsumer(), uwsgiSpool.stopConsumer(), bullmq.stopConsumer()]);
+    }
   }
 } catch (err) {
   failed = true;

@@ -8,7 +8,7 @@ import type { Row } from './workloads.js';
 function fmt(v: number | undefined, unit: string): string {
   if (v === undefined) return '—';
   if (!Number.isFinite(v)) return 'n/a';
-  if (unit === 'tasks/s' || unit === 'MB') return Math.round(v).toLocaleString('en-US');
+  if (unit === 'tasks/s' || unit === 'tasks' || unit === 'MB') return Math.round(v).toLocaleString('en-US');
   if (Math.abs(v) >= 100) return v.toFixed(0);
   if (Math.abs(v) >= 10) return v.toFixed(1);
   return v.toFixed(2);

@@ -80,7 +80,8 @@ export class UwsgiSystem implements System {
         '--spooler-processes', String(processes),
         '--spooler-frequency', '1',
         '--spooler-quiet',
-        '--disable-logging',
+        '--disable-logging', // no line per request; uwsgi's own messages go to uwsgi.log
+        '--logto', join(this.reportDir, 'uwsgi.log'),
       ],
       { env: { ...process.env, BENCH_REPORT_DIR: this.reportDir }, stdio: ['ignore', 'ignore', 'ignore'] },
     );
@@ -142,7 +143,13 @@ export class UwsgiSpoolSystem extends UwsgiSystem {
   /** `count` stamp tasks one every `intervalMs`, or as many as fit in `seconds` with no pause. */
   async produceInside(o: { count?: number; intervalMs?: number; seconds?: number }): Promise<number> {
     const q = new URLSearchParams({ count: String(o.count ?? 0), interval: String(o.intervalMs ?? 0), seconds: String(o.seconds ?? 0), task: 'stamp' });
-    const r = await fetch(`http://127.0.0.1:${this.port}/spool?${q}`, { signal: AbortSignal.timeout(600_000) });
+    let r: Response;
+    try {
+      r = await fetch(`http://127.0.0.1:${this.port}/spool?${q}`, { signal: AbortSignal.timeout(600_000) });
+    } catch (err) {
+      const log = readFileSync(join(this.reportDir, 'uwsgi.log'), 'utf8').split('\n').slice(-15).join('\n');
+      throw new Error(`uwsgi worker: ${(err as Error).message} (${String((err as Error).cause)}); end of uwsgi.log:\n${log}`);
+    }
     if (!r.ok) throw new Error(`uwsgi worker answered ${r.status}`);
     return Number((await r.text()).trim());
   }
