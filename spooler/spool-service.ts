@@ -376,6 +376,28 @@ export class SpoolService {
     if (this.departed.delete(fileName)) return;
     this.consider(fileName, Date.now());
     this.slots.wake();
+    if (this.queue.incomingCount > WATCH_MAX_BACKLOG) this.pauseWatching();
+  }
+
+  /**
+   * Producers are outrunning the daemon: stop watching incoming/ and scan it
+   * instead, until a scan finds it small again (scan()). chokidar answers every
+   * burst of events by re-reading the whole directory with an lstat per entry,
+   * which on a crowded incoming/ took most of the daemon's time and throughput
+   * fell to a few hundred tasks/s (BENCHMARKS.md, side by side, "sustained").
+   */
+  private pauseWatching(): void {
+    const watcher = this.watcher;
+    if (watcher === undefined) return;
+    this.watcher = undefined;
+    watcher.close().catch((err: unknown) => this.log.error('cannot close the watcher', { err }));
+    this.log.info('incoming/ is crowded; watching paused, scanning it instead until it is small again', {
+      queued: this.queue.incomingCount,
+      threshold: WATCH_MAX_BACKLOG,
+    });
+    clearTimeout(this.scanTimer);
+    this.scheduleScan();
+    this.moveFutureOutOfIncoming();
   }
 
   /** Decides what to do with a name in incoming/: queue it, move it to pending/, hold it or quarantine it. */

@@ -51,6 +51,8 @@ export class TaskQueue {
    * for a large backlog.
    */
   private readonly known = new Map<string, PendingDir>();
+  /** How many of `known` are in incoming/ (the daemon stops watching a crowded incoming/). */
+  private inIncoming = 0;
   private timer: NodeJS.Timeout | undefined;
   private timerDue = Infinity;
 
@@ -65,6 +67,11 @@ export class TaskQueue {
     return this.ready.size;
   }
 
+  /** How many queued tasks have their file in incoming/. */
+  get incomingCount(): number {
+    return this.inIncoming;
+  }
+
   has(fileName: string): boolean {
     return this.known.has(fileName);
   }
@@ -73,12 +80,12 @@ export class TaskQueue {
   add(fileName: string, dir: PendingDir, now: number): boolean {
     if (this.known.has(fileName)) {
       // The daemon moved it between directories since it was queued: keep the newer location.
-      this.known.set(fileName, dir);
+      this.setDir(fileName, dir);
       return false;
     }
     const due = dueOfTaskName(fileName);
     if (due === undefined) return false;
-    this.known.set(fileName, dir);
+    this.remember(fileName, dir);
     if (due <= now) this.ready.push(fileName);
     else {
       this.future.push(fileName);
@@ -106,7 +113,7 @@ export class TaskQueue {
           rejected.push([fileName, dir]);
           continue;
         }
-        this.known.set(fileName, dir);
+        this.remember(fileName, dir);
         (due <= now ? ready : future).push(fileName);
       }
     }
@@ -124,7 +131,7 @@ export class TaskQueue {
       if (fileName === undefined) return undefined;
       const dir = this.known.get(fileName);
       if (dir === undefined) continue; // forgotten
-      this.known.delete(fileName);
+      this.forget(fileName);
       return { fileName, dir };
     }
   }
@@ -136,12 +143,23 @@ export class TaskQueue {
 
   /** Records that a queued task's file moved to `dir`. */
   setDir(fileName: string, dir: PendingDir): void {
-    if (this.known.has(fileName)) this.known.set(fileName, dir);
+    const was = this.known.get(fileName);
+    if (was === undefined || was === dir) return;
+    this.known.set(fileName, dir);
+    this.inIncoming += dir === 'incoming' ? 1 : -1;
   }
 
   /** Forgets a task (it was claimed, revoked or moved by someone else). */
   forget(fileName: string): void {
+    const was = this.known.get(fileName);
+    if (was === undefined) return;
     this.known.delete(fileName);
+    if (was === 'incoming') this.inIncoming--;
+  }
+
+  private remember(fileName: string, dir: PendingDir): void {
+    this.known.set(fileName, dir);
+    if (dir === 'incoming') this.inIncoming++;
   }
 
   /** Stops the timer (shutdown). */
