@@ -44,6 +44,13 @@ process.on('message', (message: ToWorker) => {
   }
 });
 process.on('disconnect', () => process.exit(0));
+// The daemon alone decides when a worker ends (a 'retire' message, a disconnect, or SIGKILL).
+// SIGINT and SIGTERM reach workers too when they are sent to the whole process group (Ctrl-C
+// in a terminal, `kill -- -PGID`, a supervisor stopping a control group); dying on them would
+// cut short the tasks the daemon is letting finish within its grace period, and count an
+// attempt for each. The daemon gets the same signal and stops gracefully.
+process.on('SIGINT', () => {});
+process.on('SIGTERM', () => {});
 process.on('uncaughtException', (err) => {
   // The process state is unknown: die, and let the daemon reschedule what ran here and start another worker.
   log.error('uncaught exception (most likely thrown by a task outside its promise); the worker exits and is replaced', {

@@ -71,6 +71,32 @@ describe('SIGTERM', () => {
     expect(daemon.logsWith('stopped')).toEqual([expect.objectContaining({ processed: 1, running: 0 })]);
   });
 
+  it('lets the task finish when the signal reaches its worker process too (Ctrl-C signals the whole process group)', async () => {
+    const spooler = Spooler.open(root);
+    const gate = join(dir, 'gate');
+    await spooler.enqueue({ name: 'wait_for_file', args: ['gated', gate] });
+    const daemon = await startServing({ dir: root, imports: ['block', 'retry'], records, args: ['--concurrency', '1', '--processes', '1', '--grace', '20s'] });
+    const started = await waitForStart(daemon, 'wait_for_file');
+    expect(started.workerPid).not.toBe(started.pid);
+    // What a terminal does on Ctrl-C: SIGINT to every process of the foreground group.
+    process.kill(started.workerPid as number, 'SIGINT');
+    daemon.signal('SIGINT');
+    await daemon.waitForLog((l) => l.msg === 'stopping: no new tasks are claimed; running ones may finish');
+    await new Promise((done) => setTimeout(done, 500));
+    expect(daemon.exit, 'the daemon did not wait for its running task').toBeUndefined();
+    writeFileSync(gate, '');
+    expect(await daemon.waitForExit(25_000)).toEqual({ code: 0, signal: null });
+    expect(readRecords(records).map((r) => [(r.args as unknown[])[0], r.phase, r.workerPid])).toEqual([
+      ['gated', 'started', started.workerPid],
+      ['gated', 'finished', started.workerPid],
+    ]);
+    expect(daemon.logs.filter((l) => l.level === 'error')).toEqual([]);
+    expect(lsActive(root)).toEqual([]);
+    expect(ls(join(root, 'incoming'))).toEqual([]);
+    expect(ls(join(root, 'pending'))).toEqual([]);
+    expect(ls(join(root, 'dead'))).toEqual([]);
+  });
+
   it('returns a task that outlasts the grace period to incoming/ with the same attempt count, and exits 0', async () => {
     const spooler = Spooler.open(root);
     // Its first attempt fails, so it is at a1 when it blocks: the count must stay 1, neither reset nor raised.
