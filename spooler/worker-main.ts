@@ -44,6 +44,10 @@ process.on('message', (message: ToWorker) => {
   }
 });
 process.on('disconnect', () => process.exit(0));
+// Ctrl-C reaches the whole process group, and systemd signals the whole cgroup: stopping is the daemon's
+// call (it lets running tasks finish within --grace, then ends its workers), so workers ignore both.
+process.on('SIGINT', () => {});
+process.on('SIGTERM', () => {});
 process.on('uncaughtException', (err) => {
   // The process state is unknown: die, and let the daemon reschedule what ran here and start another worker.
   log.error('uncaught exception (most likely thrown by a task outside its promise); the worker exits and is replaced', {
