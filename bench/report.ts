@@ -54,9 +54,9 @@ export function collectedResults(): typeof collected {
   return collected;
 }
 
-function targetText(t: Target | undefined, unit: string): string {
-  if (t?.atLeast !== undefined) return `≥ ${fmt(t.atLeast)} ${unit}`;
-  if (t?.atMost !== undefined) return `≤ ${fmt(t.atMost)} ${unit}`;
+function targetText(t: Target | undefined, unit: string, digits = 0): string {
+  if (t?.atLeast !== undefined) return `≥ ${fmt(t.atLeast, digits)} ${unit}`;
+  if (t?.atMost !== undefined) return `≤ ${fmt(t.atMost, digits)} ${unit}`;
   return '';
 }
 
@@ -82,7 +82,7 @@ function toJsonRow(r: Row): RowJson {
     min: s.min,
     max: s.max,
     runs: s.runs,
-    target: r.target ? targetText(r.target, r.unit) : null,
+    target: r.target ? targetText(r.target, r.unit, r.digits) : null,
     ratio,
     met,
   };

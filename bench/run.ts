@@ -42,6 +42,10 @@ const BENCHMARKS: Record<string, { what: string; run: (o: CommonOptions) => Prom
     what: 'one spoolerd started on a million pending tasks: time to dispatch, RSS, idle CPU (targets ≤ 10 s, ≤ 500 MB)',
     run: async (o) => (await import('./backlog.js')).backlog(o.tasks === undefined ? {} : { tasks: o.tasks }),
   },
+  processes: {
+    what: 'worker processes: no-op drain --processes 0 vs 2 (target ≥ 0.5×), 10 ms CPU tasks 1 vs 2 (target ~2×), IPC serialization',
+    run: async (o) => (await import('./processes.js')).processes(o),
+  },
   pickup: {
     what: 'pickup latency of an idle spoolerd, and postponed tasks (targets p50 ≤ 5 ms, p99 ≤ 50 ms)',
     run: async () => (await import('./pickup.js')).pickup(),

@@ -83,6 +83,8 @@ class WorkerProcess {
   flushScheduled = false;
   tasksGiven = 0;
   rss = 0;
+  /** Whether its replacement was started already (it retired, then maybe was killed anyway). */
+  replaced = false;
   importError: string | undefined;
   readonly spawnedAt = Date.now();
   readonly ready: Promise<void>;
@@ -126,7 +128,7 @@ export class WorkerPool implements Executor {
   private restartFailures = 0;
   private readonly restartTimers = new Set<NodeJS.Timeout>();
   private readonly log: Logger;
-  private replaced = 0;
+  private replacements = 0;
 
   constructor(private readonly options: WorkerPoolOptions) {
     this.log = options.log;
@@ -182,7 +184,7 @@ export class WorkerPool implements Executor {
   describe(): Record<string, unknown> {
     let running = 0;
     for (const w of this.workers) running += w.inflight.size;
-    return { processes: this.workers.size, workersReplaced: this.replaced, running };
+    return { processes: this.workers.size, workersReplaced: this.replacements, running };
   }
 
   // --- workers ---------------------------------------------------------------
@@ -286,7 +288,8 @@ export class WorkerPool implements Executor {
   private retire(w: WorkerProcess, reason: 'max-tasks' | 'max-memory'): void {
     if (w.state !== 'ready' || this.stopping) return;
     w.state = 'retiring';
-    this.replaced++;
+    w.replaced = true;
+    this.replacements++;
     this.log.info('replacing a worker process once its tasks are done', {
       worker: w.pid,
       reason,
@@ -355,24 +358,21 @@ export class WorkerPool implements Executor {
     } else {
       this.log.debug('worker process retired', { worker: w.pid });
     }
-    if (state !== 'retiring') this.replace(w, state);
+    if (!w.replaced) this.replace(w, state);
     this.options.wake();
   }
 
   private replace(w: WorkerProcess, state: WorkerState): void {
+    this.replacements++;
     const lived = Date.now() - w.spawnedAt;
     let delay = 0;
-    if (state !== 'killed') {
-      this.replaced++;
-      if (state === 'starting' || lived < RESTART_HEALTHY_MS) {
-        this.restartFailures++;
-        delay = Math.min(RESTART_DELAY_MIN * 2 ** (this.restartFailures - 1), RESTART_DELAY_MAX);
-        this.log.warn('a worker process died soon after it started; starting another after a delay', { worker: w.pid, livedMs: lived, delayMs: delay });
-      } else {
-        this.restartFailures = 0;
-      }
-    } else {
-      this.replaced++;
+    // A worker killed for a timeout did nothing wrong at start-up: replace it at once.
+    if (state !== 'killed' && (state === 'starting' || lived < RESTART_HEALTHY_MS)) {
+      this.restartFailures++;
+      delay = Math.min(RESTART_DELAY_MIN * 2 ** (this.restartFailures - 1), RESTART_DELAY_MAX);
+      this.log.warn('a worker process died soon after it started; starting another after a delay', { worker: w.pid, livedMs: lived, delayMs: delay });
+    } else if (state !== 'killed') {
+      this.restartFailures = 0;
     }
     if (delay === 0) return void this.spawn();
     const timer = setTimeout(() => {
