@@ -8,7 +8,7 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, ftruncateSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, symlinkSync, writeFileSync, writeSync, type Stats } from 'node:fs';
+import { closeSync, ftruncateSync, linkSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, symlinkSync, writeFileSync, writeSync, type Stats } from 'node:fs';
 import { join } from 'node:path';
 import { Packr } from 'msgpackr';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -365,19 +365,26 @@ describe('bad files in incoming/', () => {
     const fifo = join(dir, 'fifo-staging');
     expect(spawnSync('mkfifo', [fifo]).status).toBe(0);
     // A writer blocks in open() until some process opens the FIFO for reading.
-    const writer = spawn(process.execPath, ['-e', "require('fs').openSync(process.argv[1], 'w'); process.stdout.write('opened\\n')", fifo], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const writer = spawn(
+      process.execPath,
+      ['-e', "process.stdout.write('ready\\n'); require('fs').openSync(process.argv[1], 'w'); process.stdout.write('opened\\n')", fifo],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
     helpers.push(writer);
     let writerOut = '';
     writer.stdout!.setEncoding('utf8').on('data', (d: string) => (writerOut += d));
+    await waitFor(() => writerOut.startsWith('ready'), { what: 'the writer to start' });
     await sleep(300);
+    // A second name for the same FIFO, in incoming/: the writer's name stays, so however late the
+    // writer reaches open() it opens the FIFO (and blocks), never a regular file of its own.
     const name = taskName('echo', 'msgpack');
-    renameSync(fifo, join(incoming, name));
+    linkSync(fifo, join(incoming, name));
     await spooler.enqueue({ name: 'echo', args: ['after-fifo'] });
     await waitForQuarantine(daemon, [name]);
     await waitFor(() => goodRuns().length === 1, { what: 'the good task', explain: () => daemon.describe() });
     await sleep(500);
     expect(quarantined().get(name)?.kind).toBe('fifo');
-    expect(writerOut, 'the daemon opened the FIFO (the writer got past open())').toBe('');
+    expect(writerOut, 'the daemon opened the FIFO (the writer got past open())').toBe('ready\n');
     expect(writer.exitCode).toBeNull();
     expect(daemon.exit).toBeUndefined();
   });
