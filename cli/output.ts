@@ -30,52 +30,18 @@ export function writeStdout(text: string): void {
 
 /** Renders rows as left-aligned columns (right-aligned where `right` says), two spaces apart. */
 export function table(header: string[], rows: string[][], right: ReadonlySet<number> = new Set()): string {
-  let out = '';
-  writeTable((chunk) => (out += chunk), header, rows.length, (i) => rows[i]!, right);
-  return out;
-}
-
-/**
- * Writes rows as formatTable would, a chunk at a time, so that a listing of a
- * million tasks never holds its whole text (or all its rows) in memory: the
- * rows are made twice, once to measure the columns and once to print them.
- * `row(i)` must return the same cells both times.
- */
-export function writeTable(
-  write: (chunk: string) => void,
-  header: string[],
-  count: number,
-  row: (i: number) => string[],
-  right: ReadonlySet<number> = new Set(),
-): void {
   const widths = header.map((h) => h.length);
-  for (let i = 0; i < count; i++) {
-    const cells = row(i);
-    for (let c = 0; c < cells.length; c++) if (cells[c]!.length > widths[c]!) widths[c] = cells[c]!.length;
-  }
-  const line = (cells: string[]): string => {
-    let text = '';
-    for (let c = 0; c < cells.length; c++) {
-      const cell = cells[c]!;
-      if (c > 0) text += '  ';
-      if (right.has(c)) text += cell.padStart(widths[c]!);
-      else text += c === cells.length - 1 ? cell : cell.padEnd(widths[c]!);
-    }
-    return text.trimEnd() + '\n';
-  };
-  let chunk = line(header);
-  for (let i = 0; i < count; i++) {
-    chunk += line(row(i));
-    if (chunk.length >= CHUNK_CHARS) {
-      write(chunk);
-      chunk = '';
-    }
-  }
-  if (chunk.length > 0) write(chunk);
+  for (const r of rows) for (let c = 0; c < r.length; c++) widths[c] = Math.max(widths[c] ?? 0, r[c]!.length);
+  const line = (cells: string[]): string =>
+    cells
+      .map((cell, c) => (right.has(c) ? cell.padStart(widths[c]!) : c === cells.length - 1 ? cell : cell.padEnd(widths[c]!)))
+      .join('  ')
+      .trimEnd();
+  return [header, ...rows].map(line).join('\n') + '\n';
 }
 
 /** About 64 KiB of text per write. */
-const CHUNK_CHARS = 64 * 1024;
+export const CHUNK_CHARS = 64 * 1024;
 
 /** Writes a JSON array of `count` items, given as JSON text, a chunk at a time; the same text as toJson(array). */
 export function writeJsonArray(write: (chunk: string) => void, count: number, item: (i: number) => string): void {

@@ -64,7 +64,7 @@ export interface CheckResults {
  * thread and up to `threads - 1` workers. Returns, per path, VALID with its
  * mtime, or UNCHECKED / LOOK_AGAIN for the caller to read itself.
  */
-export function checkFilesInParallel(paths: readonly string[], maxBytes: number, threads: number = defaultThreads()): CheckResults {
+export function checkFilesInParallel(paths: readonly string[], maxBytes: number, threads: number = availableParallelism()): CheckResults {
   const job = makeJob(paths, maxBytes);
   const workers = paths.length >= PARALLEL_MIN_FILES ? Math.min(threads - 1, MAX_WORKERS) : 0;
   for (let i = 0; i < workers; i++) {
@@ -80,10 +80,6 @@ export function checkFilesInParallel(paths: readonly string[], maxBytes: number,
   runBlocks(job);
   waitForWorkers(job.control);
   return { status: job.status, mtimes: job.mtimes };
-}
-
-function defaultThreads(): number {
-  return availableParallelism();
 }
 
 function makeJob(paths: readonly string[], maxBytes: number): CheckJob {

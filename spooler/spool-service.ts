@@ -179,7 +179,7 @@ export class SpoolService {
   private start1(queued: QueuedTask): boolean {
     // A late watch event (its `departed` entry cleared by a scan meanwhile) can queue a task this process
     // is still running; claim()'s NFS check would then find the file in our claim directory and run it twice.
-    if (this.running.has(join(this.owner!.dir, queued.fileName))) return false;
+    if (this.running.has(this.owner!.dir + sep + queued.fileName)) return false;
     if (queued.dir === 'incoming') this.departed.add(queued.fileName);
     let result: ReturnType<typeof claim>;
     try {

@@ -5,7 +5,7 @@ import { listSpool, TASK_STATES, type SpoolEntry, type TaskState } from '../../s
 import { entryJson } from '../entry-json.js';
 import { CliError, EXIT } from '../exit-codes.js';
 import { spoolFrom, withDirOption, type DirOption } from '../find-task.js';
-import { formatRelative, formatSpan, formatTime, writeJsonArray, writeStdout } from '../output.js';
+import { CHUNK_CHARS, formatRelative, formatSpan, formatTime, writeJsonArray, writeStdout } from '../output.js';
 
 interface LsOptions extends DirOption {
   state?: string[];
@@ -108,7 +108,7 @@ function render(write: (chunk: string) => void, entries: SpoolEntry[], now: numb
     cells[7] = t ? formatSpan(Math.max(0, now - t.created)) : '-';
     if (withReason) cells[8] = e.reason ?? '';
     chunk += line(cells);
-    if (chunk.length >= 64 * 1024) {
+    if (chunk.length >= CHUNK_CHARS) {
       write(chunk);
       chunk = '';
     }
