@@ -25,6 +25,7 @@ interface CliOptions {
   settle: number;
   maxBytes: number;
   processes: number;
+  ioThreads: number;
   maxTasks: number;
   maxMemory: number;
   taskTimeout: number;
@@ -76,6 +77,7 @@ const program = new Command('spoolerd')
   .addOption(new Option('--settle <duration>', 'a file that does not decode is left alone until this old (it may be being written)').env('SPOOLERD_SETTLE').argParser(duration).default(DEFAULTS.settle, '5s'))
   .addOption(new Option('--max-bytes <n>', 'larger task files are quarantined unread').env('SPOOLERD_MAX_BYTES').argParser(positiveInt).default(DEFAULTS.maxBytes, '16 MiB'))
   .addOption(new Option('-p, --processes <n>', 'worker processes that run tasks (0: run them in the daemon itself, no isolation)').env('SPOOLERD_PROCESSES').argParser(wholeNumber).default(DEFAULTS.processes, `${DEFAULTS.processes}, the number of cores`))
+  .addOption(new Option('--io-threads <n>', 'threads that claim, read and delete task files beside the main thread (0: the main thread does it)').env('SPOOLERD_IO_THREADS').argParser(wholeNumber).default(DEFAULTS.ioThreads))
   .addOption(new Option('--max-tasks <n>', 'replace a worker process after this many tasks (0: never)').env('SPOOLERD_MAX_TASKS').argParser(wholeNumber).default(DEFAULTS.maxTasks, '0, never'))
   .addOption(new Option('--max-memory <MB>', 'replace a worker process whose RSS passes this many MB, once its running tasks are done (0: never)').env('SPOOLERD_MAX_MEMORY').argParser(wholeNumber).default(DEFAULTS.maxMemory, '0, never'))
   .addOption(new Option('--task-timeout <duration>', 'run-time limit of tasks that set no timeout of their own (0 or none: no limit)').env('SPOOLERD_TASK_TIMEOUT').argParser(optionalDuration).default(DEFAULTS.taskTimeout, 'none'))

@@ -36,8 +36,11 @@ const PENDING_ONLY = ['pending'] as const;
 
 export type ClaimResult = { claimed: true; path: string; from: PendingDir } | { claimed: false };
 
+/** The directories a claim takes tasks from (a SpoolLayout, or the same paths sent to a file-ops thread). */
+export type ClaimSources = Readonly<Record<PendingDir, string>>;
+
 /** Claims a pending task for `owner`. Not claimed means another process got it (or it was revoked). */
-export function claim(layout: SpoolLayout, ownerDir: string, fileName: string, dir: PendingDir): ClaimResult {
+export function claim(layout: ClaimSources, ownerDir: string, fileName: string, dir: PendingDir): ClaimResult {
   // Concatenated, not join()ed: a file name from a directory listing holds no separator, and
   // join's normalising cost ~1 µs per path on a path taken for every task.
   const target = ownerDir + sep + fileName;
@@ -76,6 +79,11 @@ export function retryLater(claimedPath: string, layout: SpoolLayout, due: number
 /** Ends a processed or skipped task: removed, or kept in archive/. */
 export function finish(claimedPath: string, layout: SpoolLayout, archive: boolean): boolean {
   if (archive) return renameIfPresent(claimedPath, join(layout.archive, claimedPath.slice(claimedPath.lastIndexOf('/') + 1)));
+  return removeClaimed(claimedPath);
+}
+
+/** Deletes a processed or skipped task. False if it was gone already (reclaimed by another daemon). */
+export function removeClaimed(claimedPath: string): boolean {
   try {
     unlinkSync(claimedPath);
     return true;

@@ -9,6 +9,7 @@
  * the executor's business (executor.ts): in this process, or in worker processes.
  */
 import type { Executor } from './executor.js';
+import { FileOpsLane } from './file-ops-lane.js';
 import { InProcessExecutor } from './in-process-executor.js';
 import type { DaemonOptions } from './options.js';
 import { SpoolService, type Slots, type SpoolStats } from './spool-service.js';
@@ -21,6 +22,7 @@ const PROGRESS_EVERY_MS = 60_000;
 export class Daemon {
   readonly services: SpoolService[];
   readonly executor: Executor;
+  private readonly lane: FileOpsLane;
   private running = 0;
   private wakeScheduled = false;
   private stopped = false;
@@ -30,8 +32,10 @@ export class Daemon {
 
   constructor(private readonly options: DaemonOptions) {
     this.executor = createExecutor(options, () => this.wake());
+    this.lane = new FileOpsLane(options.ioThreads, options.log);
     const slots: Slots = {
       available: () => this.running < options.concurrency && this.executor.accepting(),
+      free: () => (this.executor.accepting() ? options.concurrency - this.running : 0),
       acquire: () => void this.running++,
       release: () => {
         this.running--;
@@ -40,7 +44,7 @@ export class Daemon {
       },
       wake: () => this.wake(),
     };
-    this.services = options.dirs.map((dir) => new SpoolService(dir, options, slots, this.executor));
+    this.services = options.dirs.map((dir) => new SpoolService(dir, options, slots, this.executor, this.lane));
   }
 
   async start(): Promise<void> {
@@ -76,9 +80,12 @@ export class Daemon {
     const finished = this.running === 0 || (await this.waitForRunning(this.options.grace));
     // Stop what still runs before its file goes back, so no task runs here and elsewhere at once.
     await this.executor.stop();
+    // Claims and unlinks still under way in the file-ops lane end before anything is given back.
+    await Promise.all(this.services.map((s) => s.settleFileOps()));
     const returned = this.services.reduce((n, s) => n + s.releaseAll(), 0);
     await Promise.all(this.services.map((s) => s.releaseOwner()));
     this.logProgress(true);
+    await this.lane.close();
     return { finished, returned };
   }
 
@@ -113,6 +120,7 @@ export class Daemon {
     this.options.log.info(final ? 'stopped' : 'progress', {
       ...totals,
       ...this.executor.describe(),
+      ioThreads: this.lane.threadCount,
       running: this.running,
       pending: this.services.reduce((n, s) => n + s.queue.size, 0),
       rssMb: Math.round(memory.rss / 1048576),

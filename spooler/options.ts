@@ -24,6 +24,8 @@ export interface DaemonOptions {
   settle: number;
   /** Files larger than this are quarantined unread. */
   maxBytes: number;
+  /** Threads that claim, read and delete task files beside the daemon's main thread (0: the main thread does it). */
+  ioThreads: number;
   /** Worker processes that run tasks; 0 runs them in the daemon's own process. */
   processes: number;
   /** Task modules to import in each worker (with processes 0 the CLI imports them in the daemon). */
@@ -50,6 +52,7 @@ export const DEFAULTS = {
   grace: 30_000,
   settle: 5000,
   maxBytes: DEFAULT_MAX_BYTES,
+  ioThreads: 1,
   processes: availableParallelism(),
   maxTasks: 0,
   maxMemory: 0,

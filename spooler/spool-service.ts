@@ -22,15 +22,16 @@ import type { TaskOutcome } from '../runtime/results.js';
 import { SpoolLayout } from '../spool/layout.js';
 import { dueOfTaskName, explainBadName } from '../spool/name.js';
 import { readNames } from '../spool/read-names.js';
-import { readClaimedFile } from '../spool/safe-read.js';
 import { decodeTask, type TaskFile } from '../spool/task-file.js';
-import { accept, bury, claim, finish, reclaimOwner, release, retryLater } from './claim.js';
+import { accept, bury, finish, reclaimOwner, release, removeClaimed, retryLater } from './claim.js';
 import type { Execution, Executor } from './executor.js';
+import { ClaimStatus, UnlinkStatus, type ClaimReply } from './file-ops.js';
+import type { FileOpsLane } from './file-ops-lane.js';
 import type { Logger } from './logger.js';
 import type { DaemonOptions } from './options.js';
 import { isOwnerAlive, Owner, removeOwnerLock } from './owner.js';
 import { quarantine } from './records.js';
-import { TaskQueue, type PendingDir, type QueuedTask } from './task-queue.js';
+import { TaskQueue, type PendingDir } from './task-queue.js';
 import { watchDirectory } from './watch.js';
 
 /**
@@ -46,6 +47,8 @@ const TMP_DEBRIS_AGE = 3_600_000;
 export interface Slots {
   /** Whether another task may start now. */
   available(): boolean;
+  /** How many more tasks could start now. */
+  free(): number;
   acquire(): void;
   release(): void;
   /** Ask the daemon to dispatch soon (coalesced). */
@@ -62,14 +65,47 @@ export interface SpoolStats {
   lost: number;
 }
 
-interface Running {
-  path: string;
+/**
+ * A task this process holds, from the claim request to its last file move:
+ *
+ *   claiming   sent to the file-ops lane to be claimed and read
+ *   ready      claimed, read and decoded; waits for a run slot
+ *   running    in the executor (holds a slot)
+ *   finishing  processed or skipped; its unlink is queued or under way
+ */
+interface Held {
   fileName: string;
-  /** The directory it was claimed from, for quarantine records. */
+  /** Its path in our claim directory. */
+  path: string;
+  /** The directory it was (to be) claimed from, for quarantine records. */
   from: PendingDir;
-  /** The task, once read and decoded. */
+  state: 'claiming' | 'ready' | 'running' | 'finishing';
   task?: TaskFile;
+  bytes?: Uint8Array;
+  /** Set when processed or skipped. */
+  outcome?: Extract<TaskOutcome, { kind: 'processed' | 'skipped' }>;
 }
+
+/** Names per claim request: small enough that the first tasks of a batch start soon. */
+const CLAIM_BATCH = 64;
+/**
+ * Tasks claimed ahead of the free run slots while tasks are short, so the
+ * file-ops thread claims the next batch while this thread runs the current one.
+ * Only while tasks take under SHORT_TASK_MS on average: a claimed task waits
+ * for a slot, unavailable to other daemons, and a task of higher priority that
+ * arrives meanwhile starts after these (at most PREFETCH × SHORT_TASK_MS / concurrency).
+ */
+const PREFETCH = 128;
+const SHORT_TASK_MS = 1;
+/**
+ * Unlinks go out UNLINK_BATCH at a time or, while claimed tasks wait for a
+ * slot (a drain), UNLINK_DELAY_MS after the first is queued: each request
+ * costs a message both ways, and a drain of short tasks finishes only a few
+ * per event-loop turn. Otherwise they go at the end of the event-loop turn. A task counts as processed
+ * once its file is gone; a crash in between runs it again (at-least-once).
+ */
+const UNLINK_BATCH = 64;
+const UNLINK_DELAY_MS = 1;
 
 export class SpoolService {
   readonly layout: SpoolLayout;
@@ -82,7 +118,20 @@ export class SpoolService {
   private readonly departed = new Set<string>();
   /** Files to leave alone until the given time (possibly still being written). */
   private readonly held = new Map<string, number>();
-  private readonly running = new Map<string, Running>();
+  /** Every task this process holds, by file name (see Held). */
+  private readonly owned = new Map<string, Held>();
+  /** Claimed tasks waiting for a slot, in queue order; `readyHead` is the next. */
+  private ready: Held[] = [];
+  private readyHead = 0;
+  private claiming = 0;
+  private running = 0;
+  /** Processed and skipped tasks whose unlink is not yet sent. */
+  private unlinkQueue: Held[] = [];
+  private unlinkScheduled = false;
+  /** Lane requests under way, awaited before the claims are given up. */
+  private readonly inFlight = new Set<Promise<void>>();
+  /** Average run time of recent tasks (ms), to decide whether to claim ahead. */
+  private runMsAverage = 10 * SHORT_TASK_MS;
   private pendingMtime = -1;
   /** Whether another daemon has served this spool since pending/ was last read: only then can pending/ hold tasks we do not know. */
   private otherOwnersSeen = false;
@@ -100,6 +149,7 @@ export class SpoolService {
     private readonly options: DaemonOptions,
     private readonly slots: Slots,
     private readonly executor: Executor,
+    private readonly lane: FileOpsLane,
   ) {
     this.layout = new SpoolLayout(dir).ensure();
     this.log = options.log.child({ spool: this.layout.root });
@@ -107,7 +157,7 @@ export class SpoolService {
   }
 
   get runningCount(): number {
-    return this.running.size;
+    return this.running;
   }
 
   get ownerId(): string | undefined {
@@ -132,15 +182,19 @@ export class SpoolService {
     this.scheduleScan();
   }
 
-  /** Starts as many due tasks as the daemon has slots for. Returns how many started. */
+  /** Starts as many claimed tasks as the daemon has slots for, and claims more. Returns how many started. */
   dispatch(limit: number): number {
     let started = 0;
-    const now = Date.now();
-    while (started < limit && !this.stopping && this.slots.available()) {
-      const next = this.queue.take(now);
-      if (next === undefined) break;
-      if (this.start1(next)) started++;
+    while (started < limit && !this.stopping && this.readyHead < this.ready.length && this.slots.available()) {
+      const h = this.ready[this.readyHead++]!;
+      this.begin(h);
+      started++;
     }
+    if (this.readyHead === this.ready.length) {
+      this.ready = [];
+      this.readyHead = 0;
+    }
+    this.claimMore();
     return started;
   }
 
@@ -153,21 +207,46 @@ export class SpoolService {
     this.watcher = undefined;
   }
 
+  /** Waits until no claim or unlink is under way (after the running tasks have ended or been stopped). */
+  async settleFileOps(): Promise<void> {
+    this.flushUnlinks();
+    while (this.inFlight.size > 0) {
+      await Promise.all(this.inFlight);
+      this.flushUnlinks();
+    }
+  }
+
   /**
-   * Puts every task still running back into incoming/ unchanged (no attempt
-   * counted) and gives up the claim directory and lock. Synchronous file moves,
-   * so it is safe from a second signal's handler.
+   * Puts every task this process still holds back into incoming/ unchanged (no
+   * attempt counted): running ones, and those claimed ahead that never started.
+   * Processed ones still waiting for their unlink are deleted. Synchronous file
+   * moves, so it is safe from a second signal's handler. Returns how many
+   * running tasks went back.
    */
   releaseAll(): number {
-    let released = 0;
-    for (const r of this.running.values()) {
-      if (release(r.path, this.layout)) {
-        released++;
-        this.log.warn('task returned to the spool unfinished; it will run again', { file: r.fileName });
+    let returned = 0;
+    let unstarted = 0;
+    for (const h of this.owned.values()) {
+      try {
+        if (h.state === 'finishing') {
+          removeClaimed(h.path);
+        } else if (release(h.path, this.layout)) {
+          if (h.state === 'running') {
+            returned++;
+            this.log.warn('task returned to the spool unfinished; it will run again', { file: h.fileName });
+          } else {
+            unstarted++;
+          }
+        }
+      } catch (err) {
+        this.log.error('cannot return a task to the spool; it stays claimed and is reclaimed after the stale time', { file: h.fileName, err });
       }
     }
-    this.running.clear();
-    return released;
+    if (unstarted > 0) this.log.debug('returned tasks claimed ahead that had not started', { tasks: unstarted });
+    this.owned.clear();
+    this.ready = [];
+    this.readyHead = 0;
+    return returned;
   }
 
   async releaseOwner(): Promise<void> {
@@ -176,99 +255,174 @@ export class SpoolService {
 
   // --- claiming and running -------------------------------------------------
 
-  private start1(queued: QueuedTask): boolean {
-    // A late watch event (its `departed` entry cleared by a scan meanwhile) can queue a task this process
-    // is still running; claim()'s NFS check would then find the file in our claim directory and run it twice.
-    if (this.running.has(this.owner!.dir + sep + queued.fileName)) return false;
-    if (queued.dir === 'incoming') this.departed.add(queued.fileName);
-    let result: ReturnType<typeof claim>;
-    try {
-      result = claim(this.layout, this.owner!.dir, queued.fileName, queued.dir);
-    } catch (err) {
-      // Not a lost race (that is ENOENT): permissions, a full disk, a broken filesystem. Leave the
-      // file where it is and look at it again at the next scan rather than spinning on it.
-      this.held.set(queued.fileName, Date.now() + this.options.scanInterval);
-      this.log.error('cannot claim a task; will try again at the next scan', { file: queued.fileName, err });
-      return false;
+  /** Sends the next due tasks to be claimed: enough for the free slots, plus PREFETCH while tasks are short. */
+  private claimMore(): void {
+    if (this.stopping || this.owner === undefined) return;
+    const ahead = this.runMsAverage < SHORT_TASK_MS ? PREFETCH : 0;
+    let want = this.slots.free() + ahead - this.claiming - (this.ready.length - this.readyHead);
+    if (want <= 0) return;
+    const now = Date.now();
+    const ownerDir = this.owner!.dir + sep;
+    while (want > 0) {
+      const batch: Held[] = [];
+      while (batch.length < CLAIM_BATCH && batch.length < want) {
+        const next = this.queue.take(now);
+        if (next === undefined) break;
+        // A late watch event (its `departed` entry cleared by a scan meanwhile) can queue a task this process
+        // still holds; claim()'s NFS check would then find the file in our claim directory and run it twice.
+        if (this.owned.has(next.fileName)) continue;
+        if (next.dir === 'incoming') this.departed.add(next.fileName);
+        const h: Held = { fileName: next.fileName, path: ownerDir + next.fileName, from: next.dir, state: 'claiming' };
+        this.owned.set(h.fileName, h);
+        batch.push(h);
+      }
+      if (batch.length === 0) return;
+      want -= batch.length;
+      this.sendClaims(batch);
     }
-    if (!result.claimed) return false;
-    const r: Running = { path: result.path, fileName: queued.fileName, from: result.from };
-    this.running.set(r.path, r);
-    this.slots.acquire();
-    this.run(r)
-      .catch((err: unknown) => this.log.error('unexpected error while running a task; it stays claimed until this daemon stops', { file: r.fileName, err }))
-      .finally(() => {
-        this.running.delete(r.path);
-        this.slots.release();
-      });
-    return true;
   }
 
-  private async run(r: Running): Promise<void> {
-    const now = Date.now();
-    const read = readClaimedFile(r.path, this.options.maxBytes);
-    if (!read.ok) {
-      if (read.reason.startsWith('it disappeared')) this.lose(r, 'the claimed file vanished');
-      else this.quarantine(r.path, r.fileName, read.reason, r.from);
-      return;
+  private sendClaims(batch: Held[]): void {
+    const inPending = new Uint8Array(batch.length);
+    const names = new Array<string>(batch.length);
+    for (let i = 0; i < batch.length; i++) {
+      names[i] = batch[i]!.fileName;
+      if (batch[i]!.from === 'pending') inPending[i] = 1;
     }
-    const decoded = decodeTask(r.fileName, read.bytes);
+    this.claiming += batch.length;
+    const request = { sources: { incoming: this.layout.incoming, pending: this.layout.pending }, ownerDir: this.owner!.dir, names, inPending, maxBytes: this.options.maxBytes };
+    this.track(this.lane.claim(request).then((reply) => this.onClaimed(batch, reply)));
+  }
+
+  private track(work: Promise<void>): void {
+    const tracked = work.catch((err: unknown) => this.log.error('unexpected error in a file-ops batch', { err })).finally(() => this.inFlight.delete(tracked));
+    this.inFlight.add(tracked);
+  }
+
+  private onClaimed(batch: Held[], reply: ClaimReply): void {
+    this.claiming -= batch.length;
+    const now = Date.now();
+    const bytes = Buffer.from(reply.bytes);
+    for (let i = 0; i < batch.length; i++) {
+      const h = batch[i]!;
+      switch (reply.status[i]) {
+        case ClaimStatus.Lost:
+          this.owned.delete(h.fileName);
+          break;
+        case ClaimStatus.Failed:
+          // Not a lost race: permissions, a full disk, a broken filesystem. Leave the file where it
+          // is and look at it again at the next scan rather than spinning on it.
+          this.owned.delete(h.fileName);
+          this.held.set(h.fileName, now + this.options.scanInterval);
+          this.log.error('cannot claim a task; will try again at the next scan', { file: h.fileName, err: reply.reasons[i] });
+          break;
+        case ClaimStatus.Unreadable: {
+          h.from = reply.fromPending[i] === 1 ? 'pending' : 'incoming';
+          this.owned.delete(h.fileName);
+          const reason = reply.reasons[i]!;
+          if (reason.startsWith('it disappeared')) this.lose(h.fileName, 'the claimed file vanished');
+          else this.quarantine(h.path, h.fileName, reason, h.from);
+          break;
+        }
+        default:
+          h.from = reply.fromPending[i] === 1 ? 'pending' : 'incoming';
+          this.admit(h, bytes.subarray(reply.offsets[i], reply.offsets[i + 1]), reply.mtimes[i]!, now);
+      }
+    }
+    this.slots.wake();
+  }
+
+  /** A claimed and read task: decode it, then queue it for a slot, or deal with it at once if it cannot run. */
+  private admit(h: Held, bytes: Uint8Array, mtimeMs: number, now: number): void {
+    const decoded = decodeTask(h.fileName, bytes);
     if (!decoded.ok) {
-      if (now - read.mtimeMs < this.options.settle) {
+      this.owned.delete(h.fileName);
+      if (now - mtimeMs < this.options.settle) {
         // Possibly a producer writing in place: put it back and look again once it has settled.
-        this.held.set(r.fileName, read.mtimeMs + this.options.settle);
-        release(r.path, this.layout);
-        this.log.debug('task file does not decode yet; holding it while it may still be written', { file: r.fileName, reason: decoded.reason });
+        this.held.set(h.fileName, mtimeMs + this.options.settle);
+        release(h.path, this.layout);
+        this.log.debug('task file does not decode yet; holding it while it may still be written', { file: h.fileName, reason: decoded.reason });
       } else {
-        this.quarantine(r.path, r.fileName, decoded.reason, r.from);
+        this.quarantine(h.path, h.fileName, decoded.reason, h.from);
       }
       return;
     }
     const task = decoded.task;
-    r.task = task;
     const limit = task.body.retry?.limit ?? DEFAULT_RETRY.limit;
     if (task.attempts > limit) {
       // Only reclaims get a task here: its daemon died with it `attempts` times. Do not run a crash loop again.
+      this.owned.delete(h.fileName);
       const error = new Error(`the task was interrupted ${task.attempts} times (daemons died or were killed while running it), over its retry limit of ${limit}`);
-      this.buryTask(r, task, task.attempts, describeError(error), { task: task.name, id: task.id, attempt: task.attempts }, limit);
+      this.buryTask(h.path, task, task.attempts, describeError(error), { task: task.name, id: task.id, attempt: task.attempts }, limit);
       return;
     }
+    h.task = task;
+    h.bytes = bytes;
+    h.state = 'ready';
+    this.ready.push(h);
+  }
+
+  private begin(h: Held): void {
+    h.state = 'running';
+    this.running++;
+    this.slots.acquire();
+    const startedAt = performance.now();
+    this.run(h)
+      .catch((err: unknown) => this.log.error('unexpected error while running a task; it stays claimed until this daemon stops', { file: h.fileName, err }))
+      .finally(() => {
+        this.runMsAverage += 0.2 * (performance.now() - startedAt - this.runMsAverage);
+        if (h.state === 'running') this.owned.delete(h.fileName);
+        this.running--;
+        this.slots.release();
+      });
+  }
+
+  private async run(h: Held): Promise<void> {
+    const task = h.task!;
     const timeout = task.body.timeout ?? this.options.taskTimeout;
-    const outcome: Execution = await this.executor.run({ spool: this.layout.root, task, bytes: read.bytes, timeoutMs: timeout > 0 ? timeout : undefined });
-    if (outcome.kind === 'released') this.releaseInterrupted(r, outcome.reason);
-    else this.settle(r, task, outcome);
+    const outcome: Execution = await this.executor.run({ spool: this.layout.root, task, bytes: h.bytes!, timeoutMs: timeout > 0 ? timeout : undefined });
+    h.bytes = undefined;
+    if (outcome.kind === 'released') this.releaseInterrupted(h, outcome.reason);
+    else this.settle(h, task, outcome);
   }
 
   /** A task interrupted through no fault of its own: back to incoming/, no attempt counted. */
-  private releaseInterrupted(r: Running, reason: string): void {
+  private releaseInterrupted(h: Held, reason: string): void {
     try {
-      if (!release(r.path, this.layout)) return this.lose(r, 'the claim was taken over before the task was returned');
+      if (!release(h.path, this.layout)) return this.lose(h.fileName, 'the claim was taken over before the task was returned');
     } catch (err) {
-      this.log.error('cannot return an interrupted task to the spool; it stays claimed', { file: r.fileName, err });
+      this.log.error('cannot return an interrupted task to the spool; it stays claimed', { file: h.fileName, err });
       return;
     }
-    this.queue.add(r.fileName, 'incoming', Date.now());
-    this.log.warn('task returned to the spool without counting an attempt', { file: r.fileName, reason });
+    this.queue.add(h.fileName, 'incoming', Date.now());
+    this.log.warn('task returned to the spool without counting an attempt', { file: h.fileName, reason });
   }
 
   /** Applies an outcome to the claimed file. */
-  private settle(r: Running, task: TaskFile, outcome: TaskOutcome): void {
+  private settle(h: Held, task: TaskFile, outcome: TaskOutcome): void {
     const fields = { task: task.name, id: task.id, attempt: task.attempts + 1 };
     try {
       switch (outcome.kind) {
         case 'processed':
         case 'skipped':
-          if (!finish(r.path, this.layout, this.options.archive)) return this.lose(r, 'the claim was taken over before the task finished');
-          if (outcome.kind === 'processed') {
-            this.stats.processed++;
-            if (this.log.enabled('debug')) this.log.debug('task processed', fields);
-          } else {
-            this.stats.skipped++;
-            this.log.info('task skipped', { ...fields, reason: outcome.reason ?? 'no reason given' });
+          h.outcome = outcome;
+          if (this.options.archive) {
+            if (!finish(h.path, this.layout, true)) return this.lose(h.fileName, 'the claim was taken over before the task finished');
+            return this.finished(h);
+          }
+          // Deleted in a batch by the file-ops lane; the task counts as done once its file is gone.
+          h.state = 'finishing';
+          this.unlinkQueue.push(h);
+          if (this.unlinkQueue.length >= UNLINK_BATCH) this.flushUnlinks();
+          else if (!this.unlinkScheduled) {
+            this.unlinkScheduled = true;
+            // Batch only while claimed tasks wait (a drain); otherwise delete at the end of this turn.
+            if (this.readyHead < this.ready.length) setTimeout(() => this.flushUnlinks(), UNLINK_DELAY_MS);
+            else setImmediate(() => this.flushUnlinks());
           }
           return;
         case 'rescheduled':
-          return this.reschedule(r, task, outcome, fields);
+          return this.reschedule(h, task, outcome, fields);
       }
     } catch (err) {
       // The file stays claimed; if this daemon cannot move it, the next one reclaims it after we are gone.
@@ -276,15 +430,48 @@ export class SpoolService {
     }
   }
 
-  private reschedule(r: Running, task: TaskFile, outcome: Extract<TaskOutcome, { kind: 'rescheduled' }>, fields: Record<string, unknown>): void {
+  private flushUnlinks(): void {
+    this.unlinkScheduled = false;
+    if (this.unlinkQueue.length === 0) return;
+    const batch = this.unlinkQueue;
+    this.unlinkQueue = [];
+    const paths = batch.map((h) => h.path);
+    this.track(
+      this.lane.unlink(paths).then((reply) => {
+        for (let i = 0; i < batch.length; i++) {
+          const h = batch[i]!;
+          // releaseAll() (a second signal) may have dealt with it meanwhile.
+          if (this.owned.get(h.fileName) !== h) continue;
+          this.owned.delete(h.fileName);
+          if (reply.status[i] === UnlinkStatus.Done) this.finished(h);
+          else if (reply.status[i] === UnlinkStatus.Missing) this.lose(h.fileName, 'the claim was taken over before the task finished');
+          else this.log.error('cannot record the outcome of a task; it stays claimed', { task: h.task!.name, id: h.task!.id, outcome: h.outcome!.kind, err: reply.reasons[i] });
+        }
+      }),
+    );
+  }
+
+  /** Counts and logs a processed or skipped task whose file is gone (or archived). */
+  private finished(h: Held): void {
+    const task = h.task!;
+    if (h.outcome!.kind === 'processed') {
+      this.stats.processed++;
+      if (this.log.enabled('debug')) this.log.debug('task processed', { task: task.name, id: task.id, attempt: task.attempts + 1 });
+    } else {
+      this.stats.skipped++;
+      this.log.info('task skipped', { task: task.name, id: task.id, attempt: task.attempts + 1, reason: h.outcome!.reason ?? 'no reason given' });
+    }
+  }
+
+  private reschedule(h: Held, task: TaskFile, outcome: Extract<TaskOutcome, { kind: 'rescheduled' }>, fields: Record<string, unknown>): void {
     const failures = task.attempts + 1;
     const retry = task.body.retry ?? DEFAULT_RETRY;
     const error = describeError(outcome.error ?? outcome.reason ?? 'rescheduled by the task');
-    if (failures > retry.limit) return this.buryTask(r, task, failures, error, fields, retry.limit);
+    if (failures > retry.limit) return this.buryTask(h.path, task, failures, error, fields, retry.limit);
     const delay = outcome.delay ?? backoffDelay(retry.backoff ?? DEFAULT_RETRY.backoff!, failures);
     const due = Date.now() + delay;
-    const next = retryLater(r.path, this.layout, due);
-    if (next === undefined) return this.lose(r, 'the claim was taken over before the task was rescheduled');
+    const next = retryLater(h.path, this.layout, due);
+    if (next === undefined) return this.lose(h.fileName, 'the claim was taken over before the task was rescheduled');
     this.stats.rescheduled++;
     this.queue.add(next, 'pending', Date.now());
     const level = outcome.error === undefined ? 'info' : 'warn';
@@ -292,10 +479,10 @@ export class SpoolService {
   }
 
   /** Moves a task out of retries to dead/, its error recorded in state/<id>.json. */
-  private buryTask(r: Running, task: TaskFile, attempts: number, error: ReturnType<typeof describeError>, fields: Record<string, unknown>, retries: number): void {
+  private buryTask(path: string, task: TaskFile, attempts: number, error: ReturnType<typeof describeError>, fields: Record<string, unknown>, retries: number): void {
     const record = { id: task.id, name: task.name, attempts, at: Date.now(), error };
     try {
-      if (!bury(r.path, this.layout, record)) return this.lose(r, 'the claim was taken over before the task was buried');
+      if (!bury(path, this.layout, record)) return this.lose(task.fileName, 'the claim was taken over before the task was buried');
     } catch (err) {
       this.log.error('cannot move a task to dead/; it stays claimed', { ...fields, err });
       return;
@@ -304,9 +491,9 @@ export class SpoolService {
     this.log.warn('task is a dead letter: out of retries', { ...fields, retries, error: error.message, stack: error.stack });
   }
 
-  private lose(r: Running, why: string): void {
+  private lose(fileName: string, why: string): void {
     this.stats.lost++;
-    this.log.warn(`${why}; another daemon reclaimed it and will run it again`, { file: r.fileName });
+    this.log.warn(`${why}; another daemon reclaimed it and will run it again`, { file: fileName });
   }
 
   private quarantine(path: string, fileName: string, reason: string, from: string): void {
@@ -347,6 +534,7 @@ export class SpoolService {
 
   /** Reads incoming/ and considers every entry. Returns how many entries it holds. */
   private scanIncoming(): number {
+    const started = Date.now();
     let names: string[];
     try {
       // Names only: a file's type is checked when it is claimed (safe-read.ts), which also
@@ -359,7 +547,8 @@ export class SpoolService {
     this.departed.clear();
     const now = Date.now();
     for (const name of names) this.consider(name, now);
-    this.incomingScanCost = Date.now() - now;
+    // Listing included: on a crowded incoming/ it is most of the cost.
+    this.incomingScanCost = Date.now() - started;
     if (names.length > 0) this.slots.wake();
     return names.length;
   }

@@ -1,0 +1,103 @@
+/**
+ * The daemon's side of its file operations: hands claim/read and unlink
+ * batches (file-ops.ts) to file-ops threads, or runs them on the main thread
+ * when it has none (--io-threads 0).
+ *
+ * Why threads: a drain's time goes to system calls (rename, lstat, open, read,
+ * close, unlink: ~35–50 µs per task on tmpfs, more on ext4) and to the
+ * JavaScript that runs and settles the task (~25 µs). On one thread they add
+ * up; with a file-ops thread the next batch is claimed and read while the
+ * main thread runs the current one, and the machine's second core is used.
+ *
+ * A batch sent to a thread is done exactly as it would be here: a thread only
+ * moves where the same synchronous calls run. If a thread dies (a bug; the
+ * operations themselves never throw), its unanswered batches are redone on
+ * the main thread, which is safe: a claim already done is found by claim()'s
+ * own check of the claim directory, an unlink already done reports Missing.
+ */
+import { Worker } from 'node:worker_threads';
+import { claimAndRead, unlinkAll, type ClaimReply, type ClaimRequest, type FileOpsReply, type FileOpsRequest, type UnlinkReply } from './file-ops.js';
+import type { Logger } from './logger.js';
+
+interface Waiting {
+  request: FileOpsRequest;
+  thread: Worker;
+  resolve: (reply: FileOpsReply) => void;
+}
+
+export class FileOpsLane {
+  private readonly threads: Worker[] = [];
+  private readonly waiting = new Map<number, Waiting>();
+  private nextId = 1;
+  private turn = 0;
+
+  constructor(
+    threads: number,
+    private readonly log: Logger,
+  ) {
+    for (let i = 0; i < threads; i++) this.threads.push(this.spawn());
+  }
+
+  get threadCount(): number {
+    return this.threads.length;
+  }
+
+  claim(req: ClaimRequest): Promise<ClaimReply> {
+    return this.send({ id: this.nextId++, op: 'claim', req }).then((r) => ('claim' in r ? r.claim : claimAndRead(req)));
+  }
+
+  unlink(paths: string[]): Promise<UnlinkReply> {
+    return this.send({ id: this.nextId++, op: 'unlink', paths }).then((r) => ('unlink' in r ? r.unlink : unlinkAll(paths)));
+  }
+
+  /** Ends the threads (after the daemon has waited for its batches). */
+  async close(): Promise<void> {
+    const threads = this.threads.splice(0);
+    await Promise.all(threads.map((t) => t.terminate()));
+  }
+
+  private send(request: FileOpsRequest): Promise<FileOpsReply> {
+    if (this.threads.length === 0) {
+      // No thread: run it here, but still asynchronously, so callers see one behaviour.
+      return new Promise((resolve) => setImmediate(() => resolve(runHere(request))));
+    }
+    const thread = this.threads[this.turn++ % this.threads.length]!;
+    return new Promise((resolve) => {
+      this.waiting.set(request.id, { request, thread, resolve });
+      thread.postMessage(request);
+    });
+  }
+
+  private spawn(): Worker {
+    const thread = new Worker(new URL('./file-ops-thread.js', import.meta.url));
+    // The daemon decides when it exits; an idle thread must not keep it alive.
+    thread.unref();
+    thread.on('message', (reply: FileOpsReply) => {
+      const w = this.waiting.get(reply.id);
+      if (w === undefined) return;
+      this.waiting.delete(reply.id);
+      if ('error' in reply) this.log.error('a file-ops thread failed on a batch; redoing it on the main thread', { err: reply.error });
+      w.resolve(reply);
+    });
+    thread.on('error', (err) => this.lose(thread, err));
+    thread.on('exit', (code) => this.lose(thread, new Error(`exited with code ${code}`)));
+    return thread;
+  }
+
+  /** A thread died: stop using it and redo its unanswered batches here. */
+  private lose(thread: Worker, err: Error): void {
+    const at = this.threads.indexOf(thread);
+    if (at < 0) return;
+    this.threads.splice(at, 1);
+    this.log.error('a file-ops thread died; its work goes to the remaining threads or the main thread', { err, threadsLeft: this.threads.length });
+    for (const [id, w] of this.waiting) {
+      if (w.thread !== thread) continue;
+      this.waiting.delete(id);
+      w.resolve(runHere(w.request));
+    }
+  }
+}
+
+function runHere(request: FileOpsRequest): FileOpsReply {
+  return request.op === 'claim' ? { id: request.id, claim: claimAndRead(request.req) } : { id: request.id, unlink: unlinkAll(request.paths) };
+}

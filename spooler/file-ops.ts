@@ -1,0 +1,129 @@
+/**
+ * The two file operations every task costs, done a batch at a time: claim and
+ * read (rename into the claim directory, then the safe read of safe-read.ts),
+ * and delete once processed. They are plain synchronous functions over plain
+ * data, so that a file-ops thread (file-ops-thread.ts) can run them beside the
+ * daemon's JavaScript, or the daemon itself can (--io-threads 0).
+ *
+ * Nothing here decides anything: each step is claim.ts's or safe-read.ts's,
+ * with their crash behaviour, and every outcome is reported back per file.
+ */
+import { readClaimedFile } from '../spool/safe-read.js';
+import { claim, removeClaimed, type ClaimSources } from './claim.js';
+
+/** Claim and read `names` into `ownerDir`. */
+export interface ClaimRequest {
+  sources: ClaimSources;
+  ownerDir: string;
+  names: string[];
+  /** Per name: 1 if the queue last saw it in pending/ (then incoming/ is not tried), else 0. */
+  inPending: Uint8Array;
+  maxBytes: number;
+}
+
+/** What became of each name of a ClaimRequest. */
+export const enum ClaimStatus {
+  /** Claimed and read: its bytes are in `bytes`. */
+  Read = 0,
+  /** Claimed, but reading failed for the file's own reasons: see `reasons`. */
+  Unreadable = 1,
+  /** Another process got it first (or it was removed). */
+  Lost = 2,
+  /** The claim failed for another reason (permissions, full disk): see `reasons`; the file stays where it was. */
+  Failed = 3,
+}
+
+export interface ClaimReply {
+  status: Uint8Array;
+  /** 1 if claimed from pending/, 0 from incoming/. */
+  fromPending: Uint8Array;
+  /** The file's mtime, when known (NaN otherwise). */
+  mtimes: Float64Array;
+  /** Bodies of the Read files, back to back: name i's bytes are bytes[offsets[i], offsets[i + 1]). */
+  offsets: Uint32Array;
+  bytes: ArrayBuffer;
+  /** Why, for Unreadable and Failed names. */
+  reasons: Array<string | undefined>;
+}
+
+export function claimAndRead(req: ClaimRequest): ClaimReply {
+  const n = req.names.length;
+  const status = new Uint8Array(n);
+  const fromPending = new Uint8Array(n);
+  const mtimes = new Float64Array(n).fill(NaN);
+  const reasons: Array<string | undefined> = new Array(n);
+  const bodies: Uint8Array[] = new Array(n);
+  let total = 0;
+  for (let i = 0; i < n; i++) {
+    const name = req.names[i]!;
+    let claimed;
+    try {
+      claimed = claim(req.sources, req.ownerDir, name, req.inPending[i] === 1 ? 'pending' : 'incoming');
+    } catch (err) {
+      status[i] = ClaimStatus.Failed;
+      reasons[i] = (err as Error).message;
+      continue;
+    }
+    if (!claimed.claimed) {
+      status[i] = ClaimStatus.Lost;
+      continue;
+    }
+    fromPending[i] = claimed.from === 'pending' ? 1 : 0;
+    const read = readClaimedFile(claimed.path, req.maxBytes);
+    if (read.mtimeMs !== undefined) mtimes[i] = read.mtimeMs;
+    if (!read.ok) {
+      status[i] = ClaimStatus.Unreadable;
+      reasons[i] = read.reason;
+      continue;
+    }
+    bodies[i] = read.bytes;
+    total += read.bytes.length;
+  }
+  // One buffer for the batch, so a thread can hand it over without copying it again.
+  const bytes = new ArrayBuffer(total);
+  const view = new Uint8Array(bytes);
+  const offsets = new Uint32Array(n + 1);
+  let at = 0;
+  for (let i = 0; i < n; i++) {
+    offsets[i] = at;
+    const body = bodies[i];
+    if (body !== undefined) {
+      view.set(body, at);
+      at += body.length;
+    }
+  }
+  offsets[n] = at;
+  return { status, fromPending, mtimes, offsets, bytes, reasons };
+}
+
+/** What became of each path of an unlink batch. */
+export const enum UnlinkStatus {
+  Done = 0,
+  /** Gone already: another daemon reclaimed it. */
+  Missing = 1,
+  /** See `reasons`; the file stays claimed. */
+  Failed = 2,
+}
+
+export interface UnlinkReply {
+  status: Uint8Array;
+  reasons: Array<string | undefined>;
+}
+
+/** Deletes processed and skipped tasks from the claim directory. */
+export function unlinkAll(paths: readonly string[]): UnlinkReply {
+  const status = new Uint8Array(paths.length);
+  const reasons: Array<string | undefined> = new Array(paths.length);
+  for (let i = 0; i < paths.length; i++) {
+    try {
+      if (!removeClaimed(paths[i]!)) status[i] = UnlinkStatus.Missing;
+    } catch (err) {
+      status[i] = UnlinkStatus.Failed;
+      reasons[i] = (err as Error).message;
+    }
+  }
+  return { status, reasons };
+}
+
+export type FileOpsRequest = { id: number; op: 'claim'; req: ClaimRequest } | { id: number; op: 'unlink'; paths: string[] };
+export type FileOpsReply = { id: number; claim: ClaimReply } | { id: number; unlink: UnlinkReply } | { id: number; error: string };
