@@ -18,6 +18,8 @@ import { WorkerPool } from './worker-pool.js';
 /** Tasks started per spool per turn, so several spools share the slots fairly. */
 const DISPATCH_BATCH = 64;
 const PROGRESS_EVERY_MS = 60_000;
+/** Dispatch rounds chained through microtasks before the event loop gets a turn (wake()). */
+const MICROTASK_ROUNDS = 64;
 
 export class Daemon {
   readonly services: SpoolService[];
@@ -25,6 +27,8 @@ export class Daemon {
   private readonly lane: FileOpsLane;
   private running = 0;
   private wakeScheduled = false;
+  /** Dispatch rounds run as microtasks since the last one run from the event loop (wake()). */
+  private chainedRounds = 0;
   private stopped = false;
   private drained: (() => void) | undefined;
   private progressTimer: NodeJS.Timeout | undefined;
@@ -55,15 +59,34 @@ export class Daemon {
     this.wake();
   }
 
-  /** Dispatch soon, once, however many times it is asked before then. */
+  /**
+   * Dispatch soon, once, however many times it is asked before then. Soon is
+   * a microtask while recent dispatches chained that way stay under
+   * MICROTASK_ROUNDS (a task that settled frees its slot for the next claimed
+   * one without waiting for the next event-loop turn: a drain of short tasks
+   * runs several times as many per turn), then the next turn, so that timers
+   * and I/O, the file-ops threads' replies among them, are never starved.
+   */
   wake(): void {
     if (this.wakeScheduled || this.stopped) return;
     this.wakeScheduled = true;
-    setImmediate(() => {
-      this.wakeScheduled = false;
-      this.dispatch();
-    });
+    if (this.chainedRounds < MICROTASK_ROUNDS) {
+      this.chainedRounds++;
+      queueMicrotask(this.dispatchNow);
+    } else {
+      setImmediate(this.dispatchNextTurn);
+    }
   }
+
+  private readonly dispatchNow = (): void => {
+    this.wakeScheduled = false;
+    this.dispatch();
+  };
+
+  private readonly dispatchNextTurn = (): void => {
+    this.chainedRounds = 0;
+    this.dispatchNow();
+  };
 
   private dispatch(): void {
     for (let progress = true; progress && this.running < this.options.concurrency; ) {
