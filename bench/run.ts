@@ -8,8 +8,10 @@
  *   npm run bench -- enqueue-bulk --topdir  spools placed in fresh ext4 block groups (see enqueue-bulk.ts)
  *   npm run bench -- --json               results as JSON on stdout (progress on stderr)
  *
+ *   npm run bench -- drain --concurrency 8 --io-threads 1   the daemon's settings (drain)
+ *
  * Options: --runs N, --tasks N (each benchmark has its own defaults), --cold,
- * --topdir, --json, --list. Results: BENCHMARKS.md.
+ * --topdir, --concurrency N, --io-threads N, --json, --list. Results: BENCHMARKS.md.
  */
 import { cleanUpDeferred, collectedResults } from './report.js';
 
@@ -18,6 +20,8 @@ interface CommonOptions {
   tasks?: number;
   cold?: boolean;
   topdir?: boolean;
+  concurrency?: number;
+  ioThreads?: number;
 }
 
 /** Each benchmark is a module under bench/, loaded only when it runs. */
@@ -66,6 +70,8 @@ function parse(argv: string[]): { names: string[]; options: CommonOptions; json:
     };
     if (arg === '--runs') options.runs = number();
     else if (arg === '--tasks') options.tasks = number();
+    else if (arg === '--concurrency') options.concurrency = number();
+    else if (arg === '--io-threads') options.ioThreads = Number(argv[++i]);
     else if (arg === '--cold') options.cold = true;
     else if (arg === '--topdir') options.topdir = true;
     else if (arg === '--json') json = true;

@@ -40,6 +40,7 @@ export class Daemon {
     const slots: Slots = {
       available: () => this.running < options.concurrency && this.executor.accepting(),
       free: () => (this.executor.accepting() ? options.concurrency - this.running : 0),
+      accepting: () => this.executor.accepting(),
       acquire: () => void this.running++,
       release: () => {
         this.running--;

@@ -1,6 +1,10 @@
 /**
  * spoolerd under test: the real `spoolerd` binary on a spool directory, with
  * the peers task module (spoolerd-tasks.ts) and `--concurrency` as its knob.
+ * Tasks run in the daemon (`--processes 0`, as uWSGI's spooler runs its Python
+ * in the spooler process) with two file-ops threads (`--io-threads 2`): the
+ * best configuration on the 2-core machine (BENCHMARKS.md). Override with
+ * BENCH_SPOOLERD_ARGS="--processes 2 --io-threads 1".
  * Producers follow SPOOL-FORMAT.md: encode, write into tmp/, rename into
  * incoming/ (spool/write.ts), one blocking call after another.
  */
@@ -23,6 +27,7 @@ const TASKS = join(DIST, 'bench/peers/spoolerd-tasks.js');
  */
 const NODE_ARGS = (process.env.BENCH_SPOOLERD_NODE_ARGS ?? '').split(' ').filter(Boolean);
 const WRAP = (process.env.BENCH_SPOOLERD_WRAP ?? '').split(' ').filter(Boolean);
+const SETTINGS = (process.env.BENCH_SPOOLERD_ARGS ?? '--processes 0 --io-threads 2').split(' ').filter(Boolean);
 
 export class SpoolerdSystem implements System {
   readonly name = 'spoolerd';
@@ -67,7 +72,7 @@ export class SpoolerdSystem implements System {
       process.execPath,
       ...NODE_ARGS,
       SPOOLERD,
-      '--dir', this.layout.root, '--import', TASKS, '--concurrency', String(concurrency), '--log-level', 'warn', '--log-format', 'json',
+      '--dir', this.layout.root, '--import', TASKS, '--concurrency', String(concurrency), ...SETTINGS, '--log-level', 'warn', '--log-format', 'json',
     ];
     this.daemon = startProcess(WRAP[0] ?? command[0]!, [...WRAP.slice(1), ...(WRAP.length > 0 ? command : command.slice(1))], {
       env: { ...process.env, BENCH_REPORT_DIR: this.reportDir },

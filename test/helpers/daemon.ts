@@ -281,13 +281,16 @@ export interface TaskRecord {
   [field: string]: unknown;
 }
 
-/** The records written so far (none when the file does not exist yet). */
+/**
+ * The records written so far (none when the file does not exist yet). A last
+ * line without its newline is a record still being appended (a reader can see
+ * part of another process's write) and is left for the next read.
+ */
 export function readRecords(path: string): TaskRecord[] {
   if (!existsSync(path)) return [];
-  return readFileSync(path, 'utf8')
-    .split('\n')
-    .filter((l) => l !== '')
-    .map((l) => JSON.parse(l) as TaskRecord);
+  const lines = readFileSync(path, 'utf8').split('\n');
+  lines.pop(); // '' after the last newline, or a line not yet complete
+  return lines.filter((l) => l !== '').map((l) => JSON.parse(l) as TaskRecord);
 }
 
 /** A directory's entries, sorted; none when it does not exist. */
