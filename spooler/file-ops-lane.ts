@@ -28,6 +28,8 @@ interface Waiting {
 export class FileOpsLane {
   private readonly threads: Worker[] = [];
   private readonly waiting = new Map<number, Waiting>();
+  /** Unanswered batches per thread (busy()). */
+  private readonly outstanding = new Map<Worker, number>();
   private nextId = 1;
   private turn = 0;
 
@@ -64,24 +66,37 @@ export class FileOpsLane {
     const thread = this.threads[this.turn++ % this.threads.length]!;
     return new Promise((resolve) => {
       this.waiting.set(request.id, { request, thread, resolve });
+      this.busy(thread, +1);
       thread.postMessage(request);
     });
   }
 
   private spawn(): Worker {
     const thread = new Worker(new URL('./file-ops-thread.js', import.meta.url));
-    // The daemon decides when it exits; an idle thread must not keep it alive.
-    thread.unref();
+    thread.unref(); // until it has a batch: busy()
     thread.on('message', (reply: FileOpsReply) => {
       const w = this.waiting.get(reply.id);
       if (w === undefined) return;
       this.waiting.delete(reply.id);
+      this.busy(thread, -1);
       if ('error' in reply) this.log.error('a file-ops thread failed on a batch; redoing it on the main thread', { err: reply.error });
       w.resolve(reply);
     });
     thread.on('error', (err) => this.lose(thread, err));
     thread.on('exit', (code) => this.lose(thread, new Error(`exited with code ${code}`)));
     return thread;
+  }
+
+  /**
+   * A thread keeps the process alive only while it has a batch: idle, it must
+   * not (the daemon decides when it exits), but a stopping daemon that awaits
+   * its last batches may have nothing else left to keep it running.
+   */
+  private busy(thread: Worker, delta: number): void {
+    const n = (this.outstanding.get(thread) ?? 0) + delta;
+    this.outstanding.set(thread, n);
+    if (n === 1 && delta > 0) thread.ref();
+    else if (n === 0) thread.unref();
   }
 
   /** A thread died: stop using it and redo its unanswered batches here. */
