@@ -48,8 +48,9 @@ export class FileOpsLane {
     return this.send({ id: this.nextId++, op: 'claim', req }).then((r) => ('claim' in r ? r.claim : claimAndRead(req)));
   }
 
-  unlink(paths: string[]): Promise<UnlinkReply> {
-    return this.send({ id: this.nextId++, op: 'unlink', paths }).then((r) => ('unlink' in r ? r.unlink : unlinkAll(paths)));
+  /** Deletes `names` (joined by NAME_SEPARATOR) from `dir`. */
+  unlink(dir: string, names: string): Promise<UnlinkReply> {
+    return this.send({ id: this.nextId++, op: 'unlink', dir, names }).then((r) => ('unlink' in r ? r.unlink : unlinkAll(dir, names)));
   }
 
   /** Ends the threads (after the daemon has waited for its batches). */
@@ -114,5 +115,5 @@ export class FileOpsLane {
 }
 
 function runHere(request: FileOpsRequest): FileOpsReply {
-  return request.op === 'claim' ? { id: request.id, claim: claimAndRead(request.req) } : { id: request.id, unlink: unlinkAll(request.paths) };
+  return request.op === 'claim' ? { id: request.id, claim: claimAndRead(request.req) } : { id: request.id, unlink: unlinkAll(request.dir, request.names) };
 }

@@ -13,7 +13,7 @@ if (port === null) throw new Error('file-ops-thread.js runs as a worker thread o
 port.on('message', (msg: FileOpsRequest) => {
   let reply: FileOpsReply;
   try {
-    reply = msg.op === 'claim' ? { id: msg.id, claim: claimAndRead(msg.req) } : { id: msg.id, unlink: unlinkAll(msg.paths) };
+    reply = msg.op === 'claim' ? { id: msg.id, claim: claimAndRead(msg.req) } : { id: msg.id, unlink: unlinkAll(msg.dir, msg.names) };
   } catch (err) {
     // claimAndRead and unlinkAll report per file; reaching here is a bug. The lane redoes the batch itself.
     reply = { id: msg.id, error: (err as Error).stack ?? String(err) };

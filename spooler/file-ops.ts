@@ -11,11 +11,19 @@
 import { readClaimedFile } from '../spool/safe-read.js';
 import { claim, removeClaimed, type ClaimSources } from './claim.js';
 
+/**
+ * Names travel joined by "/", the one character no file name can hold: one
+ * flat string crosses to a thread several times cheaper than an array of
+ * strings (structured clone writes each string separately).
+ */
+export const NAME_SEPARATOR = '/';
+
 /** Claim and read `names` into `ownerDir`. */
 export interface ClaimRequest {
   sources: ClaimSources;
   ownerDir: string;
-  names: string[];
+  /** File names joined by NAME_SEPARATOR. */
+  names: string;
   /** Per name: 1 if the queue last saw it in pending/ (then incoming/ is not tried), else 0. */
   inPending: Uint8Array;
   maxBytes: number;
@@ -47,7 +55,8 @@ export interface ClaimReply {
 }
 
 export function claimAndRead(req: ClaimRequest): ClaimReply {
-  const n = req.names.length;
+  const names = req.names.split(NAME_SEPARATOR);
+  const n = names.length;
   const status = new Uint8Array(n);
   const fromPending = new Uint8Array(n);
   const mtimes = new Float64Array(n).fill(NaN);
@@ -55,7 +64,7 @@ export function claimAndRead(req: ClaimRequest): ClaimReply {
   const bodies: Uint8Array[] = new Array(n);
   let total = 0;
   for (let i = 0; i < n; i++) {
-    const name = req.names[i]!;
+    const name = names[i]!;
     let claimed;
     try {
       claimed = claim(req.sources, req.ownerDir, name, req.inPending[i] === 1 ? 'pending' : 'incoming');
@@ -110,13 +119,14 @@ export interface UnlinkReply {
   reasons: Array<string | undefined>;
 }
 
-/** Deletes processed and skipped tasks from the claim directory. */
-export function unlinkAll(paths: readonly string[]): UnlinkReply {
-  const status = new Uint8Array(paths.length);
-  const reasons: Array<string | undefined> = new Array(paths.length);
-  for (let i = 0; i < paths.length; i++) {
+/** Deletes processed and skipped tasks (`names`, joined by NAME_SEPARATOR) from the claim directory `dir`. */
+export function unlinkAll(dir: string, joinedNames: string): UnlinkReply {
+  const names = joinedNames.split(NAME_SEPARATOR);
+  const status = new Uint8Array(names.length);
+  const reasons: Array<string | undefined> = new Array(names.length);
+  for (let i = 0; i < names.length; i++) {
     try {
-      if (!removeClaimed(paths[i]!)) status[i] = UnlinkStatus.Missing;
+      if (!removeClaimed(dir + NAME_SEPARATOR + names[i]!)) status[i] = UnlinkStatus.Missing;
     } catch (err) {
       status[i] = UnlinkStatus.Failed;
       reasons[i] = (err as Error).message;
@@ -125,5 +135,5 @@ export function unlinkAll(paths: readonly string[]): UnlinkReply {
   return { status, reasons };
 }
 
-export type FileOpsRequest = { id: number; op: 'claim'; req: ClaimRequest } | { id: number; op: 'unlink'; paths: string[] };
+export type FileOpsRequest = { id: number; op: 'claim'; req: ClaimRequest } | { id: number; op: 'unlink'; dir: string; names: string };
 export type FileOpsReply = { id: number; claim: ClaimReply } | { id: number; unlink: UnlinkReply } | { id: number; error: string };

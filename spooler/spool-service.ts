@@ -29,7 +29,7 @@ import { readNames } from '../spool/read-names.js';
 import { decodeTask, type TaskFile } from '../spool/task-file.js';
 import { accept, bury, finish, reclaimOwner, release, removeClaimed, retryLater } from './claim.js';
 import type { Execution, Executor } from './executor.js';
-import { ClaimStatus, UnlinkStatus, type ClaimReply } from './file-ops.js';
+import { ClaimStatus, NAME_SEPARATOR, UnlinkStatus, type ClaimReply } from './file-ops.js';
 import type { FileOpsLane } from './file-ops-lane.js';
 import type { Logger } from './logger.js';
 import type { DaemonOptions } from './options.js';
@@ -44,6 +44,12 @@ import { watchDirectory } from './watch.js';
  * backlog makes expensive. Until then the daemon scans incoming/ itself.
  */
 const WATCH_MAX_BACKLOG = 1000;
+/**
+ * While incoming/ is unwatched and its last listing found new tasks, list it
+ * again quickly once fewer than this many due tasks are queued (scheduleScan()).
+ */
+const QUICK_SCAN_BELOW = 1000;
+const QUICK_SCAN_MIN_MS = 10;
 /** A watched incoming/ whose mtime has not moved is still listed this often (incomingMayHaveChanged()). */
 const INCOMING_FULL_SCAN_MS = 60_000;
 /** Staging files older than this are debris of crashed producers. */
@@ -145,6 +151,9 @@ export class SpoolService {
   private otherOwnersSeen = false;
   private nextPendingScan = 0;
   private lastTmpSweep = 0;
+  /** Tasks the last listing of incoming/ queued, and when the last full scan ran (scheduleScan()). */
+  private lastScanAdded = 0;
+  private lastFullScan = 0;
   /** incoming/'s mtime just before its last listing, and when that was (incomingMayHaveChanged()). */
   private incomingMtime = -1;
   private lastIncomingScan = 0;
@@ -296,9 +305,9 @@ export class SpoolService {
 
   private sendClaims(batch: Held[]): void {
     const inPending = new Uint8Array(batch.length);
-    const names = new Array<string>(batch.length);
+    let names = '';
     for (let i = 0; i < batch.length; i++) {
-      names[i] = batch[i]!.fileName;
+      names += i === 0 ? batch[i]!.fileName : NAME_SEPARATOR + batch[i]!.fileName;
       if (batch[i]!.from === 'pending') inPending[i] = 1;
     }
     this.claiming += batch.length;
@@ -447,9 +456,10 @@ export class SpoolService {
     if (this.unlinkQueue.length === 0) return;
     const batch = this.unlinkQueue;
     this.unlinkQueue = [];
-    const paths = batch.map((h) => h.path);
+    let names = '';
+    for (let i = 0; i < batch.length; i++) names += i === 0 ? batch[i]!.fileName : NAME_SEPARATOR + batch[i]!.fileName;
     this.track(
-      this.lane.unlink(paths).then((reply) => {
+      this.lane.unlink(this.owner!.dir, names).then((reply) => {
         for (let i = 0; i < batch.length; i++) {
           const h = batch[i]!;
           // releaseAll() (a second signal) may have dealt with it meanwhile.
@@ -561,7 +571,9 @@ export class SpoolService {
     }
     this.departed.clear();
     const now = Date.now();
+    const known = this.queue.size;
     for (const name of names) this.consider(name, now);
+    this.lastScanAdded = this.queue.size - known;
     // Listing included: on a crowded incoming/ it is most of the cost.
     this.incomingScanCost = Date.now() - started;
     if (names.length > 0) this.slots.wake();
@@ -702,10 +714,27 @@ export class SpoolService {
 
   private scheduleScan(): void {
     if (this.stopping) return;
-    // While incoming/ is too large to watch, scanning it is the only way to see arrivals: scan at
-    // least every second, but keep scanning under 2% of the time (a million names take ~0.5 s).
-    const interval =
-      this.watcher === undefined ? Math.max(Math.min(1000, this.options.scanInterval), 50 * this.incomingScanCost) : this.options.scanInterval;
+    let interval = this.options.scanInterval;
+    let quick = false;
+    if (this.watcher === undefined) {
+      if (this.lastScanAdded > 0 && this.queue.readyCount < QUICK_SCAN_BELOW) {
+        // Producers are filling the unwatched incoming/ and the daemon has (almost) run out of what it
+        // knows: list again as soon as the last listing's cost allows, or it idles while tasks wait.
+        interval = Math.max(QUICK_SCAN_MIN_MS, 2 * this.incomingScanCost);
+        quick = true;
+      } else {
+        // While incoming/ is too large to watch, scanning it is the only way to see arrivals: scan at
+        // least every second, but keep scanning under 2% of the time (a million names take ~0.5 s).
+        interval = Math.max(Math.min(1000, this.options.scanInterval), 50 * this.incomingScanCost);
+      }
+    }
+    // Reclaims, pending/ and tmp/ keep the reconciliation period however often incoming/ is listed.
+    if (quick && Date.now() + interval - this.lastFullScan < this.options.scanInterval) {
+      this.scanTimer = setTimeout(() => {
+        this.scanUnwatchedIncoming().finally(() => this.scheduleScan());
+      }, interval);
+      return;
+    }
     this.scanTimer = setTimeout(() => {
       this.scan()
         .catch((err: unknown) => this.log.error('scan failed', { err }))
@@ -730,10 +759,24 @@ export class SpoolService {
     }
   }
 
+  /** Lists the unwatched incoming/, then watches it again if it has become small. */
+  private async scanUnwatchedIncoming(): Promise<void> {
+    if (this.stopping) return;
+    const incoming = this.scanIncoming();
+    if (this.watcher !== undefined || this.stopping) return;
+    try {
+      if (incoming <= WATCH_MAX_BACKLOG) await this.startWatching();
+      else this.moveFutureOutOfIncoming();
+    } catch (err) {
+      this.log.error('scan failed', { err });
+    }
+  }
+
   /** The periodic reconciliation scan. */
   private async scan(): Promise<void> {
     if (this.stopping) return;
     const now = Date.now();
+    this.lastFullScan = now;
     for (const [name, until] of this.held) if (until < now - 10 * this.options.settle) this.held.delete(name);
     if (this.watcher !== undefined && !this.incomingMayHaveChanged(now)) {
       this.rescanPendingIfChanged();
@@ -741,11 +784,8 @@ export class SpoolService {
       this.sweepTmp();
       return;
     }
-    const incoming = this.scanIncoming();
-    if (this.watcher === undefined && !this.stopping) {
-      if (incoming <= WATCH_MAX_BACKLOG) await this.startWatching();
-      else this.moveFutureOutOfIncoming();
-    }
+    if (this.watcher === undefined) await this.scanUnwatchedIncoming();
+    else this.scanIncoming();
     this.rescanPendingIfChanged();
     await this.reclaimDeadOwners();
     this.sweepTmp();

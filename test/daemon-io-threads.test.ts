@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Spooler } from '../runtime/index.js';
 import { tempDir } from './helpers/cli.js';
-import { describeSpool, killLeftoverDaemons, ls, lsActive, readRecords, startDaemon, startServing, waitFor } from './helpers/daemon.js';
+import { describeSpool, killLeftoverDaemons, ls, lsActive, readRecords, startDaemon, startServing, waitFor, type DaemonProcess } from './helpers/daemon.js';
 
 let dir: string;
 let cleanup: () => void;
@@ -49,16 +49,21 @@ function spoolIsEmpty(): boolean {
   return ['incoming', 'pending'].every((sub) => ls(join(root, sub)).length === 0) && lsActive(root).length === 0;
 }
 
+/** Waits until `keys` runs are recorded and no task is left in incoming/, pending/ or a claim directory. */
+async function waitUntilAllRan(keys: string[], daemon: DaemonProcess, what: string): Promise<void> {
+  await waitFor(() => readRecords(records).length >= keys.length && spoolIsEmpty(), {
+    timeoutMs: 60_000,
+    what,
+    explain: () => `${readRecords(records).length} runs\n${describeSpool(root).slice(0, 2000)}\n${daemon.describe(10)}`,
+  });
+}
+
 describe('--io-threads', () => {
   for (const threads of [0, 1, 2]) {
     it(`${threads}: a drain of 3,000 short tasks runs each exactly once and leaves the spool empty`, async () => {
       const keys = await prefill(3000);
       const daemon = await startServing({ dir: root, imports: ['count'], records, args: ['--io-threads', String(threads), '--processes', '0'] });
-      await waitFor(() => readRecords(records).length >= keys.length && spoolIsEmpty(), {
-        timeoutMs: 60_000,
-        what: 'every task run and the spool empty',
-        explain: () => `${readRecords(records).length} runs\n${describeSpool(root).slice(0, 2000)}\n${daemon.describe(10)}`,
-      });
+      await waitUntilAllRan(keys, daemon, 'every task run and the spool empty');
       expect(await daemon.stop('SIGTERM')).toEqual({ code: 0, signal: null });
       expectEachOnce(keys);
       expect(daemon.logsWith('stopped')).toEqual([expect.objectContaining({ processed: keys.length, lost: 0, quarantined: 0, ioThreads: threads })]);
@@ -80,11 +85,7 @@ describe('a daemon stopped in the middle of a drain', () => {
     expect(a.logsWith('stopped')).toEqual([expect.objectContaining({ processed: ranInA, lost: 0 })]);
 
     const b = await startServing({ dir: root, imports: ['count'], records, args: ['--processes', '0'] });
-    await waitFor(() => readRecords(records).length >= keys.length && spoolIsEmpty(), {
-      timeoutMs: 60_000,
-      what: 'B to run the rest',
-      explain: () => `${readRecords(records).length} runs\n${describeSpool(root).slice(0, 2000)}\n${b.describe(10)}`,
-    });
+    await waitUntilAllRan(keys, b, 'B to run the rest');
     expect(await b.stop('SIGTERM')).toEqual({ code: 0, signal: null });
     expectEachOnce(keys);
   });
@@ -99,11 +100,7 @@ describe('a daemon stopped in the middle of a drain', () => {
     expect(readRecords(records).length).toBeLessThan(keys.length);
 
     const b = await startServing({ dir: root, imports: ['count'], records, args: ['--processes', '0', '--stale-after', '2s', '--scan-interval', '500ms'] });
-    await waitFor(() => readRecords(records).length >= keys.length && spoolIsEmpty(), {
-      timeoutMs: 60_000,
-      what: 'B to run the rest',
-      explain: () => `${readRecords(records).length} runs\n${describeSpool(root).slice(0, 2000)}\n${b.describe(10)}`,
-    });
+    await waitUntilAllRan(keys, b, 'B to run the rest');
     expect(await b.stop('SIGTERM')).toEqual({ code: 0, signal: null });
     expectEachOnce(keys);
   });
