@@ -29,7 +29,7 @@ import { readNames } from '../spool/read-names.js';
 import { decodeTask, type TaskFile } from '../spool/task-file.js';
 import { accept, bury, finish, reclaimOwner, release, removeClaimed, retryLater } from './claim.js';
 import type { Execution, Executor } from './executor.js';
-import { ClaimStatus, NAME_SEPARATOR, UnlinkStatus, type ClaimReply } from './file-ops.js';
+import { claimAndRead, ClaimStatus, NAME_SEPARATOR, UnlinkStatus, unlinkAll, type ClaimReply } from './file-ops.js';
 import type { FileOpsLane } from './file-ops-lane.js';
 import type { Logger } from './logger.js';
 import type { DaemonOptions } from './options.js';
@@ -100,6 +100,12 @@ interface Held {
   outcome?: Extract<TaskOutcome, { kind: 'processed' | 'skipped' }>;
 }
 
+/**
+ * A batch this small, with nothing else under way, is done here and now rather
+ * than on a file-ops thread: an idle daemon's pickup then costs no thread
+ * hand-over (waking an idle thread added ~1.5 ms to a postponed task's start).
+ */
+const INLINE_MAX = 4;
 /** Names per claim request: small enough that the first tasks of a batch start soon. */
 const CLAIM_BATCH = 64;
 /**
@@ -312,7 +318,8 @@ export class SpoolService {
     }
     this.claiming += batch.length;
     const request = { sources: { incoming: this.layout.incoming, pending: this.layout.pending }, ownerDir: this.owner!.dir, names, inPending, maxBytes: this.options.maxBytes };
-    this.track(this.lane.claim(request).then((reply) => this.onClaimed(batch, reply)));
+    if (batch.length <= INLINE_MAX && this.inFlight.size === 0) this.onClaimed(batch, claimAndRead(request));
+    else this.track(this.lane.claim(request).then((reply) => this.onClaimed(batch, reply)));
   }
 
   private track(work: Promise<void>): void {
@@ -458,8 +465,9 @@ export class SpoolService {
     this.unlinkQueue = [];
     let names = '';
     for (let i = 0; i < batch.length; i++) names += i === 0 ? batch[i]!.fileName : NAME_SEPARATOR + batch[i]!.fileName;
+    const done = batch.length <= INLINE_MAX && this.inFlight.size === 0 ? Promise.resolve(unlinkAll(this.owner!.dir, names)) : this.lane.unlink(this.owner!.dir, names);
     this.track(
-      this.lane.unlink(this.owner!.dir, names).then((reply) => {
+      done.then((reply) => {
         for (let i = 0; i < batch.length; i++) {
           const h = batch[i]!;
           // releaseAll() (a second signal) may have dealt with it meanwhile.
