@@ -332,39 +332,46 @@ export class SpoolService {
     const now = Date.now();
     const bytes = Buffer.from(reply.bytes);
     for (let i = 0; i < batch.length; i++) {
-      const h = batch[i]!;
-      switch (reply.status[i]) {
-        case ClaimStatus.Lost:
-          this.owned.delete(h.fileName);
-          break;
-        case ClaimStatus.Failed:
-          // Not a lost race: permissions, a full disk, a broken filesystem. Leave the file where it
-          // is and look at it again at the next scan rather than spinning on it.
-          this.owned.delete(h.fileName);
-          this.held.set(h.fileName, now + this.options.scanInterval);
-          this.log.error('cannot claim a task; will try again at the next scan', { file: h.fileName, err: reply.reasons[i] });
-          break;
-        case ClaimStatus.Unreadable: {
-          h.from = reply.fromPending[i] === 1 ? 'pending' : 'incoming';
-          this.owned.delete(h.fileName);
-          const reason = reply.reasons[i]!;
-          if (reason.startsWith('it disappeared')) this.lose(h.fileName, 'the claimed file vanished');
-          else this.quarantine(h.path, h.fileName, reason, h.from);
-          break;
-        }
-        default:
-          h.from = reply.fromPending[i] === 1 ? 'pending' : 'incoming';
-          this.admit(h, bytes.subarray(reply.offsets[i], reply.offsets[i + 1]), reply.mtimes[i]!, now);
+      try {
+        this.onClaimedOne(batch[i]!, reply, i, bytes, now);
+      } catch (err) {
+        // A release or quarantine that failed: the file stays claimed, and held, so a stop returns it.
+        this.log.error('unexpected error after claiming a task; it stays claimed until this daemon stops', { file: batch[i]!.fileName, err });
       }
     }
     this.slots.wake();
+  }
+
+  private onClaimedOne(h: Held, reply: ClaimReply, i: number, bytes: Buffer, now: number): void {
+    switch (reply.status[i]) {
+      case ClaimStatus.Lost:
+        this.owned.delete(h.fileName);
+        break;
+      case ClaimStatus.Failed:
+        // Not a lost race: permissions, a full disk, a broken filesystem. Leave the file where it
+        // is and look at it again at the next scan rather than spinning on it.
+        this.owned.delete(h.fileName);
+        this.held.set(h.fileName, now + this.options.scanInterval);
+        this.log.error('cannot claim a task; will try again at the next scan', { file: h.fileName, err: reply.reasons[i] });
+        break;
+      case ClaimStatus.Unreadable: {
+        h.from = reply.fromPending[i] === 1 ? 'pending' : 'incoming';
+        this.owned.delete(h.fileName);
+        const reason = reply.reasons[i]!;
+        if (reason.startsWith('it disappeared')) this.lose(h.fileName, 'the claimed file vanished');
+        else this.quarantine(h.path, h.fileName, reason, h.from);
+        break;
+      }
+      default:
+        h.from = reply.fromPending[i] === 1 ? 'pending' : 'incoming';
+        this.admit(h, bytes.subarray(reply.offsets[i], reply.offsets[i + 1]), reply.mtimes[i]!, now);
+    }
   }
 
   /** A claimed and read task: decode it, then queue it for a slot, or deal with it at once if it cannot run. */
   private admit(h: Held, bytes: Uint8Array, mtimeMs: number, now: number): void {
     const decoded = decodeTask(h.fileName, bytes);
     if (!decoded.ok) {
-      this.owned.delete(h.fileName);
       if (now - mtimeMs < this.options.settle) {
         // Possibly a producer writing in place: put it back and look again once it has settled.
         this.held.set(h.fileName, mtimeMs + this.options.settle);
@@ -373,6 +380,7 @@ export class SpoolService {
       } else {
         this.quarantine(h.path, h.fileName, decoded.reason, h.from);
       }
+      this.owned.delete(h.fileName);
       return;
     }
     const task = decoded.task;
