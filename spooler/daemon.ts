@@ -38,7 +38,6 @@ export class Daemon {
     this.executor = createExecutor(options, () => this.wake());
     this.lane = new FileOpsLane(options.ioThreads, options.log);
     const slots: Slots = {
-      available: () => this.running < options.concurrency && this.executor.accepting(),
       free: () => (this.executor.accepting() ? options.concurrency - this.running : 0),
       accepting: () => this.executor.accepting(),
       acquire: () => void this.running++,

@@ -19,6 +19,9 @@ import { Worker } from 'node:worker_threads';
 import { claimAndRead, unlinkAll, type ClaimReply, type ClaimRequest, type FileOpsReply, type FileOpsRequest, type UnlinkReply } from './file-ops.js';
 import type { Logger } from './logger.js';
 
+/** Batches of at most this many names go to a thread only while another batch is under way (send()). */
+const INLINE_MAX = 4;
+
 interface Waiting {
   request: FileOpsRequest;
   thread: Worker;
@@ -44,13 +47,14 @@ export class FileOpsLane {
     return this.threads.length;
   }
 
-  claim(req: ClaimRequest): Promise<ClaimReply> {
-    return this.send({ id: this.nextId++, op: 'claim', req }).then((r) => ('claim' in r ? r.claim : claimAndRead(req)));
+  /** Claims and reads `count` names (req.names). */
+  claim(req: ClaimRequest, count: number): Promise<ClaimReply> {
+    return this.send({ id: this.nextId++, op: 'claim', req }, count).then((r) => ('claim' in r ? r.claim : claimAndRead(req)));
   }
 
-  /** Deletes `names` (joined by NAME_SEPARATOR) from `dir`. */
-  unlink(dir: string, names: string): Promise<UnlinkReply> {
-    return this.send({ id: this.nextId++, op: 'unlink', dir, names }).then((r) => ('unlink' in r ? r.unlink : unlinkAll(dir, names)));
+  /** Deletes `count` names (joined by NAME_SEPARATOR) from `dir`. */
+  unlink(dir: string, names: string, count: number): Promise<UnlinkReply> {
+    return this.send({ id: this.nextId++, op: 'unlink', dir, names }, count).then((r) => ('unlink' in r ? r.unlink : unlinkAll(dir, names)));
   }
 
   /** Ends the threads (after the daemon has waited for its batches). */
@@ -59,11 +63,10 @@ export class FileOpsLane {
     await Promise.all(threads.map((t) => t.terminate()));
   }
 
-  private send(request: FileOpsRequest): Promise<FileOpsReply> {
-    if (this.threads.length === 0) {
-      // No thread: run it here, but still asynchronously, so callers see one behaviour.
-      return new Promise((resolve) => setImmediate(() => resolve(runHere(request))));
-    }
+  private send(request: FileOpsRequest, count: number): Promise<FileOpsReply> {
+    // No thread, or a small batch while no thread has work: run it here and now. An idle daemon's
+    // pickup then waits for no thread (waking an idle one added ~1.5 ms to a postponed task's start).
+    if (this.threads.length === 0 || (count <= INLINE_MAX && this.waiting.size === 0)) return Promise.resolve(runHere(request));
     const thread = this.threads[this.turn++ % this.threads.length]!;
     return new Promise((resolve) => {
       this.waiting.set(request.id, { request, thread, resolve });

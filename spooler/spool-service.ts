@@ -29,7 +29,7 @@ import { readNames } from '../spool/read-names.js';
 import { decodeTask, type TaskFile } from '../spool/task-file.js';
 import { accept, bury, finish, reclaimOwner, release, removeClaimed, retryLater } from './claim.js';
 import type { Execution, Executor } from './executor.js';
-import { claimAndRead, ClaimStatus, NAME_SEPARATOR, UnlinkStatus, unlinkAll, type ClaimReply } from './file-ops.js';
+import { ClaimStatus, NAME_SEPARATOR, UnlinkStatus, type ClaimReply } from './file-ops.js';
 import type { FileOpsLane } from './file-ops-lane.js';
 import type { Logger } from './logger.js';
 import type { DaemonOptions } from './options.js';
@@ -57,9 +57,7 @@ const TMP_DEBRIS_AGE = 3_600_000;
 
 /** What the daemon gives each spool: a way to ask for a run slot and to say one is free. */
 export interface Slots {
-  /** Whether another task may start now. */
-  available(): boolean;
-  /** How many more tasks could start now. */
+  /** How many more tasks could start now (0 while the executor takes none). */
   free(): number;
   /** Whether the executor takes tasks at all now (false while every worker process is being replaced). */
   accepting(): boolean;
@@ -100,12 +98,6 @@ interface Held {
   outcome?: Extract<TaskOutcome, { kind: 'processed' | 'skipped' }>;
 }
 
-/**
- * A batch this small, with nothing else under way, is done here and now rather
- * than on a file-ops thread: an idle daemon's pickup then costs no thread
- * hand-over (waking an idle thread added ~1.5 ms to a postponed task's start).
- */
-const INLINE_MAX = 4;
 /** Names per claim request: small enough that the first tasks of a batch start soon. */
 const CLAIM_BATCH = 64;
 /**
@@ -144,7 +136,6 @@ export class SpoolService {
   private ready: Held[] = [];
   private readyHead = 0;
   private claiming = 0;
-  private running = 0;
   /** Processed and skipped tasks whose unlink is not yet sent. */
   private unlinkQueue: Held[] = [];
   private unlinkScheduled = false;
@@ -182,10 +173,6 @@ export class SpoolService {
     this.queue = new TaskQueue(() => slots.wake());
   }
 
-  get runningCount(): number {
-    return this.running;
-  }
-
   get ownerId(): string | undefined {
     return this.owner?.id;
   }
@@ -211,7 +198,7 @@ export class SpoolService {
   /** Starts as many claimed tasks as the daemon has slots for, and claims more. Returns how many started. */
   dispatch(limit: number): number {
     let started = 0;
-    while (started < limit && !this.stopping && this.readyHead < this.ready.length && this.slots.available()) {
+    while (started < limit && !this.stopping && this.readyHead < this.ready.length && this.slots.free() > 0) {
       const h = this.ready[this.readyHead++]!;
       this.begin(h);
       started++;
@@ -310,16 +297,12 @@ export class SpoolService {
   }
 
   private sendClaims(batch: Held[]): void {
+    const names = joinNames(batch);
     const inPending = new Uint8Array(batch.length);
-    let names = '';
-    for (let i = 0; i < batch.length; i++) {
-      names += i === 0 ? batch[i]!.fileName : NAME_SEPARATOR + batch[i]!.fileName;
-      if (batch[i]!.from === 'pending') inPending[i] = 1;
-    }
+    for (let i = 0; i < batch.length; i++) if (batch[i]!.from === 'pending') inPending[i] = 1;
     this.claiming += batch.length;
     const request = { sources: { incoming: this.layout.incoming, pending: this.layout.pending }, ownerDir: this.owner!.dir, names, inPending, maxBytes: this.options.maxBytes };
-    if (batch.length <= INLINE_MAX && this.inFlight.size === 0) this.onClaimed(batch, claimAndRead(request));
-    else this.track(this.lane.claim(request).then((reply) => this.onClaimed(batch, reply)));
+    this.track(this.lane.claim(request, batch.length).then((reply) => this.onClaimed(batch, reply)));
   }
 
   private track(work: Promise<void>): void {
@@ -400,7 +383,6 @@ export class SpoolService {
 
   private begin(h: Held): void {
     h.state = 'running';
-    this.running++;
     this.slots.acquire();
     const startedAt = performance.now();
     this.run(h)
@@ -408,7 +390,6 @@ export class SpoolService {
       .finally(() => {
         this.runMsAverage += 0.2 * (performance.now() - startedAt - this.runMsAverage);
         if (h.state === 'running') this.owned.delete(h.fileName);
-        this.running--;
         this.slots.release();
       });
   }
@@ -471,11 +452,8 @@ export class SpoolService {
     if (this.unlinkQueue.length === 0) return;
     const batch = this.unlinkQueue;
     this.unlinkQueue = [];
-    let names = '';
-    for (let i = 0; i < batch.length; i++) names += i === 0 ? batch[i]!.fileName : NAME_SEPARATOR + batch[i]!.fileName;
-    const done = batch.length <= INLINE_MAX && this.inFlight.size === 0 ? Promise.resolve(unlinkAll(this.owner!.dir, names)) : this.lane.unlink(this.owner!.dir, names);
     this.track(
-      done.then((reply) => {
+      this.lane.unlink(this.owner!.dir, joinNames(batch), batch.length).then((reply) => {
         for (let i = 0; i < batch.length; i++) {
           const h = batch[i]!;
           // releaseAll() (a second signal) may have dealt with it meanwhile.
@@ -745,14 +723,9 @@ export class SpoolService {
       }
     }
     // Reclaims, pending/ and tmp/ keep the reconciliation period however often incoming/ is listed.
-    if (quick && Date.now() + interval - this.lastFullScan < this.options.scanInterval) {
-      this.scanTimer = setTimeout(() => {
-        this.scanUnwatchedIncoming().finally(() => this.scheduleScan());
-      }, interval);
-      return;
-    }
+    const full = !quick || Date.now() + interval - this.lastFullScan >= this.options.scanInterval;
     this.scanTimer = setTimeout(() => {
-      this.scan()
+      (full ? this.scan() : this.scanUnwatchedIncoming())
         .catch((err: unknown) => this.log.error('scan failed', { err }))
         .finally(() => this.scheduleScan());
     }, interval);
@@ -780,12 +753,8 @@ export class SpoolService {
     if (this.stopping) return;
     const incoming = this.scanIncoming();
     if (this.watcher !== undefined || this.stopping) return;
-    try {
-      if (incoming <= WATCH_MAX_BACKLOG) await this.startWatching();
-      else this.moveFutureOutOfIncoming();
-    } catch (err) {
-      this.log.error('scan failed', { err });
-    }
+    if (incoming <= WATCH_MAX_BACKLOG) await this.startWatching();
+    else this.moveFutureOutOfIncoming();
   }
 
   /** The periodic reconciliation scan. */
@@ -794,14 +763,8 @@ export class SpoolService {
     const now = Date.now();
     this.lastFullScan = now;
     for (const [name, until] of this.held) if (until < now - 10 * this.options.settle) this.held.delete(name);
-    if (this.watcher !== undefined && !this.incomingMayHaveChanged(now)) {
-      this.rescanPendingIfChanged();
-      await this.reclaimDeadOwners();
-      this.sweepTmp();
-      return;
-    }
     if (this.watcher === undefined) await this.scanUnwatchedIncoming();
-    else this.scanIncoming();
+    else if (this.incomingMayHaveChanged(now)) this.scanIncoming();
     this.rescanPendingIfChanged();
     await this.reclaimDeadOwners();
     this.sweepTmp();
@@ -877,6 +840,11 @@ export class SpoolService {
       }
     }
   }
+}
+
+/** The file names of a batch, as a file-ops request carries them. */
+function joinNames(batch: readonly Held[]): string {
+  return batch.map((h) => h.fileName).join(NAME_SEPARATOR);
 }
 
 function describeError(error: unknown): { name?: string; message: string; stack?: string } {
