@@ -9,7 +9,7 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { closeSync, ftruncateSync, linkSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, symlinkSync, writeFileSync, writeSync, type Stats } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { Packr } from 'msgpackr';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Spooler } from '../runtime/index.js';
@@ -122,9 +122,13 @@ function dropBadFiles(into: string, secretTarget: string, tag: string): BadFile[
   const socket = taskName('echo', 'msgpack');
   makeSocket(join(into, socket));
   bad.push({ file: socket, reason: /socket/, kind: 'socket' });
+  // The directory is filled beside the spool and renamed in whole: a running daemon may quarantine it
+  // the moment it appears, before a file could be written inside it.
   const sub = taskName('echo', 'json');
-  mkdirSync(join(into, sub));
-  writeFileSync(join(into, sub, 'inside.json'), valid);
+  const outside = join(dirname(secretTarget), `dir-${tag}`);
+  mkdirSync(outside);
+  writeFileSync(join(outside, 'inside.json'), valid);
+  renameSync(outside, join(into, sub));
   bad.push({ file: sub, reason: /directory/, kind: 'directory' });
   // Over --max-bytes 1000: a valid task padded to 5000 bytes (it would run if it were read).
   const big = { version: 1, type: 'fcall', args: ['oversized-must-not-run'], meta: { pad: '' } };
