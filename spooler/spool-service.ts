@@ -117,7 +117,7 @@ const SHORT_TASK_MS = 1;
  * once its file is gone; a crash in between runs it again (at-least-once).
  */
 const UNLINK_BATCH = 64;
-const UNLINK_DELAY_MS = 1;
+const UNLINK_DELAY_MS = 5;
 
 export class SpoolService {
   readonly layout: SpoolLayout;
@@ -273,8 +273,16 @@ export class SpoolService {
     // While the executor takes nothing (every worker being replaced), claim nothing: it could be a long wait.
     if (this.stopping || this.owner === undefined || !this.slots.accepting()) return;
     const ahead = this.runMsAverage < SHORT_TASK_MS ? PREFETCH : 0;
-    let want = this.slots.free() + ahead - this.claiming - (this.ready.length - this.readyHead);
+    const free = this.slots.free();
+    const buffered = this.claiming + (this.ready.length - this.readyHead);
+    // Claiming ahead, top up in whole batches: while what is claimed covers the free slots and half the
+    // prefetch, wait. Topping up after every few finished tasks sent batches of ~8 names, and the main
+    // thread spent ~10% of a flood posting them.
+    if (ahead > 0 && buffered >= free + ahead / 2) return;
+    let want = free + ahead - buffered;
     if (want <= 0) return;
+    // Whole batches while claiming ahead: a remainder of a few names costs a message like a full batch.
+    if (ahead > 0) want = Math.max(CLAIM_BATCH, want - (want % CLAIM_BATCH));
     const now = Date.now();
     const ownerDir = this.owner!.dir + sep;
     while (want > 0) {
