@@ -17,7 +17,6 @@ export class Owner {
   private constructor(
     readonly id: string,
     readonly dir: string,
-    private readonly layout: SpoolLayout,
     private unlock: (() => Promise<void>) | undefined,
   ) {}
 
@@ -35,7 +34,7 @@ export class Owner {
     });
     const dir = join(layout.active, id);
     mkdirSync(dir, { recursive: true });
-    return new Owner(id, dir, layout, unlock);
+    return new Owner(id, dir, unlock);
   }
 
   /** Removes the claim directory (it must be empty) and releases the lock. */

@@ -156,6 +156,9 @@ export class SpoolService {
   private lastIncomingScan = 0;
   /** How long the last scan of incoming/ took (ms), to space scans out while incoming/ is unwatched. */
   private incomingScanCost = 0;
+  /** A scan is under way (it schedules the next one when it ends), or when the scheduled one fires. */
+  private scanning = false;
+  private scanDueAt = Infinity;
   /** Whether moveFutureOutOfIncoming() is under way. */
   private moving = false;
   private stopping = false;
@@ -208,6 +211,7 @@ export class SpoolService {
       this.readyHead = 0;
     }
     this.claimMore();
+    this.hurryScanIfStarved();
     return started;
   }
 
@@ -715,14 +719,13 @@ export class SpoolService {
   }
 
   private scheduleScan(): void {
-    if (this.stopping) return;
+    // A scan under way schedules the next one when it ends.
+    if (this.stopping || this.scanning) return;
     let interval = this.options.scanInterval;
     let quick = false;
     if (this.watcher === undefined) {
-      if (this.lastScanAdded > 0 && this.queue.readyCount < QUICK_SCAN_BELOW) {
-        // Producers are filling the unwatched incoming/ and the daemon has (almost) run out of what it
-        // knows: list again as soon as the last listing's cost allows, or it idles while tasks wait.
-        interval = Math.max(QUICK_SCAN_MIN_MS, 2 * this.incomingScanCost);
+      if (this.starvedForIncoming()) {
+        interval = this.quickScanDelay();
         quick = true;
       } else {
         // While incoming/ is too large to watch, scanning it is the only way to see arrivals: scan at
@@ -730,13 +733,50 @@ export class SpoolService {
         interval = Math.max(Math.min(1000, this.options.scanInterval), 50 * this.incomingScanCost);
       }
     }
+    this.armScan(interval, quick);
+  }
+
+  private armScan(interval: number, quick: boolean): void {
+    clearTimeout(this.scanTimer);
     // Reclaims, pending/ and tmp/ keep the reconciliation period however often incoming/ is listed.
     const full = !quick || Date.now() + interval - this.lastFullScan >= this.options.scanInterval;
+    this.scanDueAt = Date.now() + interval;
     this.scanTimer = setTimeout(() => {
+      this.scanning = true;
+      this.scanDueAt = Infinity;
       (full ? this.scan() : this.scanUnwatchedIncoming())
         .catch((err: unknown) => this.log.error('scan failed', { err }))
-        .finally(() => this.scheduleScan());
+        .finally(() => {
+          this.scanning = false;
+          this.scheduleScan();
+        });
     }, interval);
+  }
+
+  /**
+   * Producers are filling the unwatched incoming/ (its last listing found new
+   * tasks) and the daemon has (almost) run out of the due tasks it knows: it
+   * should list incoming/ again as soon as the last listing's cost allows, or
+   * it idles while tasks wait.
+   */
+  private starvedForIncoming(): boolean {
+    return this.watcher === undefined && this.lastScanAdded > 0 && this.queue.readyCount < QUICK_SCAN_BELOW;
+  }
+
+  private quickScanDelay(): number {
+    return Math.max(QUICK_SCAN_MIN_MS, 2 * this.incomingScanCost);
+  }
+
+  /**
+   * Brings the next scan forward when the daemon runs low on due tasks between
+   * scans. The delay is chosen when a scan ends; a listing that found 400,000
+   * new tasks schedules the next one ~20 s later, and once those were done the
+   * daemon sat idle (seconds at a time in a sustained flood) with incoming/ full.
+   */
+  private hurryScanIfStarved(): void {
+    if (this.scanning || this.stopping || !this.starvedForIncoming()) return;
+    const delay = this.quickScanDelay();
+    if (this.scanDueAt > Date.now() + delay) this.armScan(delay, true);
   }
 
   /**
