@@ -42,6 +42,10 @@ const BENCHMARKS: Record<string, { what: string; run: (o: CommonOptions) => Prom
     what: 'one spoolerd draining a prefilled spool of no-op tasks (target ≥ 20,000/s)',
     run: async (o) => (await import('./drain.js')).drain(o),
   },
+  'drain-floor': {
+    what: "the drain's system calls alone, no daemon: what the filesystem allows this minute (1 and 2 threads)",
+    run: async (o) => (await import('./drain-floor.js')).drainFloor(o),
+  },
   backlog: {
     what: 'one spoolerd started on a million pending tasks: time to dispatch, RSS, idle CPU (targets ≤ 10 s, ≤ 500 MB)',
     run: async (o) => (await import('./backlog.js')).backlog(o.tasks === undefined ? {} : { tasks: o.tasks }),
