@@ -47,11 +47,31 @@ export function describeRegistered(spoolDir: string): string {
   return `registered tasks: ${names.slice(0, 20).join(', ')}${names.length > 20 ? ', …' : ''}`;
 }
 
-/** Calls the handler; a throw or rejection becomes a rescheduled outcome carrying the error. */
-export async function invoke(handler: TaskTypeHandler, task: TaskFile): Promise<TaskOutcome> {
+/**
+ * Calls the handler; a throw or rejection becomes a rescheduled outcome carrying
+ * the error. A handler that returns a plain value (a synchronous function)
+ * settles here and now, with no promise made: with AsyncLocalStorage active,
+ * every promise costs a hook call, and a drain of short synchronous tasks made
+ * several per task. One that returns a promise (or any thenable) settles when it does.
+ */
+export function invoke(handler: TaskTypeHandler, task: TaskFile): TaskOutcome | Promise<TaskOutcome> {
+  let value: unknown;
+  let thenable: boolean;
   try {
-    return outcomeOf({ value: await handler(task) });
+    value = handler(task);
+    // Inside the try: a `then` getter may throw, which `await` would have turned into a rejection.
+    thenable = isThenable(value);
   } catch (error) {
     return outcomeOf({ error });
   }
+  if (!thenable) return outcomeOf({ value });
+  return Promise.resolve(value).then(
+    (resolved) => outcomeOf({ value: resolved }),
+    (error: unknown) => outcomeOf({ error }),
+  );
+}
+
+/** Whether `value` would be awaited as a promise: an object or function with a callable `then`. */
+export function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return (typeof value === 'object' || typeof value === 'function') && value !== null && typeof (value as { then?: unknown }).then === 'function';
 }

@@ -33,8 +33,12 @@ export interface Executor {
   start(): Promise<void>;
   /** Whether a task handed over now would start at once (false while every worker is being replaced). */
   accepting(): boolean;
-  /** Runs a task. Never rejects. */
-  run(job: Job): Promise<Execution>;
+  /**
+   * Runs a task. Never throws or rejects. A task that ended before run()
+   * returns (a synchronous task function, run in this process) gives its
+   * outcome as a value, so the caller can settle it without a promise.
+   */
+  run(job: Job): Execution | Promise<Execution>;
   /** Ends the execution of whatever still runs (graceful stop, after the grace period). Runs not ended yet never settle. */
   stop(): Promise<void>;
   /** Same, synchronously, for a second signal. */

@@ -26,10 +26,18 @@ export class InProcessExecutor implements Executor {
     return true;
   }
 
-  run(job: Job): Promise<Execution> {
+  run(job: Job): Execution | Promise<Execution> {
     const run = new TaskRun(job.spool, job.task, this.log);
+    let settled: Execution | Promise<Execution>;
+    try {
+      settled = run.execute();
+    } catch (error) {
+      return { kind: 'rescheduled', error };
+    }
+    // Ended already (a synchronous task): no timer could have fired meanwhile.
+    if (!(settled instanceof Promise)) return settled;
     this.running++;
-    const outcome = run.execute().finally(() => this.running--);
+    const outcome = settled.finally(() => this.running--);
     const timeoutMs = job.timeoutMs;
     if (timeoutMs === undefined) return outcome;
     return new Promise((settle) => {

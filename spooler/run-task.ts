@@ -64,12 +64,16 @@ export class TaskRun implements TaskContext {
     this.controller?.abort(reason);
   }
 
-  /** Runs the registered code for the task; a throw, a rejection or no code at all becomes a rescheduled outcome. */
-  execute(): Promise<TaskOutcome> {
+  /**
+   * Runs the registered code for the task; a throw, a rejection or no code at all
+   * becomes a rescheduled outcome. The outcome of a task that settled
+   * synchronously comes back as a value, not a promise (invoke()).
+   */
+  execute(): TaskOutcome | Promise<TaskOutcome> {
     const handler = findHandler(this.spoolDir, this.task);
     if (handler === undefined) {
       const error = new UnknownTaskError(`no task named "${this.task.name}" (type ${this.task.body.type}) is registered; ${describeRegistered(this.spoolDir)}`);
-      return Promise.resolve({ kind: 'rescheduled', error });
+      return { kind: 'rescheduled', error };
     }
     return runInTaskContext(this, () => invoke(handler, this.task));
   }

@@ -397,22 +397,34 @@ export class SpoolService {
     h.state = 'running';
     this.slots.acquire();
     const startedAt = performance.now();
-    this.run(h)
-      .catch((err: unknown) => this.log.error('unexpected error while running a task; it stays claimed until this daemon stops', { file: h.fileName, err }))
-      .finally(() => {
-        this.runMsAverage += 0.2 * (performance.now() - startedAt - this.runMsAverage);
-        if (h.state === 'running') this.owned.delete(h.fileName);
-        this.slots.release();
-      });
-  }
-
-  private async run(h: Held): Promise<void> {
     const task = h.task!;
     const timeout = task.body.timeout ?? this.options.taskTimeout;
-    const outcome: Execution = await this.executor.run({ spool: this.layout.root, task, bytes: h.bytes!, timeoutMs: timeout > 0 ? timeout : undefined });
+    let execution: Execution | Promise<Execution>;
+    try {
+      execution = this.executor.run({ spool: this.layout.root, task, bytes: h.bytes!, timeoutMs: timeout > 0 ? timeout : undefined });
+    } catch (err) {
+      execution = { kind: 'rescheduled', error: err };
+    }
+    // A task that ended synchronously is settled here, in this dispatch round, with no promise.
+    if (!(execution instanceof Promise)) return this.ended(h, execution, startedAt);
+    execution.then(
+      (outcome) => this.ended(h, outcome, startedAt),
+      (err: unknown) => this.ended(h, { kind: 'rescheduled', error: err }, startedAt),
+    );
+  }
+
+  /** A task's run is over: apply its outcome to its file and free its slot. */
+  private ended(h: Held, outcome: Execution, startedAt: number): void {
     h.bytes = undefined;
-    if (outcome.kind === 'released') this.releaseInterrupted(h, outcome.reason);
-    else this.settle(h, task, outcome);
+    try {
+      if (outcome.kind === 'released') this.releaseInterrupted(h, outcome.reason);
+      else this.settle(h, h.task!, outcome);
+    } catch (err) {
+      this.log.error('unexpected error while running a task; it stays claimed until this daemon stops', { file: h.fileName, err });
+    }
+    this.runMsAverage += 0.2 * (performance.now() - startedAt - this.runMsAverage);
+    if (h.state === 'running') this.owned.delete(h.fileName);
+    this.slots.release();
   }
 
   /** A task interrupted through no fault of its own: back to incoming/, no attempt counted. */

@@ -11,6 +11,7 @@
  */
 import { Worker } from 'node:worker_threads';
 import { TaskTimeoutError } from '../runtime/context.js';
+import type { TaskOutcome } from '../runtime/results.js';
 import { decodeTask } from '../spool/task-file.js';
 import { createLogger, type Logger } from './logger.js';
 import { TaskRun } from './run-task.js';
@@ -93,16 +94,18 @@ function start(job: WireJob): void {
   }
   const run = new TaskRun(job.spool, decoded.task, log);
   runs.set(job.n, run);
-  run.execute().then(
-    (outcome) => {
-      runs.delete(job.n);
-      report(job.n, outcomeToWire(outcome));
-    },
-    (err: unknown) => {
-      runs.delete(job.n);
-      report(job.n, outcomeToWire({ kind: 'rescheduled', error: err }));
-    },
-  );
+  const ended = (outcome: TaskOutcome): void => {
+    runs.delete(job.n);
+    report(job.n, outcomeToWire(outcome));
+  };
+  let outcome: TaskOutcome | Promise<TaskOutcome>;
+  try {
+    outcome = run.execute();
+  } catch (err) {
+    return ended({ kind: 'rescheduled', error: err });
+  }
+  if (outcome instanceof Promise) outcome.then(ended, (err: unknown) => ended({ kind: 'rescheduled', error: err }));
+  else ended(outcome);
 }
 
 /** Results of one turn of the event loop go back in one message. */
