@@ -9,11 +9,12 @@
  * changes speed from run to run (BENCHMARKS.md) a drain figure alone says
  * little.
  */
-import { closeSync, lstatSync, mkdirSync, openSync, readdirSync, readSync, renameSync, unlinkSync } from 'node:fs';
+import { closeSync, lstatSync, mkdirSync, mkdtempSync, openSync, readdirSync, readSync, renameSync, rmSync, unlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import { Spooler } from '../runtime/index.js';
-import { median, printTable, tempDir } from './lib.js';
+import { median, printTable } from './lib.js';
 
 interface Slice {
   incoming: string;
@@ -54,6 +55,35 @@ async function onThreads(slices: Slice[]): Promise<void> {
   );
 }
 
+/**
+ * One measurement: a fresh spool of `tasks` no-op tasks under `parent`, prefilled
+ * through the runtime, drained by the bare calls on `threads` threads. Also used
+ * by the side-by-side harness (bench/peers), to set the floor beside uWSGI's drain.
+ */
+export async function measureDrainFloor(parent: string, tasks: number, threads: number): Promise<{ rate: number; cpuUsPerTask: number }> {
+  const dir = mkdtempSync(join(parent, 'spoolerd-floor-'));
+  try {
+    const spool = join(dir, 'spool');
+    const spooler = Spooler.open(spool);
+    const noop = spooler.task(function noop() {});
+    for (let i = 0; i < tasks; i += 10_000) await spooler.enqueueMany(Array.from({ length: Math.min(10_000, tasks - i) }, () => noop.request()));
+    const incoming = join(spool, 'incoming');
+    const claimed = join(spool, 'active', 'floor');
+    mkdirSync(claimed, { recursive: true });
+    // The daemon takes tasks in name order (priority, due, id): so does the floor.
+    const names = readdirSync(incoming).sort();
+    const slices = Array.from({ length: threads }, (_, k) => ({ incoming, claimed, names: names.filter((_, i) => i % threads === k) }));
+    const cpu0 = process.cpuUsage();
+    const t0 = performance.now();
+    await onThreads(slices);
+    const seconds = (performance.now() - t0) / 1000;
+    const used = process.cpuUsage(cpu0);
+    return { rate: tasks / seconds, cpuUsPerTask: (used.user + used.system) / tasks };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 export async function drainFloor(options: { tasks?: number; runs?: number } = {}): Promise<void> {
   const tasks = options.tasks ?? 100_000;
   const runs = options.runs ?? 3;
@@ -67,29 +97,10 @@ export async function drainFloor(options: { tasks?: number; runs?: number } = {}
   ]);
   for (let run = 1; run <= runs; run++) {
     for (const threads of [1, 2]) {
-      const { dir, cleanup } = tempDir('spoolerd-bench-floor-');
-      try {
-        const spool = join(dir, 'spool');
-        const spooler = Spooler.open(spool);
-        const noop = spooler.task(function noop() {});
-        for (let i = 0; i < tasks; i += 10_000) await spooler.enqueueMany(Array.from({ length: Math.min(10_000, tasks - i) }, () => noop.request()));
-        const incoming = join(spool, 'incoming');
-        const claimed = join(spool, 'active', 'floor');
-        mkdirSync(claimed, { recursive: true });
-        // The daemon takes tasks in name order (priority, due, id): so does the floor.
-        const names = readdirSync(incoming).sort();
-        const slices = Array.from({ length: threads }, (_, k) => ({ incoming, claimed, names: names.filter((_, i) => i % threads === k) }));
-        const cpu0 = process.cpuUsage();
-        const t0 = performance.now();
-        await onThreads(slices);
-        const seconds = (performance.now() - t0) / 1000;
-        const used = process.cpuUsage(cpu0);
-        rates.get(threads)!.push(tasks / seconds);
-        cpu.get(threads)!.push((used.user + used.system) / tasks);
-        console.log(`run ${run}, ${threads} thread(s): ${tasks} tasks in ${(seconds * 1000).toFixed(0)} ms (${(tasks / seconds).toFixed(0)}/s), CPU ${((used.user + used.system) / tasks).toFixed(1)} µs per task`);
-      } finally {
-        cleanup();
-      }
+      const { rate, cpuUsPerTask } = await measureDrainFloor(tmpdir(), tasks, threads);
+      rates.get(threads)!.push(rate);
+      cpu.get(threads)!.push(cpuUsPerTask);
+      console.log(`run ${run}, ${threads} thread(s): ${tasks} tasks in ${((tasks / rate) * 1000).toFixed(0)} ms (${rate.toFixed(0)}/s), CPU ${cpuUsPerTask.toFixed(1)} µs per task`);
     }
   }
   printTable(`drain floor: the daemon's system calls alone (rename, lstat, open, read, close, unlink) on ${tasks} prefilled tasks, ${runs} runs`, [

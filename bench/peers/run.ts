@@ -36,7 +36,7 @@ import { backlog, drain, ioBound, KNOBS, pickup, sustained, type Row, type Workl
 const WORKLOADS = ['drain', 'pickup', 'sustained', 'backlog', 'io'] as const;
 type Workload = (typeof WORKLOADS)[number];
 
-interface Options extends Omit<WorkloadOptions, 'log'> {
+interface Options extends Omit<WorkloadOptions, 'log' | 'workDir'> {
   only: Workload[];
   systems: string[];
   base: string;
@@ -153,7 +153,7 @@ const want = (name: string) => options.systems.includes(name);
 const base: System[] = [...(want('spoolerd') ? [spoolerd] : []), ...(want('uwsgi') ? [uwsgi] : []), ...(want('bullmq') ? [bullmq] : [])];
 const withSpoolRow: System[] = [...(want('spoolerd') ? [spoolerd] : []), ...(want('uwsgi') ? [uwsgi, uwsgiSpool] : []), ...(want('bullmq') ? [bullmq] : [])];
 
-const wo: WorkloadOptions = { ...options, log };
+const wo: WorkloadOptions = { ...options, workDir: runDir, log };
 const rows: Row[] = [];
 const started = performance.now();
 for (const line of machine(options.base)) log(line);
@@ -202,7 +202,7 @@ print(renderConfigs(rows));
 if (options.json) {
   process.stdout.write(
     JSON.stringify(
-      rows.map((r) => ({ ...r, figures: Object.fromEntries(r.figures) })),
+      rows.map((r) => ({ ...r, figures: Object.fromEntries(r.figures), ...(r.ratioAgainst && { ratioAgainst: Object.fromEntries(r.ratioAgainst) }) })),
       null,
       2,
     ) + '\n',

@@ -25,7 +25,7 @@ export function renderTable(rows: Row[], systems: string[]): string {
       r.better,
       ...systems.map((s) => fmt(r.figures.get(s)?.value, r.unit)),
       ...peers.map((p) => {
-        const theirs = r.figures.get(p)?.value;
+        const theirs = (r.ratioAgainst ?? r.figures).get(p)?.value;
         if (ours === undefined || theirs === undefined) return '—';
         const ratio = ours / theirs;
         return Number.isFinite(ratio) ? `${ratio.toFixed(2)}×` : 'n/a';

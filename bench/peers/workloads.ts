@@ -4,6 +4,7 @@
  * it. Where a system has several configurations to try (its knob), the figure
  * is that of the best one, and the note lists them all.
  */
+import { measureDrainFloor } from '../drain-floor.js';
 import { median, percentile, sleep } from '../lib.js';
 import { monoNow } from './clock.js';
 import { cpuMs, rssMb, sampleRss } from './procs.js';
@@ -24,6 +25,8 @@ export interface Row {
   /** Which direction is good: for the verdict on the ratio. */
   better: 'higher' | 'lower';
   figures: Map<string, Figure>;
+  /** The peers' figures the ratio columns divide by, when not this row's own (the drain floor: the peers' drain). */
+  ratioAgainst?: Map<string, Figure>;
 }
 
 export interface WorkloadOptions {
@@ -36,6 +39,8 @@ export interface WorkloadOptions {
   backlogDueFraction: number;
   idleSeconds: number;
   ioTasks: number;
+  /** A directory on the filesystem under test, for spools the workloads make themselves (the drain floor). */
+  workDir: string;
   log: (line: string) => void;
 }
 
@@ -131,11 +136,44 @@ export async function drain(systems: System[], o: WorkloadOptions): Promise<Row[
     spawnFigures.set(name, { value: median(spawnRates.get(`${name} ${knob}`) ?? [NaN]), config: f.config });
     cpuFigures.set(name, { value: median(cpuPerTask.get(`${name} ${knob}`) ?? [NaN]), config: f.config });
   }
-  return [
+  const rows: Row[] = [
     { workload: 'drain', measure: `drain ${o.drainTasks.toLocaleString('en-US')} no-op, first start → last done`, unit: 'tasks/s', better: 'higher', figures },
     { workload: 'drain', measure: 'drain, consumer spawn → last done', unit: 'tasks/s', better: 'higher', figures: spawnFigures },
     // All the consumer's processes (uwsgi: master, worker, spoolers; BullMQ: worker + redis-server), start-up included.
     { workload: 'drain', measure: 'drain, consumer CPU per task (user+sys)', unit: 'µs', better: 'lower', figures: cpuFigures },
+  ];
+  if (systems.some((s) => s.name === 'spoolerd')) rows.push(...(await drainFloorRows(o, figures)));
+  return rows;
+}
+
+/**
+ * Where spoolerd's drain is bounded: the system calls its protocol makes per
+ * task (rename into the claim directory, lstat, open, read, close, unlink),
+ * made by a bare loop on two threads with no daemon and no JavaScript of its
+ * own, on the same filesystem in the same run (bench/drain-floor.ts). A
+ * spoolerd drain cannot outrun this figure; put beside uWSGI's drain, it says
+ * what any daemon written in Node could reach with this claim protocol.
+ */
+async function drainFloorRows(o: WorkloadOptions, drained: Map<string, Figure>): Promise<Row[]> {
+  const rates: number[] = [];
+  const cpu: number[] = [];
+  for (let run = 1; run <= o.runs; run++) {
+    const floor = await measureDrainFloor(o.workDir, o.drainTasks, 2);
+    o.log(`  drain run ${run}: spoolerd's system calls alone, 2 threads: ${floor.rate.toFixed(1)}/s, ${floor.cpuUsPerTask.toFixed(1)} µs CPU per task`);
+    rates.push(floor.rate);
+    cpu.push(floor.cpuUsPerTask);
+  }
+  const config = 'bare calls on 2 threads, no daemon';
+  return [
+    {
+      workload: 'drain',
+      measure: "drain floor: spoolerd's system calls alone, 2 threads, no JavaScript (ratio: to the peers' drain)",
+      unit: 'tasks/s',
+      better: 'higher',
+      figures: new Map([['spoolerd', { value: median(rates), config }]]),
+      ratioAgainst: drained,
+    },
+    { workload: 'drain', measure: 'drain floor, CPU per task (user+sys)', unit: 'µs', better: 'lower', figures: new Map([['spoolerd', { value: median(cpu), config }]]) },
   ];
 }
 
