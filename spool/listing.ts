@@ -68,6 +68,12 @@ export function listSpool(layout: SpoolLayout, options: ListOptions = {}): Spool
     toCheckDirs: [],
   };
   const entries: SpoolEntry[] = [];
+  // The entries of each state (TASK_STATES order), gathered as they are found, for the sort.
+  const byState: SpoolEntry[][] = TASK_STATES.map(() => []);
+  const add = (e: SpoolEntry): void => {
+    entries.push(e);
+    byState[STATE_RANK[e.state]]!.push(e);
+  };
   for (const location of options.locations ?? DEFAULT_LOCATIONS) {
     if (location === 'active') {
       for (const owner of readDirEntries(layout.active)) {
@@ -79,23 +85,23 @@ export function listSpool(layout: SpoolLayout, options: ListOptions = {}): Spool
           // Appended last, as the owner always was.
           if (e) {
             e.owner = owner.name;
-            entries.push(e);
+            add(e);
           }
         }
       }
     } else if (location === 'quarantine') {
-      for (const e of listQuarantine(layout.quarantine)) entries.push(e);
+      for (const e of listQuarantine(layout.quarantine)) add(e);
     } else {
       const dir = layout[location];
       const dirPrefix = dir + sep;
       for (const entry of readDirEntries(dir)) {
         const e = classify(dir, dirPrefix, entry, location, ctx, entries.length);
-        if (e) entries.push(e);
+        if (e) add(e);
       }
     }
   }
   // Sorted while the checks still run: they rarely change anything (see finishChecks).
-  const sorted = sortInExecutionOrder(entries);
+  const sorted = sortInExecutionOrder(byState, entries.length);
   if (ctx.checks === undefined || ctx.toCheck.length === 0) return sorted;
   return finishChecks(entries, sorted, ctx, ctx.checks);
 }
@@ -379,19 +385,18 @@ export function executionOrder(a: SpoolEntry, b: SpoolEntry): number {
 }
 
 /**
- * Sorts `entries` by executionOrder, with the same result as a stable
- * `entries.sort(executionOrder)`: the entries are split by state (keeping their
- * order), each state is sorted on its own, and the states are joined in rank
- * order.
+ * Sorts `count` entries, given split by state (in rank order, each keeping the
+ * order the entries were found in), by executionOrder, with the same result as
+ * a stable sort of them all by it: each state is sorted on its own, and the
+ * states are joined in rank order.
  */
-function sortInExecutionOrder(entries: SpoolEntry[]): SpoolEntry[] {
-  const byState: SpoolEntry[][] = TASK_STATES.map(() => []);
-  for (const e of entries) byState[STATE_RANK[e.state]]!.push(e);
-  const sorted: SpoolEntry[] = [];
+function sortInExecutionOrder(byState: SpoolEntry[][], count: number): SpoolEntry[] {
+  const sorted = new Array<SpoolEntry>(count);
+  let at = 0;
   for (let rank = 0; rank < byState.length; rank++) {
     const state = TASK_STATES[rank]!;
     const group = state === 'due' || state === 'scheduled' ? sortTasks(byState[rank]!, state) : byState[rank]!.sort(byName);
-    for (const e of group) sorted.push(e);
+    for (let i = 0; i < group.length; i++) sorted[at++] = group[i]!;
   }
   return sorted;
 }
@@ -460,10 +465,11 @@ function sortTasks(group: SpoolEntry[], state: 'due' | 'scheduled'): SpoolEntry[
   const mask = 2 ** indexBits - 1;
   const sorted = new Array<SpoolEntry>(n);
   for (let i = 0; i < n; i++) sorted[i] = group[(words[2 * i + lo]! & mask) >>> 0]!;
-  // Runs with the same (priority, due): still in their original order; sort each by name.
+  // Runs with the same (priority, due): still in their original order; sort each by name. The
+  // keys tell where they are (the same bits above the position), without a look at the entries.
   let start = 0;
   for (let i = 1; i <= n; i++) {
-    if (i < n && sorted[i]!.task!.due === sorted[start]!.task!.due && sorted[i]!.task!.priority === sorted[start]!.task!.priority) continue;
+    if (i < n && words[2 * i + hi] === words[2 * start + hi] && words[2 * i + lo]! >>> indexBits === words[2 * start + lo]! >>> indexBits) continue;
     if (i - start > 1) {
       const run = sorted.slice(start, i).sort(byName);
       for (let k = 0; k < run.length; k++) sorted[start + k] = run[k]!;

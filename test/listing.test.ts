@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { Packr } from 'msgpackr';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { SpoolLayout } from '../spool/layout.js';
-import { listSpool, parseName, type SpoolEntry } from '../spool/listing.js';
+import { executionOrder, listSpool, parseName, type SpoolEntry } from '../spool/listing.js';
 import { formatTaskName, parseTaskName } from '../spool/name.js';
 import { isCommonMsgpackBody, isValidBody } from '../spool/parallel-check.js';
 import { encodeTask } from '../spool/task-file.js';
@@ -275,7 +275,7 @@ describe('isCommonMsgpackBody: says valid only where isValidBody does', () => {
   });
 });
 
-describe('listSpool with body checks', () => {
+describe('listSpool', () => {
   let dir: string;
   let cleanup: () => void;
   beforeEach(() => ({ dir, cleanup } = tempDir('listing-')));
@@ -326,5 +326,24 @@ describe('listSpool with body checks', () => {
     // carried over (keepBodies sets it before the body is read).
     for (const e of reference) if (e.location === 'active' && e.state === 'invalid') delete e.owner;
     expect(withoutBodies(checked)).toEqual(withoutBodies(reference));
+  });
+
+  it('is in execution order, with many tasks of the same priority and due time', () => {
+    const root = join(dir, 'spool');
+    const layout = new SpoolLayout(root);
+    for (const d of ['incoming', 'pending']) mkdirSync(join(root, d), { recursive: true });
+    const now = Date.now();
+    const rand = random(11);
+    for (let i = 0; i < 3000; i++) {
+      // Few distinct priorities and due times, in the past and ahead, so that most tasks share both with others.
+      const due = now + (rand() < 0.5 ? -1 : 1) * (60_000 + 1000 * Math.floor(rand() * 5));
+      const id = String(now - Math.floor(rand() * 3) * 1000).padStart(13, '0') + Math.floor(rand() * 2 ** 32).toString(16).padStart(16, '0');
+      const file = formatTaskName({ priority: Math.floor(rand() * 3), due, id, attempts: Math.floor(rand() * 3), name: rand() < 0.5 ? 'a' : 'b', encoding: 'json' });
+      writeFileSync(join(root, rand() < 0.5 ? 'incoming' : 'pending', file), BODY);
+    }
+    const listed = listSpool(layout, { locations: ['incoming', 'pending'], checkBodies: false, now });
+    expect(listed).toHaveLength(3000);
+    // executionOrder is the order's definition; a stable sort by it leaves a sorted listing as it is.
+    expect([...listed].sort(executionOrder).map((e) => e.path)).toEqual(listed.map((e) => e.path));
   });
 });
