@@ -15,7 +15,11 @@ const nap = new Int32Array(new SharedArrayBuffer(4));
  */
 export function writeStdout(text: string): void {
   // Text that fits is encoded into one buffer kept for the purpose, not a new one each time.
-  const bytes = text.length * 3 <= outBuffer.length ? outBuffer.subarray(0, outBuffer.write(text, 0, 'utf8')) : Buffer.from(text, 'utf8');
+  writeStdoutBytes(text.length * 3 <= outBuffer.length ? outBuffer.subarray(0, outBuffer.write(text, 0, 'utf8')) : Buffer.from(text, 'utf8'));
+}
+
+/** writeStdout for text already encoded. */
+export function writeStdoutBytes(bytes: Uint8Array): void {
   let offset = 0;
   while (offset < bytes.length) {
     try {
@@ -47,18 +51,18 @@ export function table(header: string[], rows: string[][], right: ReadonlySet<num
 /** About 64 KiB of text per write. */
 export const CHUNK_CHARS = 64 * 1024;
 
-/** Writes a JSON array of `count` items, given as JSON text, a chunk at a time; the same text as toJson(array). */
-export function writeJsonArray(write: (chunk: string) => void, count: number, item: (i: number) => string): void {
+/** A JSON array of `count` items, given as JSON text, a chunk at a time; the same text as toJson(array) and a newline. */
+export function* jsonArrayChunks(count: number, item: (i: number) => string): Generator<string, void, undefined> {
   let chunk = '[';
   for (let i = 0; i < count; i++) {
     if (i > 0) chunk += ',';
     chunk += item(i);
     if (chunk.length >= CHUNK_CHARS) {
-      write(chunk);
+      yield chunk;
       chunk = '';
     }
   }
-  write(chunk + ']\n');
+  yield chunk + ']\n';
 }
 
 const DAY_MS = 86_400_000;

@@ -52,6 +52,35 @@ export const DEFAULT_LOCATIONS: readonly TaskLocation[] = ['incoming', 'pending'
 const QUARANTINE_REASON_SUFFIX = '.reason.json';
 
 export function listSpool(layout: SpoolLayout, options: ListOptions = {}): SpoolEntry[] {
+  return startListing(layout, options).finish().entries;
+}
+
+/**
+ * A listing whose body checks may still be running on other threads
+ * (startListing). Nothing is decided until finish(); the provisional entries
+ * let a caller prepare what it will do with them meanwhile.
+ */
+export interface PendingListing {
+  /**
+   * The entries in execution order, taking every body whose check is still
+   * running as valid. Final unless finish() says otherwise.
+   */
+  readonly entries: SpoolEntry[];
+  /** Whether any body check is still running (and so whether finish() may change anything). */
+  readonly pending: boolean;
+  /**
+   * Waits for the body checks (helping with them) and returns the listing, the
+   * same as listSpool, and whether it differs from `entries`: false means it is
+   * `entries` itself, unchanged. Once only.
+   */
+  finish(): { entries: SpoolEntry[]; changed: boolean };
+}
+
+/**
+ * listSpool in two steps: reads and sorts the listing, with the body checks
+ * started but not waited for; finish() waits for them.
+ */
+export function startListing(layout: SpoolLayout, options: ListOptions = {}): PendingListing {
   const checkBodies = options.checkBodies !== false;
   const keepBodies = options.keepBodies === true;
   const maxBytes = options.maxBytes ?? DEFAULT_MAX_BYTES;
@@ -102,8 +131,19 @@ export function listSpool(layout: SpoolLayout, options: ListOptions = {}): Spool
   }
   // Sorted while the checks still run: they rarely change anything (see finishChecks).
   const sorted = sortInExecutionOrder(byState, entries.length);
-  if (ctx.checks === undefined || ctx.toCheck.length === 0) return sorted;
-  return finishChecks(entries, sorted, ctx, ctx.checks);
+  const checks = ctx.toCheck.length === 0 ? undefined : ctx.checks;
+  let finished = false;
+  return {
+    entries: sorted,
+    pending: checks !== undefined,
+    finish: () => {
+      if (finished) throw new Error('a listing is finished once');
+      finished = true;
+      if (checks === undefined) return { entries: sorted, changed: false };
+      const final = finishChecks(entries, sorted, ctx, checks);
+      return { entries: final, changed: final !== sorted };
+    },
+  };
 }
 
 /**

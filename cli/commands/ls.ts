@@ -1,11 +1,11 @@
 /** `spool ls`: tasks in execution order, one line each. */
 import { Command, Option } from 'commander';
 import type { TaskLocation } from '../../spool/layout.js';
-import { listSpool, TASK_STATES, type SpoolEntry, type TaskState } from '../../spool/listing.js';
+import { startListing, TASK_STATES, type SpoolEntry, type TaskState } from '../../spool/listing.js';
 import { entryJsonText } from '../entry-json.js';
 import { CliError, EXIT } from '../exit-codes.js';
 import { spoolFrom, withDirOption, type DirOption } from '../find-task.js';
-import { CHUNK_CHARS, formatTime, TimeTexts, writeJsonArray, writeStdout } from '../output.js';
+import { CHUNK_CHARS, formatTime, jsonArrayChunks, TimeTexts, writeStdout, writeStdoutBytes } from '../output.js';
 
 interface LsOptions extends DirOption {
   state?: string[];
@@ -43,31 +43,59 @@ export function lsCommand(): Command {
       const locations = [...new Set([...states].flatMap((s) => LOCATIONS_OF[s]))];
       const now = Date.now();
       const names = options.task ? new Set(options.task) : undefined;
-      let entries = listSpool(layout, { locations, checkBodies: options.check, now }).filter(
-        (e) => states.has(e.state) && (names === undefined || (e.task !== undefined && names.has(e.task.name))),
-      );
+      const listing = startListing(layout, { locations, checkBodies: options.check, now });
+      let limit: number | undefined;
       if (options.limit !== undefined) {
-        const limit = Number(options.limit);
+        limit = Number(options.limit);
         if (!Number.isSafeInteger(limit) || limit < 0) throw new CliError(`--limit must be a whole number, got ${options.limit}`, EXIT.USAGE);
-        entries = entries.slice(0, limit);
       }
-      const write = writeStdout;
+      const select = (all: SpoolEntry[]): SpoolEntry[] => {
+        const chosen = all.filter((e) => states.has(e.state) && (names === undefined || (e.task !== undefined && names.has(e.task.name))));
+        return limit === undefined ? chosen : chosen.slice(0, limit);
+      };
       // EntryJson holds only strings, numbers and nulls: its JSON.stringify text is toJson's.
-      if (options.json) writeJsonArray(write, entries.length, (i) => entryJsonText(entries[i]!));
-      else render(write, entries, now);
+      const textOf = (entries: SpoolEntry[]): Iterator<string> =>
+        options.json ? jsonArrayChunks(entries.length, (i) => entryJsonText(entries[i]!)) : tableChunks(entries, now);
+      let text = textOf(select(listing.entries));
+      // While other threads still check bodies, the text is made ahead (up to HELD_BYTES of it) and
+      // held; it is written once the checks are in, or thrown away if they changed the listing.
+      const held: Buffer[] = [];
+      if (listing.pending) {
+        for (let bytes = 0; bytes < HELD_BYTES; ) {
+          const chunk = text.next();
+          if (chunk.done === true) break;
+          const encoded = Buffer.from(chunk.value, 'utf8');
+          held.push(encoded);
+          bytes += encoded.length;
+        }
+      }
+      const final = listing.finish();
+      if (final.changed) {
+        held.length = 0;
+        text = textOf(select(final.entries));
+      }
+      for (const bytes of held) writeStdoutBytes(bytes);
+      for (let chunk = text.next(); chunk.done !== true; chunk = text.next()) writeStdout(chunk.value);
     });
 }
 
+/** How much of the text is made ahead and held in memory while bodies are still being checked. */
+const HELD_BYTES = 12 * 1024 * 1024;
+
 /**
- * The table, written a chunk at a time. Column widths are measured in a first
+ * The table, a chunk of text at a time. Column widths are measured in a first
  * pass that formats only the cells whose width varies; the second pass builds
- * each line as one string. A listing of a million tasks thus never holds its
- * text, or a million arrays of cells, in memory. The texts of relative times
+ * each line as one string. A listing of a million tasks thus never holds all
+ * its text (the command holds at most HELD_BYTES of it), or a million arrays of
+ * cells, in memory. The texts of relative times
  * and ages repeat (a listing has a few hundred different ones), so they are
  * made once each (TimeTexts).
  */
-function render(write: (chunk: string) => void, entries: SpoolEntry[], now: number): void {
-  if (entries.length === 0) return write('no tasks\n');
+function* tableChunks(entries: SpoolEntry[], now: number): Generator<string, void, undefined> {
+  if (entries.length === 0) {
+    yield 'no tasks\n';
+    return;
+  }
   const withReason = entries.some((e) => e.reason !== undefined);
   const header = ['ID', 'TASK', 'PRI', 'DUE', '', 'ATT', 'STATE', 'AGE'];
   if (withReason) header.push('NOTE');
@@ -112,11 +140,11 @@ function render(write: (chunk: string) => void, entries: SpoolEntry[], now: numb
     if (withReason) cells[8] = e.reason ?? '';
     chunk += alignedLine(cells, width);
     if (chunk.length >= CHUNK_CHARS) {
-      write(chunk);
+      yield chunk;
       chunk = '';
     }
   }
-  write(chunk);
+  yield chunk;
 }
 
 /**
