@@ -35,3 +35,47 @@ export function entryJson(e: SpoolEntry): EntryJson {
     reason: e.reason ?? null,
   };
 }
+
+/**
+ * JSON.stringify(entryJson(e)), written out directly: the same text, without
+ * building the object or walking it (`spool ls --json` makes one per task).
+ * Strings go through JSON.stringify, so they are escaped exactly as there.
+ */
+export function entryJsonText(e: SpoolEntry): string {
+  const t = e.task;
+  const head =
+    t === undefined
+      ? `{"id":null,"name":null,"state":${quoted(e.state)},"priority":null,"due":null,"created":null,"attempts":null,"encoding":null`
+      : `{"id":${nullable(t.id)},"name":${quotedOrNull(t.name)},"state":${quoted(e.state)},"priority":${numeric(t.priority)},"due":${numeric(t.due)},` +
+        `"created":${numeric(t.created)},"attempts":${numeric(t.attempts)},"encoding":${quotedOrNull(t.encoding)}`;
+  return (
+    head +
+    `,"location":${quoted(e.location)},"owner":${quotedOrNull(e.owner)},"file":${JSON.stringify(e.fileName)},"path":${JSON.stringify(e.path)},"reason":${nullable(e.reason)}}`
+  );
+}
+
+/** JSON text of a string, or null (as `?? null` then JSON.stringify). */
+function nullable(s: string | null | undefined): string {
+  return s == null ? 'null' : JSON.stringify(s);
+}
+
+/** JSON text of a number, or null (as `?? null` then JSON.stringify: NaN and infinities are null too). */
+function numeric(n: number | null | undefined): string {
+  return n == null || !Number.isFinite(n) ? 'null' : String(n);
+}
+
+/** The JSON texts of the few strings that repeat on every line (states, locations, encodings, task names, owners). */
+const QUOTED = new Map<string, string>();
+
+function quoted(s: string): string {
+  let text = QUOTED.get(s);
+  if (text === undefined) {
+    text = JSON.stringify(s);
+    if (QUOTED.size < 1024) QUOTED.set(s, text);
+  }
+  return text;
+}
+
+function quotedOrNull(s: string | null | undefined): string {
+  return s == null ? 'null' : quoted(s);
+}

@@ -14,7 +14,12 @@ const nap = new Int32Array(new SharedArrayBuffer(4));
  * as a listing whose reader wants no more has nothing left to do.
  */
 export function writeStdout(text: string): void {
-  const bytes = Buffer.from(text, 'utf8');
+  // Text that fits is encoded into one buffer kept for the purpose, not a new one each time.
+  writeStdoutBytes(text.length * 3 <= outBuffer.length ? outBuffer.subarray(0, outBuffer.write(text, 0, 'utf8')) : Buffer.from(text, 'utf8'));
+}
+
+/** writeStdout for text already encoded. */
+export function writeStdoutBytes(bytes: Uint8Array): void {
   let offset = 0;
   while (offset < bytes.length) {
     try {
@@ -27,6 +32,9 @@ export function writeStdout(text: string): void {
     }
   }
 }
+
+/** For writeStdout: room for a chunk of CHUNK_CHARS and then some, in UTF-8 at its widest. */
+const outBuffer = Buffer.allocUnsafeSlow(3 * 96 * 1024);
 
 /** Renders rows as left-aligned columns (right-aligned where `right` says), two spaces apart. */
 export function table(header: string[], rows: string[][], right: ReadonlySet<number> = new Set()): string {
@@ -43,41 +51,50 @@ export function table(header: string[], rows: string[][], right: ReadonlySet<num
 /** About 64 KiB of text per write. */
 export const CHUNK_CHARS = 64 * 1024;
 
-/** Writes a JSON array of `count` items, given as JSON text, a chunk at a time; the same text as toJson(array). */
-export function writeJsonArray(write: (chunk: string) => void, count: number, item: (i: number) => string): void {
+/** A JSON array of `count` items, given as JSON text, a chunk at a time; the same text as toJson(array) and a newline. */
+export function* jsonArrayChunks(count: number, item: (i: number) => string): Generator<string, void, undefined> {
   let chunk = '[';
   for (let i = 0; i < count; i++) {
     if (i > 0) chunk += ',';
     chunk += item(i);
     if (chunk.length >= CHUNK_CHARS) {
-      write(chunk);
+      yield chunk;
       chunk = '';
     }
   }
-  write(chunk + ']\n');
+  yield chunk + ']\n';
 }
 
 const DAY_MS = 86_400_000;
 let cachedDay = NaN;
 let cachedDayText = '';
+let cachedMinute = NaN;
+let cachedMinuteText = '';
+/** "00".."59". */
+const TWO_DIGITS = Array.from({ length: 60 }, (_, i) => (i < 10 ? `0${i}` : String(i)));
+/** "00Z".."59Z". */
+const SECONDS_Z = TWO_DIGITS.map((s) => `${s}Z`);
 
 /** "2026-11-22 08:00:00Z": UTC, to the second, sortable. */
 export function formatTime(ms: number): string {
-  const day = Math.floor(ms / DAY_MS);
   // Outside 0000–9999 toISOString() has six-digit years; let it handle those.
   if (!Number.isSafeInteger(ms) || ms < -62167219200000 || ms >= 253402300800000) {
     return new Date(ms).toISOString().replace('T', ' ').replace(/\.\d{3}Z$/, 'Z');
   }
-  // A listing prints many times from the same few days: the date part is made once per day.
-  if (day !== cachedDay) {
-    cachedDay = day;
-    cachedDayText = new Date(day * DAY_MS).toISOString().slice(0, 10);
+  // A listing prints many times from the same few days, and often from the same minute:
+  // the date part is made once per day, the text up to the seconds once per minute.
+  const minute = Math.floor(ms / 60_000);
+  if (minute !== cachedMinute) {
+    const day = Math.floor(ms / DAY_MS);
+    if (day !== cachedDay) {
+      cachedDay = day;
+      cachedDayText = new Date(day * DAY_MS).toISOString().slice(0, 10);
+    }
+    const minuteOfDay = minute - day * 1440;
+    cachedMinute = minute;
+    cachedMinuteText = `${cachedDayText} ${TWO_DIGITS[Math.floor(minuteOfDay / 60)]!}:${TWO_DIGITS[minuteOfDay % 60]!}:`;
   }
-  const seconds = Math.floor((ms - day * DAY_MS) / 1000);
-  const h = Math.floor(seconds / 3600);
-  const m = Math.floor((seconds % 3600) / 60);
-  const s = seconds % 60;
-  return `${cachedDayText} ${h < 10 ? '0' : ''}${h}:${m < 10 ? '0' : ''}${m}:${s < 10 ? '0' : ''}${s}Z`;
+  return cachedMinuteText + SECONDS_Z[Math.floor((ms - minute * 60_000) / 1000)]!;
 }
 
 /** "in 5m", "3s ago", "now". */
@@ -95,6 +112,50 @@ export function formatSpan(ms: number): string {
   if (ms < 3_600_000) return `${Math.floor(ms / 60_000)}m`;
   if (ms < 86_400_000) return `${Math.floor(ms / 3_600_000)}h`;
   return `${Math.floor(ms / 86_400_000)}d`;
+}
+
+/**
+ * formatRelative and formatSpan for one `now`, remembered: a listing prints
+ * the same few hundred texts ("3h ago", "2d") for hundreds of thousands of
+ * tasks. Each text is made by those functions the first time it is needed.
+ */
+export class TimeTexts {
+  private readonly now: number;
+  private readonly spans: string[] = [];
+  private readonly future: string[] = [];
+  private readonly past: string[] = [];
+
+  constructor(now: number) {
+    this.now = now;
+  }
+
+  /** formatSpan(ms). */
+  span(ms: number): string {
+    const key = spanKey(ms);
+    if (key < 0) return formatSpan(ms);
+    return (this.spans[key] ??= formatSpan(ms));
+  }
+
+  /** formatRelative(ms, now). */
+  relative(ms: number): string {
+    const delta = ms - this.now;
+    const key = Math.abs(delta) < 1000 ? -1 : spanKey(Math.abs(delta));
+    if (key < 0) return formatRelative(ms, this.now);
+    const texts = delta > 0 ? this.future : this.past;
+    return (texts[key] ??= formatRelative(ms, this.now));
+  }
+}
+
+/**
+ * Which text formatSpan(ms) gives, as a small number: the unit and the count
+ * of it, for 1 s up to 10,000 days; -1 for spans outside that (not remembered).
+ */
+function spanKey(ms: number): number {
+  if (!(ms >= 1000 && ms < 10_000 * 86_400_000)) return -1;
+  if (ms < 60_000) return Math.floor(ms / 1000);
+  if (ms < 3_600_000) return 60 + Math.floor(ms / 60_000);
+  if (ms < 86_400_000) return 120 + Math.floor(ms / 3_600_000);
+  return 144 + Math.floor(ms / 86_400_000);
 }
 
 /** JSON for programs: bytes become {"$bytes": base64}, so nothing is lost or mangled. */

@@ -2,12 +2,6 @@
 /** The `spool` command: inspect and manage a spool. */
 import { Command, CommanderError } from 'commander';
 import { SpoolError } from '../spool/errors.js';
-import { addCommand } from './commands/add.js';
-import { lsCommand } from './commands/ls.js';
-import { retryCommand } from './commands/retry.js';
-import { rmCommand } from './commands/rm.js';
-import { showCommand } from './commands/show.js';
-import { statsCommand } from './commands/stats.js';
 import { CliError, EXIT } from './exit-codes.js';
 import { VERSION } from './version.js';
 
@@ -18,9 +12,20 @@ const program = new Command('spool')
   .exitOverride()
   .showHelpAfterError('(add --help for usage)');
 
-for (const command of [lsCommand(), showCommand(), addCommand(), rmCommand(), retryCommand(), statsCommand()]) {
-  program.addCommand(command.exitOverride());
-}
+/** The subcommands, in the order help lists them, each loaded only when it is needed. */
+const COMMANDS: Record<string, () => Promise<Command>> = {
+  ls: async () => (await import('./commands/ls.js')).lsCommand(),
+  show: async () => (await import('./commands/show.js')).showCommand(),
+  add: async () => (await import('./commands/add.js')).addCommand(),
+  rm: async () => (await import('./commands/rm.js')).rmCommand(),
+  retry: async () => (await import('./commands/retry.js')).retryCommand(),
+  stats: async () => (await import('./commands/stats.js')).statsCommand(),
+};
+// `spool <command> …` needs only that command (`spool ls` then loads nothing of `add`'s runtime);
+// anything else (no command, help, --version, a mistyped name) gets them all, as help lists them.
+const named = process.argv[2];
+const wanted = named !== undefined && Object.hasOwn(COMMANDS, named) ? [named] : Object.keys(COMMANDS);
+for (const command of await Promise.all(wanted.map((name) => COMMANDS[name]!()))) program.addCommand(command.exitOverride());
 
 try {
   await program.parseAsync(process.argv);

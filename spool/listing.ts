@@ -7,8 +7,8 @@ import { opendirSync, type Dir, type Dirent } from 'node:fs';
 import { join, sep } from 'node:path';
 import type { TaskBody } from './body.js';
 import type { SpoolLayout, TaskLocation } from './layout.js';
-import { explainBadName, parseTaskName, type TaskName } from './name.js';
-import { checkFilesInParallel, isValidBody, VALID } from './parallel-check.js';
+import { explainBadName, type Encoding, type TaskName } from './name.js';
+import { BodyChecks, isValidBody, VALID } from './parallel-check.js';
 import { DEFAULT_MAX_BYTES, describeIrregular, readRegularFile } from './safe-read.js';
 import { decodeTask } from './task-file.js';
 
@@ -52,61 +52,138 @@ export const DEFAULT_LOCATIONS: readonly TaskLocation[] = ['incoming', 'pending'
 const QUARANTINE_REASON_SUFFIX = '.reason.json';
 
 export function listSpool(layout: SpoolLayout, options: ListOptions = {}): SpoolEntry[] {
+  return startListing(layout, options).finish().entries;
+}
+
+/**
+ * A listing whose body checks may still be running on other threads
+ * (startListing). Nothing is decided until finish(); the provisional entries
+ * let a caller prepare what it will do with them meanwhile.
+ */
+export interface PendingListing {
+  /**
+   * The entries in execution order, taking every body whose check is still
+   * running as valid. Final unless finish() says otherwise.
+   */
+  readonly entries: SpoolEntry[];
+  /** Whether any body check is still running (and so whether finish() may change anything). */
+  readonly pending: boolean;
+  /**
+   * Waits for the body checks (helping with them) and returns the listing, the
+   * same as listSpool, and whether it differs from `entries`: false means it is
+   * `entries` itself, unchanged. Once only.
+   */
+  finish(): { entries: SpoolEntry[]; changed: boolean };
+}
+
+/**
+ * listSpool in two steps: reads and sorts the listing, with the body checks
+ * started but not waited for; finish() waits for them.
+ */
+export function startListing(layout: SpoolLayout, options: ListOptions = {}): PendingListing {
+  const checkBodies = options.checkBodies !== false;
+  const keepBodies = options.keepBodies === true;
+  const maxBytes = options.maxBytes ?? DEFAULT_MAX_BYTES;
   const ctx: Context = {
     now: options.now ?? Date.now(),
-    checkBodies: options.checkBodies !== false,
-    keepBodies: options.keepBodies === true,
-    maxBytes: options.maxBytes ?? DEFAULT_MAX_BYTES,
+    checkBodies,
+    keepBodies,
+    maxBytes,
     // Bodies that are only checked are read into one buffer; kept bodies may point into theirs.
-    scratch: options.keepBodies === true ? undefined : Buffer.allocUnsafe(SCRATCH_BYTES),
+    scratch: keepBodies ? undefined : Buffer.allocUnsafe(SCRATCH_BYTES),
+    // Checked as they are found, on other threads too (parallel-check.ts), while the listing goes on.
+    checks: checkBodies && !keepBodies ? new BodyChecks(maxBytes) : undefined,
     toCheck: [],
     toCheckDirs: [],
   };
   const entries: SpoolEntry[] = [];
+  // The entries of each state (TASK_STATES order), gathered as they are found, for the sort.
+  const byState: SpoolEntry[][] = TASK_STATES.map(() => []);
+  const add = (e: SpoolEntry): void => {
+    entries.push(e);
+    byState[STATE_RANK[e.state]]!.push(e);
+  };
   for (const location of options.locations ?? DEFAULT_LOCATIONS) {
     if (location === 'active') {
       for (const owner of readDirEntries(layout.active)) {
         if (!owner.isDirectory()) continue;
         const dir = join(layout.active, owner.name);
+        const dirPrefix = dir + sep;
         for (const entry of readDirEntries(dir)) {
-          const e = classify(dir, entry, location, ctx, entries.length);
+          const e = classify(dir, dirPrefix, entry, location, ctx, entries.length);
           // Appended last, as the owner always was.
           if (e) {
             e.owner = owner.name;
-            entries.push(e);
+            add(e);
           }
         }
       }
     } else if (location === 'quarantine') {
-      for (const e of listQuarantine(layout.quarantine)) entries.push(e);
+      for (const e of listQuarantine(layout.quarantine)) add(e);
     } else {
       const dir = layout[location];
+      const dirPrefix = dir + sep;
       for (const entry of readDirEntries(dir)) {
-        const e = classify(dir, entry, location, ctx, entries.length);
-        if (e) entries.push(e);
+        const e = classify(dir, dirPrefix, entry, location, ctx, entries.length);
+        if (e) add(e);
       }
     }
   }
-  if (ctx.toCheck.length > 0) checkBodies(entries, ctx);
-  return sortInExecutionOrder(entries.filter((e) => e !== GONE));
+  // Sorted while the checks still run: they rarely change anything (see finishChecks).
+  const sorted = sortInExecutionOrder(byState, entries.length);
+  const checks = ctx.toCheck.length === 0 ? undefined : ctx.checks;
+  let finished = false;
+  return {
+    entries: sorted,
+    pending: checks !== undefined,
+    finish: () => {
+      if (finished) throw new Error('a listing is finished once');
+      finished = true;
+      if (checks === undefined) return { entries: sorted, changed: false };
+      const final = finishChecks(entries, sorted, ctx, checks);
+      return { entries: final, changed: final !== sorted };
+    },
+  };
 }
 
 /**
- * The body checks deferred by classify(): all together, on several cores when
- * there are many (parallel-check.ts). A file that is not valid there is read
- * again here, by checkEntry, which says why.
+ * Waits for the body checks that classify() queued (helping with what is left),
+ * and applies them to the listing, which `sorted` holds in execution order as
+ * if every body were valid. A file that is not valid there is read again here,
+ * by checkEntry, which says why. An entry that thus turns invalid (or is gone)
+ * leaves its place; keeping the others in theirs is what sorting the rest anew
+ * would give, as the sort is stable. The invalid ones are sorted anew.
  */
-function checkBodies(entries: SpoolEntry[], ctx: Context): void {
-  // Paths of their own: encoding a path flattens the string, and each entry's `path` stays
-  // a rope of the directory and the name, which costs it 32 bytes instead of ~130.
-  const paths = ctx.toCheck.map((i, k) => ctx.toCheckDirs[k]! + sep + entries[i]!.fileName);
-  const { status, mtimes } = checkFilesInParallel(paths, ctx.maxBytes);
+function finishChecks(entries: SpoolEntry[], sorted: SpoolEntry[], ctx: Context, checks: BodyChecks): SpoolEntry[] {
+  const { status, mtimes } = checks.finish();
+  let changed: Map<SpoolEntry, SpoolEntry> | undefined;
   for (let k = 0; k < ctx.toCheck.length; k++) {
     const index = ctx.toCheck[k]!;
     const e = entries[index]!;
-    if (status[k] === VALID) e.mtimeMs = mtimes[k];
-    else entries[index] = checkEntry(e, ctx, ctx.toCheckDirs[k]!) ?? GONE;
+    if (status[k] === VALID) {
+      e.mtimeMs = mtimes[k];
+    } else {
+      const checked = checkEntry(e, ctx, ctx.toCheckDirs[k]!) ?? GONE;
+      entries[index] = checked;
+      (changed ??= new Map()).set(e, checked);
+    }
   }
+  if (changed === undefined) return sorted;
+  const invalid = entries.filter((e) => e !== GONE && e.state === 'invalid').sort(byName);
+  const out: SpoolEntry[] = [];
+  let invalidPlaced = false;
+  for (const e of sorted) {
+    const current = changed.get(e) ?? e;
+    // checkEntry keeps an entry's state or makes it invalid: the invalid ones are all in `invalid`.
+    if (current === GONE || current.state === 'invalid') continue;
+    if (!invalidPlaced && STATE_RANK[current.state] > STATE_RANK.invalid) {
+      for (const i of invalid) out.push(i);
+      invalidPlaced = true;
+    }
+    out.push(current);
+  }
+  if (!invalidPlaced) for (const i of invalid) out.push(i);
+  return out;
 }
 
 /** Marks an entry whose file disappeared while the listing ran. */
@@ -118,7 +195,9 @@ interface Context {
   keepBodies: boolean;
   maxBytes: number;
   scratch: Buffer | undefined;
-  /** Positions in the entries of task files whose bodies are still to be checked (without keepBodies). */
+  /** The body checks under way (without keepBodies). */
+  checks: BodyChecks | undefined;
+  /** Positions in the entries of task files whose bodies are being checked (without keepBodies). */
   toCheck: number[];
   /** The directory of each of those. */
   toCheckDirs: string[];
@@ -133,14 +212,15 @@ const SCRATCH_BYTES = 64 * 1024;
  * so that the hundreds of thousands of a large listing share a few hidden classes
  * and whatever reads them stays monomorphic.
  */
-function classify(dir: string, entry: Dirent, location: TaskLocation, ctx: Context, position: number): SpoolEntry | undefined {
+function classify(dir: string, dirPrefix: string, entry: Dirent, location: TaskLocation, ctx: Context, position: number): SpoolEntry | undefined {
   const fileName = entry.name;
   // Names beginning with "." are never tasks: producers may use them for files in progress.
   if (fileName.startsWith('.')) return undefined;
-  // join() would normalise; a directory entry's name never holds a "/", "." or "..", so this is the same path.
-  const path = dir + sep + fileName;
+  // join() would normalise; a directory entry's name never holds a "/", "." or "..", so this is the same
+  // path. dirPrefix is dir + sep, made once per directory: each path is then one rope of two strings.
+  const path = dirPrefix + fileName;
   const invalidState: TaskState = location === 'dead' || location === 'archive' ? stateOf(location, undefined, ctx.now) : 'invalid';
-  const task = parseTaskName(fileName);
+  const task = parseName(fileName);
   const irregular = describeIrregular(entry);
   // A link or FIFO under a task name still shows what its name says (so `spool rm <id>` reaches it).
   if (irregular !== undefined) {
@@ -151,11 +231,91 @@ function classify(dir: string, entry: Dirent, location: TaskLocation, ctx: Conte
   const state = stateOf(location, task, ctx.now);
   if (!ctx.checkBodies) return { location, fileName, path, state, task };
   const e: SpoolEntry = { location, fileName, path, state, task, mtimeMs: undefined };
-  if (ctx.keepBodies) return checkEntry(e, ctx, dir);
+  if (ctx.checks === undefined) return checkEntry(e, ctx, dir);
+  ctx.checks.add(dir, fileName);
   ctx.toCheck.push(position);
   ctx.toCheckDirs.push(dir);
   return e;
 }
+
+/**
+ * parseTaskName (name.ts) without its regular expression, for listings of
+ * hundreds of thousands of names: the same result for every string, valid or
+ * not (test/listing.test.ts holds the two side by side). A name is
+ * `PP-DUE-ID-aN-NAME.EXT`, with every field up to `aN` at a fixed offset.
+ */
+export function parseName(s: string): TaskName | undefined {
+  const length = s.length;
+  // The shortest task name: "00-" + 13 digits + "-" + 29-character id + "-a0-" + "x" + ".json".
+  if (length < 56 || s.charCodeAt(2) !== DASH || s.charCodeAt(16) !== DASH || s.charCodeAt(46) !== DASH || s.charCodeAt(47) !== LOWER_A) return undefined;
+  const p0 = s.charCodeAt(0) - ZERO;
+  const p1 = s.charCodeAt(1) - ZERO;
+  if (p0 < 0 || p0 > 9 || p1 < 0 || p1 > 9) return undefined;
+  let due = 0;
+  for (let i = 3; i < 16; i++) {
+    const d = s.charCodeAt(i) - ZERO;
+    if (d < 0 || d > 9) return undefined;
+    due = due * 10 + d;
+  }
+  let created = 0;
+  for (let i = 17; i < 30; i++) {
+    const d = s.charCodeAt(i) - ZERO;
+    if (d < 0 || d > 9) return undefined;
+    created = created * 10 + d;
+  }
+  for (let i = 30; i < 46; i++) {
+    const c = s.charCodeAt(i);
+    if (!((c >= ZERO && c <= NINE) || (c >= LOWER_A && c <= LOWER_F))) return undefined;
+  }
+  // Attempts: "0", or 1 to 6 digits without a leading zero; then "-".
+  let attempts = s.charCodeAt(48) - ZERO;
+  if (attempts < 0 || attempts > 9) return undefined;
+  let i = 49;
+  if (attempts !== 0) {
+    for (; i < 54; i++) {
+      const d = s.charCodeAt(i) - ZERO;
+      if (d < 0 || d > 9) break;
+      attempts = attempts * 10 + d;
+    }
+  }
+  if (s.charCodeAt(i) !== DASH) return undefined;
+  const nameStart = i + 1;
+  // The extension is what the name ends with: a name may hold dots, but ".msgpack" and ".json" exclude each other.
+  let nameEnd: number;
+  let encoding: Encoding;
+  if (s.endsWith('.msgpack')) {
+    nameEnd = length - 8;
+    encoding = 'msgpack';
+  } else if (s.endsWith('.json')) {
+    nameEnd = length - 5;
+    encoding = 'json';
+  } else {
+    return undefined;
+  }
+  const nameLength = nameEnd - nameStart;
+  if (nameLength < 1 || nameLength > 128) return undefined;
+  // NAME: [A-Za-z_][A-Za-z0-9_.:-]*
+  const first = s.charCodeAt(nameStart);
+  if (!((first >= UPPER_A && first <= UPPER_Z) || (first >= LOWER_A && first <= LOWER_Z) || first === UNDERSCORE)) return undefined;
+  for (let k = nameStart + 1; k < nameEnd; k++) {
+    const c = s.charCodeAt(k);
+    if ((c >= LOWER_A && c <= LOWER_Z) || (c >= UPPER_A && c <= UPPER_Z) || (c >= ZERO && c <= NINE) || c === UNDERSCORE || c === DOT || c === COLON || c === DASH) continue;
+    return undefined;
+  }
+  return { priority: p0 * 10 + p1, due, id: s.slice(17, 46), created, attempts, name: s.slice(nameStart, nameEnd), encoding };
+}
+
+const ZERO = 0x30;
+const NINE = 0x39;
+const DASH = 0x2d;
+const DOT = 0x2e;
+const COLON = 0x3a;
+const UNDERSCORE = 0x5f;
+const UPPER_A = 0x41;
+const UPPER_Z = 0x5a;
+const LOWER_A = 0x61;
+const LOWER_F = 0x66;
+const LOWER_Z = 0x7a;
 
 /**
  * Reads and checks the body of a task entry (a regular file whose name parsed);
@@ -200,7 +360,7 @@ function listQuarantine(dir: string): SpoolEntry[] {
   for (const entry of readDirEntries(dir)) {
     if (entry.name.endsWith(QUARANTINE_REASON_SUFFIX) || entry.name.startsWith('.')) continue;
     const path = join(dir, entry.name);
-    const task = parseTaskName(entry.name);
+    const task = parseName(entry.name);
     entries.push({
       state: 'quarantined',
       location: 'quarantine',
@@ -265,19 +425,18 @@ export function executionOrder(a: SpoolEntry, b: SpoolEntry): number {
 }
 
 /**
- * Sorts `entries` by executionOrder, with the same result as a stable
- * `entries.sort(executionOrder)`: the entries are split by state (keeping their
- * order), each state is sorted on its own, and the states are joined in rank
- * order.
+ * Sorts `count` entries, given split by state (in rank order, each keeping the
+ * order the entries were found in), by executionOrder, with the same result as
+ * a stable sort of them all by it: each state is sorted on its own, and the
+ * states are joined in rank order.
  */
-function sortInExecutionOrder(entries: SpoolEntry[]): SpoolEntry[] {
-  const byState: SpoolEntry[][] = TASK_STATES.map(() => []);
-  for (const e of entries) byState[STATE_RANK[e.state]]!.push(e);
-  const sorted: SpoolEntry[] = [];
+function sortInExecutionOrder(byState: SpoolEntry[][], count: number): SpoolEntry[] {
+  const sorted = new Array<SpoolEntry>(count);
+  let at = 0;
   for (let rank = 0; rank < byState.length; rank++) {
     const state = TASK_STATES[rank]!;
     const group = state === 'due' || state === 'scheduled' ? sortTasks(byState[rank]!, state) : byState[rank]!.sort(byName);
-    for (const e of group) sorted.push(e);
+    for (let i = 0; i < group.length; i++) sorted[at++] = group[i]!;
   }
   return sorted;
 }
@@ -346,10 +505,11 @@ function sortTasks(group: SpoolEntry[], state: 'due' | 'scheduled'): SpoolEntry[
   const mask = 2 ** indexBits - 1;
   const sorted = new Array<SpoolEntry>(n);
   for (let i = 0; i < n; i++) sorted[i] = group[(words[2 * i + lo]! & mask) >>> 0]!;
-  // Runs with the same (priority, due): still in their original order; sort each by name.
+  // Runs with the same (priority, due): still in their original order; sort each by name. The
+  // keys tell where they are (the same bits above the position), without a look at the entries.
   let start = 0;
   for (let i = 1; i <= n; i++) {
-    if (i < n && sorted[i]!.task!.due === sorted[start]!.task!.due && sorted[i]!.task!.priority === sorted[start]!.task!.priority) continue;
+    if (i < n && words[2 * i + hi] === words[2 * start + hi] && words[2 * i + lo]! >>> indexBits === words[2 * start + lo]! >>> indexBits) continue;
     if (i - start > 1) {
       const run = sorted.slice(start, i).sort(byName);
       for (let k = 0; k < run.length; k++) sorted[start + k] = run[k]!;

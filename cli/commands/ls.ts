@@ -1,11 +1,11 @@
 /** `spool ls`: tasks in execution order, one line each. */
 import { Command, Option } from 'commander';
 import type { TaskLocation } from '../../spool/layout.js';
-import { listSpool, TASK_STATES, type SpoolEntry, type TaskState } from '../../spool/listing.js';
-import { entryJson } from '../entry-json.js';
+import { startListing, TASK_STATES, type SpoolEntry, type TaskState } from '../../spool/listing.js';
+import { entryJsonText } from '../entry-json.js';
 import { CliError, EXIT } from '../exit-codes.js';
 import { spoolFrom, withDirOption, type DirOption } from '../find-task.js';
-import { CHUNK_CHARS, formatRelative, formatSpan, formatTime, writeJsonArray, writeStdout } from '../output.js';
+import { CHUNK_CHARS, formatTime, jsonArrayChunks, TimeTexts, writeStdout, writeStdoutBytes } from '../output.js';
 
 interface LsOptions extends DirOption {
   state?: string[];
@@ -43,33 +43,64 @@ export function lsCommand(): Command {
       const locations = [...new Set([...states].flatMap((s) => LOCATIONS_OF[s]))];
       const now = Date.now();
       const names = options.task ? new Set(options.task) : undefined;
-      let entries = listSpool(layout, { locations, checkBodies: options.check, now }).filter(
-        (e) => states.has(e.state) && (names === undefined || (e.task !== undefined && names.has(e.task.name))),
-      );
+      const listing = startListing(layout, { locations, checkBodies: options.check, now });
+      let limit: number | undefined;
       if (options.limit !== undefined) {
-        const limit = Number(options.limit);
+        limit = Number(options.limit);
         if (!Number.isSafeInteger(limit) || limit < 0) throw new CliError(`--limit must be a whole number, got ${options.limit}`, EXIT.USAGE);
-        entries = entries.slice(0, limit);
       }
-      const write = writeStdout;
-      // EntryJson holds only strings, numbers and nulls: plain JSON.stringify is toJson here.
-      if (options.json) writeJsonArray(write, entries.length, (i) => JSON.stringify(entryJson(entries[i]!)));
-      else render(write, entries, now);
+      const select = (all: SpoolEntry[]): SpoolEntry[] => {
+        const chosen = all.filter((e) => states.has(e.state) && (names === undefined || (e.task !== undefined && names.has(e.task.name))));
+        return limit === undefined ? chosen : chosen.slice(0, limit);
+      };
+      // EntryJson holds only strings, numbers and nulls: its JSON.stringify text is toJson's.
+      const textOf = (entries: SpoolEntry[]): Iterator<string> =>
+        options.json ? jsonArrayChunks(entries.length, (i) => entryJsonText(entries[i]!)) : tableChunks(entries, now);
+      let text = textOf(select(listing.entries));
+      // While other threads still check bodies, the text is made ahead (up to HELD_BYTES of it) and
+      // held; it is written once the checks are in, or thrown away if they changed the listing.
+      const held: Buffer[] = [];
+      if (listing.pending) {
+        for (let bytes = 0; bytes < HELD_BYTES; ) {
+          const chunk = text.next();
+          if (chunk.done === true) break;
+          const encoded = Buffer.from(chunk.value, 'utf8');
+          held.push(encoded);
+          bytes += encoded.length;
+        }
+      }
+      const final = listing.finish();
+      if (final.changed) {
+        held.length = 0;
+        text = textOf(select(final.entries));
+      }
+      for (const bytes of held) writeStdoutBytes(bytes);
+      for (let chunk = text.next(); chunk.done !== true; chunk = text.next()) writeStdout(chunk.value);
     });
 }
 
+/** How much of the text is made ahead and held in memory while bodies are still being checked. */
+const HELD_BYTES = 12 * 1024 * 1024;
+
 /**
- * The table, written a chunk at a time. Column widths are measured in a first
+ * The table, a chunk of text at a time. Column widths are measured in a first
  * pass that formats only the cells whose width varies; the second pass builds
- * each line as one string. A listing of a million tasks thus never holds its
- * text, or a million arrays of cells, in memory.
+ * each line as one string. A listing of a million tasks thus never holds all
+ * its text (the command holds at most HELD_BYTES of it), or a million arrays of
+ * cells, in memory. The texts of relative times
+ * and ages repeat (a listing has a few hundred different ones), so they are
+ * made once each (TimeTexts).
  */
-function render(write: (chunk: string) => void, entries: SpoolEntry[], now: number): void {
-  if (entries.length === 0) return write('no tasks\n');
+function* tableChunks(entries: SpoolEntry[], now: number): Generator<string, void, undefined> {
+  if (entries.length === 0) {
+    yield 'no tasks\n';
+    return;
+  }
   const withReason = entries.some((e) => e.reason !== undefined);
   const header = ['ID', 'TASK', 'PRI', 'DUE', '', 'ATT', 'STATE', 'AGE'];
   if (withReason) header.push('NOTE');
   const width = header.map((h) => h.length);
+  const times = new TimeTexts(now);
   const widen = (column: number, length: number): void => {
     if (length > width[column]!) width[column] = length;
   };
@@ -79,46 +110,100 @@ function render(write: (chunk: string) => void, entries: SpoolEntry[], now: numb
     widen(1, t ? t.name.length : e.fileName.length);
     widen(2, t ? digits(t.priority) : 1);
     widen(3, t ? DUE_WIDTH : 1);
-    if (t) widen(4, formatRelative(t.due, now).length);
+    if (t) widen(4, times.relative(t.due).length);
     widen(5, t ? digits(t.attempts) : 1);
     widen(6, e.owner ? e.state.length + 1 + e.owner.length : e.state.length);
-    widen(7, t ? formatSpan(Math.max(0, now - t.created)).length : 1);
+    widen(7, t ? times.span(Math.max(0, now - t.created)).length : 1);
   }
-  const last = header.length - 1;
-  // Cells are left-aligned but for PRI and ATT; the last cell is not padded, and no line ends in spaces.
-  const line = (cells: string[]): string => {
-    let text = '';
-    for (let c = 0; c <= last; c++) {
-      if (c > 0) text += '  ';
-      text += c === 2 || c === 5 ? cells[c]!.padStart(width[c]!) : c === last ? cells[c]! : cells[c]!.padEnd(width[c]!);
-    }
-    return text.trimEnd() + '\n';
-  };
-  let chunk = line(header);
+  let chunk = alignedLine(header, width);
   const cells = new Array<string>(header.length);
   for (const e of entries) {
     const t = e.task;
-    cells[0] = t ? t.id : '-';
-    cells[1] = t ? t.name : e.fileName;
-    cells[2] = t ? String(t.priority) : '-';
-    cells[3] = t ? formatTime(t.due) : '-';
-    cells[4] = t ? formatRelative(t.due, now) : '';
-    cells[5] = t ? String(t.attempts) : '-';
+    if (t !== undefined) {
+      cells[0] = t.id;
+      cells[1] = t.name;
+      cells[2] = numberText(t.priority);
+      cells[3] = formatTime(t.due);
+      cells[4] = times.relative(t.due);
+      cells[5] = numberText(t.attempts);
+      cells[7] = times.span(Math.max(0, now - t.created));
+    } else {
+      cells[0] = '-';
+      cells[1] = e.fileName;
+      cells[2] = '-';
+      cells[3] = '-';
+      cells[4] = '';
+      cells[5] = '-';
+      cells[7] = '-';
+    }
     cells[6] = e.owner ? `${e.state}@${e.owner}` : e.state;
-    cells[7] = t ? formatSpan(Math.max(0, now - t.created)) : '-';
     if (withReason) cells[8] = e.reason ?? '';
-    chunk += line(cells);
+    chunk += alignedLine(cells, width);
     if (chunk.length >= CHUNK_CHARS) {
-      write(chunk);
+      yield chunk;
       chunk = '';
     }
   }
-  write(chunk);
+  yield chunk;
+}
+
+/**
+ * One line of the table: the cells two spaces apart, each padded to its
+ * column's width, left-aligned but for PRI and ATT (columns 2 and 5); the last
+ * cell is not padded, and the line does not end in white space. The same text
+ * as padding every cell, joining them and trimming the end (trimEnd), built
+ * without the padding that trimming would take off again.
+ */
+export function alignedLine(cells: readonly string[], width: readonly number[]): string {
+  const last = cells.length - 1;
+  // Cells after the last non-empty one add nothing but spaces, which trimming takes off.
+  let end = last;
+  while (end >= 0 && cells[end]!.length === 0) end--;
+  if (end < 0) return '\n';
+  let text = '';
+  let pad = 0;
+  for (let c = 0; c <= end; c++) {
+    const cell = cells[c]!;
+    if (c > 0) pad += 2;
+    if (c === 2 || c === 5) {
+      pad += width[c]! - cell.length;
+      text += pad > 0 ? spaces(pad) + cell : cell;
+      pad = 0;
+    } else {
+      text += pad > 0 ? spaces(pad) + cell : cell;
+      pad = c === last ? 0 : width[c]! - cell.length;
+    }
+  }
+  // A line that ends in a printable character other than a space has nothing to trim. (The line
+  // ends as its last non-empty cell does; asking the cell does not flatten the line.)
+  const lastCell = cells[end]!;
+  const code = lastCell.charCodeAt(lastCell.length - 1);
+  return (code > 0x20 && code < 0x7f ? text : text.trimEnd()) + '\n';
+}
+
+const SPACES: string[] = [''];
+
+/** n spaces (n > 0), from a table. */
+function spaces(n: number): string {
+  let s = SPACES[n];
+  if (s === undefined) {
+    s = ' '.repeat(n);
+    if (n < 1024) SPACES[n] = s;
+  }
+  return s;
+}
+
+const NUMBER_TEXT: string[] = [];
+
+/** String(n), remembered for the small whole numbers priorities and attempts are. */
+function numberText(n: number): string {
+  if (!(n >= 0 && n < 1000 && Number.isInteger(n))) return String(n);
+  return (NUMBER_TEXT[n] ??= String(n));
 }
 
 /** formatTime()'s width for years 0000–9999. */
 const DUE_WIDTH = '2026-11-22 08:00:00Z'.length;
 
 function digits(n: number): number {
-  return String(n).length;
+  return numberText(n).length;
 }
