@@ -28,12 +28,7 @@ export class InProcessExecutor implements Executor {
 
   run(job: Job): Execution | Promise<Execution> {
     const run = new TaskRun(job.spool, job.task, this.log);
-    let settled: Execution | Promise<Execution>;
-    try {
-      settled = run.execute();
-    } catch (error) {
-      return { kind: 'rescheduled', error };
-    }
+    const settled = run.execute();
     // Ended already (a synchronous task): no timer could have fired meanwhile.
     if (!(settled instanceof Promise)) return settled;
     this.running++;

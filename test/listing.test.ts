@@ -15,19 +15,8 @@ import { formatTaskName, parseTaskName } from '../spool/name.js';
 import { isCommonMsgpackBody, isValidBody } from '../spool/parallel-check.js';
 import { encodeTask } from '../spool/task-file.js';
 import { tempDir } from './helpers/cli.js';
+import { random } from './helpers/random.js';
 
-/** Deterministic pseudo-random numbers (xorshift32), so a failure can be reproduced. */
-function random(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    return x / 2 ** 32;
-  };
-}
 
 describe('parseName (the listing) gives what parseTaskName (name.ts) gives', () => {
   const valid = [

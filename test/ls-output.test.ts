@@ -9,18 +9,8 @@ import { alignedLine } from '../cli/commands/ls.js';
 import { entryJson, entryJsonText } from '../cli/entry-json.js';
 import { formatRelative, formatSpan, formatTime, TimeTexts } from '../cli/output.js';
 import type { SpoolEntry } from '../spool/listing.js';
+import { random } from './helpers/random.js';
 
-function random(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    return x / 2 ** 32;
-  };
-}
 
 const ODD_STRINGS = ['', ' ', 'plain', 'quote " and \\ backslash', 'tab\tnew\nline\r', '\u0000\u001f\u007f', 'é日本', '\ud800 lone', 'pair \ud83d\ude00', '\u2028\u2029', '</script>', 'ends in space '];
 
