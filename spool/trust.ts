@@ -26,11 +26,12 @@ export const isProducerFolder = (sub: Subdir): boolean => sub === 'tmp' || sub =
 
 /**
  * How new folders are made. Without a group the spool is private to the user
- * that creates it (0700 throughout). With the producers' group: the spool
- * folder and the daemon-only folders 0750 (the group may read: `spool ls`),
- * tmp/ and incoming/ 3770 (the group may write; setgid so that files made there
- * get the group, sticky so that a producer cannot rename or delete another
- * user's file, nor the daemon's).
+ * that creates it (0700 throughout). With the producers' group, all owned by
+ * that group: the spool folder 0750 and the daemon-only folders 2750 (the group
+ * may read, for `spool ls`; setgid so that claim directories made in active/
+ * get the group too), tmp/ and incoming/ 3770 (the group may write; setgid so
+ * that files made there get the group, sticky so that a producer cannot rename
+ * or delete another user's file, nor the daemon's).
  */
 export interface FolderPolicy {
   /** The producers' group id, or undefined for a spool private to its owner. */
@@ -41,8 +42,8 @@ export type SpoolFolder = Subdir | 'root';
 
 export function folderMode(folder: SpoolFolder, policy: FolderPolicy): number {
   if (policy.gid === undefined) return 0o700;
-  if (folder !== 'root' && isProducerFolder(folder)) return 0o3770;
-  return 0o750;
+  if (folder === 'root') return 0o750;
+  return isProducerFolder(folder) ? 0o3770 : 0o2750;
 }
 
 /** The group from the environment for commands that create spools (SPOOL_GROUP: a group name or id). */
