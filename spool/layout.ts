@@ -62,8 +62,14 @@ export class SpoolLayout {
   ensure(policy?: FolderPolicy): this {
     const getPolicy = (): FolderPolicy => (policy ??= policyFromEnv());
     try {
-      mkdirSync(dirname(this.root), { recursive: true });
-      makeFolder(this.root, 'root', getPolicy);
+      try {
+        makeFolder(this.root, 'root', getPolicy);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+        // Its parents are made as mkdir -p makes them; the spool folder itself gets the policy's mode.
+        mkdirSync(dirname(this.root), { recursive: true });
+        makeFolder(this.root, 'root', getPolicy);
+      }
     } catch (err) {
       throw new SpoolDirectoryError(this.root, `cannot be created (${(err as Error).message}); choose a writable path with --dir or SPOOL_DIR`, { cause: err });
     }
