@@ -137,9 +137,11 @@ export interface FolderId {
 /** A spool folder the daemon will not use: what is wrong and the command that fixes it. */
 export class UntrustedFolderError extends SpoolError {
   readonly path: string;
+  readonly problem: string;
   constructor(path: string, problem: string, fix: string) {
     super('SPOOL_UNTRUSTED_DIR', `spool folder ${path} ${problem}; spoolerd will not move or delete files through it. Fix: ${fix}`);
     this.path = path;
+    this.problem = problem;
   }
 }
 
@@ -192,7 +194,14 @@ export function checkOwnedFolder(path: string, trust: Trust): Stats {
  */
 export function checkAncestors(realRoot: string, trust: Trust): void {
   for (let dir = dirname(realRoot); ; dir = dirname(dir)) {
-    const st = checkOwnedFolder(dir, trust);
+    let st: Stats;
+    try {
+      st = checkOwnedFolder(dir, trust);
+    } catch (err) {
+      if (!(err instanceof UntrustedFolderError)) throw err;
+      // The same check, but the fix is not to take over someone else's folder (a home directory, say).
+      throw new UntrustedFolderError(dir, `(above the spool) ${err.problem}`, 'put the spool in a folder owned by root or spoolerd\'s user, such as /var/spool/<name>');
+    }
     if (writableByOthers(st, trust) && (st.mode & 0o1000) === 0) {
       throw new UntrustedFolderError(dir, `(above the spool) is writable by other users (mode ${octal(st.mode)}): they could replace the spool`, `chmod go-w ${dir}, or put the spool elsewhere`);
     }

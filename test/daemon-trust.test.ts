@@ -169,7 +169,8 @@ describe.skipIf(skipReason !== undefined)('hostile producer (a throwaway user), 
     chownSync(dir, uid, gid);
     r = await failsToStart(startDaemon({ dir: root, imports: ['basic'] }));
     expect(r.exit.code).toBe(1);
-    expect(r.errors).toEqual([expect.stringContaining(`spool folder ${dir} is owned by uid ${uid}`)]);
+    expect(r.errors).toEqual([expect.stringContaining(`spool folder ${dir} (above the spool) is owned by uid ${uid}`)]);
+    expect(r.errors[0]).toContain('put the spool in a folder owned by root');
   });
 
   it('refuses every spool folder that is a symbolic link, and follows none of them', async () => {
@@ -222,6 +223,19 @@ describe.skipIf(skipReason !== undefined)('hostile producer (a throwaway user), 
     expect(readdirSync(target.folder)).toEqual(['precious']);
     // It stops serving the spool, and stops like any daemon.
     expect((await d.stop()).code).toBe(0);
+  });
+
+  it('quarantine/ replaced by a link while the daemon runs: the bad file is not moved through it', async () => {
+    makeSpool();
+    const target = victim('profile.d');
+    const d = await startServing({ dir: root, imports: ['basic'], records, args: ['--scan-interval', '200ms', '--settle', '0ms'] });
+    renameSync(join(root, 'quarantine'), join(root, 'quarantine.real'));
+    symlinkSync(target.folder, join(root, 'quarantine'));
+    writeFileSync(join(root, 'incoming', 'evil.sh'), 'echo pwned');
+    // Refused by the check before the quarantine (on the watch event) or by the scan's, whichever comes first.
+    await d.waitForLog((l) => l.level === 'error' && JSON.stringify(l).includes(`${join(root, 'quarantine')} was replaced`));
+    expect(readdirSync(target.folder)).toEqual(['precious']);
+    expect(existsSync(join(root, 'incoming', 'evil.sh'))).toBe(true);
   });
 
   it('a new spool is private to spoolerd\'s user: another user reads no task and enqueues nothing', async () => {
@@ -299,3 +313,12 @@ describe.skipIf(skipReason !== undefined)('hostile producer (a throwaway user), 
 function cleanupSpool(): void {
   spawnSync('rm', ['-rf', root]);
 }
+
+describe('--group', () => {
+  it('an unknown group refuses the start, saying so', async () => {
+    const r = await failsToStart(startDaemon({ dir: root, imports: ['basic'], args: ['--group', `no-such-group-${suffix}`] }));
+    expect(r.exit.code).toBe(1);
+    expect(r.errors).toEqual([`no group named "no-such-group-${suffix}"; create it (groupadd no-such-group-${suffix}) or give its numeric id`]);
+    expect(existsSync(root)).toBe(false);
+  });
+});
