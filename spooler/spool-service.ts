@@ -23,7 +23,8 @@ import { join, sep } from 'node:path';
 import type { FSWatcher } from 'chokidar';
 import { DEFAULT_RETRY, backoffDelay } from '../runtime/backoff.js';
 import type { TaskOutcome } from '../runtime/results.js';
-import { SpoolLayout } from '../spool/layout.js';
+import type { SpoolLayout } from '../spool/layout.js';
+import { folderMode } from '../spool/trust.js';
 import { dueOfTaskName, explainBadName } from '../spool/name.js';
 import { readNames } from '../spool/read-names.js';
 import { decodeTask, type TaskFile } from '../spool/task-file.js';
@@ -31,6 +32,7 @@ import { accept, bury, finish, reclaimOwner, release, removeClaimed, retryLater 
 import type { Execution, Executor } from './executor.js';
 import { ClaimStatus, NAME_SEPARATOR, UnlinkStatus, type ClaimReply } from './file-ops.js';
 import type { FileOpsLane } from './file-ops-lane.js';
+import { SpoolFolders } from './folders.js';
 import type { Logger } from './logger.js';
 import type { DaemonOptions } from './options.js';
 import { isOwnerAlive, Owner, removeOwnerLock } from './owner.js';
@@ -162,7 +164,11 @@ export class SpoolService {
   /** Whether moveFutureOutOfIncoming() is under way. */
   private moving = false;
   private stopping = false;
+  /** A spool folder was replaced while we ran (folders.ts): nothing more is moved here, outcomes included. */
+  private untrusted = false;
   private readonly log: Logger;
+  /** The folders checked at start-up, re-checked before rare moves and at every scan. */
+  private readonly folders: SpoolFolders;
 
   constructor(
     dir: string,
@@ -171,7 +177,8 @@ export class SpoolService {
     private readonly executor: Executor,
     private readonly lane: FileOpsLane,
   ) {
-    this.layout = new SpoolLayout(dir).ensure();
+    this.folders = SpoolFolders.open(dir, { gid: options.group }, options.log);
+    this.layout = this.folders.layout;
     this.log = options.log.child({ spool: this.layout.root });
     this.queue = new TaskQueue(() => slots.wake());
   }
@@ -181,7 +188,8 @@ export class SpoolService {
   }
 
   async start(): Promise<void> {
-    this.owner = await Owner.acquire(this.layout, this.options.staleAfter, this.log);
+    this.owner = await Owner.acquire(this.layout, this.options.staleAfter, this.log, folderMode('active', { gid: this.options.group }));
+    this.folders.adoptClaimDir(this.owner.dir);
     const started = Date.now();
     const incoming = this.loadBacklog(started);
     await this.reclaimDeadOwners();
@@ -241,6 +249,7 @@ export class SpoolService {
    * running tasks went back.
    */
   releaseAll(): number {
+    if (this.untrusted) return 0; // left claimed: reclaimed after the stale time by a daemon that checked its folders
     let returned = 0;
     let unstarted = 0;
     for (const h of this.owned.values()) {
@@ -417,7 +426,8 @@ export class SpoolService {
   private ended(h: Held, outcome: Execution, startedAt: number): void {
     h.bytes = undefined;
     try {
-      if (outcome.kind === 'released') this.releaseInterrupted(h, outcome.reason);
+      if (this.untrusted) this.log.error('a spool folder was replaced: the outcome of this task is not recorded; it stays claimed', { file: h.fileName, outcome: outcome.kind });
+      else if (outcome.kind === 'released') this.releaseInterrupted(h, outcome.reason);
       else this.settle(h, h.task!, outcome);
     } catch (err) {
       this.log.error('unexpected error while running a task; it stays claimed until this daemon stops', { file: h.fileName, err });
@@ -522,6 +532,7 @@ export class SpoolService {
   private buryTask(path: string, task: TaskFile, attempts: number, error: ReturnType<typeof describeError>, fields: Record<string, unknown>, retries: number): void {
     const record = { id: task.id, name: task.name, attempts, at: Date.now(), error };
     try {
+      this.folders.check('state', 'dead');
       if (!bury(path, this.layout, record)) return this.lose(task.fileName, 'the claim was taken over before the task was buried');
     } catch (err) {
       this.log.error('cannot move a task to dead/; it stays claimed', { ...fields, err });
@@ -539,6 +550,7 @@ export class SpoolService {
   private quarantine(path: string, fileName: string, reason: string, from: string): void {
     let moved: string | undefined;
     try {
+      this.folders.check('quarantine');
       moved = quarantine(this.layout, path, fileName, reason, from, Date.now());
     } catch (err) {
       this.held.set(fileName, Date.now() + this.options.scanInterval);
@@ -819,7 +831,7 @@ export class SpoolService {
 
   /** The periodic reconciliation scan. */
   private async scan(): Promise<void> {
-    if (this.stopping) return;
+    if (this.stopping || !this.foldersStillTrusted()) return;
     const now = Date.now();
     this.lastFullScan = now;
     for (const [name, until] of this.held) if (until < now - 10 * this.options.settle) this.held.delete(name);
@@ -828,6 +840,23 @@ export class SpoolService {
     this.rescanPendingIfChanged();
     await this.reclaimDeadOwners();
     this.sweepTmp();
+  }
+
+  /**
+   * Re-checks every folder checked at start-up (one lstat each, once per scan).
+   * A folder replaced meanwhile (by a link, or another directory) ends the
+   * serving of this spool: no more claims, moves or deletes here; running
+   * tasks finish, and their files stay claimed for a daemon that checked its
+   * folders to reclaim.
+   */
+  private foldersStillTrusted(): boolean {
+    const problems = this.folders.checkAll();
+    if (problems.length === 0) return true;
+    for (const p of problems) this.log.error(p.message);
+    this.log.error('a spool folder was replaced while spoolerd ran: this spool is no longer served; restore the folder and restart spoolerd');
+    this.untrusted = true;
+    void this.stopDiscovery();
+    return false;
   }
 
   /**
@@ -860,8 +889,10 @@ export class SpoolService {
   private async reclaimDeadOwners(): Promise<void> {
     let owners: string[];
     try {
+      this.folders.check('active', 'incoming', 'locks');
       owners = readdirSync(this.layout.active);
-    } catch {
+    } catch (err) {
+      this.log.error('claims of dead daemons are not reclaimed', { err: (err as Error).message });
       return;
     }
     for (const id of owners) {
@@ -869,12 +900,17 @@ export class SpoolService {
       this.otherOwnersSeen = true;
       if (await isOwnerAlive(this.layout, id, this.options.staleAfter)) continue;
       const dir = join(this.layout.active, id);
+      // Never followed: a link or a foreign directory here is refused (logged once), and the
+      // directory listed must still be the one checked when its files are moved.
+      const checked = this.folders.claimDir(dir, this.log);
+      if (checked === undefined) continue;
       let names: string[];
       try {
         names = readdirSync(dir);
       } catch {
         continue;
       }
+      if (!this.folders.sameFolder(dir, checked)) continue;
       const reclaimed = reclaimOwner(this.layout, dir, names, Date.now());
       removeOwnerLock(this.layout, id);
       if (reclaimed.length === 0) continue;
@@ -891,6 +927,12 @@ export class SpoolService {
     const now = Date.now();
     if (now - this.lastTmpSweep < 60_000) return;
     this.lastTmpSweep = now;
+    try {
+      this.folders.check('tmp');
+    } catch (err) {
+      this.log.error('tmp/ is not swept', { err: (err as Error).message });
+      return;
+    }
     for (const n of readdirSync(this.layout.tmp)) {
       const path = join(this.layout.tmp, n);
       try {
