@@ -190,7 +190,6 @@ export class HostRig {
     await this.waitFor(() => existsSync(join(d, 'sshd.pid')), 'sshd to write its pid file', () => readFileSync(join(d, 'sshd.log'), 'utf8'));
 
     for (const [i, host] of this.hosts.entries()) {
-      const log = join(d, `sshfs-${host.name}.log`);
       const options = [
         `IdentityFile=${join(d, 'client_key')}`,
         'StrictHostKeyChecking=no',
@@ -204,10 +203,7 @@ export class HostRig {
         stdio: ['ignore', 'ignore', 'pipe'],
       });
       let stderr = '';
-      child.stderr!.setEncoding('utf8').on('data', (t: string) => {
-        stderr += t;
-        writeFileSync(log, stderr);
-      });
+      child.stderr!.setEncoding('utf8').on('data', (t: string) => (stderr += t));
       this.sshfs.push(child);
       writeFileSync(join(d, `sshfs-${host.name}.pid`), String(child.pid));
       await this.waitFor(() => isMounted(host.mount) || child.exitCode !== null, `sshfs to mount ${host.mount}`, () => stderr);
