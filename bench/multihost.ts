@@ -79,8 +79,7 @@ async function pickupRun(rig: HostRig, pollArgs: string[], drops: number): Promi
 async function drainRun(rig: HostRig, hosts: RigHost[], tasks: number): Promise<{ rate: number; wallMs: number; perHost: number[] }> {
   rmSync(rig.serverPath('spool'), { recursive: true, force: true });
   const spooler = Spooler.open(rig.serverPath('spool'));
-  const noop = spooler.task(function noop() {});
-  await spooler.enqueueMany(Array.from({ length: tasks }, () => noop.request()));
+  await spooler.enqueueMany(Array.from({ length: tasks }, () => ({ name: 'noop' })));
   const counts = join(rig.dir, 'drain-counts');
   rmSync(counts, { recursive: true, force: true });
   const started = Date.now();
