@@ -4,7 +4,7 @@
  *
  * pickup: a daemon on h1 with --poll, a producer on h2 dropping a task
  * through its own mount every 200-400 ms (random, so that drops land at every
- * phase of the poll); each task records how long after the producer began
+ * phase of the poll; then 500-1500 ms apart); each task records how long after the producer began
  * writing it it started (one machine, one clock). Run at the default poll
  * interval (1 s) and at 250 ms, with the rig's coherent mount options, and at
  * 250 ms with sshfs's default caching for comparison.
@@ -46,7 +46,7 @@ async function stop(child: ChildProcess): Promise<void> {
   if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
 }
 
-async function pickupRun(rig: HostRig, pollArgs: string[], drops: number): Promise<number[]> {
+async function pickupRun(rig: HostRig, pollArgs: string[], drops: number, gapMs: [number, number]): Promise<number[]> {
   const [consumer, producerHost] = rig.hosts as [RigHost, RigHost];
   const report = join(rig.dir, 'pickup-report');
   rmSync(report, { force: true });
@@ -60,7 +60,7 @@ async function pickupRun(rig: HostRig, pollArgs: string[], drops: number): Promi
       const since = preciseNow();
       const task = encodeTask({ name: 'stamp', priority: 50, body: { type: 'fcall', args: [since] } });
       writeTaskSync(producer.layout, task.fileName, task.bytes);
-      await sleep(200 + Math.random() * 200);
+      await sleep(gapMs[0] + Math.random() * (gapMs[1] - gapMs[0]));
     }
     const deadline = Date.now() + 30_000;
     let lat: number[] = [];
@@ -124,11 +124,19 @@ export async function multihost(options: { tasks?: number; runs?: number } = {})
   ] as const) {
     const rig = await HostRig.create({ hosts: 3, mountOptions: [...mountOptions] });
     try {
-      const configs: Array<[string, string[]]> =
-        mountOptions.length === 0 ? [['--poll-interval 250ms', ['--poll-interval', '250ms']]] : [['--poll (1 s)', []], ['--poll-interval 250ms', ['--poll-interval', '250ms']]];
-      for (const [name, args] of configs) {
-        const lat = await pickupRun(rig, args, drops);
-        printTable(`pickup of a drop made through another host's mount, ${label} (${mountOptions.join(',') || 'none'}), ${name}, ${drops} drops`, [
+      const fast: [number, number] = [200, 400];
+      const sparse: [number, number] = [500, 1500];
+      const configs: Array<[string, string[], [number, number]]> =
+        mountOptions.length === 0
+          ? [['--poll-interval 250ms', ['--poll-interval', '250ms'], fast]]
+          : [
+              ['--poll (1 s)', [], fast],
+              ['--poll-interval 250ms', ['--poll-interval', '250ms'], fast],
+              ['--poll-interval 250ms', ['--poll-interval', '250ms'], sparse],
+            ];
+      for (const [name, args, gap] of configs) {
+        const lat = await pickupRun(rig, args, drops, gap);
+        printTable(`pickup of a drop made through another host's mount, ${label} (${mountOptions.join(',') || 'none'}), ${name}, ${drops} drops ${gap[0]}-${gap[1]} ms apart`, [
           ['p50 (ms)', p(lat, 50), '', ''],
           ['p90 (ms)', p(lat, 90), '', ''],
           ['max (ms)', p(lat, 100), '', ''],
