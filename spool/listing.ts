@@ -164,6 +164,8 @@ function finishChecks(entries: SpoolEntry[], sorted: SpoolEntry[], ctx: Context,
       e.mtimeMs = mtimes[k];
     } else {
       const checked = checkEntry(e, ctx, ctx.toCheckDirs[k]!) ?? GONE;
+      // checkEntry makes a new entry; a claimed file keeps the owner startListing gave it.
+      if (checked !== GONE && e.owner !== undefined) checked.owner = e.owner;
       entries[index] = checked;
       (changed ??= new Map()).set(e, checked);
     }
