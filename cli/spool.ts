@@ -34,12 +34,6 @@ const named = process.argv[2];
 const wanted = named !== undefined && Object.hasOwn(COMMANDS, named) ? [named] : Object.keys(COMMANDS);
 for (const command of await Promise.all(wanted.map((name) => COMMANDS[name]!()))) program.addCommand(command.exitOverride());
 
-try {
-  await program.parseAsync(process.argv);
-} catch (err) {
-  process.exitCode = exitCodeFor(err);
-}
-
 /** What each command was doing, for a system error that names no path. */
 const DOING: Record<string, string> = {
   ls: 'list the tasks',
@@ -49,6 +43,12 @@ const DOING: Record<string, string> = {
   retry: 'move the dead letter back',
   stats: 'count the tasks',
 };
+
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  process.exitCode = exitCodeFor(err);
+}
 
 /** Prints the error, as one line without control characters (they may come from file names), and gives the exit code. */
 function exitCodeFor(err: unknown): number {
