@@ -403,6 +403,8 @@ function* readDirEntries(dir: string): Generator<Dirent, void, undefined> {
     handle = opendirSync(dir, { bufferSize: 128 });
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+    // Node's opendir errors name no path; the message for the user (EACCES: which directory) needs it.
+    (err as NodeJS.ErrnoException).path ??= dir;
     throw err;
   }
   try {
