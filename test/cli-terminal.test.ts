@@ -148,16 +148,20 @@ describe('spool show and rm', () => {
 });
 
 describe('spoolerd --log-format pretty', () => {
-  it('logs the name of a quarantined hostile file escaped, on one line', async () => {
-    const bad = fileNamed(`${CLEAR_AND_RETITLE}\nFAKE ERROR line`).file;
+  it('logs the names of quarantined hostile files escaped, each on one line', async () => {
+    // One name with no white space (the formatter printed such values bare) and one with a newline and C1/bidi characters.
+    const bad = [fileNamed(CLEAR_AND_RETITLE).file, fileNamed('\x9b2J\u202e\nFAKE ERROR line').file];
     // Pretty lines are not JSON: the helper keeps them in rawStderr.
     const d = startDaemon({ dir: root, imports: ['basic'], logFormat: 'pretty', args: ['--settle', '100ms', '--scan-interval', '200ms'] });
     await waitFor(() => d.rawStderr.some((l) => l.includes('serving spool')), { what: '"serving spool"', explain: () => d.describe() });
-    put('incoming', bad);
-    // The daemon's own line about it proves it got there; then the whole of stderr is checked.
-    const line = await waitFor(() => d.rawStderr.find((l) => l.includes('quarantined a file')), { what: 'the quarantine log line', explain: () => d.rawStderr.join('\n') });
-    expect(line).toContain(printable(JSON.stringify(bad)));
-    expect(line).toContain('FAKE ERROR line');
+    for (const f of bad) put('incoming', f);
+    // The daemon's own lines about them prove it got there; then the whole of stderr is checked.
+    const lines = await waitFor(() => {
+      const found = d.rawStderr.filter((l) => l.includes('quarantined a file'));
+      return found.length === bad.length && found;
+    }, { what: 'the quarantine log lines', explain: () => d.rawStderr.join('\n') });
+    expect(lines.join('\n')).toContain('-a0-\\x1b[2J\\x1b]0;pwned\\x07.json');
+    expect(lines.join('\n')).toContain('\\x9b2J\\u202e\\nFAKE ERROR line');
     expect(d.rawStderr.join('\n')).not.toMatch(RAW_CONTROL);
     expect(d.rawStderr.filter((l) => l.startsWith('FAKE'))).toEqual([]);
   });
