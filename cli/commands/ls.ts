@@ -5,7 +5,7 @@ import { startListing, TASK_STATES, type SpoolEntry, type TaskState } from '../.
 import { entryJsonText } from '../entry-json.js';
 import { CliError, EXIT } from '../exit-codes.js';
 import { spoolFrom, withDirOption, type DirOption } from '../find-task.js';
-import { jsonForTerminal, printable } from '../../spool/printable.js';
+import { printable } from '../../spool/printable.js';
 import { CHUNK_CHARS, formatTime, jsonArrayChunks, TimeTexts, writeStdout, writeStdoutBytes } from '../output.js';
 
 interface LsOptions extends DirOption {
@@ -54,9 +54,9 @@ export function lsCommand(): Command {
         const chosen = all.filter((e) => states.has(e.state) && (names === undefined || (e.task !== undefined && names.has(e.task.name))));
         return limit === undefined ? chosen : chosen.slice(0, limit);
       };
-      // EntryJson holds only strings, numbers and nulls: its JSON.stringify text, made safe for a terminal, is toJson's.
+      // EntryJson holds only strings, numbers and nulls: its JSON.stringify text, made safe for a terminal, is toJson's (entryJsonText).
       const textOf = (entries: SpoolEntry[]): Iterator<string> =>
-        options.json ? forTerminal(jsonArrayChunks(entries.length, (i) => entryJsonText(entries[i]!))) : tableChunks(entries, now);
+        options.json ? jsonArrayChunks(entries.length, (i) => entryJsonText(entries[i]!)) : tableChunks(entries, now);
       let text = textOf(select(listing.entries));
       // While other threads still check bodies, the text is made ahead (up to HELD_BYTES of it) and
       // held; it is written once the checks are in, or thrown away if they changed the listing.
@@ -78,11 +78,6 @@ export function lsCommand(): Command {
       for (const bytes of held) writeStdoutBytes(bytes);
       for (let chunk = text.next(); chunk.done !== true; chunk = text.next()) writeStdout(chunk.value);
     });
-}
-
-/** jsonForTerminal on each chunk: one search of 64 KiB of text that almost never finds anything. */
-function* forTerminal(chunks: Iterable<string>): Generator<string, void, undefined> {
-  for (const chunk of chunks) yield jsonForTerminal(chunk);
 }
 
 /** How much of the text is made ahead and held in memory while bodies are still being checked. */
