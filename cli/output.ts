@@ -29,7 +29,11 @@ export function writeStdoutBytes(bytes: Uint8Array): void {
       const code = (err as NodeJS.ErrnoException).code;
       if (code === 'EAGAIN') Atomics.wait(nap, 0, 0, 1);
       else if (code === 'EPIPE') process.exit(0);
-      else throw err;
+      else {
+        // A full disk under a redirected stdout is not the spool's: the message must say which file failed.
+        (err as NodeJS.ErrnoException).path ??= 'the standard output';
+        throw err;
+      }
     }
   }
 }
