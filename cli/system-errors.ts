@@ -65,6 +65,8 @@ export function explainSystemError(err: unknown, context: SystemErrorContext = {
   const sys = systemErrorIn(err);
   if (sys === undefined) return undefined;
   const code = sys.code!;
+  // A typed error that wraps another system error already says what is wrong (spool directory: not a directory).
+  if (sys !== err && STORAGE[code] === undefined && PERMISSION[code] === undefined) return undefined;
   const what = whatFailed(sys, context);
   const storage = STORAGE[code];
   if (storage !== undefined) {

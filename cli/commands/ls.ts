@@ -2,10 +2,10 @@
 import { Command, Option } from 'commander';
 import type { TaskLocation } from '../../spool/layout.js';
 import { startListing, TASK_STATES, type SpoolEntry, type TaskState } from '../../spool/listing.js';
+import { printable } from '../../spool/printable.js';
 import { entryJsonText } from '../entry-json.js';
 import { CliError, EXIT } from '../exit-codes.js';
 import { spoolFrom, withDirOption, type DirOption } from '../find-task.js';
-import { printable } from '../../spool/printable.js';
 import { CHUNK_CHARS, formatTime, jsonArrayChunks, TimeTexts, writeStdout, writeStdoutBytes } from '../output.js';
 
 interface LsOptions extends DirOption {
