@@ -1,5 +1,6 @@
 /** The JSON form of a spool entry, shared by `spool ls --json` and `spool show`. Keys are stable. */
 import type { SpoolEntry } from '../spool/listing.js';
+import { jsonForTerminal } from '../spool/printable.js';
 
 export interface EntryJson {
   id: string | null;
@@ -37,9 +38,9 @@ export function entryJson(e: SpoolEntry): EntryJson {
 }
 
 /**
- * JSON.stringify(entryJson(e)), written out directly: the same text, without
- * building the object or walking it (`spool ls --json` makes one per task).
- * Strings go through JSON.stringify, so they are escaped exactly as there.
+ * toJson(entryJson(e)), written out directly: the same text, without building
+ * the object or walking it (`spool ls --json` makes one per task). Strings go
+ * through JSON.stringify and jsonForTerminal, so they are escaped exactly as there.
  */
 export function entryJsonText(e: SpoolEntry): string {
   const t = e.task;
@@ -50,13 +51,21 @@ export function entryJsonText(e: SpoolEntry): string {
         `"created":${numeric(t.created)},"attempts":${numeric(t.attempts)},"encoding":${quotedOrNull(t.encoding)}`;
   return (
     head +
-    `,"location":${quoted(e.location)},"owner":${quotedOrNull(e.owner)},"file":${JSON.stringify(e.fileName)},"path":${JSON.stringify(e.path)},"reason":${nullable(e.reason)}}`
+    `,"location":${quoted(e.location)},"owner":${quotedOrNull(e.owner)},"file":${safeJson(e.fileName)},"path":${safeJson(e.path)},"reason":${nullable(e.reason)}}`
   );
 }
 
-/** JSON text of a string, or null (as `?? null` then JSON.stringify). */
+/**
+ * JSON text of a string, safe on a terminal: JSON.stringify's, through
+ * jsonForTerminal (one search of a short string that almost never finds anything).
+ */
+function safeJson(s: string): string {
+  return jsonForTerminal(JSON.stringify(s));
+}
+
+/** JSON text of a string, or null (as `?? null` then toJson). */
 function nullable(s: string | null | undefined): string {
-  return s == null ? 'null' : JSON.stringify(s);
+  return s == null ? 'null' : safeJson(s);
 }
 
 /** JSON text of a number, or null (as `?? null` then JSON.stringify: NaN and infinities are null too). */
@@ -70,7 +79,7 @@ const QUOTED = new Map<string, string>();
 function quoted(s: string): string {
   let text = QUOTED.get(s);
   if (text === undefined) {
-    text = JSON.stringify(s);
+    text = jsonForTerminal(JSON.stringify(s));
     if (QUOTED.size < 1024) QUOTED.set(s, text);
   }
   return text;

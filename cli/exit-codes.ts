@@ -11,6 +11,10 @@ export const EXIT = {
   INVALID: 4,
   /** The task is claimed by a running daemon and cannot be changed (rm). */
   CONFLICT: 5,
+  /** The filesystem refused: no space left, quota exceeded, read-only, or an I/O error. */
+  STORAGE: 6,
+  /** Permission denied: run as the spool's owner or a member of its group. */
+  PERMISSION: 7,
 } as const;
 
 /** An error that ends the command with a given exit code and message. */

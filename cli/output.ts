@@ -1,5 +1,6 @@
 /** Output helpers: aligned columns for people, stable JSON for programs, times both ways. */
 import { writeSync } from 'node:fs';
+import { jsonForTerminal, printable } from '../spool/printable.js';
 
 /** One shared word to sleep on while a full pipe drains. */
 const nap = new Int32Array(new SharedArrayBuffer(4));
@@ -28,7 +29,11 @@ export function writeStdoutBytes(bytes: Uint8Array): void {
       const code = (err as NodeJS.ErrnoException).code;
       if (code === 'EAGAIN') Atomics.wait(nap, 0, 0, 1);
       else if (code === 'EPIPE') process.exit(0);
-      else throw err;
+      else {
+        // A full disk under a redirected stdout is not the spool's: the message must say which file failed.
+        (err as NodeJS.ErrnoException).path ??= 'the standard output';
+        throw err;
+      }
     }
   }
 }
@@ -36,8 +41,9 @@ export function writeStdoutBytes(bytes: Uint8Array): void {
 /** For writeStdout: room for a chunk of CHUNK_CHARS and then some, in UTF-8 at its widest. */
 const outBuffer = Buffer.allocUnsafeSlow(3 * 96 * 1024);
 
-/** Renders rows as left-aligned columns (right-aligned where `right` says), two spaces apart. */
-export function table(header: string[], rows: string[][], right: ReadonlySet<number> = new Set()): string {
+/** Renders rows as left-aligned columns (right-aligned where `right` says), two spaces apart; control characters escaped. */
+export function table(header: string[], givenRows: string[][], right: ReadonlySet<number> = new Set()): string {
+  const rows = givenRows.map((r) => r.map(printable));
   const widths = header.map((h) => h.length);
   for (const r of rows) for (let c = 0; c < r.length; c++) widths[c] = Math.max(widths[c] ?? 0, r[c]!.length);
   const line = (cells: string[]): string =>
@@ -158,9 +164,12 @@ function spanKey(ms: number): number {
   return 144 + Math.floor(ms / 86_400_000);
 }
 
-/** JSON for programs: bytes become {"$bytes": base64}, so nothing is lost or mangled. */
+/**
+ * JSON for programs: bytes become {"$bytes": base64}, so nothing is lost or
+ * mangled; characters a terminal would act on are \u escapes (jsonForTerminal).
+ */
 export function toJson(value: unknown, indent?: number): string {
-  return JSON.stringify(
+  return jsonForTerminal(JSON.stringify(
     value,
     function replacer(this: unknown, key: string, v: unknown) {
       // JSON.stringify has already called Buffer's toJSON; look at the raw property instead.
@@ -169,5 +178,5 @@ export function toJson(value: unknown, indent?: number): string {
       return v;
     },
     indent,
-  );
+  ));
 }

@@ -1,14 +1,21 @@
 #!/usr/bin/env node
 /** The `spool` command: inspect and manage a spool. */
+import { resolve } from 'node:path';
 import { Command, CommanderError } from 'commander';
 import { SpoolError } from '../spool/errors.js';
+import { printable } from '../spool/printable.js';
 import { CliError, EXIT } from './exit-codes.js';
+import { explainSystemError } from './system-errors.js';
 import { VERSION } from './version.js';
 
 const program = new Command('spool')
   .description('Inspect and manage a spoolerd spool directory.')
   .version(VERSION)
-  .addHelpText('after', '\nExit codes: 0 ok, 1 error, 2 usage, 3 not found, 4 invalid task file, 5 task is running.')
+  .addHelpText(
+    'after',
+    '\nExit codes: 0 ok, 1 error, 2 usage, 3 not found, 4 invalid task file, 5 task is running,\n' +
+      '6 no space, read-only or failing filesystem, 7 permission denied.',
+  )
   .exitOverride()
   .showHelpAfterError('(add --help for usage)');
 
@@ -27,25 +34,50 @@ const named = process.argv[2];
 const wanted = named !== undefined && Object.hasOwn(COMMANDS, named) ? [named] : Object.keys(COMMANDS);
 for (const command of await Promise.all(wanted.map((name) => COMMANDS[name]!()))) program.addCommand(command.exitOverride());
 
+/** What each command was doing, for a system error that names no path. */
+const DOING: Record<string, string> = {
+  ls: 'list the tasks',
+  show: 'read the task',
+  add: 'write the task file',
+  rm: 'remove the task',
+  retry: 'move the dead letter back',
+  stats: 'count the tasks',
+};
+
 try {
   await program.parseAsync(process.argv);
 } catch (err) {
   process.exitCode = exitCodeFor(err);
 }
 
+/** Prints the error, as one line without control characters (they may come from file names), and gives the exit code. */
 function exitCodeFor(err: unknown): number {
   if (err instanceof CommanderError) {
     // Commander has printed its message (or the help/version) already.
     return err.exitCode === 0 ? EXIT.OK : EXIT.USAGE;
   }
   if (err instanceof CliError) {
-    process.stderr.write(`spool: ${err.message}\n`);
+    process.stderr.write(`spool: ${printable(err.message)}\n`);
     return err.exitCode;
   }
+  // Full disk, read-only filesystem, no permission: the user's to fix, said plainly.
+  const explained = explainSystemError(err, systemErrorContext());
+  if (explained !== undefined) {
+    process.stderr.write(`spool${named !== undefined && Object.hasOwn(DOING, named) ? ` ${named}` : ''}: ${printable(explained.message)}\n`);
+    return explained.exitCode;
+  }
   if (err instanceof SpoolError) {
-    process.stderr.write(`spool: ${err.message}\n`);
+    process.stderr.write(`spool: ${printable(err.message)}\n`);
     return err.code === 'SPOOL_BAD_OPTION' || err.code === 'SPOOL_UNENCODABLE' ? EXIT.USAGE : EXIT.ERROR;
   }
-  process.stderr.write(`spool: unexpected error: ${(err as Error)?.stack ?? String(err)}\n`);
+  // A bug: the stack is what a report needs.
+  process.stderr.write(`spool: unexpected error: ${((err as Error)?.stack ?? String(err)).split('\n').map(printable).join('\n')}\n`);
   return EXIT.ERROR;
+}
+
+/** The command and spool that failed (the command line has been parsed by now). */
+function systemErrorContext(): { spool?: string; doing?: string; command?: string } {
+  if (named === undefined || !Object.hasOwn(DOING, named)) return {};
+  const dir = program.commands.find((c) => c.name() === named)?.opts<{ dir?: string }>().dir ?? process.env.SPOOL_DIR;
+  return { ...(dir ? { spool: resolve(dir) } : {}), doing: DOING[named]!, command: `spool ${named}` };
 }

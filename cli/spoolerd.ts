@@ -11,6 +11,7 @@ import { createLogger, LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevel, t
 import { DEFAULTS } from '../spooler/options.js';
 import { importTaskModule, TaskModuleError } from '../spooler/task-modules.js';
 import { WorkerStartError } from '../spooler/worker-pool.js';
+import { explainSystemError } from './system-errors.js';
 import { VERSION } from './version.js';
 
 interface CliOptions {
@@ -100,7 +101,10 @@ try {
 
 const log = createLogger({ level: options.logLevel, format: options.logFormat ?? (process.stderr.isTTY ? 'pretty' : 'json') });
 await main(options, log).catch((err: unknown) => {
-  if (err instanceof SpoolError || err instanceof StartupError || err instanceof TaskModuleError || err instanceof WorkerStartError) log.error(err.message);
+  // A full disk or a missing permission is the user's to fix: said plainly, without a stack.
+  const explained = explainSystemError(err, { command: 'spoolerd' });
+  if (explained !== undefined) log.error(`start-up failed: ${explained.message}`);
+  else if (err instanceof SpoolError || err instanceof StartupError || err instanceof TaskModuleError || err instanceof WorkerStartError) log.error(err.message);
   else log.error('start-up failed', { err });
   process.exit(1);
 });

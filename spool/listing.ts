@@ -165,6 +165,8 @@ function finishChecks(entries: SpoolEntry[], sorted: SpoolEntry[], ctx: Context,
       e.mtimeMs = mtimes[k];
     } else {
       const checked = checkEntry(e, ctx, ctx.toCheckDirs[k]!) ?? GONE;
+      // checkEntry makes a new entry; a claimed file keeps the owner startListing gave it.
+      if (checked !== GONE && e.owner !== undefined) checked.owner = e.owner;
       entries[index] = checked;
       (changed ??= new Map()).set(e, checked);
     }
@@ -405,6 +407,8 @@ function* readDirEntries(dir: string): Generator<Dirent, void, undefined> {
     handle = opendirSync(dir, { bufferSize: 128 });
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+    // Node's opendir errors name no path; the message for the user (EACCES: which directory) needs it.
+    (err as NodeJS.ErrnoException).path ??= dir;
     throw err;
   }
   try {

@@ -2,6 +2,8 @@
  * Structured logs: JSON lines for machines, readable lines for people. Every
  * record is a message plus flat fields; the format only changes how it prints.
  */
+import { printable } from '../spool/printable.js';
+
 export const LOG_LEVELS = ['debug', 'info', 'warn', 'error'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 export const LOG_FORMATS = ['json', 'pretty'] as const;
@@ -41,21 +43,26 @@ function jsonLine(level: LogLevel, msg: string, fields: LogFields): string {
   return JSON.stringify({ time: new Date().toISOString(), level, msg, ...fields }, errorReplacer) + '\n';
 }
 
+/**
+ * One record for people. Messages and fields may hold file names from anyone who
+ * can write into the spool: every part goes through printable(), so a name
+ * cannot move the cursor, retitle the terminal or forge a log line.
+ */
 function prettyLine(level: LogLevel, msg: string, fields: LogFields): string {
-  let line = `${new Date().toISOString()} ${level.toUpperCase().padEnd(5)} ${msg}`;
+  let line = `${new Date().toISOString()} ${level.toUpperCase().padEnd(5)} ${printable(msg)}`;
   let stack: string | undefined;
   for (const [key, value] of Object.entries(fields)) {
     if (value === undefined) continue;
     if (value instanceof Error || (key === 'stack' && typeof value === 'string')) {
       stack = value instanceof Error ? value.stack : value;
-      if (value instanceof Error) line += ` ${key}=${JSON.stringify(value.message)}`;
+      if (value instanceof Error) line += ` ${printable(key)}=${printable(JSON.stringify(value.message))}`;
       continue;
     }
     const text =
       typeof value === 'string' ? (/^[^\s"=]+$/.test(value) ? value : JSON.stringify(value)) : JSON.stringify(value, errorReplacer);
-    line += ` ${key}=${text}`;
+    line += ` ${printable(key)}=${printable(text ?? String(text))}`;
   }
-  if (stack) line += '\n  ' + stack.split('\n').join('\n  ');
+  if (stack) line += '\n  ' + stack.split('\n').map(printable).join('\n  ');
   return line + '\n';
 }
 

@@ -7,7 +7,7 @@
 import { describe, expect, it } from 'vitest';
 import { alignedLine } from '../cli/commands/ls.js';
 import { entryJson, entryJsonText } from '../cli/entry-json.js';
-import { formatRelative, formatSpan, formatTime, TimeTexts } from '../cli/output.js';
+import { formatRelative, formatSpan, formatTime, TimeTexts, toJson } from '../cli/output.js';
 import type { SpoolEntry } from '../spool/listing.js';
 import { random } from './helpers/random.js';
 
@@ -15,7 +15,7 @@ import { random } from './helpers/random.js';
 const ODD_STRINGS = ['', ' ', 'plain', 'quote " and \\ backslash', 'tab\tnew\nline\r', '\u0000\u001f\u007f', 'é日本', '\ud800 lone', 'pair \ud83d\ude00', '\u2028\u2029', '</script>', 'ends in space '];
 
 describe('entryJsonText', () => {
-  it('is JSON.stringify(entryJson(e)) for entries of every kind', () => {
+  it('is toJson(entryJson(e)) for entries of every kind', () => {
     const task = { priority: 7, due: 1763797200000, id: '1763797190000a3f09c2d4e5b6f71', created: 1763797190000, attempts: 3, name: 'mail.send:v2-x', encoding: 'json' as const };
     const entries: SpoolEntry[] = [
       { location: 'pending', fileName: 'f', path: '/s/pending/f', state: 'due', task },
@@ -28,7 +28,11 @@ describe('entryJsonText', () => {
       entries.push({ location: 'active', fileName: s, path: s, state: 'active', task: { ...task, name: s, id: s }, owner: s });
       entries.push({ location: 'dead', fileName: s, path: s, state: 'dead', task: { ...task, due: -0, created: NaN, attempts: Infinity }, owner: '' });
     }
-    for (const e of entries) expect(entryJsonText(e)).toBe(JSON.stringify(entryJson(e)));
+    for (const e of entries) {
+      expect(entryJsonText(e)).toBe(toJson(entryJson(e)));
+      // toJson only writes more characters as \u escapes: the value is JSON.stringify's.
+      expect(JSON.parse(entryJsonText(e))).toEqual(JSON.parse(JSON.stringify(entryJson(e))));
+    }
   });
 });
 

@@ -2,6 +2,7 @@
 import { Command, Option } from 'commander';
 import type { TaskLocation } from '../../spool/layout.js';
 import { startListing, TASK_STATES, type SpoolEntry, type TaskState } from '../../spool/listing.js';
+import { printable } from '../../spool/printable.js';
 import { entryJsonText } from '../entry-json.js';
 import { CliError, EXIT } from '../exit-codes.js';
 import { spoolFrom, withDirOption, type DirOption } from '../find-task.js';
@@ -53,7 +54,7 @@ export function lsCommand(): Command {
         const chosen = all.filter((e) => states.has(e.state) && (names === undefined || (e.task !== undefined && names.has(e.task.name))));
         return limit === undefined ? chosen : chosen.slice(0, limit);
       };
-      // EntryJson holds only strings, numbers and nulls: its JSON.stringify text is toJson's.
+      // EntryJson holds only strings, numbers and nulls: its JSON.stringify text, made safe for a terminal, is toJson's (entryJsonText).
       const textOf = (entries: SpoolEntry[]): Iterator<string> =>
         options.json ? jsonArrayChunks(entries.length, (i) => entryJsonText(entries[i]!)) : tableChunks(entries, now);
       let text = textOf(select(listing.entries));
@@ -107,12 +108,12 @@ function* tableChunks(entries: SpoolEntry[], now: number): Generator<string, voi
   for (const e of entries) {
     const t = e.task;
     widen(0, t ? t.id.length : 1);
-    widen(1, t ? t.name.length : e.fileName.length);
+    widen(1, t ? t.name.length : printable(e.fileName).length);
     widen(2, t ? digits(t.priority) : 1);
     widen(3, t ? DUE_WIDTH : 1);
     if (t) widen(4, times.relative(t.due).length);
     widen(5, t ? digits(t.attempts) : 1);
-    widen(6, e.owner ? e.state.length + 1 + e.owner.length : e.state.length);
+    widen(6, e.owner ? e.state.length + 1 + printable(e.owner).length : e.state.length);
     widen(7, t ? times.span(Math.max(0, now - t.created)).length : 1);
   }
   let chunk = alignedLine(header, width);
@@ -129,15 +130,15 @@ function* tableChunks(entries: SpoolEntry[], now: number): Generator<string, voi
       cells[7] = times.span(Math.max(0, now - t.created));
     } else {
       cells[0] = '-';
-      cells[1] = e.fileName;
+      cells[1] = printable(e.fileName);
       cells[2] = '-';
       cells[3] = '-';
       cells[4] = '';
       cells[5] = '-';
       cells[7] = '-';
     }
-    cells[6] = e.owner ? `${e.state}@${e.owner}` : e.state;
-    if (withReason) cells[8] = e.reason ?? '';
+    cells[6] = e.owner ? `${e.state}@${printable(e.owner)}` : e.state;
+    if (withReason) cells[8] = e.reason === undefined ? '' : printable(e.reason);
     chunk += alignedLine(cells, width);
     if (chunk.length >= CHUNK_CHARS) {
       yield chunk;

@@ -9,6 +9,7 @@ import { Command } from 'commander';
 import type { SpoolLayout } from '../../spool/layout.js';
 import { listSpool, type SpoolEntry } from '../../spool/listing.js';
 import { renameTask } from '../../spool/name.js';
+import { printable } from '../../spool/printable.js';
 import { CliError, EXIT } from '../exit-codes.js';
 import { findEntry, spoolFrom, withDirOption, type DirOption } from '../find-task.js';
 
@@ -35,7 +36,7 @@ export function retryCommand(): Command {
             entries.push(entry);
           } catch (err) {
             if (!(err instanceof CliError)) throw err;
-            process.stderr.write(`spool retry: ${err.message}\n`);
+            process.stderr.write(`spool retry: ${printable(err.message)}\n`);
             failure ??= err;
           }
         }

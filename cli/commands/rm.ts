@@ -8,6 +8,7 @@ import { mkdirSync, renameSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command } from 'commander';
 import type { SpoolLayout } from '../../spool/layout.js';
+import { printable } from '../../spool/printable.js';
 import { CliError, EXIT } from '../exit-codes.js';
 import { findEntry, spoolFrom, withDirOption, type DirOption } from '../find-task.js';
 
@@ -22,10 +23,10 @@ export function rmCommand(): Command {
       for (const ref of refs) {
         try {
           const removed = revoke(layout, ref);
-          if (!options.quiet) process.stdout.write(`removed ${removed}\n`);
+          if (!options.quiet) process.stdout.write(`removed ${printable(removed)}\n`);
         } catch (err) {
           if (!(err instanceof CliError)) throw err;
-          process.stderr.write(`spool rm: ${err.message}\n`);
+          process.stderr.write(`spool rm: ${printable(err.message)}\n`);
           failure ??= err;
         }
       }
