@@ -130,7 +130,7 @@ export class BodyChecks {
    */
   finish(): CheckResults {
     if (this.names.length > 0) this.seal();
-    for (const worker of this.workers) worker.postMessage(null); // nothing more: the worker may exit
+    for (const worker of this.workers) post(worker, null); // nothing more: the worker may exit
     const scratch = Buffer.allocUnsafe(SCRATCH_BYTES);
     for (const segment of this.segments) checkSegment(segment, scratch);
     waitForSegments(this.segments, this.progress);
@@ -177,6 +177,9 @@ export class BodyChecks {
       }
       // Errors are not fatal: the files a worker did not mark are checked by the caller.
       worker.on('error', () => {});
+      // A worker that failed is sent nothing more (seen only if the caller let the event loop turn, say
+      // between startListing() and finish(); otherwise post() copes with a worker that is gone).
+      worker.once('exit', () => exited.add(worker));
       worker.unref();
       this.workers.push(worker);
       for (const segment of this.segments) post(worker, segment);
@@ -184,7 +187,20 @@ export class BodyChecks {
   }
 }
 
-function post(worker: Worker, segment: Segment): void {
+/** Workers whose exit was seen. */
+const exited = new WeakSet<Worker>();
+
+/** Sends a worker a segment, or null for "no more". A worker that has exited, or cannot be sent to, is skipped. */
+function post(worker: Worker, segment: Segment | null): void {
+  if (exited.has(worker)) return;
+  if (segment === null) {
+    try {
+      worker.postMessage(null);
+    } catch {
+      // Gone meanwhile: it needs no end-of-work message.
+    }
+    return;
+  }
   const message: SegmentMessage = {
     dirs: segment.dirs as string[],
     dirOf: segment.dirOf,

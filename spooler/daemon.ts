@@ -160,6 +160,7 @@ function createExecutor(options: DaemonOptions, wake: () => void): Executor {
     maxTasks: options.maxTasks,
     maxMemory: options.maxMemory * 1048576,
     killGrace: options.killGrace,
+    archive: options.archive,
     logLevel: options.logLevel,
     logFormat: options.logFormat,
     log: options.log,

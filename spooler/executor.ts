@@ -1,8 +1,8 @@
 /**
  * Where claimed tasks run. The daemon claims, reads and decodes every task
- * itself and does every rename and unlink (so the crash table of
- * SPOOL-FORMAT.md, "Claiming", holds whatever happens to a task's code); an
- * executor only runs the decoded task and says how it ended:
+ * itself and does every rename (so the crash table of SPOOL-FORMAT.md,
+ * "Claiming", holds whatever happens to a task's code); an executor runs the
+ * decoded task and says how it ended:
  *
  *   InProcessExecutor (--processes 0)  in the daemon's own event loop: least overhead, no isolation
  *   WorkerPool        (--processes N)  in N worker processes it can kill and replace
@@ -11,6 +11,13 @@
  * `released`: the task did not fail, it was interrupted by something else (its
  * worker was killed to stop another task), so it goes back to the spool with
  * no attempt counted.
+ *
+ * A task run in a worker process that ends processed or skipped has its file
+ * removed (or archived) by that worker, at once, before anything else runs
+ * there; the executor then answers `settled-by-runner`. A worker's report can
+ * be lost (it is sent asynchronously; a task that blocks the worker's event
+ * loop next keeps it from leaving, and the worker is then killed), but the
+ * file cannot come back: a task whose function returned is never run again.
  */
 import type { TaskOutcome } from '../runtime/results.js';
 import type { TaskFile } from '../spool/task-file.js';
@@ -20,13 +27,29 @@ export interface Job {
   /** The spool's root directory (the daemon's name for it). */
   spool: string;
   task: TaskFile;
+  /** Its path in the daemon's claim directory (active/<owner>/NAME). */
+  claimedPath: string;
   /** The file's bytes as read, for executors that pass the task on to another process. */
   bytes: Uint8Array;
   /** Run-time limit (ms): the task's own, else the daemon's --task-timeout; undefined for none. */
   timeoutMs: number | undefined;
 }
 
-export type Execution = TaskOutcome | { kind: 'released'; reason: string };
+/**
+ * A processed or skipped task whose claimed file its runner dealt with itself:
+ *   removed   the runner removed it (or moved it to archive/). `outcome` is
+ *             undefined when the runner ended before it could report which it
+ *             was (found by the claimed file being gone after the worker died)
+ *   missing   the runner found it gone: the claim was taken over (another
+ *             daemon reclaimed it, so it will run again there)
+ */
+export type SettledByRunner = {
+  kind: 'settled-by-runner';
+  outcome: Extract<TaskOutcome, { kind: 'processed' | 'skipped' }> | undefined;
+  file: 'removed' | 'missing';
+};
+
+export type Execution = TaskOutcome | { kind: 'released'; reason: string } | SettledByRunner;
 
 export interface Executor {
   /** Ready to run tasks (worker processes started, task modules imported). Throws what stops start-up. */

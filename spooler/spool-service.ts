@@ -29,7 +29,7 @@ import { dueOfTaskName, explainBadName } from '../spool/name.js';
 import { readNames } from '../spool/read-names.js';
 import { decodeTask, type TaskFile } from '../spool/task-file.js';
 import { accept, bury, finish, reclaimOwner, release, removeClaimed, retryLater } from './claim.js';
-import type { Execution, Executor } from './executor.js';
+import type { Execution, Executor, SettledByRunner } from './executor.js';
 import { ClaimStatus, NAME_SEPARATOR, UnlinkStatus, type ClaimReply } from './file-ops.js';
 import type { FileOpsLane } from './file-ops-lane.js';
 import { SpoolFolders } from './folders.js';
@@ -410,7 +410,7 @@ export class SpoolService {
     const timeout = task.body.timeout ?? this.options.taskTimeout;
     let execution: Execution | Promise<Execution>;
     try {
-      execution = this.executor.run({ spool: this.layout.root, task, bytes: h.bytes!, timeoutMs: timeout > 0 ? timeout : undefined });
+      execution = this.executor.run({ spool: this.layout.root, task, claimedPath: h.path, bytes: h.bytes!, timeoutMs: timeout > 0 ? timeout : undefined });
     } catch (err) {
       execution = { kind: 'rescheduled', error: err };
     }
@@ -428,6 +428,7 @@ export class SpoolService {
     try {
       if (this.untrusted) this.log.error('a spool folder was replaced: the outcome of this task is not recorded; it stays claimed', { file: h.fileName, outcome: outcome.kind });
       else if (outcome.kind === 'released') this.releaseInterrupted(h, outcome.reason);
+      else if (outcome.kind === 'settled-by-runner') this.settledByRunner(h, outcome);
       else this.settle(h, h.task!, outcome);
     } catch (err) {
       this.log.error('unexpected error while running a task; it stays claimed until this daemon stops', { file: h.fileName, err });
@@ -447,6 +448,24 @@ export class SpoolService {
     }
     this.queue.add(h.fileName, 'incoming', Date.now());
     this.log.warn('task returned to the spool without counting an attempt', { file: h.fileName, reason });
+  }
+
+  /** A processed or skipped task whose worker process removed (or archived) its file itself. */
+  private settledByRunner(h: Held, settled: SettledByRunner): void {
+    if (settled.file === 'missing') return this.lose(h.fileName, 'the claim was taken over before the task finished');
+    if (settled.outcome === undefined) {
+      // Its worker died after the task returned and its file was removed, before the report left.
+      const task = h.task!;
+      this.log.info('task finished in a worker process that ended before reporting it; its file was already removed, so it is done (counted as processed)', {
+        task: task.name,
+        id: task.id,
+        attempt: task.attempts + 1,
+      });
+      h.outcome = { kind: 'processed' };
+    } else {
+      h.outcome = settled.outcome;
+    }
+    this.finished(h);
   }
 
   /** Applies an outcome to the claimed file. */

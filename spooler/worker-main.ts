@@ -1,22 +1,30 @@
 /**
  * A worker process: imports the task modules, then runs the tasks the daemon
- * sends and reports how each ended. It never touches the spool's files (the
- * daemon claims, renames and unlinks); whatever happens to it, the daemon
- * decides what becomes of the tasks it was running.
+ * sends and reports how each ended. The daemon claims and does every rename
+ * of a failed task; the one file operation done here is the last one of a
+ * processed or skipped task: its claimed file is removed (or archived) the
+ * moment its function returns, before the next task starts and before the
+ * report is sent. A report is sent asynchronously and may never leave (the
+ * next task blocks the event loop and the worker is killed); the file being
+ * gone is what makes sure such a task never runs again. Whatever else
+ * happens to a worker, the daemon decides what becomes of its tasks.
  *
  * It exits when the daemon says so (retire), when the IPC channel closes (the
  * daemon is gone: its claims are reclaimed by other daemons, so running on
  * would only duplicate work), and from a watchdog thread when the daemon's
  * process is gone while this one's event loop is blocked by a task.
  */
+import { sep } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { TaskTimeoutError } from '../runtime/context.js';
 import type { TaskOutcome } from '../runtime/results.js';
+import { SpoolLayout } from '../spool/layout.js';
 import { decodeTask } from '../spool/task-file.js';
+import { finish } from './claim.js';
 import { createLogger, type Logger } from './logger.js';
 import { TaskRun } from './run-task.js';
 import { importTaskModule, TaskModuleError } from './task-modules.js';
-import { outcomeToWire, type FromWorker, type ToWorker, type WireJob, type WireOutcome } from './worker-protocol.js';
+import { outcomeToWire, type FromWorker, type ToWorker, type WireFile, type WireJob, type WireOutcome } from './worker-protocol.js';
 
 const RSS_EVERY_MS = 100;
 
@@ -26,6 +34,10 @@ let results: Array<[number, WireOutcome]> = [];
 let flushScheduled = false;
 let lastRss = 0;
 let lastRssAt = 0;
+/** --archive: processed and skipped tasks are moved to archive/ instead of removed. */
+let archive = false;
+/** By spool root: where archived tasks go. */
+const layouts = new Map<string, SpoolLayout>();
 
 const send = (message: FromWorker): void => {
   if (process.connected) process.send!(message);
@@ -68,6 +80,7 @@ watchDaemon();
 
 async function init(message: Extract<ToWorker, { t: 'init' }>): Promise<void> {
   log = createLogger({ level: message.logLevel, format: message.logFormat }, { worker: process.pid });
+  archive = message.archive;
   try {
     for (const m of message.modules) await importTaskModule(m);
   } catch (err) {
@@ -96,7 +109,12 @@ function start(job: WireJob): void {
   runs.set(job.n, run);
   const ended = (outcome: TaskOutcome): void => {
     runs.delete(job.n);
-    report(job.n, outcomeToWire(outcome));
+    const wire = outcomeToWire(outcome);
+    if (wire.k !== 'r') {
+      const file = finishFile(job);
+      if (file !== undefined) wire.f = file;
+    }
+    report(job.n, wire);
   };
   let outcome: TaskOutcome | Promise<TaskOutcome>;
   try {
@@ -106,6 +124,26 @@ function start(job: WireJob): void {
   }
   if (outcome instanceof Promise) outcome.then(ended, (err: unknown) => ended({ kind: 'rescheduled', error: err }));
   else ended(outcome);
+}
+
+/**
+ * Removes (or archives) the claimed file of a task that ended processed or
+ * skipped, synchronously. Undefined when that failed: the daemon then tries
+ * itself, as for a task run in its own process, and logs what it finds.
+ */
+function finishFile(job: WireJob): WireFile | undefined {
+  try {
+    return finish(job.dir + sep + job.file, layoutOf(job.spool), archive) ? 1 : 2;
+  } catch (err) {
+    log.warn('cannot remove the file of a finished task; the daemon will try', { file: job.file, err });
+    return undefined;
+  }
+}
+
+function layoutOf(spool: string): SpoolLayout {
+  let layout = layouts.get(spool);
+  if (layout === undefined) layouts.set(spool, (layout = new SpoolLayout(spool)));
+  return layout;
 }
 
 /** Results of one turn of the event loop go back in one message. */

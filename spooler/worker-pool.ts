@@ -1,8 +1,9 @@
 /**
  * --processes N: tasks run in N worker processes (worker-main.ts), which the
- * daemon can kill. The daemon keeps discovery, claiming, reading and every file
- * move; a worker only runs the decoded task and reports its outcome (see
- * executor.ts for why). Each task goes to the ready worker with the fewest
+ * daemon can kill. The daemon keeps discovery, claiming, reading and every
+ * rename of a failed task; a worker runs the decoded task, removes (or
+ * archives) the file of a task that ended processed or skipped, and reports
+ * its outcome (see executor.ts for why). Each task goes to the ready worker with the fewest
  * tasks in flight; the daemon's --concurrency caps the tasks in flight over
  * all workers.
  *
@@ -15,6 +16,8 @@
  * A retiring worker gets no new tasks and is replaced at once. When a worker
  * exits with tasks in flight, each of them settles:
  *
+ *   its claimed file is gone   it ended processed or skipped and the worker removed its file, but
+ *                              the report never arrived: done (settled-by-runner, outcome unknown)
  *   killed for a timeout   the task that timed out: failed (TaskTimeoutError, attempt counted);
  *                          the others: released (back to the spool, no attempt counted)
  *   died by itself         every task it was running: failed (WorkerCrashedError, attempt counted).
@@ -26,11 +29,12 @@
  * does not spin.
  */
 import { fork, type ChildProcess } from 'node:child_process';
+import { lstatSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { TaskTimeoutError } from '../runtime/context.js';
 import { WorkerCrashedError, type Execution, type Executor, type Job } from './executor.js';
 import type { LogFormat, LogLevel, Logger } from './logger.js';
-import { outcomeFromWire, WORKER_ENV, type FromWorker, type ToWorker, type WireJob } from './worker-protocol.js';
+import { executionFromWire, WORKER_ENV, type FromWorker, type ToWorker, type WireJob } from './worker-protocol.js';
 
 const WORKER_MAIN = fileURLToPath(new URL('./worker-main.js', import.meta.url));
 /** A worker that lived this long before dying is replaced at once, and resets the restart delay. */
@@ -50,6 +54,8 @@ export interface WorkerPoolOptions {
   maxMemory: number;
   /** After a task's timeout fired its AbortSignal, how long (ms) it may take to stop before its worker is killed. */
   killGrace: number;
+  /** --archive: workers move processed and skipped tasks to archive/ instead of removing them. */
+  archive: boolean;
   logLevel: LogLevel;
   logFormat: LogFormat;
   log: Logger;
@@ -201,7 +207,7 @@ export class WorkerPool implements Executor {
     child.on('message', (m: FromWorker) => this.onMessage(w, m));
     child.on('error', (err) => this.log.debug('worker process channel error', { worker: w.pid, err }));
     child.on('exit', (code, signal) => this.onExit(w, code, signal));
-    w.send({ t: 'init', modules: this.options.modules, logLevel: this.options.logLevel, logFormat: this.options.logFormat });
+    w.send({ t: 'init', modules: this.options.modules, logLevel: this.options.logLevel, logFormat: this.options.logFormat, archive: this.options.archive });
     this.log.debug('worker process started', { worker: w.pid });
     return w;
   }
@@ -216,7 +222,7 @@ export class WorkerPool implements Executor {
   private assign(w: WorkerProcess, p: Pending): void {
     p.worker = w;
     w.inflight.set(p.n, p);
-    w.outbox.push({ n: p.n, spool: p.job.spool, file: p.job.task.fileName, body: Buffer.from(p.job.bytes.buffer, p.job.bytes.byteOffset, p.job.bytes.byteLength).toString('base64') });
+    w.outbox.push({ n: p.n, spool: p.job.spool, dir: p.job.claimedPath.slice(0, p.job.claimedPath.lastIndexOf('/')), file: p.job.task.fileName, body: Buffer.from(p.job.bytes.buffer, p.job.bytes.byteOffset, p.job.bytes.byteLength).toString('base64') });
     if (!w.flushScheduled) {
       w.flushScheduled = true;
       // Every task dispatched in this turn goes in one message.
@@ -267,7 +273,7 @@ export class WorkerPool implements Executor {
           w.inflight.delete(n);
           clearTimeout(p.timer);
           clearTimeout(p.grace);
-          p.settle(outcomeFromWire(outcome));
+          p.settle(executionFromWire(outcome));
         }
         // A worker that finishes tasks is healthy: the next crash restarts it without delay.
         this.restartFailures = 0;
@@ -336,7 +342,12 @@ export class WorkerPool implements Executor {
     // On stop the daemon releases what was running; before start() succeeded, start() reports the failure.
     if (this.stopping || !this.started) return;
 
-    const pendings = [...w.inflight.values()];
+    const pendings: Pending[] = [];
+    for (const p of w.inflight.values()) {
+      // Ended, and its file removed by the worker, before the worker died with the report unsent.
+      if (p.sent && isGone(p.job.claimedPath)) p.settle({ kind: 'settled-by-runner', outcome: undefined, file: 'removed' });
+      else pendings.push(p);
+    }
     w.inflight.clear();
     const running = pendings.map((p) => ({ task: p.job.task.name, id: p.job.task.id, attempt: p.job.task.attempts + 1 }));
     if (state === 'killed') {
@@ -380,5 +391,15 @@ export class WorkerPool implements Executor {
       if (!this.stopping) this.spawn();
     }, delay);
     this.restartTimers.add(timer);
+  }
+}
+
+/** Whether a claimed file no longer exists (only its worker can have removed it while the task was in flight). */
+function isGone(path: string): boolean {
+  try {
+    lstatSync(path);
+    return false;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'ENOENT';
   }
 }

@@ -5,20 +5,25 @@
  * task the daemon dispatches in one turn of its event loop goes to a worker in
  * one message, and a worker reports every task that ended in one turn together.
  *
- *   daemon -> worker   init     modules to import, log settings
- *                      run      tasks: sequence number, spool, file name, file bytes (base64)
+ *   daemon -> worker   init     modules to import, log settings, whether processed tasks are archived
+ *                      run      tasks: sequence number, spool, claim directory, file name, file bytes (base64)
  *                      abort    a task's timeout expired: fire its AbortSignal
  *                      retire   no more tasks will come (the worker is idle): exit
  *   worker -> daemon   ready | import-failed
- *                      done     outcomes by sequence number, and sometimes the worker's RSS
+ *                      done     outcomes by sequence number, and sometimes the worker's RSS. A processed
+ *                               or skipped outcome says what the worker did with the claimed file
+ *                               (it removes or archives it itself before it reports; see executor.ts)
  *                      rss      the worker's RSS (reported every second while it changes)
  */
 import type { TaskOutcome } from '../runtime/results.js';
+import type { Execution } from './executor.js';
 import type { LogFormat, LogLevel } from './logger.js';
 
 export interface WireJob {
   n: number;
   spool: string;
+  /** The daemon's claim directory (active/<owner>), which holds `file`. */
+  dir: string;
   file: string;
   /** The task file's bytes, base64. */
   body: string;
@@ -26,10 +31,17 @@ export interface WireJob {
 
 export type WireError = { name: string; message: string; stack?: string } | string;
 
-export type WireOutcome = { k: 'p' } | { k: 's'; reason?: string } | { k: 'r'; delay?: number; reason?: string; error?: WireError };
+/**
+ * What a worker did with the claimed file of a processed or skipped task:
+ * 1 removed (or archived), 2 found it gone (the claim was taken over).
+ * Absent: it could not (an error it logged), and the daemon does it as usual.
+ */
+export type WireFile = 1 | 2;
+
+export type WireOutcome = { k: 'p'; f?: WireFile } | { k: 's'; reason?: string; f?: WireFile } | { k: 'r'; delay?: number; reason?: string; error?: WireError };
 
 export type ToWorker =
-  | { t: 'init'; modules: string[]; logLevel: LogLevel; logFormat: LogFormat }
+  | { t: 'init'; modules: string[]; logLevel: LogLevel; logFormat: LogFormat; archive: boolean }
   | { t: 'run'; jobs: WireJob[] }
   | { t: 'abort'; n: number; timeoutMs: number }
   | { t: 'retire' };
@@ -57,6 +69,13 @@ export function outcomeToWire(outcome: TaskOutcome): WireOutcome {
       return wire;
     }
   }
+}
+
+/** The outcome as the daemon applies it: settled by the worker when it dealt with the file itself. */
+export function executionFromWire(wire: WireOutcome): Execution {
+  const outcome = outcomeFromWire(wire);
+  if (wire.k === 'r' || wire.f === undefined || outcome.kind === 'rescheduled') return outcome;
+  return { kind: 'settled-by-runner', outcome, file: wire.f === 1 ? 'removed' : 'missing' };
 }
 
 export function outcomeFromWire(wire: WireOutcome): TaskOutcome {
