@@ -11,7 +11,9 @@
  *
  * Claims, reads and unlinks go to the file-ops lane (file-ops-lane.ts) in
  * batches; retries, dead letters, quarantines and releases are rare and done
- * here, synchronously.
+ * here, synchronously. A move that fails (a full disk) leaves its task held in
+ * state `stuck` and is tried again with a backoff until it succeeds
+ * (stuck-moves.ts).
  *
  * Discovery: the watcher on incoming/ (watch.ts), plus a scan every
  * scanInterval that re-reads incoming/ (missed events), re-reads pending/ when
@@ -35,6 +37,7 @@ import type { Logger } from './logger.js';
 import type { DaemonOptions } from './options.js';
 import { isOwnerAlive, Owner, removeOwnerLock } from './owner.js';
 import { quarantine } from './records.js';
+import { StuckMoves, type StuckMove } from './stuck-moves.js';
 import { TaskQueue, type PendingDir } from './task-queue.js';
 import { watchDirectory } from './watch.js';
 
@@ -84,6 +87,7 @@ export interface SpoolStats {
  *   ready      claimed, read and decoded; waits for a run slot
  *   running    in the executor (holds a slot)
  *   finishing  processed or skipped; its unlink is queued or under way
+ *   stuck      a move of its file failed; tried again by `stuck` until it succeeds
  */
 interface Held {
   fileName: string;
@@ -91,7 +95,7 @@ interface Held {
   path: string;
   /** The directory it was (to be) claimed from, for quarantine records. */
   from: PendingDir;
-  state: 'claiming' | 'ready' | 'running' | 'finishing';
+  state: 'claiming' | 'ready' | 'running' | 'finishing' | 'stuck';
   task?: TaskFile;
   bytes?: Uint8Array;
   /** Set when processed or skipped. */
@@ -163,6 +167,8 @@ export class SpoolService {
   private moving = false;
   private stopping = false;
   private readonly log: Logger;
+  /** File moves that failed (a full disk) and are tried again until they succeed. */
+  private readonly stuck: StuckMoves;
 
   constructor(
     dir: string,
@@ -173,6 +179,7 @@ export class SpoolService {
   ) {
     this.layout = new SpoolLayout(dir).ensure();
     this.log = options.log.child({ spool: this.layout.root });
+    this.stuck = new StuckMoves(this.log);
     this.queue = new TaskQueue(() => slots.wake());
   }
 
@@ -243,9 +250,15 @@ export class SpoolService {
   releaseAll(): number {
     let returned = 0;
     let unstarted = 0;
+    // A last try for the moves that failed; what still fails stays where it is.
+    if (this.stuck.size > 0) this.stuck.retry(true);
+    this.stuck.stop();
     for (const h of this.owned.values()) {
       try {
-        if (h.state === 'finishing') {
+        if (h.state === 'stuck') {
+          // Its function may have returned: running it again from incoming/ without counting the attempt would be wrong.
+          this.log.error('a task whose file could not be moved stays claimed; the next daemon reclaims it after the stale time', { file: h.fileName });
+        } else if (h.state === 'finishing') {
           removeClaimed(h.path);
         } else if (release(h.path, this.layout)) {
           if (h.state === 'running') {
@@ -354,7 +367,7 @@ export class SpoolService {
         this.owned.delete(h.fileName);
         const reason = reply.reasons[i]!;
         if (reason.startsWith('it disappeared')) this.lose(h.fileName, 'the claimed file vanished');
-        else this.quarantine(h.path, h.fileName, reason, h.from);
+        else this.quarantine(h.path, h.fileName, reason, h.from, h);
         break;
       }
       default:
@@ -370,12 +383,17 @@ export class SpoolService {
       if (now - mtimeMs < this.options.settle) {
         // Possibly a producer writing in place: put it back and look again once it has settled.
         this.held.set(h.fileName, mtimeMs + this.options.settle);
-        release(h.path, this.layout);
+        this.owned.delete(h.fileName);
+        try {
+          release(h.path, this.layout);
+        } catch (err) {
+          return this.stuckClaimed(h, 'return a task file that does not decode yet to incoming/', {}, () => release(h.path, this.layout), () => undefined, err);
+        }
         this.log.debug('task file does not decode yet; holding it while it may still be written', { file: h.fileName, reason: decoded.reason });
       } else {
-        this.quarantine(h.path, h.fileName, decoded.reason, h.from);
+        this.owned.delete(h.fileName);
+        this.quarantine(h.path, h.fileName, decoded.reason, h.from, h);
       }
-      this.owned.delete(h.fileName);
       return;
     }
     const task = decoded.task;
@@ -384,7 +402,7 @@ export class SpoolService {
       // Only reclaims get a task here: its daemon died with it `attempts` times. Do not run a crash loop again.
       this.owned.delete(h.fileName);
       const error = new Error(`the task was interrupted ${task.attempts} times (daemons died or were killed while running it), over its retry limit of ${limit}`);
-      this.buryTask(h.path, task, task.attempts, describeError(error), { task: task.name, id: task.id, attempt: task.attempts }, limit);
+      this.buryTask(h, task, task.attempts, describeError(error), { task: task.name, id: task.id, attempt: task.attempts }, limit);
       return;
     }
     h.task = task;
@@ -429,14 +447,18 @@ export class SpoolService {
 
   /** A task interrupted through no fault of its own: back to incoming/, no attempt counted. */
   private releaseInterrupted(h: Held, reason: string): void {
+    const returned = (moved: boolean) => {
+      if (!moved) return this.lose(h.fileName, 'the claim was taken over before the task was returned');
+      this.queue.add(h.fileName, 'incoming', Date.now());
+      this.log.warn('task returned to the spool without counting an attempt', { file: h.fileName, reason });
+    };
+    let moved: boolean;
     try {
-      if (!release(h.path, this.layout)) return this.lose(h.fileName, 'the claim was taken over before the task was returned');
+      moved = release(h.path, this.layout);
     } catch (err) {
-      this.log.error('cannot return an interrupted task to the spool; it stays claimed', { file: h.fileName, err });
-      return;
+      return this.stuckClaimed(h, 'return an interrupted task to incoming/', { reason }, () => release(h.path, this.layout), returned, err);
     }
-    this.queue.add(h.fileName, 'incoming', Date.now());
-    this.log.warn('task returned to the spool without counting an attempt', { file: h.fileName, reason });
+    returned(moved);
   }
 
   /** Applies an outcome to the claimed file. */
@@ -448,8 +470,14 @@ export class SpoolService {
         case 'skipped':
           h.outcome = outcome;
           if (this.options.archive) {
-            if (!finish(h.path, this.layout, true)) return this.lose(h.fileName, 'the claim was taken over before the task finished');
-            return this.finished(h);
+            const archived = (moved: boolean) => (moved ? this.finished(h) : this.lose(h.fileName, 'the claim was taken over before the task finished'));
+            let moved: boolean;
+            try {
+              moved = finish(h.path, this.layout, true);
+            } catch (err) {
+              return this.stuckClaimed(h, 'move a finished task to archive/', fields, () => finish(h.path, this.layout, true), archived, err);
+            }
+            return archived(moved);
           }
           // Deleted in a batch by the file-ops lane; the task counts as done once its file is gone.
           h.state = 'finishing';
@@ -485,7 +513,11 @@ export class SpoolService {
           this.owned.delete(h.fileName);
           if (reply.status[i] === UnlinkStatus.Done) this.finished(h);
           else if (reply.status[i] === UnlinkStatus.Missing) this.lose(h.fileName, 'the claim was taken over before the task finished');
-          else this.log.error('cannot record the outcome of a task; it stays claimed', { task: h.task!.name, id: h.task!.id, outcome: h.outcome!.kind, err: reply.reasons[i] });
+          else {
+            const fields = { task: h.task!.name, id: h.task!.id, outcome: h.outcome!.kind };
+            const removed = (gone: boolean) => (gone ? this.finished(h) : this.lose(h.fileName, 'the claim was taken over before the task finished'));
+            this.stuckClaimed(h, 'delete a finished task', fields, () => removeClaimed(h.path), removed, reply.reasons[i]);
+          }
         }
       }),
     );
@@ -507,28 +539,65 @@ export class SpoolService {
     const failures = task.attempts + 1;
     const retry = task.body.retry ?? DEFAULT_RETRY;
     const error = describeError(outcome.error ?? outcome.reason ?? 'rescheduled by the task');
-    if (failures > retry.limit) return this.buryTask(h.path, task, failures, error, fields, retry.limit);
+    if (failures > retry.limit) return this.buryTask(h, task, failures, error, fields, retry.limit);
     const delay = outcome.delay ?? backoffDelay(retry.backoff ?? DEFAULT_RETRY.backoff!, failures);
     const due = Date.now() + delay;
-    const next = retryLater(h.path, this.layout, due);
-    if (next === undefined) return this.lose(h.fileName, 'the claim was taken over before the task was rescheduled');
-    this.stats.rescheduled++;
-    this.queue.add(next, 'pending', Date.now());
-    const level = outcome.error === undefined ? 'info' : 'warn';
-    this.log[level]('task rescheduled', { ...fields, inMs: delay, retriesLeft: retry.limit - failures, error: error.message, ...(level === 'warn' && { stack: error.stack }) });
+    let next: string | undefined;
+    const rescheduled = (moved: boolean) => {
+      if (!moved) return this.lose(h.fileName, 'the claim was taken over before the task was rescheduled');
+      this.stats.rescheduled++;
+      this.queue.add(next!, 'pending', Date.now());
+      const level = outcome.error === undefined ? 'info' : 'warn';
+      this.log[level]('task rescheduled', { ...fields, inMs: delay, retriesLeft: retry.limit - failures, error: error.message, ...(level === 'warn' && { stack: error.stack }) });
+    };
+    const move = () => (next = retryLater(h.path, this.layout, due)) !== undefined;
+    let moved: boolean;
+    try {
+      moved = move();
+    } catch (err) {
+      return this.stuckClaimed(h, 'move a task to pending/ for its retry', fields, move, rescheduled, err);
+    }
+    rescheduled(moved);
   }
 
   /** Moves a task out of retries to dead/, its error recorded in state/<id>.json. */
-  private buryTask(path: string, task: TaskFile, attempts: number, error: ReturnType<typeof describeError>, fields: Record<string, unknown>, retries: number): void {
+  private buryTask(h: Held, task: TaskFile, attempts: number, error: ReturnType<typeof describeError>, fields: Record<string, unknown>, retries: number): void {
     const record = { id: task.id, name: task.name, attempts, at: Date.now(), error };
+    const buried = (moved: boolean) => {
+      if (!moved) return this.lose(task.fileName, 'the claim was taken over before the task was buried');
+      this.stats.dead++;
+      this.log.warn('task is a dead letter: out of retries', { ...fields, retries, error: error.message, stack: error.stack });
+    };
+    const move = () => bury(h.path, this.layout, record) !== undefined;
+    let moved: boolean;
     try {
-      if (!bury(path, this.layout, record)) return this.lose(task.fileName, 'the claim was taken over before the task was buried');
+      moved = move();
     } catch (err) {
-      this.log.error('cannot move a task to dead/; it stays claimed', { ...fields, err });
-      return;
+      return this.stuckClaimed(h, 'move a task to dead/ (its failure record first)', fields, move, buried, err);
     }
-    this.stats.dead++;
-    this.log.warn('task is a dead letter: out of retries', { ...fields, retries, error: error.message, stack: error.stack });
+    buried(moved);
+  }
+
+  /**
+   * A move of a claimed task failed (a full disk, a directory that cannot grow):
+   * the task stays claimed and held, and the move is tried again with a backoff
+   * until it succeeds or the file is gone (stuck-moves.ts).
+   */
+  private stuckClaimed(h: Held, what: string, fields: Record<string, unknown>, attempt: () => boolean, settled: (moved: boolean) => void, err: unknown): void {
+    h.state = 'stuck';
+    this.owned.set(h.fileName, h);
+    const move: StuckMove = {
+      fileName: h.fileName,
+      what,
+      fields,
+      attempt,
+      settled: (moved) => {
+        if (this.owned.get(h.fileName) === h) this.owned.delete(h.fileName);
+        settled(moved);
+        this.slots.wake();
+      },
+    };
+    this.stuck.add(move, err);
   }
 
   private lose(fileName: string, why: string): void {
@@ -536,18 +605,25 @@ export class SpoolService {
     this.log.warn(`${why}; another daemon reclaimed it and will run it again`, { file: fileName });
   }
 
-  private quarantine(path: string, fileName: string, reason: string, from: string): void {
-    let moved: string | undefined;
+  /** Moves a file that is not a valid task to quarantine/; `h` when it is claimed (in our claim directory). */
+  private quarantine(path: string, fileName: string, reason: string, from: string, h?: Held): void {
+    let to: string | undefined;
+    const quarantined = (moved: boolean) => {
+      if (!moved) return;
+      this.stats.quarantined++;
+      this.log.warn('quarantined a file that is not a valid task', { file: fileName, reason, to });
+    };
+    const move = () => (to = quarantine(this.layout, path, fileName, reason, from, Date.now())) !== undefined;
+    let moved: boolean;
     try {
-      moved = quarantine(this.layout, path, fileName, reason, from, Date.now());
+      moved = move();
     } catch (err) {
-      this.held.set(fileName, Date.now() + this.options.scanInterval);
-      this.log.error('cannot quarantine an invalid file; will try again', { file: fileName, reason, err });
-      return;
+      const what = 'quarantine an invalid file';
+      if (h !== undefined) return this.stuckClaimed(h, what, { reason }, move, quarantined, err);
+      // Still in incoming/: considerBadName() leaves it to the retries meanwhile.
+      return this.stuck.add({ fileName, what, fields: { reason }, attempt: move, settled: quarantined }, err);
     }
-    if (moved === undefined) return;
-    this.stats.quarantined++;
-    this.log.warn('quarantined a file that is not a valid task', { file: fileName, reason, to: moved });
+    quarantined(moved);
   }
 
   // --- discovery --------------------------------------------------------------
@@ -703,6 +779,7 @@ export class SpoolService {
 
   /** A name that is not a task name: quarantine it once it has settled (a producer may rename it yet). */
   private considerBadName(path: string, fileName: string, from: string, mtimeMs: number | undefined): void {
+    if (this.stuck.has(fileName)) return;
     let mtime = mtimeMs;
     if (mtime === undefined) {
       try {
