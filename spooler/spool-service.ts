@@ -121,6 +121,9 @@ const SHORT_TASK_MS = 1;
  * once its file is gone; a crash in between runs it again (at-least-once).
  */
 const UNLINK_BATCH = 64;
+/** Backoff of a claim that failed (not a lost race): from the first, doubling up to the most. */
+const CLAIM_RETRY_FIRST_MS = 500;
+const CLAIM_RETRY_MAX_MS = 30_000;
 const UNLINK_DELAY_MS = 5;
 
 export class SpoolService {
@@ -167,6 +170,8 @@ export class SpoolService {
   private moving = false;
   private stopping = false;
   private readonly log: Logger;
+  /** Tasks whose claim failed (not a lost race), queued again by scans after a backoff (claimFailed()). */
+  private readonly failedClaims = new Map<string, { dir: PendingDir; tries: number; retryAt: number }>();
   /** File moves that failed (a full disk) and are tried again until they succeed. */
   private readonly stuck: StuckMoves;
 
@@ -354,13 +359,11 @@ export class SpoolService {
     switch (reply.status[i]) {
       case ClaimStatus.Lost:
         this.owned.delete(h.fileName);
+        if (this.failedClaims.size > 0) this.failedClaims.delete(h.fileName);
         break;
       case ClaimStatus.Failed:
-        // Not a lost race: permissions, a full disk, a broken filesystem. Leave the file where it
-        // is and look at it again at the next scan rather than spinning on it.
         this.owned.delete(h.fileName);
-        this.held.set(h.fileName, now + this.options.scanInterval);
-        this.log.error('cannot claim a task; will try again at the next scan', { file: h.fileName, err: reply.reasons[i] });
+        this.claimFailed(h, reply.reasons[i], now);
         break;
       case ClaimStatus.Unreadable: {
         h.from = reply.fromPending[i] === 1 ? 'pending' : 'incoming';
@@ -372,8 +375,37 @@ export class SpoolService {
       }
       default:
         h.from = reply.fromPending[i] === 1 ? 'pending' : 'incoming';
+        if (this.failedClaims.size > 0) this.failedClaims.delete(h.fileName);
         this.admit(h, bytes.subarray(reply.offsets[i], reply.offsets[i + 1]), reply.mtimes[i]!, now);
     }
+  }
+
+  /**
+   * Not a lost race: permissions, a full disk, a claim directory that cannot
+   * grow. The file stays where it is; scans queue it again after a backoff
+   * (retryFailedClaims()), and only the first failure is logged as an error.
+   */
+  private claimFailed(h: Held, reason: string | undefined, now: number): void {
+    const entry = this.failedClaims.get(h.fileName) ?? { dir: h.from, tries: 0, retryAt: 0 };
+    entry.tries++;
+    const delay = Math.min(CLAIM_RETRY_FIRST_MS * 2 ** (entry.tries - 1), CLAIM_RETRY_MAX_MS);
+    entry.retryAt = now + delay;
+    this.failedClaims.set(h.fileName, entry);
+    // A watch event or a scan of incoming/ must not queue it again before then.
+    this.held.set(h.fileName, entry.retryAt);
+    if (entry.tries === 1) this.log.error('cannot claim a task; will try again until it succeeds', { file: h.fileName, retryInMs: delay, err: reason });
+    else this.log.debug('still cannot claim a task', { file: h.fileName, tries: entry.tries, retryInMs: delay, err: reason });
+  }
+
+  /** Queues again the tasks whose claim failed, once their backoff is over (from the scan). */
+  private retryFailedClaims(now: number): void {
+    let queued = false;
+    for (const [fileName, entry] of this.failedClaims) {
+      if (entry.retryAt > now) continue;
+      // Its next claim ends the entry (claimed, or lost to another daemon) or backs off further.
+      if (this.queue.add(fileName, entry.dir, now)) queued = true;
+    }
+    if (queued) this.slots.wake();
   }
 
   /** A claimed and read task: decode it, then queue it for a slot, or deal with it at once if it cannot run. */
@@ -903,6 +935,7 @@ export class SpoolService {
     if (this.watcher === undefined) await this.scanUnwatchedIncoming();
     else if (this.incomingMayHaveChanged(now)) this.scanIncoming();
     this.rescanPendingIfChanged();
+    if (this.failedClaims.size > 0) this.retryFailedClaims(now);
     await this.reclaimDeadOwners();
     this.sweepTmp();
   }
