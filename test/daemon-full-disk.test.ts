@@ -7,12 +7,12 @@
  * Nothing is left in tmp/. Real filesystems: a 2 MiB tmpfs and a loop-mounted
  * ext4 image (root only; skipped with the reason printed elsewhere).
  */
-import { closeSync, openSync, readdirSync, renameSync, utimesSync, writeFileSync } from 'node:fs';
+import { closeSync, openSync, statSync, unlinkSync, readdirSync, renameSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { Spooler } from '../runtime/index.js';
+import { BatchNotEnqueuedError, Spooler } from '../runtime/index.js';
 import { tempDir } from './helpers/cli.js';
-import { killLeftoverDaemons, readRecords, startServing, waitFor, type DaemonProcess } from './helpers/daemon.js';
+import { killLeftoverDaemons, readRecords, sleep, startServing, waitFor, type DaemonProcess } from './helpers/daemon.js';
 import { fillDisk, mountExt4, mountSkipReason, mountTmpfs, type Mounted } from './helpers/mounts.js';
 
 let dir: string;
@@ -153,4 +153,61 @@ describe.skipIf(mountSkipReason !== undefined)('a full disk: failed moves are re
     expect(runs).toHaveLength(150);
     expect(new Set(runs.map((r) => JSON.stringify(r.args))).size).toBe(150);
   }, 90_000);
+});
+
+describe.skipIf(mountSkipReason !== undefined)('enqueueMany on a full ext4: all or nothing', () => {
+  /** Makes `dir` hold `n` entries' worth of 4 KiB directory blocks (ext4 never shrinks a directory). */
+  function growDirectory(path: string, n: number): void {
+    const names = Array.from({ length: n }, (_, i) => join(path, `${String(i).padStart(6, '0')}-${'g'.repeat(60)}`));
+    for (const p of names) closeSync(openSync(p, 'wx'));
+    for (const p of names) unlinkSync(p);
+  }
+
+  async function failedBatch(spooler: Spooler, requests: Parameters<Spooler['enqueueMany']>[0]): Promise<BatchNotEnqueuedError> {
+    const err = await spooler.enqueueMany(requests).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(BatchNotEnqueuedError);
+    return err as BatchNotEnqueuedError;
+  }
+
+  it('the disk fills while the batch is written: nothing visible, the error says so, nothing left in tmp/', async () => {
+    // inline_data: the small task files fit in their inodes, so the batch writes some before the big one fails.
+    mounted = mountExt4(8, 'inline_data');
+    const root = join(mounted.path, 'spool');
+    const spooler = Spooler.open(root);
+    growDirectory(join(root, 'tmp'), 100);
+    fillDisk(mounted.path);
+    const small = Array.from({ length: 30 }, (_, i) => ({ name: 'echo', args: [i] }));
+    const err = await failedBatch(spooler, [...small, { name: 'echo', args: ['x'.repeat(20_000)] }, ...small]);
+    expect(err.message).toMatch(/^none of the 61 tasks were enqueued \(ENOSPC/);
+    expect(err.enqueued).toBe(0);
+    expect((err.cause as NodeJS.ErrnoException).code).toBe('ENOSPC');
+    expect(ls(join(root, 'incoming'))).toEqual([]);
+    expect(ls(join(root, 'tmp'))).toEqual([]);
+  });
+
+  it('incoming/ cannot grow halfway through the renames: the published part is withdrawn, nothing visible, nothing left in tmp/', async () => {
+    mounted = mountExt4(8, 'inline_data');
+    const root = join(mounted.path, 'spool');
+    const spooler = Spooler.open(root);
+    // tmp/ has room for the whole batch; incoming/ one block (~56 names), then it needs a block there is none of.
+    growDirectory(join(root, 'tmp'), 200);
+    growDirectory(join(root, 'incoming'), 1);
+    fillDisk(mounted.path);
+    const incomingChanged = statSync(join(root, 'incoming')).mtimeMs;
+    await sleep(50);
+    const err = await failedBatch(
+      spooler,
+      Array.from({ length: 80 }, (_, i) => ({ name: 'echo', args: [i] })),
+    );
+    expect(err.message).toMatch(/^none of the 80 tasks were enqueued \(ENOSPC: no space left on device, rename/);
+    expect(err.enqueued).toBe(0);
+    expect((err.cause as NodeJS.ErrnoException).syscall).toBe('rename');
+    // Tasks were in incoming/ meanwhile (its first block's worth) and were taken back out.
+    expect(statSync(join(root, 'incoming')).mtimeMs).toBeGreaterThan(incomingChanged);
+    expect(ls(join(root, 'incoming'))).toEqual([]);
+    expect(ls(join(root, 'tmp'))).toEqual([]);
+  });
 });

@@ -26,7 +26,7 @@ export const mountSkipReason: string | undefined = (() => {
   let e: Mounted | undefined;
   try {
     t = mountTmpfs(1);
-    e = mountExt4(4);
+    e = mountExt4(4, 'inline_data');
     return undefined;
   } catch (err) {
     return `cannot mount here: ${(err as Error).message}`;
@@ -47,14 +47,18 @@ export function mountTmpfs(mib: number): Mounted {
   return { path, unmount: () => unmountAndRemove(path, [path]) };
 }
 
-/** A fresh ext4 image of `mib` MiB (4 KiB blocks, no blocks reserved for root), loop-mounted. */
-export function mountExt4(mib: number): Mounted {
+/**
+ * A fresh ext4 image of `mib` MiB (4 KiB blocks, no blocks reserved for root),
+ * loop-mounted. `features` go to mkfs.ext4 -O (e.g. inline_data: small files
+ * and directories live in their inode and need no block).
+ */
+export function mountExt4(mib: number, features?: string): Mounted {
   const base = mkdtempSync(join(tmpdir(), 'spoolerd-ext4-'));
   const image = join(base, 'fs.img');
   const path = join(base, 'mnt');
   const steps: Array<[string, string[]]> = [
     ['truncate', ['-s', `${mib}M`, image]],
-    ['mkfs.ext4', ['-q', '-F', '-m', '0', '-b', '4096', image]],
+    ['mkfs.ext4', ['-q', '-F', '-m', '0', '-b', '4096', ...(features ? ['-O', features] : []), image]],
     ['mkdir', [path]],
     ['mount', ['-o', 'loop', image, path]],
   ];
