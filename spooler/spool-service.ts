@@ -121,10 +121,10 @@ const SHORT_TASK_MS = 1;
  * once its file is gone; a crash in between runs it again (at-least-once).
  */
 const UNLINK_BATCH = 64;
+const UNLINK_DELAY_MS = 5;
 /** Backoff of a claim that failed (not a lost race): from the first, doubling up to the most. */
 const CLAIM_RETRY_FIRST_MS = 500;
 const CLAIM_RETRY_MAX_MS = 30_000;
-const UNLINK_DELAY_MS = 5;
 
 export class SpoolService {
   readonly layout: SpoolLayout;

@@ -114,6 +114,32 @@ describe.skipIf(mountSkipReason !== undefined)('a full disk: failed moves are re
     expect(readRecords(records).filter((r) => r.task === 'always_fails')).toHaveLength(3);
   }, 60_000);
 
+  it('a graceful stop leaves a stuck dead letter claimed; the next daemon buries it without running it again', async () => {
+    mounted = mountTmpfs(2);
+    const root = join(mounted.path, 'spool');
+    const spooler = Spooler.open(root);
+    const d1 = await startServing({ dir: root, imports: ['retry'], records, args: ARGS });
+    const enqueuedAt = Date.now();
+    const [dying] = await spooler.enqueueMany([{ name: 'always_fails', args: ['once'], options: { retries: 0, postpone: DUE_IN_MS } }]);
+    const disk = fillDisk(mounted.path);
+    expect(Date.now() - enqueuedAt, 'filling the disk took longer than the task had before it was due').toBeLessThan(DUE_IN_MS);
+    await waitFor(() => errorsMatching(d1, /dead\//) >= 1, { what: 'a failed dead letter', explain: () => d1.describe(10) });
+    const owner1 = d1.owner;
+
+    expect(await d1.stop('SIGTERM')).toEqual({ code: 0, signal: null });
+    expect(d1.logs.some((l) => l.level === 'error' && /stays claimed/.test(l.msg) && l.file === dying!.fileName)).toBe(true);
+    expect(ls(join(root, 'active', owner1))).toEqual([dying!.fileName]);
+    expect(recordLeftovers(root)).toEqual([]);
+
+    disk.free();
+    const d2 = await startServing({ dir: root, imports: ['retry'], records, args: ARGS });
+    await d2.waitForLog((l) => l.msg === 'task is a dead letter: out of retries' && l.id === dying!.id, { what: 'the dead letter buried by the next daemon' });
+    expect(ls(join(root, 'dead'))).toHaveLength(1);
+    expect(ls(join(root, 'state'))).toEqual([`${dying!.id}.json`]);
+    // Its function returned once (it threw); it did not run again.
+    expect(readRecords(records).filter((r) => r.task === 'always_fails')).toHaveLength(1);
+  }, 60_000);
+
   it('ext4 (loop image): claims and archives into directories that need a new block, and dead letters, go through once space is back', async () => {
     mounted = mountExt4(8);
     const root = join(mounted.path, 'spool');
