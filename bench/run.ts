@@ -9,6 +9,7 @@
  *   npm run bench -- --json               results as JSON on stdout (progress on stderr)
  *
  *   npm run bench -- drain --concurrency 8 --io-threads 1   the daemon's settings (drain)
+ *   npm run bench -- multihost --tasks 2000   three hosts over sshfs (root; bench/host-rig.ts)
  *
  * Options: --runs N, --tasks N (each benchmark has its own defaults), --cold,
  * --topdir, --concurrency N, --io-threads N, --json, --list. Results: BENCHMARKS.md.
@@ -57,6 +58,10 @@ const BENCHMARKS: Record<string, { what: string; run: (o: CommonOptions) => Prom
   pickup: {
     what: 'pickup latency of an idle spoolerd, and postponed tasks (targets p50 ≤ 5 ms, p99 ≤ 50 ms)',
     run: async () => (await import('./pickup.js')).pickup(),
+  },
+  multihost: {
+    what: 'hosts sharing a spool over sshfs (root, network namespaces): --poll pickup of a drop from another host; drain on 1 vs 3 hosts',
+    run: async (o) => (await import('./multihost.js')).multihost(o),
   },
 };
 

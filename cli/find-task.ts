@@ -1,6 +1,7 @@
 /** Resolving the spool a command works on, and the task an id (or id prefix, or file name) refers to. */
 import type { Command } from 'commander';
-import { SpoolLayout, type TaskLocation } from '../spool/layout.js';
+import { SpoolLayout, SUBDIRS, type TaskLocation } from '../spool/layout.js';
+import { assertRealFolders } from '../spool/trust.js';
 import { listSpool, type ListOptions, type SpoolEntry } from '../spool/listing.js';
 import { CliError, EXIT } from './exit-codes.js';
 
@@ -18,7 +19,11 @@ export function spoolFrom(options: DirOption, create = false): SpoolLayout {
   const dir = options.dir ?? process.env.SPOOL_DIR;
   if (!dir) throw new CliError('no spool given: pass --dir <path> or set SPOOL_DIR', EXIT.USAGE);
   const layout = new SpoolLayout(dir);
-  return create ? layout.ensure() : layout.assertExists();
+  if (create) return layout.ensure();
+  layout.assertExists();
+  // Never through a link: `spool rm` renames into tmp/, and every command reads the task folders.
+  assertRealFolders(layout.root, SUBDIRS);
+  return layout;
 }
 
 const ALL_LOCATIONS: readonly TaskLocation[] = ['incoming', 'pending', 'active', 'dead', 'quarantine', 'archive'];

@@ -5,6 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { toMs } from '../runtime/duration.js';
 import { SpoolError } from '../spool/errors.js';
+import { resolveGroup } from '../spool/trust.js';
 import { Daemon } from '../spooler/daemon.js';
 import { createLogger, LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevel, type Logger } from '../spooler/logger.js';
 import { DEFAULTS } from '../spooler/options.js';
@@ -33,6 +34,7 @@ interface CliOptions {
   logLevel: LogLevel;
   logFormat?: LogFormat;
   demo: boolean;
+  group?: string;
 }
 
 /** A start-up problem the user can fix: printed as one line, without a stack. */
@@ -82,6 +84,7 @@ const program = new Command('spoolerd')
   .addOption(new Option('--max-memory <MB>', 'replace a worker process whose RSS passes this many MB, once its running tasks are done (0: never)').env('SPOOLERD_MAX_MEMORY').argParser(wholeNumber).default(DEFAULTS.maxMemory, '0, never'))
   .addOption(new Option('--task-timeout <duration>', 'run-time limit of tasks that set no timeout of their own (0 or none: no limit)').env('SPOOLERD_TASK_TIMEOUT').argParser(optionalDuration).default(DEFAULTS.taskTimeout, 'none'))
   .addOption(new Option('--kill-grace <duration>', 'after a timeout fired the task\'s AbortSignal, time it gets to stop before its worker process is killed').env('SPOOLERD_KILL_GRACE').argParser(duration).default(DEFAULTS.killGrace, '3s'))
+  .addOption(new Option('--group <group>', 'producers\' group (name or id): new tmp/ and incoming/ are made 3770 with it, the other new folders 0750; without it new folders are 0700, private to spoolerd\'s user').env('SPOOL_GROUP'))
   .addOption(new Option('--log-level <level>', 'least severe level logged').env('SPOOLERD_LOG_LEVEL').choices(LOG_LEVELS).default('info'))
   .addOption(new Option('--log-format <format>', 'json lines, or pretty lines for people (default: pretty on a terminal, json otherwise)').env('SPOOLERD_LOG_FORMAT').choices(LOG_FORMATS))
   .addOption(new Option('--demo', `serve ${DEMO_DIR} with the bundled example tasks, enqueueing a few first`).default(false))
@@ -114,7 +117,8 @@ async function main(options: CliOptions, log: Logger): Promise<void> {
   if (options.demo) await (await import('../examples/demo.js')).enqueueExamples();
 
   const logFormat = options.logFormat ?? (process.stderr.isTTY ? 'pretty' : 'json');
-  const daemon = new Daemon({ ...options, dirs, modules, log, logFormat });
+  const group = options.group ? resolveGroup(options.group) : undefined;
+  const daemon = new Daemon({ ...options, group, dirs, modules, log, logFormat });
   if (options.processes === 0 && (options.maxTasks > 0 || options.maxMemory > 0)) {
     log.warn('--max-tasks and --max-memory replace worker processes; with --processes 0 there are none, so they do nothing');
   }

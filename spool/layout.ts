@@ -14,8 +14,9 @@
  *   locks/        daemon liveness and, later, per-task locks
  */
 import { mkdirSync, statSync } from 'node:fs';
-import { basename, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { SpoolDirectoryError } from './errors.js';
+import { assertRealFolder, makeFolder, policyFromEnv, type FolderPolicy } from './trust.js';
 
 export const SUBDIRS = ['tmp', 'incoming', 'pending', 'active', 'dead', 'quarantine', 'archive', 'state', 'locks'] as const;
 export type Subdir = (typeof SUBDIRS)[number];
@@ -52,10 +53,23 @@ export class SpoolLayout {
     return basename(this.root);
   }
 
-  /** Creates any missing directories. Throws SpoolDirectoryError if the root is unusable. */
-  ensure(): this {
+  /**
+   * Creates any missing directories, with the modes of `policy` (spool/trust.ts;
+   * by default from $SPOOL_GROUP: without it the spool is private to its owner).
+   * Folders that exist keep their modes. Throws SpoolDirectoryError if the root is
+   * unusable or a subfolder is a symbolic link or not a directory (never followed).
+   */
+  ensure(policy?: FolderPolicy): this {
+    const getPolicy = (): FolderPolicy => (policy ??= policyFromEnv());
     try {
-      mkdirSync(this.root, { recursive: true });
+      try {
+        makeFolder(this.root, 'root', getPolicy);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+        // Its parents are made as mkdir -p makes them; the spool folder itself gets the policy's mode.
+        mkdirSync(dirname(this.root), { recursive: true });
+        makeFolder(this.root, 'root', getPolicy);
+      }
     } catch (err) {
       throw new SpoolDirectoryError(this.root, `cannot be created (${(err as Error).message}); choose a writable path with --dir or SPOOL_DIR`, { cause: err });
     }
@@ -63,11 +77,13 @@ export class SpoolLayout {
       throw new SpoolDirectoryError(this.root, 'exists but is not a directory; choose another path with --dir or SPOOL_DIR');
     }
     for (const sub of SUBDIRS) {
+      const path = join(this.root, sub);
       try {
-        mkdirSync(join(this.root, sub), { recursive: true });
+        makeFolder(path, sub, getPolicy);
       } catch (err) {
         throw new SpoolDirectoryError(this.root, `cannot create ${sub}/ (${(err as Error).message}); check its permissions`, { cause: err });
       }
+      assertRealFolder(path);
     }
     return this;
   }

@@ -11,6 +11,7 @@ import { explainBadName, type Encoding, type TaskName } from './name.js';
 import { BodyChecks, isValidBody, VALID } from './parallel-check.js';
 import { DEFAULT_MAX_BYTES, describeIrregular, readRegularFile } from './safe-read.js';
 import { decodeTask } from './task-file.js';
+import { assertRealFolder } from './trust.js';
 
 /**
  * due: waiting to run now; scheduled: due later; active: claimed by a daemon;
@@ -396,6 +397,9 @@ export { QUARANTINE_REASON_SUFFIX };
  * Same entries, same types (an unknown type is lstat'ed either way).
  */
 function* readDirEntries(dir: string): Generator<Dirent, void, undefined> {
+  // opendir follows links: a folder that is one (a neighbour's trick to list, or have us list,
+  // another place) is refused here. Claim directories that are links are skipped by their type.
+  if (assertRealFolder(dir) === undefined) return;
   let handle: Dir;
   try {
     handle = opendirSync(dir, { bufferSize: 128 });

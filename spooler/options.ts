@@ -38,6 +38,8 @@ export interface DaemonOptions {
   taskTimeout: number;
   /** After a task's timeout fired its AbortSignal, how long (ms) it may take to stop before its worker is killed. */
   killGrace: number;
+  /** The producers' group id: new tmp/ and incoming/ are 3770 with it, other new folders 0750 (spool/trust.ts). Undefined: a private spool (0700). */
+  group?: number;
   log: Logger;
   /** For the workers' loggers. */
   logLevel: LogLevel;

@@ -21,7 +21,7 @@ export class Owner {
   ) {}
 
   /** Takes the liveness lock, then creates the claim directory (in that order: a claim directory without a live lock is fair game). */
-  static async acquire(layout: SpoolLayout, staleMs: number, log: Logger): Promise<Owner> {
+  static async acquire(layout: SpoolLayout, staleMs: number, log: Logger, mode = 0o700): Promise<Owner> {
     const host = hostname().replace(/[^A-Za-z0-9_.-]/g, '_') || 'host';
     const id = `${host}-${process.pid}-${randomBytes(3).toString('hex')}`;
     const unlock = await lockfile.lock(lockTarget(layout, id), {
@@ -33,7 +33,8 @@ export class Owner {
       onCompromised: (err) => log.error('liveness lock lost: tasks claimed by this daemon may be run again by another one', { owner: id, err }),
     });
     const dir = join(layout.active, id);
-    mkdirSync(dir, { recursive: true });
+    // Not recursive: this fails rather than accept anything (a link, say) already under our fresh id.
+    mkdirSync(dir, { mode });
     return new Owner(id, dir, unlock);
   }
 

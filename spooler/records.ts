@@ -1,14 +1,19 @@
 /** Small JSON records the daemon keeps beside tasks: failure records in state/, reasons in quarantine/. */
 import { randomBytes } from 'node:crypto';
 import { renameSync, unlinkSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { SpoolLayout } from '../spool/layout.js';
 import { QUARANTINE_REASON_SUFFIX } from '../spool/listing.js';
 import { parseTaskName } from '../spool/name.js';
 
-/** Writes JSON to `target` atomically: tmp/ first, then rename. On any failure nothing is left in tmp/. */
+/**
+ * Writes JSON to `target` atomically: a dot-file beside it first, then rename.
+ * Staged in the target's own (daemon-only) folder, not in tmp/, which
+ * producers can write: there they could replace the staged file before the rename.
+ * On any failure the staged file is deleted.
+ */
 export function writeJsonAtomic(layout: SpoolLayout, target: string, value: unknown): void {
-  const staged = join(layout.tmp, `.record-${process.pid}-${randomBytes(4).toString('hex')}`);
+  const staged = join(dirname(target), `.record-${process.pid}-${randomBytes(4).toString('hex')}`);
   try {
     writeFileSync(staged, JSON.stringify(value) + '\n', { flag: 'wx' });
     renameSync(staged, target);

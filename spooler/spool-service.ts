@@ -25,7 +25,8 @@ import { join, sep } from 'node:path';
 import type { FSWatcher } from 'chokidar';
 import { DEFAULT_RETRY, backoffDelay } from '../runtime/backoff.js';
 import type { TaskOutcome } from '../runtime/results.js';
-import { SpoolLayout } from '../spool/layout.js';
+import type { SpoolLayout } from '../spool/layout.js';
+import { folderMode } from '../spool/trust.js';
 import { dueOfTaskName, explainBadName } from '../spool/name.js';
 import { readNames } from '../spool/read-names.js';
 import { decodeTask, type TaskFile } from '../spool/task-file.js';
@@ -33,6 +34,7 @@ import { accept, bury, finish, reclaimOwner, release, removeClaimed, retryLater 
 import type { Execution, Executor } from './executor.js';
 import { ClaimStatus, NAME_SEPARATOR, UnlinkStatus, type ClaimReply } from './file-ops.js';
 import type { FileOpsLane } from './file-ops-lane.js';
+import { SpoolFolders } from './folders.js';
 import type { Logger } from './logger.js';
 import type { DaemonOptions } from './options.js';
 import { isOwnerAlive, Owner, removeOwnerLock } from './owner.js';
@@ -169,7 +171,11 @@ export class SpoolService {
   /** Whether moveFutureOutOfIncoming() is under way. */
   private moving = false;
   private stopping = false;
+  /** A spool folder was replaced while we ran (folders.ts): nothing more is moved here, outcomes included. */
+  private untrusted = false;
   private readonly log: Logger;
+  /** The folders checked at start-up, re-checked before rare moves and at every scan. */
+  private readonly folders: SpoolFolders;
   /** Tasks whose claim failed (not a lost race), queued again by scans after a backoff (claimFailed()). */
   private readonly failedClaims = new Map<string, { dir: PendingDir; tries: number; retryAt: number }>();
   /** File moves that failed (a full disk) and are tried again until they succeed. */
@@ -182,7 +188,8 @@ export class SpoolService {
     private readonly executor: Executor,
     private readonly lane: FileOpsLane,
   ) {
-    this.layout = new SpoolLayout(dir).ensure();
+    this.folders = SpoolFolders.open(dir, { gid: options.group }, options.log);
+    this.layout = this.folders.layout;
     this.log = options.log.child({ spool: this.layout.root });
     this.stuck = new StuckMoves(this.log);
     this.queue = new TaskQueue(() => slots.wake());
@@ -193,7 +200,8 @@ export class SpoolService {
   }
 
   async start(): Promise<void> {
-    this.owner = await Owner.acquire(this.layout, this.options.staleAfter, this.log);
+    this.owner = await Owner.acquire(this.layout, this.options.staleAfter, this.log, folderMode('active', { gid: this.options.group }));
+    this.folders.adoptClaimDir(this.owner.dir);
     const started = Date.now();
     const incoming = this.loadBacklog(started);
     await this.reclaimDeadOwners();
@@ -253,6 +261,7 @@ export class SpoolService {
    * running tasks went back.
    */
   releaseAll(): number {
+    if (this.untrusted) return 0; // left claimed: reclaimed after the stale time by a daemon that checked its folders
     let returned = 0;
     let unstarted = 0;
     // A last try for the moves that failed; what still fails stays where it is.
@@ -467,7 +476,8 @@ export class SpoolService {
   private ended(h: Held, outcome: Execution, startedAt: number): void {
     h.bytes = undefined;
     try {
-      if (outcome.kind === 'released') this.releaseInterrupted(h, outcome.reason);
+      if (this.untrusted) this.log.error('a spool folder was replaced: the outcome of this task is not recorded; it stays claimed', { file: h.fileName, outcome: outcome.kind });
+      else if (outcome.kind === 'released') this.releaseInterrupted(h, outcome.reason);
       else this.settle(h, h.task!, outcome);
     } catch (err) {
       this.log.error('unexpected error while running a task; it stays claimed until this daemon stops', { file: h.fileName, err });
@@ -600,7 +610,10 @@ export class SpoolService {
       this.stats.dead++;
       this.log.warn('task is a dead letter: out of retries', { ...fields, retries, error: error.message, stack: error.stack });
     };
-    const move = () => bury(h.path, this.layout, record) !== undefined;
+    const move = () => {
+      this.folders.check('state', 'dead');
+      return bury(h.path, this.layout, record) !== undefined;
+    };
     let moved: boolean;
     try {
       moved = move();
@@ -645,7 +658,10 @@ export class SpoolService {
       this.stats.quarantined++;
       this.log.warn('quarantined a file that is not a valid task', { file: fileName, reason, to });
     };
-    const move = () => (to = quarantine(this.layout, path, fileName, reason, from, Date.now())) !== undefined;
+    const move = () => {
+      this.folders.check('quarantine');
+      return (to = quarantine(this.layout, path, fileName, reason, from, Date.now())) !== undefined;
+    };
     let moved: boolean;
     try {
       moved = move();
@@ -928,7 +944,7 @@ export class SpoolService {
 
   /** The periodic reconciliation scan. */
   private async scan(): Promise<void> {
-    if (this.stopping) return;
+    if (this.stopping || !this.foldersStillTrusted()) return;
     const now = Date.now();
     this.lastFullScan = now;
     for (const [name, until] of this.held) if (until < now - 10 * this.options.settle) this.held.delete(name);
@@ -938,6 +954,25 @@ export class SpoolService {
     if (this.failedClaims.size > 0) this.retryFailedClaims(now);
     await this.reclaimDeadOwners();
     this.sweepTmp();
+  }
+
+  /**
+   * Re-checks every folder checked at start-up (one lstat each, once per scan).
+   * A folder replaced meanwhile (by a link, or another directory) ends the
+   * serving of this spool: no more claims, moves or deletes here; running
+   * tasks finish, and their files stay claimed for a daemon that checked its
+   * folders to reclaim.
+   */
+  private foldersStillTrusted(): boolean {
+    const problems = this.folders.checkAll();
+    if (problems.length === 0) return true;
+    for (const p of problems) this.log.error(p.message);
+    this.log.error('a spool folder was replaced while spoolerd ran: this spool is no longer served; restore the folder and restart spoolerd');
+    this.untrusted = true;
+    // Nothing more is moved here, failed moves included: they stay where they are.
+    this.stuck.stop();
+    void this.stopDiscovery();
+    return false;
   }
 
   /**
@@ -970,8 +1005,10 @@ export class SpoolService {
   private async reclaimDeadOwners(): Promise<void> {
     let owners: string[];
     try {
+      this.folders.check('active', 'incoming', 'locks');
       owners = readdirSync(this.layout.active);
-    } catch {
+    } catch (err) {
+      this.log.error('claims of dead daemons are not reclaimed', { err: (err as Error).message });
       return;
     }
     for (const id of owners) {
@@ -979,12 +1016,17 @@ export class SpoolService {
       this.otherOwnersSeen = true;
       if (await isOwnerAlive(this.layout, id, this.options.staleAfter)) continue;
       const dir = join(this.layout.active, id);
+      // Never followed: a link or a foreign directory here is refused (logged once), and the
+      // directory listed must still be the one checked when its files are moved.
+      const checked = this.folders.claimDir(dir, this.log);
+      if (checked === undefined) continue;
       let names: string[];
       try {
         names = readdirSync(dir);
       } catch {
         continue;
       }
+      if (!this.folders.sameFolder(dir, checked)) continue;
       const reclaimed = reclaimOwner(this.layout, dir, names, Date.now());
       removeOwnerLock(this.layout, id);
       if (reclaimed.length === 0) continue;
@@ -1001,6 +1043,12 @@ export class SpoolService {
     const now = Date.now();
     if (now - this.lastTmpSweep < 60_000) return;
     this.lastTmpSweep = now;
+    try {
+      this.folders.check('tmp');
+    } catch (err) {
+      this.log.error('tmp/ is not swept', { err: (err as Error).message });
+      return;
+    }
     for (const n of readdirSync(this.layout.tmp)) {
       const path = join(this.layout.tmp, n);
       try {

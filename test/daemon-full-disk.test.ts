@@ -4,7 +4,7 @@
  * quarantine whose reason cannot be written, an archive or claim into a
  * directory that needs a block the filesystem does not have) is tried again
  * with a backoff, and goes through once space is back, without a restart.
- * Nothing is left in tmp/. Real filesystems: a 2 MiB tmpfs and a loop-mounted
+ * No staged record file is left behind. Real filesystems: a 2 MiB tmpfs and a loop-mounted
  * ext4 image (root only; skipped with the reason printed elsewhere).
  */
 import { closeSync, openSync, statSync, unlinkSync, readdirSync, renameSync, utimesSync, writeFileSync } from 'node:fs';
@@ -35,7 +35,9 @@ const ARGS = ['--archive', '--settle', '200ms', '--scan-interval', '500ms', '--l
 const DUE_IN_MS = 3000;
 
 const ls = (path: string): string[] => readdirSync(path).sort();
-const recordLeftovers = (root: string): string[] => ls(join(root, 'tmp')).filter((n) => n.startsWith('.record-'));
+/** Staged record files left behind (records are staged beside their target, or in tmp/). */
+const recordLeftovers = (root: string): string[] =>
+  ['tmp', 'state', 'quarantine'].flatMap((d) => ls(join(root, d)).filter((n) => n.startsWith('.record-')).map((n) => `${d}/${n}`));
 
 /** A task file with a valid name (due in DUE_IN_MS) whose body is not MessagePack, written long ago. */
 function dropMalformedTask(root: string): string {
@@ -62,7 +64,7 @@ function errorsMatching(d: DaemonProcess, re: RegExp): number {
 }
 
 describe.skipIf(mountSkipReason !== undefined)('a full disk: failed moves are retried until they succeed, without a restart', () => {
-  it('tmpfs (2 MiB): dead letters and quarantines wait for space, then go through; no tmp/.record-* left', async () => {
+  it('tmpfs (2 MiB): dead letters and quarantines wait for space, then go through; no staged .record-* file left', async () => {
     mounted = mountTmpfs(2);
     const root = join(mounted.path, 'spool');
     const spooler = Spooler.open(root);

@@ -59,6 +59,7 @@ describe('bad names of any length reach quarantine in one step', () => {
     expect(d.logs.filter((l) => l.level === 'error')).toEqual([]);
     expect(ls(join(root, 'incoming'))).toEqual([]);
     expect(ls(join(root, 'tmp'))).toEqual([]);
+    expect(ls(join(root, 'quarantine')).filter((n) => n.startsWith('.'))).toEqual([]);
 
     const quarantined = ls(join(root, 'quarantine')).filter((n) => !n.endsWith('.reason.json'));
     expect(quarantined).toHaveLength(names.length);

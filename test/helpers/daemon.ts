@@ -52,6 +52,12 @@ export interface DaemonStartOptions {
   env?: NodeJS.ProcessEnv;
   /** Default 'json'; pass null for no --log-format option. */
   logFormat?: 'json' | 'pretty' | null;
+  /**
+   * A command prefix to run the daemon under, e.g. a host of the multi-host rig
+   * (test/helpers/hosts.ts). Each part must exec the next, so that the spawned
+   * pid is the daemon's own.
+   */
+  wrap?: string[];
 }
 
 const live = new Set<DaemonProcess>();
@@ -84,7 +90,8 @@ export class DaemonProcess {
     if (options.records !== undefined) env.SPOOLERD_TEST_RECORDS = options.records;
     Object.assign(env, options.env);
 
-    this.child = spawn(process.execPath, [SPOOLERD_BIN, ...args], { env, cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    const command = [...(options.wrap ?? []), process.execPath, SPOOLERD_BIN, ...args];
+    this.child = spawn(command[0]!, command.slice(1), { env, cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
     live.add(this);
     this.child.stdout!.setEncoding('utf8').on('data', (d: string) => {
       this.stdout += d;

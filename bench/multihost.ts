@@ -1,0 +1,162 @@
+/**
+ * spoolerd on hosts sharing a spool over sshfs (bench/host-rig.ts: network
+ * namespaces, sshd, one sshfs mount per host; needs root and /dev/fuse).
+ *
+ * pickup: a daemon on h1 with --poll, a producer on h2 dropping a task
+ * through its own mount every 200-400 ms (random, so that drops land at every
+ * phase of the poll; then 500-1500 ms apart); each task records how long after the producer began
+ * writing it it started (one machine, one clock). Run at the default poll
+ * interval (1 s) and at 250 ms, with the rig's coherent mount options, and at
+ * 250 ms with sshfs's default caching for comparison.
+ *
+ * drain: a prefilled spool of no-op tasks drained by a daemon on 1 host, then
+ * by daemons on 3 hosts at once (--processes 0); rate from the first run to
+ * the last, summed over hosts.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { Spooler } from '../runtime/index.js';
+import { encodeTask } from '../spool/task-file.js';
+import { writeTaskSync } from '../spool/write.js';
+import { COHERENT_MOUNT_OPTIONS, HostRig, hostRigImpossible, type RigHost } from './host-rig.js';
+import { NOOP_TASKS, SPOOLERD, percentile, preciseNow, printTable, sleep } from './lib.js';
+
+function startOn(host: RigHost, spool: string, env: Record<string, string>, args: string[]): { child: ChildProcess; serving: Promise<void> } {
+  const child = spawn(host.wrap[0]!, [...host.wrap.slice(1), process.execPath, SPOOLERD, '--dir', spool, '--import', NOOP_TASKS, '--log-format', 'json', '--processes', '0', ...args], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let text = '';
+  const serving = new Promise<void>((done, fail) => {
+    child.stderr!.setEncoding('utf8').on('data', (t: string) => {
+      text += t;
+      if (text.includes('"serving spool"')) done();
+    });
+    child.once('exit', (code) => fail(new Error(`spoolerd on ${host.name} exited (${code}) before serving:\n${text.slice(-2000)}`)));
+  });
+  return { child, serving };
+}
+
+async function stop(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((done) => child.once('exit', done));
+  child.kill('SIGTERM');
+  await Promise.race([exited, sleep(15_000)]);
+  if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+}
+
+async function pickupRun(rig: HostRig, pollArgs: string[], drops: number, gapMs: [number, number]): Promise<number[]> {
+  const [consumer, producerHost] = rig.hosts as [RigHost, RigHost];
+  const report = join(rig.dir, 'pickup-report');
+  rmSync(report, { force: true });
+  rmSync(rig.serverPath('spool'), { recursive: true, force: true });
+  const producer = Spooler.open(join(producerHost.mount, 'spool'));
+  const daemon = startOn(consumer, join(consumer.mount, 'spool'), { BENCH_REPORT: report }, ['--poll', ...pollArgs]);
+  try {
+    await daemon.serving;
+    await sleep(1000);
+    for (let i = 0; i < drops; i++) {
+      const since = preciseNow();
+      const task = encodeTask({ name: 'stamp', priority: 50, body: { type: 'fcall', args: [since] } });
+      writeTaskSync(producer.layout, task.fileName, task.bytes);
+      await sleep(gapMs[0] + Math.random() * (gapMs[1] - gapMs[0]));
+    }
+    const deadline = Date.now() + 30_000;
+    let lat: number[] = [];
+    while (Date.now() < deadline) {
+      lat = existsSync(report) ? readFileSync(report, 'utf8').split('\n').filter((l) => l.startsWith('lat ')).map((l) => Number(l.slice(4))) : [];
+      if (lat.length >= drops) break;
+      await sleep(100);
+    }
+    if (lat.length < drops) throw new Error(`only ${lat.length} of ${drops} drops were picked up within 30 s`);
+    return lat.sort((a, b) => a - b);
+  } finally {
+    await stop(daemon.child);
+  }
+}
+
+async function drainRun(rig: HostRig, hosts: RigHost[], tasks: number): Promise<{ rate: number; wallMs: number; perHost: number[] }> {
+  rmSync(rig.serverPath('spool'), { recursive: true, force: true });
+  const spooler = Spooler.open(rig.serverPath('spool'));
+  await spooler.enqueueMany(Array.from({ length: tasks }, () => ({ name: 'noop' })));
+  const counts = join(rig.dir, 'drain-counts');
+  rmSync(counts, { recursive: true, force: true });
+  const started = Date.now();
+  const daemons = hosts.map((h) => startOn(h, join(h.mount, 'spool'), { BENCH_COUNTS: counts }, ['--poll', '--poll-interval', '250ms']));
+  try {
+    await Promise.all(daemons.map((d) => d.serving));
+    const read = () =>
+      (existsSync(counts) ? readdirSync(counts) : []).map((f) => {
+        const [runs, first, last] = readFileSync(join(counts, f), 'utf8').split(' ').map(Number) as [number, number, number];
+        return { pid: Number(f), runs, first, last };
+      });
+    const deadline = Date.now() + 300_000;
+    let rows = read();
+    while (rows.reduce((n, r) => n + r.runs, 0) < tasks) {
+      if (Date.now() > deadline) throw new Error(`drain did not finish within 300 s: ${JSON.stringify(rows)}`);
+      await sleep(50);
+      rows = read();
+    }
+    const wallMs = Date.now() - started;
+    const first = Math.min(...rows.map((r) => r.first));
+    const last = Math.max(...rows.map((r) => r.last));
+    const perHost = daemons.map((d) => rows.find((r) => r.pid === d.child.pid)?.runs ?? 0);
+    return { rate: (tasks * 1000) / (last - first), wallMs, perHost };
+  } finally {
+    await Promise.all(daemons.map((d) => stop(d.child)));
+  }
+}
+
+export async function multihost(options: { tasks?: number; runs?: number } = {}): Promise<void> {
+  const impossible = hostRigImpossible();
+  if (impossible) {
+    console.log(`multihost: skipped: ${impossible}`);
+    return;
+  }
+  const drops = 40;
+  const tasks = options.tasks ?? 2000;
+  const runs = options.runs ?? 1;
+  const p = (xs: number[], q: number) => percentile(xs, q).toFixed(0);
+  for (const [label, mountOptions] of [
+    ['coherent mount options', COHERENT_MOUNT_OPTIONS],
+    ['sshfs default caching', []],
+  ] as const) {
+    const rig = await HostRig.create({ hosts: 3, mountOptions: [...mountOptions] });
+    try {
+      const fast: [number, number] = [200, 400];
+      const sparse: [number, number] = [500, 1500];
+      const configs: Array<[string, string[], [number, number]]> =
+        mountOptions.length === 0
+          ? [['--poll-interval 250ms', ['--poll-interval', '250ms'], fast]]
+          : [
+              ['--poll (1 s)', [], fast],
+              ['--poll-interval 250ms', ['--poll-interval', '250ms'], fast],
+              ['--poll-interval 250ms', ['--poll-interval', '250ms'], sparse],
+            ];
+      for (const [name, args, gap] of configs) {
+        const lat = await pickupRun(rig, args, drops, gap);
+        printTable(`pickup of a drop made through another host's mount, ${label} (${mountOptions.join(',') || 'none'}), ${name}, ${drops} drops ${gap[0]}-${gap[1]} ms apart`, [
+          ['p50 (ms)', p(lat, 50), '', ''],
+          ['p90 (ms)', p(lat, 90), '', ''],
+          ['max (ms)', p(lat, 100), '', ''],
+        ]);
+      }
+      if (mountOptions.length === 0) continue;
+      for (let r = 0; r < runs; r++) {
+        const one = await drainRun(rig, rig.hosts.slice(0, 1), tasks);
+        const three = await drainRun(rig, rig.hosts, tasks);
+        printTable(`drain of ${tasks} prefilled no-op tasks over sshfs (${label}), run ${r + 1} of ${runs}`, [
+          ['1 host: tasks/s (first run to last)', one.rate.toFixed(0), '', ''],
+          ['1 host: wall ms from spawn', String(one.wallMs), '', ''],
+          ['3 hosts: tasks/s (first run to last)', three.rate.toFixed(0), '', ''],
+          ['3 hosts: wall ms from spawn', String(three.wallMs), '', ''],
+          ['3 hosts: tasks per host', three.perHost.join(' / '), '', ''],
+          ['3 hosts / 1 host', (three.rate / one.rate).toFixed(2), '', ''],
+        ]);
+      }
+    } finally {
+      await rig.close();
+    }
+  }
+}

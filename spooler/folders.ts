@@ -1,0 +1,181 @@
+/**
+ * The spool folders a daemon checked at start-up, and the re-checks before the
+ * operations that move files into, or delete inside, a folder other than its
+ * own claim directory (spool/trust.ts says why and what is trusted).
+ *
+ * Start-up (open): the spool folder is made and resolved to its real path (its
+ * parents must not be writable by others), every subfolder is made with the
+ * policy's mode if missing, then each must be a real directory owned by root
+ * or the daemon's user; the spool folder and the daemon-only folders must not
+ * be writable by others. Anything else refuses the start with a typed error
+ * that names the fix. Weaker settings that are not unsafe for the daemon
+ * itself (a world-writable incoming/, task files readable by everyone) are
+ * warned about.
+ *
+ * Run time: each checked folder's (dev, ino) is kept. check() re-lstats a
+ * folder and compares: a folder renamed away and replaced (by a link or by
+ * another directory) is detected and refused, never followed. It costs one
+ * lstat, so it is used before rare operations (tmp/ sweep, quarantine, dead
+ * letters, reclaims) and once per scan for every folder (checkAll), never per
+ * task: the claim directory lives in active/, which producers cannot write, so
+ * producers cannot swap it between two scans.
+ */
+import { lstatSync, realpathSync, type Stats } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import { SpoolLayout, SUBDIRS, type Subdir } from '../spool/layout.js';
+import {
+  checkAncestors,
+  checkOwnedFolder,
+  folderMode,
+  isProducerFolder,
+  octal,
+  processTrust,
+  UntrustedFolderError,
+  writableByOthers,
+  type FolderId,
+  type FolderPolicy,
+  type Trust,
+} from '../spool/trust.js';
+import type { Logger } from './logger.js';
+
+/** A checked folder that is no longer the folder that was checked. */
+export class FolderSwappedError extends UntrustedFolderError {
+  constructor(path: string, now: string) {
+    super(path, `was replaced since spoolerd checked it (it is now ${now})`, 'find out who replaced it, restore the folder, and restart spoolerd');
+  }
+}
+
+/** Task folders: their files hold the tasks' arguments. */
+const TASK_FOLDERS: readonly Subdir[] = ['incoming', 'pending', 'active', 'dead', 'quarantine', 'archive', 'state'];
+
+export class SpoolFolders {
+  /** Claim directories of other owners already reported as not trusted, so each is logged once. */
+  private readonly reported = new Set<string>();
+
+  private constructor(
+    readonly layout: SpoolLayout,
+    private readonly trust: Trust,
+    private readonly ids: Map<string, FolderId>,
+  ) {}
+
+  /**
+   * Makes the spool's missing folders with the policy's modes, checks them
+   * all, and logs warnings for settings that are weak but not unsafe for the
+   * daemon. Throws UntrustedFolderError (or SpoolDirectoryError) to refuse the start.
+   */
+  static open(dir: string, policy: FolderPolicy, log: Logger): SpoolFolders {
+    const trust = processTrust();
+    const given = new SpoolLayout(dir);
+    const st = lstatOrUndefined(given.root);
+    if (st?.isSymbolicLink()) {
+      const target = realpathOr(given.root);
+      throw new UntrustedFolderError(given.root, `is a symbolic link${target ? ` to ${target}` : ''}`, `pass the real path${target ? ` (--dir ${target})` : ''}`);
+    }
+    given.ensure(policy);
+    // Everything from here on goes through the real path, checked from / down.
+    const layout = new SpoolLayout(join(realpathSync(dirname(given.root)), basename(given.root)));
+    checkAncestors(layout.root, trust);
+    const ids = new Map<string, FolderId>();
+    const root = checkOwnedFolder(layout.root, trust);
+    if (writableByOthers(root, trust)) {
+      throw new UntrustedFolderError(layout.root, `is writable by other users (mode ${octal(root.mode)}, group ${root.gid}): they could replace its folders with links`, `chmod go-w ${layout.root} (producers need write access to tmp/ and incoming/ only; see spoolerd --group)`);
+    }
+    ids.set(layout.root, idOf(root));
+    const warnings: string[] = [];
+    const readable: string[] = [];
+    for (const sub of SUBDIRS) {
+      const path = layout[sub];
+      const sst = checkOwnedFolder(path, trust);
+      if (isProducerFolder(sub)) {
+        if ((sst.mode & 0o002) !== 0) {
+          warnings.push(`${path} is world-writable (mode ${octal(sst.mode)}): ANY local user can enqueue tasks, which run as this daemon's user. Fix: chmod o-rwx ${path}, and give producers a group (spoolerd --group)`);
+        } else if (policy.gid !== undefined && (sst.gid !== policy.gid || (sst.mode & 0o070) !== 0o070)) {
+          warnings.push(`producers of group ${policy.gid} cannot write ${path} (group ${sst.gid}, mode ${octal(sst.mode)}). Fix: chgrp ${policy.gid} ${path} && chmod ${octal(folderMode(sub, policy))} ${path}`);
+        }
+      } else if (writableByOthers(sst, trust)) {
+        throw new UntrustedFolderError(path, `is writable by other users (mode ${octal(sst.mode)}, group ${sst.gid}), but only daemons may write it`, `chmod ${octal(folderMode(sub, policy))} ${path}`);
+      }
+      if (TASK_FOLDERS.includes(sub) && (sst.mode & 0o001) !== 0) readable.push(path);
+      ids.set(path, idOf(sst));
+    }
+    if (readable.length > 0 && (root.mode & 0o001) !== 0) {
+      warnings.push(`any local user can read task files, and the arguments in them, in ${readable.join(', ')}. Fix: chmod o-rwx ${layout.root}, or give producers a group (spoolerd --group)`);
+    }
+    for (const w of warnings) log.warn(w, { spool: layout.root });
+    return new SpoolFolders(layout, trust, ids);
+  }
+
+  /** The claim directory this daemon made (Owner.acquire): checked like the spool's folders from now on. */
+  adoptClaimDir(path: string): void {
+    this.ids.set(path, idOf(checkOwnedFolder(path, this.trust)));
+  }
+
+  /** Throws FolderSwappedError unless every folder named is still the one checked at start-up. */
+  check(...subs: Subdir[]): void {
+    for (const sub of subs) this.checkPath(this.layout[sub]);
+  }
+
+  /** check() for every checked folder, the spool folder and the claim directory included. Returns the errors. */
+  checkAll(): UntrustedFolderError[] {
+    const problems: UntrustedFolderError[] = [];
+    for (const path of this.ids.keys()) {
+      try {
+        this.checkPath(path);
+      } catch (err) {
+        problems.push(err as UntrustedFolderError);
+      }
+    }
+    return problems;
+  }
+
+  /**
+   * Another owner's claim directory, before its files are reclaimed: a real
+   * directory owned by a trusted user (inside active/, which only daemons
+   * write). Returns its identity, to compare again once it has been listed;
+   * undefined (logged once) for anything else, which is left alone.
+   */
+  claimDir(path: string, log: Logger): FolderId | undefined {
+    try {
+      return idOf(checkOwnedFolder(path, this.trust));
+    } catch (err) {
+      if (!this.reported.has(path)) {
+        this.reported.add(path);
+        log.error('not a claim directory spoolerd can trust; its files are not reclaimed', { err: (err as Error).message });
+      }
+      return undefined;
+    }
+  }
+
+  /** Whether `path` still has the identity `id` (a real directory). */
+  sameFolder(path: string, id: FolderId): boolean {
+    const st = lstatOrUndefined(path);
+    return st !== undefined && st.isDirectory() && st.dev === id.dev && st.ino === id.ino;
+  }
+
+  private checkPath(path: string): void {
+    const id = this.ids.get(path)!;
+    const st = lstatOrUndefined(path);
+    if (st !== undefined && st.isDirectory() && st.dev === id.dev && st.ino === id.ino) return;
+    throw new FolderSwappedError(path, st === undefined ? 'gone' : st.isSymbolicLink() ? 'a symbolic link' : st.isDirectory() ? 'another directory' : 'not a directory');
+  }
+}
+
+function idOf(st: Stats): FolderId {
+  return { dev: st.dev, ino: st.ino };
+}
+
+function lstatOrUndefined(path: string): Stats | undefined {
+  try {
+    return lstatSync(path);
+  } catch {
+    return undefined;
+  }
+}
+
+function realpathOr(path: string): string | undefined {
+  try {
+    return realpathSync(path);
+  } catch {
+    return undefined;
+  }
+}
