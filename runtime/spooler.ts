@@ -10,14 +10,14 @@
 import { realpathSync } from 'node:fs';
 import { basename, resolve } from 'node:path';
 import { TASK_TYPE_PATTERN, type TaskBody } from '../spool/body.js';
-import { InvalidOptionError, TaskNameCollisionError } from '../spool/errors.js';
+import { BatchNotEnqueuedError, InvalidOptionError, TaskNameCollisionError } from '../spool/errors.js';
 import { SpoolLayout } from '../spool/layout.js';
 import { listSpool, type SpoolEntry } from '../spool/listing.js';
 import { checkPriority, checkTaskName, PRIORITY_DEFAULT, type Encoding } from '../spool/name.js';
 import { DEFAULT_MAX_BYTES } from '../spool/safe-read.js';
 import { encodeTask, readTaskFile, type EncodedTask, type TaskFile } from '../spool/task-file.js';
 import type { PlainValue } from '../spool/wire.js';
-import { writeTask, writeTaskSync } from '../spool/write.js';
+import { discardStagedSync, fsyncDirSync, publishStagedSync, stageTaskSync, withdrawPublishedSync, writeTask } from '../spool/write.js';
 import { toRetrySpec, type BackoffOptions } from './backoff.js';
 import { currentTask } from './context.js';
 import { toDueTime, toMs, type Duration, type Postpone } from './duration.js';
@@ -243,21 +243,43 @@ export class Spooler {
   /**
    * Enqueues many tasks at once, for high rates. Every request is checked and
    * encoded before the first file is written, so a bad argument enqueues nothing.
-   * Files are written with blocking calls in slices, yielding to the event loop
+   * All or nothing: every file is written under tmp/ first, then all are renamed
+   * into incoming/; if any write or rename fails (a full disk), the batch is
+   * withdrawn and BatchNotEnqueuedError says so (and names any task a daemon
+   * took meanwhile). Blocking calls in slices, yielding to the event loop
    * between slices.
    */
   async enqueueMany(requests: readonly TaskRequest[]): Promise<TaskHandle[]> {
     const encoded = requests.map((request) => this.encodeRequest(request));
-    const handles: TaskHandle[] = [];
     const slice = 512;
-    for (let i = 0; i < encoded.length; i += slice) {
-      if (i > 0) await new Promise<void>((done) => setImmediate(done));
-      for (let j = i; j < Math.min(i + slice, encoded.length); j++) {
+    const yieldEvery = async (i: number) => {
+      if (i > 0 && i % slice === 0) await new Promise<void>((done) => setImmediate(done));
+    };
+    let staged = 0;
+    try {
+      for (; staged < encoded.length; staged++) {
+        await yieldEvery(staged);
+        stageTaskSync(this.layout, encoded[staged]!.fileName, encoded[staged]!.bytes, this.options);
+      }
+    } catch (err) {
+      for (let j = 0; j < staged; j++) discardStagedSync(this.layout, encoded[j]!.fileName);
+      throw new BatchNotEnqueuedError(encoded.length, [], err);
+    }
+    const handles: TaskHandle[] = [];
+    try {
+      for (let j = 0; j < encoded.length; j++) {
+        await yieldEvery(j);
         const e = encoded[j]!;
         const request = requests[j]!;
-        handles.push(this.handle(e, request.name, request.options ?? {}, writeTaskSync(this.layout, e.fileName, e.bytes, this.options)));
+        handles.push(this.handle(e, request.name, request.options ?? {}, publishStagedSync(this.layout, e.fileName)));
       }
+    } catch (err) {
+      const taken: string[] = [];
+      for (const h of handles) if (!withdrawPublishedSync(this.layout, h.fileName)) taken.push(h.id);
+      for (let j = handles.length; j < encoded.length; j++) discardStagedSync(this.layout, encoded[j]!.fileName);
+      throw new BatchNotEnqueuedError(encoded.length, taken, err);
     }
+    if (this.options.fsync) fsyncDirSync(this.layout.incoming);
     return handles;
   }
 

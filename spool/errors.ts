@@ -69,3 +69,28 @@ export class TaskNotFoundError extends SpoolError {
     super('SPOOL_NOT_FOUND', `no task with id ${JSON.stringify(id)} in ${where}; list tasks with "spool ls"`);
   }
 }
+
+/**
+ * enqueueMany() could not write the whole batch (a full disk, usually). The
+ * batch is withdrawn: `enqueued` is 0 unless daemons had already claimed some
+ * of its tasks, whose ids are in `enqueuedIds` (those may run).
+ */
+export class BatchNotEnqueuedError extends SpoolError {
+  readonly enqueued: number;
+  readonly enqueuedIds: readonly string[];
+  readonly total: number;
+  constructor(total: number, enqueuedIds: readonly string[], cause: unknown) {
+    const why = cause instanceof Error ? cause.message : String(cause);
+    const n = enqueuedIds.length;
+    super(
+      'SPOOL_BATCH_NOT_ENQUEUED',
+      n === 0
+        ? `none of the ${total} tasks were enqueued (${why}); nothing of the batch is in the spool: free space and enqueue it again`
+        : `only ${n} of the ${total} tasks were enqueued (${why}): daemons took them before the batch could be withdrawn, and they may run (ids in err.enqueuedIds); the other ${total - n} were not`,
+      { cause },
+    );
+    this.total = total;
+    this.enqueued = n;
+    this.enqueuedIds = enqueuedIds;
+  }
+}

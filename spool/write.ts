@@ -32,8 +32,24 @@ function inside(dir: string, fileName: string): string {
 
 /** Writes `bytes` as incoming/<fileName> by way of tmp/. Returns the final path. */
 export function writeTaskSync(layout: SpoolLayout, fileName: string, bytes: Uint8Array, options: WriteOptions = {}): string {
+  stageTaskSync(layout, fileName, bytes, options);
+  let target: string;
+  try {
+    target = publishStagedSync(layout, fileName);
+  } catch (err) {
+    discardStagedSync(layout, fileName);
+    throw err;
+  }
+  if (options.fsync) fsyncDirSync(layout.incoming);
+  return target;
+}
+
+/**
+ * The first half of writeTaskSync: writes tmp/<fileName>, invisible to daemons.
+ * On failure nothing is left behind.
+ */
+export function stageTaskSync(layout: SpoolLayout, fileName: string, bytes: Uint8Array, options: WriteOptions = {}): void {
   const staged = inside(layout.tmp, fileName);
-  const target = inside(layout.incoming, fileName);
   const fd = openSync(staged, CREATE_NEW, 0o666);
   try {
     writeAllSync(fd, bytes);
@@ -44,14 +60,33 @@ export function writeTaskSync(layout: SpoolLayout, fileName: string, bytes: Uint
     throw err;
   }
   closeSync(fd);
-  try {
-    renameSync(staged, target);
-  } catch (err) {
-    unlinkQuietlySync(staged);
-    throw err;
-  }
-  if (options.fsync) fsyncDirSync(layout.incoming);
+}
+
+/** The second half: renames tmp/<fileName> into incoming/. On failure the staged file is left for the caller. */
+export function publishStagedSync(layout: SpoolLayout, fileName: string): string {
+  const target = inside(layout.incoming, fileName);
+  renameSync(inside(layout.tmp, fileName), target);
   return target;
+}
+
+/** Deletes a staged file that will not be published. */
+export function discardStagedSync(layout: SpoolLayout, fileName: string): void {
+  unlinkQuietlySync(inside(layout.tmp, fileName));
+}
+
+/**
+ * Takes a published task back before any daemon claimed it: the same rename a
+ * claim is, into tmp/, then unlink. False when a daemon (or `spool rm`) got it first.
+ */
+export function withdrawPublishedSync(layout: SpoolLayout, fileName: string): boolean {
+  const staged = inside(layout.tmp, fileName);
+  try {
+    renameSync(inside(layout.incoming, fileName), staged);
+  } catch {
+    return false;
+  }
+  unlinkQuietlySync(staged);
+  return true;
 }
 
 /** The same protocol with non-blocking calls. */

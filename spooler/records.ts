@@ -10,11 +10,59 @@ import { parseTaskName } from '../spool/name.js';
  * Writes JSON to `target` atomically: a dot-file beside it first, then rename.
  * Staged in the target's own (daemon-only) folder, not in tmp/, which
  * producers can write: there they could replace the staged file before the rename.
+ * On any failure the staged file is deleted.
  */
 export function writeJsonAtomic(layout: SpoolLayout, target: string, value: unknown): void {
   const staged = join(dirname(target), `.record-${process.pid}-${randomBytes(4).toString('hex')}`);
-  writeFileSync(staged, JSON.stringify(value) + '\n');
-  renameSync(staged, target);
+  try {
+    writeFileSync(staged, JSON.stringify(value) + '\n', { flag: 'wx' });
+    renameSync(staged, target);
+  } catch (err) {
+    // A full disk fails the write after the file was created, and a rename can fail on its own.
+    try {
+      unlinkSync(staged);
+    } catch {
+      // Never created.
+    }
+    throw err;
+  }
+}
+
+/**
+ * The longest file name a quarantined file may have: its reason file adds
+ * QUARANTINE_REASON_SUFFIX, and both must fit the 255 bytes Linux filesystems allow.
+ */
+export const QUARANTINE_NAME_MAX_BYTES = 255 - Buffer.byteLength(QUARANTINE_REASON_SUFFIX);
+
+/**
+ * The name a file gets in quarantine/. A valid task name is kept (its id makes it
+ * unique, and it fits). Anything else gets a `<ms>-<6 hex>-` prefix so two bad
+ * files never collide, and is cut to QUARANTINE_NAME_MAX_BYTES (at a character
+ * boundary): the full original name is kept in the reason file.
+ */
+export function quarantineName(fileName: string, now: number): string {
+  if (parseTaskName(fileName)) return fileName;
+  const prefix = `${now}-${randomBytes(3).toString('hex')}-`;
+  // One byte spare for the "_" that keeps a name from ending like a reason file.
+  let tail = fileName;
+  const room = QUARANTINE_NAME_MAX_BYTES - 1 - prefix.length;
+  if (Buffer.byteLength(tail) > room) tail = cutToBytes(tail, room);
+  let name = prefix + tail;
+  if (name.endsWith(QUARANTINE_REASON_SUFFIX)) name += '_';
+  return name;
+}
+
+/** The longest start of `s` that takes at most `max` bytes in UTF-8, never splitting a character. */
+function cutToBytes(s: string, max: number): string {
+  let bytes = 0;
+  let end = 0;
+  for (const ch of s) {
+    const n = Buffer.byteLength(ch);
+    if (bytes + n > max) break;
+    bytes += n;
+    end += ch.length;
+  }
+  return s.slice(0, end);
 }
 
 export interface FailureRecord {
@@ -37,10 +85,7 @@ export function writeFailureRecord(layout: SpoolLayout, record: FailureRecord): 
  * undefined when the file was gone.
  */
 export function quarantine(layout: SpoolLayout, path: string, fileName: string, reason: string, from: string, now: number): string | undefined {
-  // A valid task name is unique (its id); anything else gets a unique prefix so two bad files never collide.
-  let target = parseTaskName(fileName) ? fileName : `${now}-${randomBytes(3).toString('hex')}-${fileName}`;
-  if (target.endsWith(QUARANTINE_REASON_SUFFIX)) target += '_';
-  const targetPath = join(layout.quarantine, target);
+  const targetPath = join(layout.quarantine, quarantineName(fileName, now));
   const sidecar = targetPath + QUARANTINE_REASON_SUFFIX;
   writeJsonAtomic(layout, sidecar, { reason, from, file: fileName, at: now });
   try {

@@ -11,7 +11,9 @@
  *
  * Claims, reads and unlinks go to the file-ops lane (file-ops-lane.ts) in
  * batches; retries, dead letters, quarantines and releases are rare and done
- * here, synchronously.
+ * here, synchronously. A move that fails (a full disk) leaves its task held in
+ * state `stuck` and is tried again with a backoff until it succeeds
+ * (stuck-moves.ts).
  *
  * Discovery: the watcher on incoming/ (watch.ts), plus a scan every
  * scanInterval that re-reads incoming/ (missed events), re-reads pending/ when
@@ -37,6 +39,7 @@ import type { Logger } from './logger.js';
 import type { DaemonOptions } from './options.js';
 import { isOwnerAlive, Owner, removeOwnerLock } from './owner.js';
 import { quarantine } from './records.js';
+import { StuckMoves, type StuckMove } from './stuck-moves.js';
 import { TaskQueue, type PendingDir } from './task-queue.js';
 import { watchDirectory } from './watch.js';
 
@@ -86,6 +89,7 @@ export interface SpoolStats {
  *   ready      claimed, read and decoded; waits for a run slot
  *   running    in the executor (holds a slot)
  *   finishing  processed or skipped; its unlink is queued or under way
+ *   stuck      a move of its file failed; tried again by `stuck` until it succeeds
  */
 interface Held {
   fileName: string;
@@ -93,7 +97,7 @@ interface Held {
   path: string;
   /** The directory it was (to be) claimed from, for quarantine records. */
   from: PendingDir;
-  state: 'claiming' | 'ready' | 'running' | 'finishing';
+  state: 'claiming' | 'ready' | 'running' | 'finishing' | 'stuck';
   task?: TaskFile;
   bytes?: Uint8Array;
   /** Set when processed or skipped. */
@@ -120,6 +124,9 @@ const SHORT_TASK_MS = 1;
  */
 const UNLINK_BATCH = 64;
 const UNLINK_DELAY_MS = 5;
+/** Backoff of a claim that failed (not a lost race): from the first, doubling up to the most. */
+const CLAIM_RETRY_FIRST_MS = 500;
+const CLAIM_RETRY_MAX_MS = 30_000;
 
 export class SpoolService {
   readonly layout: SpoolLayout;
@@ -169,6 +176,10 @@ export class SpoolService {
   private readonly log: Logger;
   /** The folders checked at start-up, re-checked before rare moves and at every scan. */
   private readonly folders: SpoolFolders;
+  /** Tasks whose claim failed (not a lost race), queued again by scans after a backoff (claimFailed()). */
+  private readonly failedClaims = new Map<string, { dir: PendingDir; tries: number; retryAt: number }>();
+  /** File moves that failed (a full disk) and are tried again until they succeed. */
+  private readonly stuck: StuckMoves;
 
   constructor(
     dir: string,
@@ -180,6 +191,7 @@ export class SpoolService {
     this.folders = SpoolFolders.open(dir, { gid: options.group }, options.log);
     this.layout = this.folders.layout;
     this.log = options.log.child({ spool: this.layout.root });
+    this.stuck = new StuckMoves(this.log);
     this.queue = new TaskQueue(() => slots.wake());
   }
 
@@ -252,9 +264,15 @@ export class SpoolService {
     if (this.untrusted) return 0; // left claimed: reclaimed after the stale time by a daemon that checked its folders
     let returned = 0;
     let unstarted = 0;
+    // A last try for the moves that failed; what still fails stays where it is.
+    if (this.stuck.size > 0) this.stuck.retry(true);
+    this.stuck.stop();
     for (const h of this.owned.values()) {
       try {
-        if (h.state === 'finishing') {
+        if (h.state === 'stuck') {
+          // Its function may have returned: running it again from incoming/ without counting the attempt would be wrong.
+          this.log.error('a task whose file could not be moved stays claimed; the next daemon reclaims it after the stale time', { file: h.fileName });
+        } else if (h.state === 'finishing') {
           removeClaimed(h.path);
         } else if (release(h.path, this.layout)) {
           if (h.state === 'running') {
@@ -350,26 +368,53 @@ export class SpoolService {
     switch (reply.status[i]) {
       case ClaimStatus.Lost:
         this.owned.delete(h.fileName);
+        if (this.failedClaims.size > 0) this.failedClaims.delete(h.fileName);
         break;
       case ClaimStatus.Failed:
-        // Not a lost race: permissions, a full disk, a broken filesystem. Leave the file where it
-        // is and look at it again at the next scan rather than spinning on it.
         this.owned.delete(h.fileName);
-        this.held.set(h.fileName, now + this.options.scanInterval);
-        this.log.error('cannot claim a task; will try again at the next scan', { file: h.fileName, err: reply.reasons[i] });
+        this.claimFailed(h, reply.reasons[i], now);
         break;
       case ClaimStatus.Unreadable: {
         h.from = reply.fromPending[i] === 1 ? 'pending' : 'incoming';
         this.owned.delete(h.fileName);
         const reason = reply.reasons[i]!;
         if (reason.startsWith('it disappeared')) this.lose(h.fileName, 'the claimed file vanished');
-        else this.quarantine(h.path, h.fileName, reason, h.from);
+        else this.quarantine(h.path, h.fileName, reason, h.from, h);
         break;
       }
       default:
         h.from = reply.fromPending[i] === 1 ? 'pending' : 'incoming';
+        if (this.failedClaims.size > 0) this.failedClaims.delete(h.fileName);
         this.admit(h, bytes.subarray(reply.offsets[i], reply.offsets[i + 1]), reply.mtimes[i]!, now);
     }
+  }
+
+  /**
+   * Not a lost race: permissions, a full disk, a claim directory that cannot
+   * grow. The file stays where it is; scans queue it again after a backoff
+   * (retryFailedClaims()), and only the first failure is logged as an error.
+   */
+  private claimFailed(h: Held, reason: string | undefined, now: number): void {
+    const entry = this.failedClaims.get(h.fileName) ?? { dir: h.from, tries: 0, retryAt: 0 };
+    entry.tries++;
+    const delay = Math.min(CLAIM_RETRY_FIRST_MS * 2 ** (entry.tries - 1), CLAIM_RETRY_MAX_MS);
+    entry.retryAt = now + delay;
+    this.failedClaims.set(h.fileName, entry);
+    // A watch event or a scan of incoming/ must not queue it again before then.
+    this.held.set(h.fileName, entry.retryAt);
+    if (entry.tries === 1) this.log.error('cannot claim a task; will try again until it succeeds', { file: h.fileName, retryInMs: delay, err: reason });
+    else this.log.debug('still cannot claim a task', { file: h.fileName, tries: entry.tries, retryInMs: delay, err: reason });
+  }
+
+  /** Queues again the tasks whose claim failed, once their backoff is over (from the scan). */
+  private retryFailedClaims(now: number): void {
+    let queued = false;
+    for (const [fileName, entry] of this.failedClaims) {
+      if (entry.retryAt > now) continue;
+      // Its next claim ends the entry (claimed, or lost to another daemon) or backs off further.
+      if (this.queue.add(fileName, entry.dir, now)) queued = true;
+    }
+    if (queued) this.slots.wake();
   }
 
   /** A claimed and read task: decode it, then queue it for a slot, or deal with it at once if it cannot run. */
@@ -379,12 +424,17 @@ export class SpoolService {
       if (now - mtimeMs < this.options.settle) {
         // Possibly a producer writing in place: put it back and look again once it has settled.
         this.held.set(h.fileName, mtimeMs + this.options.settle);
-        release(h.path, this.layout);
+        this.owned.delete(h.fileName);
+        try {
+          release(h.path, this.layout);
+        } catch (err) {
+          return this.stuckClaimed(h, 'return a task file that does not decode yet to incoming/', {}, () => release(h.path, this.layout), () => undefined, err);
+        }
         this.log.debug('task file does not decode yet; holding it while it may still be written', { file: h.fileName, reason: decoded.reason });
       } else {
-        this.quarantine(h.path, h.fileName, decoded.reason, h.from);
+        this.owned.delete(h.fileName);
+        this.quarantine(h.path, h.fileName, decoded.reason, h.from, h);
       }
-      this.owned.delete(h.fileName);
       return;
     }
     const task = decoded.task;
@@ -393,7 +443,7 @@ export class SpoolService {
       // Only reclaims get a task here: its daemon died with it `attempts` times. Do not run a crash loop again.
       this.owned.delete(h.fileName);
       const error = new Error(`the task was interrupted ${task.attempts} times (daemons died or were killed while running it), over its retry limit of ${limit}`);
-      this.buryTask(h.path, task, task.attempts, describeError(error), { task: task.name, id: task.id, attempt: task.attempts }, limit);
+      this.buryTask(h, task, task.attempts, describeError(error), { task: task.name, id: task.id, attempt: task.attempts }, limit);
       return;
     }
     h.task = task;
@@ -440,14 +490,18 @@ export class SpoolService {
 
   /** A task interrupted through no fault of its own: back to incoming/, no attempt counted. */
   private releaseInterrupted(h: Held, reason: string): void {
+    const returned = (moved: boolean) => {
+      if (!moved) return this.lose(h.fileName, 'the claim was taken over before the task was returned');
+      this.queue.add(h.fileName, 'incoming', Date.now());
+      this.log.warn('task returned to the spool without counting an attempt', { file: h.fileName, reason });
+    };
+    let moved: boolean;
     try {
-      if (!release(h.path, this.layout)) return this.lose(h.fileName, 'the claim was taken over before the task was returned');
+      moved = release(h.path, this.layout);
     } catch (err) {
-      this.log.error('cannot return an interrupted task to the spool; it stays claimed', { file: h.fileName, err });
-      return;
+      return this.stuckClaimed(h, 'return an interrupted task to incoming/', { reason }, () => release(h.path, this.layout), returned, err);
     }
-    this.queue.add(h.fileName, 'incoming', Date.now());
-    this.log.warn('task returned to the spool without counting an attempt', { file: h.fileName, reason });
+    returned(moved);
   }
 
   /** A processed or skipped task whose worker process removed (or archived) its file itself. */
@@ -477,8 +531,14 @@ export class SpoolService {
         case 'skipped':
           h.outcome = outcome;
           if (this.options.archive) {
-            if (!finish(h.path, this.layout, true)) return this.lose(h.fileName, 'the claim was taken over before the task finished');
-            return this.finished(h);
+            const archived = (moved: boolean) => (moved ? this.finished(h) : this.lose(h.fileName, 'the claim was taken over before the task finished'));
+            let moved: boolean;
+            try {
+              moved = finish(h.path, this.layout, true);
+            } catch (err) {
+              return this.stuckClaimed(h, 'move a finished task to archive/', fields, () => finish(h.path, this.layout, true), archived, err);
+            }
+            return archived(moved);
           }
           // Deleted in a batch by the file-ops lane; the task counts as done once its file is gone.
           h.state = 'finishing';
@@ -514,7 +574,11 @@ export class SpoolService {
           this.owned.delete(h.fileName);
           if (reply.status[i] === UnlinkStatus.Done) this.finished(h);
           else if (reply.status[i] === UnlinkStatus.Missing) this.lose(h.fileName, 'the claim was taken over before the task finished');
-          else this.log.error('cannot record the outcome of a task; it stays claimed', { task: h.task!.name, id: h.task!.id, outcome: h.outcome!.kind, err: reply.reasons[i] });
+          else {
+            const fields = { task: h.task!.name, id: h.task!.id, outcome: h.outcome!.kind };
+            const removed = (gone: boolean) => (gone ? this.finished(h) : this.lose(h.fileName, 'the claim was taken over before the task finished'));
+            this.stuckClaimed(h, 'delete a finished task', fields, () => removeClaimed(h.path), removed, reply.reasons[i]);
+          }
         }
       }),
     );
@@ -536,29 +600,68 @@ export class SpoolService {
     const failures = task.attempts + 1;
     const retry = task.body.retry ?? DEFAULT_RETRY;
     const error = describeError(outcome.error ?? outcome.reason ?? 'rescheduled by the task');
-    if (failures > retry.limit) return this.buryTask(h.path, task, failures, error, fields, retry.limit);
+    if (failures > retry.limit) return this.buryTask(h, task, failures, error, fields, retry.limit);
     const delay = outcome.delay ?? backoffDelay(retry.backoff ?? DEFAULT_RETRY.backoff!, failures);
     const due = Date.now() + delay;
-    const next = retryLater(h.path, this.layout, due);
-    if (next === undefined) return this.lose(h.fileName, 'the claim was taken over before the task was rescheduled');
-    this.stats.rescheduled++;
-    this.queue.add(next, 'pending', Date.now());
-    const level = outcome.error === undefined ? 'info' : 'warn';
-    this.log[level]('task rescheduled', { ...fields, inMs: delay, retriesLeft: retry.limit - failures, error: error.message, ...(level === 'warn' && { stack: error.stack }) });
+    let next: string | undefined;
+    const rescheduled = (moved: boolean) => {
+      if (!moved) return this.lose(h.fileName, 'the claim was taken over before the task was rescheduled');
+      this.stats.rescheduled++;
+      this.queue.add(next!, 'pending', Date.now());
+      const level = outcome.error === undefined ? 'info' : 'warn';
+      this.log[level]('task rescheduled', { ...fields, inMs: delay, retriesLeft: retry.limit - failures, error: error.message, ...(level === 'warn' && { stack: error.stack }) });
+    };
+    const move = () => (next = retryLater(h.path, this.layout, due)) !== undefined;
+    let moved: boolean;
+    try {
+      moved = move();
+    } catch (err) {
+      return this.stuckClaimed(h, 'move a task to pending/ for its retry', fields, move, rescheduled, err);
+    }
+    rescheduled(moved);
   }
 
   /** Moves a task out of retries to dead/, its error recorded in state/<id>.json. */
-  private buryTask(path: string, task: TaskFile, attempts: number, error: ReturnType<typeof describeError>, fields: Record<string, unknown>, retries: number): void {
+  private buryTask(h: Held, task: TaskFile, attempts: number, error: ReturnType<typeof describeError>, fields: Record<string, unknown>, retries: number): void {
     const record = { id: task.id, name: task.name, attempts, at: Date.now(), error };
-    try {
+    const buried = (moved: boolean) => {
+      if (!moved) return this.lose(task.fileName, 'the claim was taken over before the task was buried');
+      this.stats.dead++;
+      this.log.warn('task is a dead letter: out of retries', { ...fields, retries, error: error.message, stack: error.stack });
+    };
+    const move = () => {
       this.folders.check('state', 'dead');
-      if (!bury(path, this.layout, record)) return this.lose(task.fileName, 'the claim was taken over before the task was buried');
+      return bury(h.path, this.layout, record) !== undefined;
+    };
+    let moved: boolean;
+    try {
+      moved = move();
     } catch (err) {
-      this.log.error('cannot move a task to dead/; it stays claimed', { ...fields, err });
-      return;
+      return this.stuckClaimed(h, 'move a task to dead/ (its failure record first)', fields, move, buried, err);
     }
-    this.stats.dead++;
-    this.log.warn('task is a dead letter: out of retries', { ...fields, retries, error: error.message, stack: error.stack });
+    buried(moved);
+  }
+
+  /**
+   * A move of a claimed task failed (a full disk, a directory that cannot grow):
+   * the task stays claimed and held, and the move is tried again with a backoff
+   * until it succeeds or the file is gone (stuck-moves.ts).
+   */
+  private stuckClaimed(h: Held, what: string, fields: Record<string, unknown>, attempt: () => boolean, settled: (moved: boolean) => void, err: unknown): void {
+    h.state = 'stuck';
+    this.owned.set(h.fileName, h);
+    const move: StuckMove = {
+      fileName: h.fileName,
+      what,
+      fields,
+      attempt,
+      settled: (moved) => {
+        if (this.owned.get(h.fileName) === h) this.owned.delete(h.fileName);
+        settled(moved);
+        this.slots.wake();
+      },
+    };
+    this.stuck.add(move, err);
   }
 
   private lose(fileName: string, why: string): void {
@@ -566,19 +669,28 @@ export class SpoolService {
     this.log.warn(`${why}; another daemon reclaimed it and will run it again`, { file: fileName });
   }
 
-  private quarantine(path: string, fileName: string, reason: string, from: string): void {
-    let moved: string | undefined;
-    try {
+  /** Moves a file that is not a valid task to quarantine/; `h` when it is claimed (in our claim directory). */
+  private quarantine(path: string, fileName: string, reason: string, from: string, h?: Held): void {
+    let to: string | undefined;
+    const quarantined = (moved: boolean) => {
+      if (!moved) return;
+      this.stats.quarantined++;
+      this.log.warn('quarantined a file that is not a valid task', { file: fileName, reason, to });
+    };
+    const move = () => {
       this.folders.check('quarantine');
-      moved = quarantine(this.layout, path, fileName, reason, from, Date.now());
+      return (to = quarantine(this.layout, path, fileName, reason, from, Date.now())) !== undefined;
+    };
+    let moved: boolean;
+    try {
+      moved = move();
     } catch (err) {
-      this.held.set(fileName, Date.now() + this.options.scanInterval);
-      this.log.error('cannot quarantine an invalid file; will try again', { file: fileName, reason, err });
-      return;
+      const what = 'quarantine an invalid file';
+      if (h !== undefined) return this.stuckClaimed(h, what, { reason }, move, quarantined, err);
+      // Still in incoming/: considerBadName() leaves it to the retries meanwhile.
+      return this.stuck.add({ fileName, what, fields: { reason }, attempt: move, settled: quarantined }, err);
     }
-    if (moved === undefined) return;
-    this.stats.quarantined++;
-    this.log.warn('quarantined a file that is not a valid task', { file: fileName, reason, to: moved });
+    quarantined(moved);
   }
 
   // --- discovery --------------------------------------------------------------
@@ -734,6 +846,7 @@ export class SpoolService {
 
   /** A name that is not a task name: quarantine it once it has settled (a producer may rename it yet). */
   private considerBadName(path: string, fileName: string, from: string, mtimeMs: number | undefined): void {
+    if (this.stuck.has(fileName)) return;
     let mtime = mtimeMs;
     if (mtime === undefined) {
       try {
@@ -857,6 +970,7 @@ export class SpoolService {
     if (this.watcher === undefined) await this.scanUnwatchedIncoming();
     else if (this.incomingMayHaveChanged(now)) this.scanIncoming();
     this.rescanPendingIfChanged();
+    if (this.failedClaims.size > 0) this.retryFailedClaims(now);
     await this.reclaimDeadOwners();
     this.sweepTmp();
   }
@@ -874,6 +988,8 @@ export class SpoolService {
     for (const p of problems) this.log.error(p.message);
     this.log.error('a spool folder was replaced while spoolerd ran: this spool is no longer served; restore the folder and restart spoolerd');
     this.untrusted = true;
+    // Nothing more is moved here, failed moves included: they stay where they are.
+    this.stuck.stop();
     void this.stopDiscovery();
     return false;
   }

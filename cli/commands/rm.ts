@@ -4,11 +4,14 @@
  * so either the daemon or rm gets it, never both. A task that is already
  * running cannot be revoked.
  */
+import { randomBytes } from 'node:crypto';
 import { mkdirSync, renameSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command } from 'commander';
 import type { SpoolLayout } from '../../spool/layout.js';
+import { QUARANTINE_REASON_SUFFIX } from '../../spool/listing.js';
 import { printable } from '../../spool/printable.js';
+import { removeTree } from '../../spool/remove-tree.js';
 import { CliError, EXIT } from '../exit-codes.js';
 import { findEntry, spoolFrom, withDirOption, type DirOption } from '../find-task.js';
 
@@ -44,15 +47,24 @@ function revoke(layout: SpoolLayout, ref: string): string {
       throw new CliError(`${entry.task?.id ?? entry.fileName} is running on ${entry.owner}; it cannot be revoked`, EXIT.CONFLICT);
     }
     if (entry.state === 'archived') throw new CliError(`${entry.fileName} was already processed (it is in archive/)`, EXIT.CONFLICT);
-    const graveyard = join(layout.tmp, `.revoked-${process.pid}-${entry.fileName}`);
+    // Not named after the entry: a quarantined name may take all 255 bytes a name can have.
+    const graveyard = join(layout.tmp, `.revoked-${process.pid}-${randomBytes(6).toString('hex')}`);
     try {
       renameSync(entry.path, graveyard);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue;
       throw err;
     }
-    unlinkSync(graveyard);
-    if (entry.location === 'quarantine') unlinkQuietly(entry.path + '.reason.json');
+    if (entry.location === 'quarantine') unlinkQuietly(entry.path + QUARANTINE_REASON_SUFFIX);
+    try {
+      // A quarantined entry may be a directory (dropped into incoming/ whole), possibly still written into.
+      removeTree(graveyard);
+    } catch (err) {
+      throw new CliError(
+        `${entry.fileName} was taken out of the spool but could not be deleted (${(err as Error).message}); delete ${graveyard} by hand`,
+        EXIT.ERROR,
+      );
+    }
     return entry.task?.id ?? entry.fileName;
   }
   // Gone twice: claimed by a daemon or removed by someone else. Say which.
