@@ -10,7 +10,7 @@
  * process is gone while this one's event loop is blocked by a task.
  */
 import { Worker } from 'node:worker_threads';
-import { TaskTimeoutError } from '../runtime/context.js';
+import { ClaimLostError, TaskTimeoutError } from '../runtime/context.js';
 import type { TaskOutcome } from '../runtime/results.js';
 import { decodeTask } from '../spool/task-file.js';
 import { createLogger, type Logger } from './logger.js';
@@ -40,6 +40,8 @@ process.on('message', (message: ToWorker) => {
       return;
     case 'abort':
       return runs.get(message.n)?.abort(new TaskTimeoutError(message.timeoutMs));
+    case 'revoke':
+      return runs.get(message.n)?.abort(new ClaimLostError(message.message));
     case 'retire':
       return void process.exit(0);
   }
