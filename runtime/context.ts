@@ -38,7 +38,7 @@ export interface TaskContext {
   readonly fileName: string;
   /** The spooler of the spool the task came from. */
   readonly spooler: Spooler;
-  /** Fires when the task's timeout expires (or the daemon gives up on the task); reason: a TaskTimeoutError. */
+  /** Fires when the task's timeout expires (reason: a TaskTimeoutError) or the daemon lost its claim on the task (a ClaimLostError). */
   readonly signal: AbortSignal;
   readonly log: TaskLogger;
   /** Id of the task that enqueued this one, if any. */
@@ -57,6 +57,19 @@ export class TaskTimeoutError extends Error {
   override name = 'TaskTimeoutError';
   constructor(readonly timeoutMs: number, detail = '') {
     super(`the task did not finish within its timeout of ${timeoutMs} ms${detail}`);
+  }
+}
+
+/**
+ * The daemon lost its claim on the task while it ran: it was stalled (or its
+ * clock was off) for longer than --stale-after, so other daemons took it for
+ * dead and may be running the task again. The reason of the task's AbortSignal;
+ * whatever the task returns after it is ignored.
+ */
+export class ClaimLostError extends Error {
+  override name = 'ClaimLostError';
+  constructor(message = 'the daemon lost its claim on this task (it was stalled for longer than --stale-after, or its clock is off); another daemon may be running it: stop') {
+    super(message);
   }
 }
 

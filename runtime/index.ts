@@ -1,6 +1,6 @@
 export { Spooler } from './spooler.js';
 export type { SpoolerOptions, EnqueueOptions, TaskOptions, MessageOptions, TaskHandle, TaskRequest, TaskFunction } from './spooler.js';
-export { currentTask, taskContext, NotInTaskError, TaskTimeoutError, type TaskContext, type TaskLogger } from './context.js';
+export { currentTask, taskContext, ClaimLostError, NotInTaskError, TaskTimeoutError, type TaskContext, type TaskLogger } from './context.js';
 export { processed, skipped, rescheduled, outcomeOf, TaskResult, type TaskOutcome } from './results.js';
 export { backoffDelay, toRetrySpec, DEFAULT_RETRY, type BackoffOptions } from './backoff.js';
 export { toMs, toDueTime, type Duration, type Postpone } from './duration.js';

@@ -3,12 +3,13 @@
  * in execution order. Used by `spool ls`, `spool stats`, `spool rm` and
  * `Spooler.getTasks()`. Only reads; never moves anything.
  */
-import { opendirSync, type Dir, type Dirent } from 'node:fs';
+import type { Dirent } from 'node:fs';
 import { join, sep } from 'node:path';
 import type { TaskBody } from './body.js';
 import type { SpoolLayout, TaskLocation } from './layout.js';
 import { explainBadName, type Encoding, type TaskName } from './name.js';
 import { BodyChecks, isValidBody, VALID } from './parallel-check.js';
+import { readEntries } from './read-names.js';
 import { DEFAULT_MAX_BYTES, describeIrregular, readRegularFile } from './safe-read.js';
 import { decodeTask } from './task-file.js';
 import { assertRealFolder } from './trust.js';
@@ -393,29 +394,29 @@ export { QUARANTINE_REASON_SUFFIX };
 
 /**
  * A directory's entries, or none when it does not exist (a spool made by an older
- * or foreign producer). Read a batch at a time (opendir) rather than all at once
- * (readdir), so that each entry is garbage as soon as it has been looked at
- * instead of living, with an array of 100,000 of them, until the listing ends.
- * Same entries, same types (an unknown type is lstat'ed either way).
+ * or foreign producer). Read a batch at a time (opendir, where the listing has
+ * types) rather than all at once (readdir), so that each entry is garbage as soon
+ * as it has been looked at instead of living, with an array of 100,000 of them,
+ * until the listing ends. Entries that vanish while being read are left out
+ * (read-names.ts).
  */
 function* readDirEntries(dir: string): Generator<Dirent, void, undefined> {
   // opendir follows links: a folder that is one (a neighbour's trick to list, or have us list,
   // another place) is refused here. Claim directories that are links are skipped by their type.
   if (assertRealFolder(dir) === undefined) return;
-  let handle: Dir;
+  const entries = readEntries(dir);
+  let first: IteratorResult<Dirent, void>;
   try {
-    handle = opendirSync(dir, { bufferSize: 128 });
+    first = entries.next();
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
     // Node's opendir errors name no path; the message for the user (EACCES: which directory) needs it.
     (err as NodeJS.ErrnoException).path ??= dir;
     throw err;
   }
-  try {
-    for (let entry = handle.readSync(); entry !== null; entry = handle.readSync()) yield entry;
-  } finally {
-    handle.closeSync();
-  }
+  if (first.done) return;
+  yield first.value;
+  yield* entries;
 }
 
 const STATE_RANK: Record<TaskState, number> = Object.fromEntries(TASK_STATES.map((s, i) => [s, i])) as Record<TaskState, number>;

@@ -34,12 +34,13 @@ import type { PendingDir } from './task-queue.js';
 const INCOMING_THEN_PENDING = ['incoming', 'pending'] as const;
 const PENDING_ONLY = ['pending'] as const;
 
-export type ClaimResult = { claimed: true; path: string; from: PendingDir } | { claimed: false };
+/** Not claimed: another process got it, or (ownerGone) our own claim directory is gone, so no claim can succeed. */
+export type ClaimResult = { claimed: true; path: string; from: PendingDir } | { claimed: false; ownerGone?: true };
 
 /** The directories a claim takes tasks from (a SpoolLayout, or the same paths sent to a file-ops thread). */
 export type ClaimSources = Readonly<Record<PendingDir, string>>;
 
-/** Claims a pending task for `owner`. Not claimed means another process got it (or it was revoked). */
+/** Claims a pending task for `owner`. Not claimed means another process got it (or it was revoked), or with ownerGone that our claim directory is gone. */
 export function claim(layout: ClaimSources, ownerDir: string, fileName: string, dir: PendingDir): ClaimResult {
   // Concatenated, not join()ed: a file name from a directory listing holds no separator, and
   // join's normalising cost ~1 µs per path on a path taken for every task.
@@ -54,7 +55,11 @@ export function claim(layout: ClaimSources, ownerDir: string, fileName: string, 
     }
   }
   // Over NFS a retransmitted rename can report ENOENT although the first transmission succeeded.
-  return exists(target) ? { claimed: true, path: target, from: dir } : { claimed: false };
+  if (exists(target)) return { claimed: true, path: target, from: dir };
+  // rename(2) says ENOENT for a missing target directory too: another daemon reclaimed our claims and
+  // removed it (we were stalled past the stale time). Taken for lost races, every claim would fail
+  // silently forever. Checked here only, on the failure path: a won claim costs nothing more.
+  return exists(ownerDir) ? { claimed: false } : { claimed: false, ownerGone: true };
 }
 
 /** Moves a task that is not yet due out of the watched incoming/ directory. */

@@ -62,6 +62,14 @@ export interface Executor {
    * outcome as a value, so the caller can settle it without a promise.
    */
   run(job: Job): Execution | Promise<Execution>;
+  /**
+   * The daemon lost its claims on the tasks of `spool` now running: fire each
+   * one's AbortSignal with `reason`. Each run still settles (its outcome is for
+   * the caller to ignore): when the task stops, or `killGrace` ms later when its
+   * worker process is killed. In the daemon's own process nothing can be
+   * killed: such a run settles when its code ends.
+   */
+  revoke(spool: string, reason: Error): void;
   /** Ends the execution of whatever still runs (graceful stop, after the grace period). Runs not ended yet never settle. */
   stop(): Promise<void>;
   /** Same, synchronously, for a second signal. */

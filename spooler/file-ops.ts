@@ -39,6 +39,8 @@ export const enum ClaimStatus {
   Lost = 2,
   /** The claim failed for another reason (permissions, full disk): see `reasons`; the file stays where it was. */
   Failed = 3,
+  /** Not claimed: the claim directory is gone (another daemon took this owner for dead). The rest of the batch is not tried. */
+  OwnerGone = 4,
 }
 
 export interface ClaimReply {
@@ -74,6 +76,10 @@ export function claimAndRead(req: ClaimRequest): ClaimReply {
       continue;
     }
     if (!claimed.claimed) {
+      if (claimed.ownerGone) {
+        status.fill(ClaimStatus.OwnerGone, i);
+        break;
+      }
       status[i] = ClaimStatus.Lost;
       continue;
     }

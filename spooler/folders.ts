@@ -105,9 +105,14 @@ export class SpoolFolders {
     return new SpoolFolders(layout, trust, ids);
   }
 
+  /** This daemon's claim directory, checked like the spool's folders; replaced when it rejoins as a new owner. */
+  private ownClaimDir: string | undefined;
+
   /** The claim directory this daemon made (Owner.acquire): checked like the spool's folders from now on. */
   adoptClaimDir(path: string): void {
+    if (this.ownClaimDir !== undefined) this.ids.delete(this.ownClaimDir);
     this.ids.set(path, idOf(checkOwnedFolder(path, this.trust)));
+    this.ownClaimDir = path;
   }
 
   /** Throws FolderSwappedError unless every folder named is still the one checked at start-up. */
@@ -119,6 +124,9 @@ export class SpoolFolders {
   checkAll(): UntrustedFolderError[] {
     const problems: UntrustedFolderError[] = [];
     for (const path of this.ids.keys()) {
+      // A claim directory that is gone was removed by a daemon that took this one for dead:
+      // the owner-lost path handles it (SPOOL-FORMAT.md, "Stalled daemons"); it is not a swap.
+      if (path === this.ownClaimDir && lstatOrUndefined(path) === undefined) continue;
       try {
         this.checkPath(path);
       } catch (err) {

@@ -6,6 +6,8 @@
  * task's AbortSignal; a task that has not settled `killGrace` ms later is
  * counted as failed (rescheduled by its backoff, attempt counted) and its slot
  * is freed, although its code may still be running: nothing can kill it here.
+ * A task whose claim the daemon lost (revoke()) gets its signal fired too, and
+ * keeps its slot until its code ends.
  */
 import { TaskTimeoutError } from '../runtime/context.js';
 import type { Execution, Executor, Job } from './executor.js';
@@ -14,6 +16,8 @@ import { TaskRun } from './run-task.js';
 
 export class InProcessExecutor implements Executor {
   private running = 0;
+  /** Tasks whose code still runs (those that did not end synchronously), for revoke(). */
+  private readonly flights = new Set<{ spool: string; run: TaskRun }>();
 
   constructor(
     private readonly log: Logger,
@@ -32,7 +36,12 @@ export class InProcessExecutor implements Executor {
     // Ended already (a synchronous task): no timer could have fired meanwhile.
     if (!(settled instanceof Promise)) return settled;
     this.running++;
-    const outcome = settled.finally(() => this.running--);
+    const flight = { spool: job.spool, run };
+    this.flights.add(flight);
+    const outcome = settled.finally(() => {
+      this.running--;
+      this.flights.delete(flight);
+    });
     const timeoutMs = job.timeoutMs;
     if (timeoutMs === undefined) return outcome;
     return new Promise((settle) => {
@@ -51,6 +60,10 @@ export class InProcessExecutor implements Executor {
         settle(o);
       });
     });
+  }
+
+  revoke(spool: string, reason: Error): void {
+    for (const flight of this.flights) if (flight.spool === spool) flight.run.abort(reason);
   }
 
   async stop(): Promise<void> {}

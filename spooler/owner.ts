@@ -4,6 +4,15 @@
  * whose mtime it refreshes every stale/3. Another daemon may reclaim the
  * owner's tasks only when that lock is stale (not refreshed for the stale time)
  * or gone. See claim.ts for the protocol.
+ *
+ * A daemon stalled past the stale time (SIGSTOP, a VM pause, a clock off by
+ * that much) finds on resuming that its lock was taken for dead: the others
+ * have reclaimed its claims and removed its lock and claim directory.
+ * proper-lockfile reports that through onCompromised, and the owner is then
+ * lost for good: the daemon gives up everything it held under it and rejoins
+ * as a new owner (SpoolService). Nothing may be renamed into or out of a lost
+ * owner's directory by its daemon any more; what is left there is reclaimed
+ * like any dead owner's claims.
  */
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, rmdirSync } from 'node:fs';
@@ -11,7 +20,6 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import lockfile from 'proper-lockfile';
 import type { SpoolLayout } from '../spool/layout.js';
-import type { Logger } from './logger.js';
 
 export class Owner {
   private constructor(
@@ -20,26 +28,52 @@ export class Owner {
     private unlock: (() => Promise<void>) | undefined,
   ) {}
 
-  /** Takes the liveness lock, then creates the claim directory (in that order: a claim directory without a live lock is fair game). */
-  static async acquire(layout: SpoolLayout, staleMs: number, log: Logger, mode = 0o700): Promise<Owner> {
+  /**
+   * Takes the liveness lock, then creates the claim directory (in that order: a
+   * claim directory without a live lock is fair game). `onLost` is called, once,
+   * if the lock is lost while held.
+   */
+  static async acquire(layout: SpoolLayout, staleMs: number, onLost: (err: Error) => void, mode = 0o700): Promise<Owner> {
     const host = hostname().replace(/[^A-Za-z0-9_.-]/g, '_') || 'host';
     const id = `${host}-${process.pid}-${randomBytes(3).toString('hex')}`;
+    let owner: Owner | undefined;
     const unlock = await lockfile.lock(lockTarget(layout, id), {
       realpath: false,
       stale: staleMs,
       update: Math.max(1000, Math.floor(staleMs / 3)),
-      // The default throws from a timer and kills the process. Losing the lock means we
-      // were stalled past the stale time and others may re-run our tasks: say so and go on.
-      onCompromised: (err) => log.error('liveness lock lost: tasks claimed by this daemon may be run again by another one', { owner: id, err }),
+      // The default throws from a timer and kills the process: the daemon rejoins instead.
+      onCompromised: (err) => {
+        if (owner === undefined || owner.lost) return;
+        owner.lost = true;
+        owner.unlock = undefined;
+        onLost(err);
+      },
     });
     const dir = join(layout.active, id);
     // Not recursive: this fails rather than accept anything (a link, say) already under our fresh id.
     mkdirSync(dir, { mode });
-    return new Owner(id, dir, unlock);
+    owner = new Owner(id, dir, unlock);
+    return owner;
   }
 
-  /** Removes the claim directory (it must be empty) and releases the lock. */
+  /** Set once the lock was lost: this owner's claims may be reclaimed, and it must not touch them. */
+  lost = false;
+
+  /**
+   * Gives the owner up without touching its claims (its claim directory was
+   * found gone): the lock goes too, if it is still ours, so that whatever is
+   * left under this owner is reclaimed. No onLost call follows.
+   */
+  async abandon(): Promise<void> {
+    this.lost = true;
+    const unlock = this.unlock;
+    this.unlock = undefined;
+    await unlock?.().catch(() => undefined);
+  }
+
+  /** Removes the claim directory (it must be empty) and releases the lock. Nothing for a lost owner: its leftovers are reclaimed. */
   async release(): Promise<void> {
+    if (this.lost) return;
     try {
       rmdirSync(this.dir);
     } catch {

@@ -24,6 +24,7 @@ import { lstatSync, readdirSync, statSync, unlinkSync } from 'node:fs';
 import { join, sep } from 'node:path';
 import type { FSWatcher } from 'chokidar';
 import { DEFAULT_RETRY, backoffDelay } from '../runtime/backoff.js';
+import { ClaimLostError } from '../runtime/context.js';
 import type { TaskOutcome } from '../runtime/results.js';
 import type { SpoolLayout } from '../spool/layout.js';
 import { folderMode } from '../spool/trust.js';
@@ -102,6 +103,8 @@ interface Held {
   bytes?: Uint8Array;
   /** Set when processed or skipped. */
   outcome?: Extract<TaskOutcome, { kind: 'processed' | 'skipped' }>;
+  /** Set when the owner it was claimed under was lost: its outcome is ignored and its file left alone. */
+  revoked?: boolean;
 }
 
 /** Names per claim request: small enough that the first tasks of a batch start soon. */
@@ -200,8 +203,7 @@ export class SpoolService {
   }
 
   async start(): Promise<void> {
-    this.owner = await Owner.acquire(this.layout, this.options.staleAfter, this.log, folderMode('active', { gid: this.options.group }));
-    this.folders.adoptClaimDir(this.owner.dir);
+    this.owner = await this.acquireOwner();
     const started = Date.now();
     const incoming = this.loadBacklog(started);
     await this.reclaimDeadOwners();
@@ -216,6 +218,71 @@ export class SpoolService {
     });
     this.slots.wake();
     this.scheduleScan();
+  }
+
+  private acquireOwner(): Promise<Owner> {
+    const mode = folderMode('active', { gid: this.options.group });
+    const owner = Owner.acquire(
+      this.layout,
+      this.options.staleAfter,
+      (err) => void owner.then((lost) => this.ownerLost(lost, 'its liveness lock was taken for stale or removed', err)),
+      mode,
+    ).then((acquired) => {
+      this.folders.adoptClaimDir(acquired.dir);
+      return acquired;
+    });
+    return owner;
+  }
+
+  /**
+   * The daemon was taken for dead: stalled (SIGSTOP, a VM pause, a long
+   * pause of the event loop) or its clock off by --stale-after or more. Other
+   * daemons may have reclaimed everything it held and may be running it
+   * already; no fencing can undo what its tasks did meanwhile (SPOOL-FORMAT.md,
+   * "Stalled daemons"). So it stops acting as that owner at once: the running
+   * tasks' AbortSignals fire and their outcomes are ignored, nothing it held is
+   * settled, moved or deleted (what is left in the old claim directory is
+   * reclaimed like any dead owner's claims, with an attempt counted), and it
+   * rejoins as a new owner: new id, lock and claim directory.
+   */
+  private ownerLost(owner: Owner, how: string, err?: unknown): void {
+    if (owner !== this.owner) return;
+    this.owner = undefined;
+    void owner.abandon();
+    let running = 0;
+    for (const h of this.owned.values()) {
+      h.revoked = true;
+      if (h.state === 'running') running++;
+    }
+    const held = this.owned.size;
+    this.owned.clear();
+    this.ready = [];
+    this.readyHead = 0;
+    this.claiming = 0;
+    this.unlinkQueue = [];
+    if (running > 0) this.executor.revoke(this.layout.root, new ClaimLostError());
+    this.log.error(
+      'this daemon lost its claims: it was stalled, or its clock is off, for longer than --stale-after, and other daemons may already be running the tasks it held. ' +
+        'The tasks it was running were told to stop (AbortSignal, ClaimLostError) and may have run twice; their outcomes are ignored and nothing it held is touched. Rejoining as a new owner.',
+      { owner: owner.id, how, running, held, ...(err !== undefined && { err }) },
+    );
+    if (!this.stopping) void this.rejoin(owner.id);
+  }
+
+  private async rejoin(previous: string): Promise<void> {
+    while (!this.stopping) {
+      try {
+        const owner = await this.acquireOwner();
+        if (this.stopping) return void (await owner.release());
+        this.owner = owner;
+        this.log.info('serving spool as a new owner', { owner: owner.id, previous });
+        this.slots.wake();
+        return;
+      } catch (err) {
+        this.log.error('cannot rejoin the spool as a new owner; trying again', { err, inMs: this.options.scanInterval });
+        await new Promise((done) => setTimeout(done, this.options.scanInterval));
+      }
+    }
   }
 
   /** Starts as many claimed tasks as the daemon has slots for, and claims more. Returns how many started. */
@@ -340,8 +407,9 @@ export class SpoolService {
     const inPending = new Uint8Array(batch.length);
     for (let i = 0; i < batch.length; i++) if (batch[i]!.from === 'pending') inPending[i] = 1;
     this.claiming += batch.length;
-    const request = { sources: { incoming: this.layout.incoming, pending: this.layout.pending }, ownerDir: this.owner!.dir, names, inPending, maxBytes: this.options.maxBytes };
-    this.track(this.lane.claim(request, batch.length).then((reply) => this.onClaimed(batch, reply)));
+    const owner = this.owner!;
+    const request = { sources: { incoming: this.layout.incoming, pending: this.layout.pending }, ownerDir: owner.dir, names, inPending, maxBytes: this.options.maxBytes };
+    this.track(this.lane.claim(request, batch.length).then((reply) => this.onClaimed(owner, batch, reply)));
   }
 
   private track(work: Promise<void>): void {
@@ -349,8 +417,13 @@ export class SpoolService {
     this.inFlight.add(tracked);
   }
 
-  private onClaimed(batch: Held[], reply: ClaimReply): void {
+  private onClaimed(owner: Owner, batch: Held[], reply: ClaimReply): void {
+    // Claimed under an owner lost meanwhile: whatever got into its directory is reclaimed from there.
+    if (owner !== this.owner) return;
     this.claiming -= batch.length;
+    if (reply.status[batch.length - 1] === ClaimStatus.OwnerGone) {
+      return this.ownerLost(owner, 'its claim directory is gone (a claim into it failed)');
+    }
     const now = Date.now();
     const bytes = Buffer.from(reply.bytes);
     for (let i = 0; i < batch.length; i++) {
@@ -475,6 +548,7 @@ export class SpoolService {
   /** A task's run is over: apply its outcome to its file and free its slot. */
   private ended(h: Held, outcome: Execution, startedAt: number): void {
     h.bytes = undefined;
+    if (h.revoked === true) return this.endedRevoked(h, outcome);
     try {
       if (this.untrusted) this.log.error('a spool folder was replaced: the outcome of this task is not recorded; it stays claimed', { file: h.fileName, outcome: outcome.kind });
       else if (outcome.kind === 'released') this.releaseInterrupted(h, outcome.reason);
@@ -485,6 +559,12 @@ export class SpoolService {
     }
     this.runMsAverage += 0.2 * (performance.now() - startedAt - this.runMsAverage);
     if (h.state === 'running') this.owned.delete(h.fileName);
+    this.slots.release();
+  }
+
+  /** A task whose claim was lost while it ran: its file is no longer ours to settle (ownerLost()). */
+  private endedRevoked(h: Held, outcome: Execution): void {
+    this.log.warn('a task whose claim was lost has ended; its outcome is ignored (another daemon may have run it too)', { file: h.fileName, outcome: outcome.kind });
     this.slots.release();
   }
 

@@ -16,7 +16,7 @@
  */
 import { sep } from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { TaskTimeoutError } from '../runtime/context.js';
+import { ClaimLostError, TaskTimeoutError } from '../runtime/context.js';
 import type { TaskOutcome } from '../runtime/results.js';
 import { SpoolLayout } from '../spool/layout.js';
 import { decodeTask } from '../spool/task-file.js';
@@ -52,6 +52,8 @@ process.on('message', (message: ToWorker) => {
       return;
     case 'abort':
       return runs.get(message.n)?.abort(new TaskTimeoutError(message.timeoutMs));
+    case 'revoke':
+      return runs.get(message.n)?.abort(new ClaimLostError(message.message));
     case 'retire':
       return void process.exit(0);
   }

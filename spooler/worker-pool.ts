@@ -78,6 +78,8 @@ interface Pending {
   /** Whether the run message left for the worker (unsent tasks are released, never failed). */
   sent: boolean;
   timedOut: boolean;
+  /** The daemon lost its claim on the task (revoke()): its outcome is ignored. */
+  revoked?: boolean;
   timer?: NodeJS.Timeout;
   grace?: NodeJS.Timeout;
 }
@@ -179,6 +181,43 @@ export class WorkerPool implements Executor {
     await Promise.race([Promise.all(all.map((w) => w.exited)), late]);
     clearTimeout(timer);
     for (const w of all) if (w.state !== 'exited') w.child.kill('SIGKILL');
+  }
+
+  revoke(spool: string, reason: Error): void {
+    const lost = (p: Pending) => p.job.spool === spool && !p.revoked;
+    for (const p of this.waiting.filter(lost)) p.settle({ kind: 'released', reason: reason.message });
+    this.waiting = this.waiting.filter((p) => !lost(p));
+    for (const w of this.workers) {
+      for (const p of [...w.inflight.values()]) {
+        if (!lost(p)) continue;
+        p.revoked = true;
+        if (!p.sent) {
+          // Still in the outbox: it never reaches the worker.
+          w.outbox = w.outbox.filter((job) => job.n !== p.n);
+          w.inflight.delete(p.n);
+          clearTimeout(p.timer);
+          p.settle({ kind: 'released', reason: reason.message });
+          continue;
+        }
+        clearTimeout(p.timer);
+        w.send({ t: 'revoke', n: p.n, message: reason.message });
+        if (p.grace === undefined) p.grace = setTimeout(() => this.killForRevoked(w, p), this.options.killGrace);
+      }
+    }
+  }
+
+  /** A task whose claim was lost ignored its AbortSignal for the kill grace: stop it the only way there is. */
+  private killForRevoked(w: WorkerProcess, p: Pending): void {
+    if (!w.inflight.has(p.n) || w.state === 'exited') return;
+    w.state = 'killed';
+    this.log.warn('a task whose claim was lost did not stop within the kill grace after its AbortSignal: killing its worker process', {
+      task: p.job.task.name,
+      id: p.job.task.id,
+      killGraceMs: this.options.killGrace,
+      worker: w.pid,
+      alsoRunning: [...w.inflight.values()].filter((o) => o !== p).map((o) => ({ task: o.job.task.name, id: o.job.task.id })),
+    });
+    w.child.kill('SIGKILL');
   }
 
   forceStop(): void {

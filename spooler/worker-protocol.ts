@@ -8,6 +8,7 @@
  *   daemon -> worker   init     modules to import, log settings, whether processed tasks are archived
  *                      run      tasks: sequence number, spool, claim directory, file name, file bytes (base64)
  *                      abort    a task's timeout expired: fire its AbortSignal
+ *                      revoke   the daemon lost its claim on a task: fire its AbortSignal (a ClaimLostError)
  *                      retire   no more tasks will come (the worker is idle): exit
  *   worker -> daemon   ready | import-failed
  *                      done     outcomes by sequence number, and sometimes the worker's RSS. A processed
@@ -44,6 +45,7 @@ export type ToWorker =
   | { t: 'init'; modules: string[]; logLevel: LogLevel; logFormat: LogFormat; archive: boolean }
   | { t: 'run'; jobs: WireJob[] }
   | { t: 'abort'; n: number; timeoutMs: number }
+  | { t: 'revoke'; n: number; message: string }
   | { t: 'retire' };
 
 export type FromWorker =
