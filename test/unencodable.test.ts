@@ -198,6 +198,10 @@ describe('arguments the format refuses are refused at the call, and nothing is w
     await expectRefused([{ s: 'a\uD800b' }], 'task.args[0].s', /surrogate|UTF-8/);
   });
 
+  it('a key holding a lone surrogate, which msgpackr would write as U+FFFD', async () => {
+    await expectRefused([{ ['k\uDC00']: 1 }], 'task.args[0].k\uDC00', /lone UTF-16 surrogate/);
+  });
+
   it('bad values in meta and in a message payload are refused with their path', async () => {
     const fn = spooler.task((..._a: unknown[]) => undefined, { name: 'with_meta', meta: { when: new Date() as never } });
     await expect(fn()).rejects.toThrow(expect.objectContaining({ path: 'task.meta.when' }));
