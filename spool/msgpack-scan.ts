@@ -1,15 +1,36 @@
 /**
  * A structural check of MessagePack bytes before they are decoded: only the
  * plain types SPOOL-FORMAT.md allows, every length inside the buffer, nothing
- * after the root value, integers within ±2^53 and map keys that are strings or
- * integers. msgpackr decodes its own extensions (records, typed arrays, BigInt)
- * even with records turned off, so this is where they are refused.
+ * after the root value, integers within ±(2^53 − 1), strings that are valid
+ * UTF-8 and map keys that are strings or integers. msgpackr decodes its own
+ * extensions (records, typed arrays, BigInt) even with records turned off, and
+ * turns invalid UTF-8 into U+FFFD without a word, so this is where both are
+ * refused. The daemon's decode and `spool ls` (whose quick check accepts ASCII
+ * only and leaves the rest to the full decode) both come through here.
  *
  * Problems are described by kind and byte offset, never by quoting the file's
  * content. Returns undefined when the bytes are plain MessagePack.
  */
+import { isUtf8 } from 'node:buffer';
+
 const MAX_DEPTH = 64;
-const TWO_53 = 2 ** 53;
+const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
+/** Strings up to this long are first looked at byte by byte for ASCII; a native call costs more than that. */
+const ASCII_LOOP_MAX = 64;
+
+/** Whether bytes[start, start + length) are valid UTF-8 (no overlongs, surrogates or code points beyond U+10FFFF). */
+function isUtf8At(bytes: Uint8Array, start: number, length: number): boolean {
+  if (length <= ASCII_LOOP_MAX) {
+    let i = start;
+    const stop = start + length;
+    while (i < stop && bytes[i]! < 0x80) i++;
+    if (i === stop) return true;
+  }
+  return isUtf8(bytes.subarray(start, start + length));
+}
+
+const notUtf8 = (at: number): string =>
+  `the string at byte ${at} is not valid UTF-8; text must be UTF-8 (send bytes as MessagePack bin, not str)`;
 
 export function findMsgpackProblem(bytes: Uint8Array): string | undefined {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
@@ -48,6 +69,7 @@ export function findMsgpackProblem(bytes: Uint8Array): string | undefined {
     else if (b <= 0xbf) {
       kind = 'str';
       if (!need(b & 0x1f)) return truncated();
+      if (!isUtf8At(bytes, offset, b & 0x1f)) return notUtf8(at);
       offset += b & 0x1f;
     } else {
       switch (b) {
@@ -61,8 +83,11 @@ export function findMsgpackProblem(bytes: Uint8Array): string | undefined {
           const n = view.getUint8(offset);
           offset += 1;
           if (!need(n)) return truncated();
+          if (b === 0xd9) {
+            kind = 'str';
+            if (!isUtf8At(bytes, offset, n)) return notUtf8(at);
+          }
           offset += n;
-          if (b === 0xd9) kind = 'str';
           break;
         }
         case 0xc5:
@@ -71,8 +96,11 @@ export function findMsgpackProblem(bytes: Uint8Array): string | undefined {
           const n = view.getUint16(offset);
           offset += 2;
           if (!need(n)) return truncated();
+          if (b === 0xda) {
+            kind = 'str';
+            if (!isUtf8At(bytes, offset, n)) return notUtf8(at);
+          }
           offset += n;
-          if (b === 0xda) kind = 'str';
           break;
         }
         case 0xc6:
@@ -81,8 +109,11 @@ export function findMsgpackProblem(bytes: Uint8Array): string | undefined {
           const n = view.getUint32(offset);
           offset += 4;
           if (!need(n)) return truncated();
+          if (b === 0xdb) {
+            kind = 'str';
+            if (!isUtf8At(bytes, offset, n)) return notUtf8(at);
+          }
           offset += n;
-          if (b === 0xdb) kind = 'str';
           break;
         }
         case 0xca: // float32
@@ -116,7 +147,8 @@ export function findMsgpackProblem(bytes: Uint8Array): string | undefined {
           if (!need(8)) return truncated();
           const big = b === 0xcf ? view.getBigUint64(offset) : view.getBigInt64(offset);
           offset += 8;
-          if (big > BigInt(TWO_53) || big < -BigInt(TWO_53)) return `a 64-bit integer at byte ${at} is beyond ±2^53 and cannot be represented exactly; write it as a string`;
+          // ±2^53 itself is out: 2^53 + 1 would decode to it, so it cannot be told from its neighbour.
+          if (big > MAX_SAFE || big < -MAX_SAFE) return `a 64-bit integer at byte ${at} is beyond ±2^53 − 1 and cannot be represented exactly; write it as a string`;
           kind = 'int';
           break;
         }

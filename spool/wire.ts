@@ -1,8 +1,10 @@
 /**
  * Encoding task bodies. Bodies are plain MessagePack (or JSON) so any language
  * can read and write them, which means only values every decoder agrees on:
- * null, booleans, finite numbers, integers within ±2^53, strings, byte arrays
- * (MessagePack only), arrays and plain objects with string keys.
+ * null, booleans, finite numbers (integers within ±(2^53 − 1); a number beyond
+ * is a double and is written as one), strings of valid Unicode, byte arrays
+ * (MessagePack only), arrays and plain objects with string keys, of any size
+ * the file cap allows. SPOOL-FORMAT.md, "Values", is the contract.
  *
  * Anything else (undefined, functions, symbols, BigInt, Date, Map, Set, class
  * instances, sparse arrays, circular references) would be dropped or silently
@@ -10,6 +12,7 @@
  * offending value. Decoded bodies are checked by the same rules, which also
  * rejects MessagePack extension types written by other producers.
  */
+import { isUtf8 } from 'node:buffer';
 import { Packr, Unpackr } from 'msgpackr';
 import { UnencodableValueError } from './errors.js';
 import { findMsgpackProblem } from './msgpack-scan.js';
@@ -24,7 +27,9 @@ const INT32_MIN = -(2 ** 31);
 const UINT32_MAX = 2 ** 32 - 1;
 
 // Records and structures are msgpackr extensions other languages cannot read: turn them off.
-const packr = new Packr({ useRecords: false, moreTypes: false });
+// variableMapSize: maps of 65,536 keys and more are written as map32 (without it msgpackr throws),
+// and small ones as fixmap.
+const packr = new Packr({ useRecords: false, moreTypes: false, variableMapSize: true });
 // 'auto': 64-bit integers within ±2^53 decode as numbers, larger ones as BigInt (which the check then refuses).
 const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true, int64AsType: 'auto' as 'number' });
 
@@ -51,12 +56,11 @@ function walk(value: unknown, encoding: Encoding, path: string, depth: number, s
       if (!Number.isFinite(value)) {
         throw new UnencodableValueError(path, `${value} is not a finite number; JSON and most languages cannot carry it (use null or a string)`);
       }
-      if (Number.isInteger(value)) {
-        if (!Number.isSafeInteger(value)) {
-          throw new UnencodableValueError(path, `${value} is beyond ±2^53 and would lose precision; pass it as a string`);
-        }
-        if (encoding === 'msgpack' && (value < INT32_MIN || value > UINT32_MAX)) return BigInt(value);
-      }
+      // A safe integer is written as an integer (beyond 32 bits as int64, which msgpackr only does
+      // for a BigInt). Any other finite number, 1e20 and 2^53 included, is a double and written as
+      // float64 (JSON: as JSON.stringify writes it), which carries its value exactly. −0 is written
+      // as 0: the sign of zero is not part of the format.
+      if (encoding === 'msgpack' && (value < INT32_MIN || value > UINT32_MAX) && Number.isSafeInteger(value)) return BigInt(value);
       return value;
     case 'undefined':
       throw new UnencodableValueError(path, 'undefined cannot be stored (MessagePack would turn it into an extension type, JSON would drop it); use null or leave the property out');
@@ -90,6 +94,9 @@ function walk(value: unknown, encoding: Encoding, path: string, depth: number, s
     let out: Record<string, unknown> | undefined;
     const record = obj as Record<string, unknown>;
     for (const key of Object.keys(record)) {
+      if (!(key as string & { isWellFormed(): boolean }).isWellFormed()) {
+        throw new UnencodableValueError(`${path}.${key}`, 'the key holds a lone UTF-16 surrogate, which UTF-8 cannot carry; it would be replaced by U+FFFD');
+      }
       const item = record[key];
       const converted = walk(item, encoding, `${path}.${key}`, depth + 1, seen);
       if (converted !== item) {
@@ -144,9 +151,15 @@ export function encodeWire(value: unknown, encoding: Encoding): Buffer {
  */
 export function decodeWire(bytes: Uint8Array, encoding: Encoding): unknown {
   let value: unknown;
+  let text: string | undefined;
   if (encoding === 'json') {
+    // toString() would turn invalid UTF-8 into U+FFFD without a word, and JSON.parse a "\ud800"
+    // escape into a lone surrogate: the task would run with text that is not what was sent.
+    if (!isUtf8(bytes)) throw new Error('the text is not valid UTF-8');
+    if (bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf) throw new Error('the text starts with a byte order mark (U+FEFF); write UTF-8 without one');
+    text = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8');
     try {
-      value = JSON.parse(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8'));
+      value = JSON.parse(text);
     } catch (err) {
       // V8's message quotes the text around the error; keep only where it is.
       const message = (err as Error).message;
@@ -161,7 +174,36 @@ export function decodeWire(bytes: Uint8Array, encoding: Encoding): unknown {
     value = unpackr.unpack(bytes);
   }
   checkDecoded(value, encoding, 'body', 0);
+  // Only escapes can make a lone surrogate (the bytes are valid UTF-8), so only text with an
+  // escaped surrogate needs its strings looked at.
+  if (encoding === 'json' && SURROGATE_ESCAPE.test(text!)) checkWellFormed(value, 'body', 0);
   return value;
+}
+
+/** A \uD800–\uDFFF escape in JSON text. */
+const SURROGATE_ESCAPE = /\\u[dD][89abcdefABCDEF]/;
+
+/** Refuses strings (values and keys) holding a lone UTF-16 surrogate, which no UTF-8 producer can have meant. */
+function checkWellFormed(value: unknown, path: string, depth: number): void {
+  if (typeof value === 'string') {
+    if (!(value as string & { isWellFormed(): boolean }).isWellFormed()) {
+      throw new UnencodableValueError(path, 'the string holds a lone UTF-16 surrogate (an unpaired \\uD800–\\uDFFF escape), which is not text');
+    }
+    return;
+  }
+  if (typeof value !== 'object' || value === null) return;
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) checkWellFormed(value[i], `${path}[${i}]`, depth + 1);
+    return;
+  }
+  let position = 0;
+  for (const [key, item] of Object.entries(value)) {
+    if (!(key as string & { isWellFormed(): boolean }).isWellFormed()) {
+      throw new UnencodableValueError(`${path}{key #${position}}`, 'the key holds a lone UTF-16 surrogate (an unpaired \\uD800–\\uDFFF escape), which is not text');
+    }
+    checkWellFormed(item, depth === 0 ? `${path}.${key}` : `${path}{key #${position}}`, depth + 1);
+    position++;
+  }
 }
 
 /** Like walk, for decoded values: no conversion, and a cheaper pass (decoders cannot make cycles). */

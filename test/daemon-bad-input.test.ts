@@ -90,7 +90,8 @@ function dropBadFiles(into: string, secretTarget: string, tag: string): BadFile[
   put(taskName('echo', 'msgpack'), packr.pack({ version: 1, type: 'fcall', args: ['truncated', 1, 2, 3] }).subarray(0, 12), /^the body is not valid MessagePack: truncated: it ends inside a value at byte \d+$/);
   put(taskName('echo', 'msgpack'), Buffer.alloc(0), 'the body is not valid MessagePack: the file is empty');
   put(taskName('echo', 'json'), Buffer.from('{"version":1,"type":"fcall","args":['), 'the body is not valid JSON: truncated: the text ends inside a value');
-  put(taskName('echo', 'json'), Buffer.from([0xff, 0xfe, 0x00, 0x7b]), /^the body is not valid JSON: bad syntax( at character \d+)?$/);
+  put(taskName('echo', 'json'), Buffer.from([0xff, 0xfe, 0x00, 0x7b]), 'the body is not valid JSON: the text is not valid UTF-8');
+  put(taskName('echo', 'json'), Buffer.from('{"version":1,"type":"fcall","args":[}'), /^the body is not valid JSON: bad syntax( at character \d+)?$/);
   // Random bytes, under a task name and under a name that is not one.
   put(taskName('echo', 'msgpack'), noise(800), /^the body is not valid MessagePack: .+/);
   put(`random-${tag}.bin`, noise(800, 99), 'bad file name: the extension must be .msgpack or .json (got .bin)');

@@ -1,6 +1,7 @@
 /**
  * A shell producer, as SPOOL-FORMAT.md ("Enqueueing") shows one: the name from
- * `date +%s%3N` and /dev/urandom, the JSON body printf'd into tmp/, then mv'd
+ * POSIX `date +%s` (whole seconds, as ms) and /dev/urandom, the JSON body printf'd
+ * into tmp/ under `set -C` (O_EXCL), then mv'd
  * into incoming/. The real `spool` binary must see a valid task with the fields
  * the name carries and decode its body.
  */
@@ -12,13 +13,14 @@ import { spool, tempDir } from './helpers/cli.js';
 
 /**
  * The documented snippet, with the spool, priority, delay, task name and body
- * as parameters: bash -c PRODUCER producer <spool> <priority> <delay ms> <name> <json body>.
+ * as parameters, run by dash (a POSIX shell without bash's extensions): sh -c PRODUCER producer <spool> <priority> <delay ms> <name> <json body>.
  * Prints the file name it enqueued.
  */
 const PRODUCER = String.raw`
-set -euo pipefail
+set -eu
+set -C
 spool=$1 priority=$2 delay=$3 task=$4 body=$5
-now=$(date +%s%3N)
+now=$(date +%s)000
 due=$(printf '%013d' $((now + delay)))
 name="$priority-$due-$now$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')-a0-$task.json"
 mkdir -p "$spool/tmp" "$spool/incoming"
@@ -30,7 +32,7 @@ printf '%s' "$name"
 const FILE_NAME = /^(\d{2})-(\d{13})-(\d{13}[0-9a-f]{16})-a(0|[1-9]\d{0,5})-([A-Za-z_][A-Za-z0-9_.:-]{0,127})\.(msgpack|json)$/;
 
 function produce(root: string, priority: string, delayMs: number, task: string, body: string): string {
-  const r = spawnSync('bash', ['-c', PRODUCER, 'producer', root, priority, String(delayMs), task, body], { encoding: 'utf8', timeout: 20_000 });
+  const r = spawnSync('dash', ['-c', PRODUCER, 'producer', root, priority, String(delayMs), task, body], { encoding: 'utf8', timeout: 20_000 });
   if (r.error) throw r.error;
   if (r.status !== 0) throw new Error(`the shell producer failed (${r.status}): ${r.stderr}`);
   return r.stdout;
@@ -61,20 +63,22 @@ describe('shell producer', () => {
   it('a task enqueued with date, /dev/urandom, printf and mv is listed as a valid due task with the fields of its name', () => {
     makeSpool();
     const before = Date.now();
-    const file = produce(root, '50', 0, 'send_email', '{"version":1,"type":"fcall","args":["a@example.com","hi"]}');
+    const file = produce(root, '50', 0, 'sendEmail', '{"version":1,"type":"fcall","args":["a@example.com","hi"]}');
     const after = Date.now();
 
     const m = FILE_NAME.exec(file);
     expect(m, `the shell made a name that does not parse: ${file}`).not.toBeNull();
     const id = m![3]!;
     const created = Number(id.slice(0, 13));
-    expect(created).toBeGreaterThanOrEqual(before);
+    // Whole seconds: POSIX date has no milliseconds.
+    expect(created % 1000).toBe(0);
+    expect(created).toBeGreaterThanOrEqual(Math.floor(before / 1000) * 1000);
     expect(created).toBeLessThanOrEqual(after);
 
     expect(lsJson(root)).toEqual([
       {
         id,
-        name: 'send_email',
+        name: 'sendEmail',
         state: 'due',
         priority: 50,
         due: created,
@@ -92,7 +96,7 @@ describe('shell producer', () => {
 
   it('spool show decodes the body the shell printf-ed', () => {
     makeSpool();
-    const file = produce(root, '50', 0, 'send_email', '{"version":1,"type":"fcall","args":["a@example.com","hi"]}');
+    const file = produce(root, '50', 0, 'sendEmail', '{"version":1,"type":"fcall","args":["a@example.com","hi"]}');
     const id = FILE_NAME.exec(file)![3]!;
     const r = spool(['show', '--dir', root, id], { timeoutMs: 20_000 });
     expect(r.stderr).toBe('');
@@ -107,7 +111,7 @@ describe('shell producer', () => {
   it('a postponed shell task with a ms timestamp argument is scheduled, after the due ones, and its integer survives', () => {
     makeSpool();
     const later = produce(root, '10', 600_000, 'cleanup', '{"version":1,"type":"fcall","args":[1763797190000,{"olderThan":"30d"}],"retry":{"limit":0}}');
-    const now = produce(root, '90', 0, 'send_email', '{"version":1,"type":"fcall","args":["b@example.com","unicode ✓ 日本語"]}');
+    const now = produce(root, '90', 0, 'sendEmail', '{"version":1,"type":"fcall","args":["b@example.com","unicode ✓ 日本語"]}');
     const listed = lsJson(root);
     expect(listed.map((e) => [e.file, e.state, e.reason])).toEqual([
       [now, 'due', null],
@@ -133,7 +137,7 @@ describe('shell producer', () => {
   it('the documented snippet works on a brand-new directory: it makes only tmp/ and incoming/, and spool ls lists its task', () => {
     // SPOOL-FORMAT.md, "Layout": a producer in another language may create tmp/ and incoming/ itself
     // with mkdir -p; missing subdirectories are created by whoever needs them first (…, `spool`, …).
-    const file = produce(root, '50', 0, 'send_email', '{"version":1,"type":"fcall","args":["a@example.com","hi"]}');
+    const file = produce(root, '50', 0, 'sendEmail', '{"version":1,"type":"fcall","args":["a@example.com","hi"]}');
     const listed = lsJson(root);
     expect(listed.map((e) => [e.file, e.state, e.reason])).toEqual([[file, 'due', null]]);
   });

@@ -30,8 +30,8 @@ const INTEGERS = [
   2 ** 32, 2 ** 32 + 1, -(2 ** 31) - 1, -(2 ** 32), 2 ** 40 + 7, -(2 ** 40 + 7), 1763797190000, 2 ** 53 - 1, -(2 ** 53 - 1),
 ];
 const BEYOND_32_BITS = INTEGERS.filter((n) => n > 2 ** 32 - 1 || n < -(2 ** 31));
-// Not integral (an integral double beyond 2^53 is an integer to JavaScript and refused, see unencodable.test.ts).
-const FLOATS = [0.1, -2.5, 1.5, Math.PI, -0.000123, 123456.789, 5e-324, 1e-7, 4503599627370495.5, -4503599627370495.5];
+// Doubles, including those beyond 2^53 (written as float64; SPOOL-FORMAT.md, "Values").
+const FLOATS = [0.1, -2.5, 1.5, Math.PI, -0.000123, 123456.789, 5e-324, 1e-7, 4503599627370495.5, -4503599627370495.5, 2 ** 53, -(2 ** 53), 1e20, Number.MAX_VALUE, -Number.MAX_VALUE];
 const STRINGS = ['', 'a', 'héllo wörld', '日本語のテキスト', '👩‍👩‍👧 🎉 🇫🇷', 'tab\tnew\nline "quoted" \\ back', '\u0000nul', 'x'.repeat(300), 'y'.repeat(70_000)];
 
 const PLAIN_ARGS: unknown[] = [
