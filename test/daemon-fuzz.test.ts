@@ -21,14 +21,6 @@ import { random } from './helpers/random.js';
 const SEED = Number(process.env.FUZZ_SEED ?? 20261201);
 const FILES = Number(process.env.FUZZ_FILES ?? 160);
 
-/**
- * Bad names so long (over ~222 bytes) that the quarantine's unique prefix and
- * its ".reason.json" push them past NAME_MAX (255). Quarantining them is being
- * fixed on branch `stuck`; until that merges they are expected to fail here.
- * They stay in the generator: do not drop them.
- */
-export const LONG_NAME_SHAPES_AWAITING_STUCK = ['bad name of 223–255 bytes', 'bad name of 255 bytes, multi-byte UTF-8'] as const;
-
 let dir: string;
 let cleanup: () => void;
 let root: string;
@@ -184,8 +176,8 @@ function generate(rand: Rand, count: number): Case[] {
     () => bad('bad name: task name of 129 characters', taskFileName(rand, 'json', 'n'.repeat(129)), write('{"version":1,"type":"fcall","args":["must-not-run"]}')),
     () => bad('bad name: .txt', taskFileName(rand, 'json').replace(/json$/, 'txt'), write('{"version":1,"type":"fcall","args":["must-not-run"]}')),
     () => bad('bad name of 150–222 bytes', unique().padEnd(int(rand, 150, 222), 'z'), write('{}')),
-    () => bad(LONG_NAME_SHAPES_AWAITING_STUCK[0], unique().padEnd(int(rand, 223, 255), 'y'), write('{}')),
-    () => bad(LONG_NAME_SHAPES_AWAITING_STUCK[1], unique() + 'é'.repeat(126), write('{}')), // 3 + 252 bytes
+    () => bad('bad name of 223–255 bytes (too long for a quarantine prefix)', unique().padEnd(int(rand, 223, 255), 'y'), write('{}')),
+    () => bad('bad name of 255 bytes, multi-byte UTF-8', unique() + 'é'.repeat(126), write('{}')), // 3 + 252 bytes
 
     // Things that are not regular files.
     () => bad('a directory', taskFileName(rand, 'json'), (path) => mkdirSync(path)),
@@ -247,9 +239,7 @@ describe('fuzz: the daemon takes whatever is dropped into its spool', () => {
     }
     // Then one last good task: once it and everything before it is settled, the daemon got past them all.
     const good = cases.filter((c) => c.expect === 'runs');
-    const awaiting = new Set<string>(LONG_NAME_SHAPES_AWAITING_STUCK);
-    const bad = cases.filter((c) => c.expect === 'quarantined' && !awaiting.has(c.shape));
-    const badAwaitingStuck = cases.filter((c) => c.expect === 'quarantined' && awaiting.has(c.shape));
+    const bad = cases.filter((c) => c.expect === 'quarantined');
     const ignored = cases.filter((c) => c.expect === 'ignored');
 
     const ranKeys = (): Map<string, number> => {
@@ -280,15 +270,14 @@ describe('fuzz: the daemon takes whatever is dropped into its spool', () => {
     expect([...ran.keys()].filter((k) => !k.startsWith('fuzz-'))).toEqual([]);
     const q = quarantinedNames();
     expect(bad.filter((c) => q.get(c.file) !== 1).map((c) => `${c.shape}: ${q.get(c.file) ?? 0}`)).toEqual([]);
-    expect([...q.keys()].filter((f) => !bad.some((c) => c.file === f) && !badAwaitingStuck.some((c) => c.file === f))).toEqual([]);
+    expect([...q.keys()].filter((f) => !bad.some((c) => c.file === f))).toEqual([]);
     // Quarantined files are the files themselves (a symlink stays a symlink, a FIFO a FIFO), never followed.
     expect(readRecords(records).filter((r) => JSON.stringify(r.args ?? []).includes('must-not-run'))).toEqual([]);
 
     // Dot-files are where they were; nothing else is left anywhere but quarantine/.
     for (const c of ignored) expect(existsSync(join(root, c.into, c.file)), c.file).toBe(true);
     const dots = new Set(ignored.map((c) => c.file));
-    const awaitingNames = new Set(badAwaitingStuck.map((c) => c.file));
-    await waitFor(() => lsActive(root).length === 0 && [...ls(join(root, 'incoming')), ...ls(join(root, 'pending'))].every((f) => dots.has(f) || awaitingNames.has(f)), {
+    await waitFor(() => lsActive(root).length === 0 && [...ls(join(root, 'incoming')), ...ls(join(root, 'pending'))].every((f) => dots.has(f)), {
       what: 'incoming/, pending/ and active/ empty but for the dot-files',
       explain: () => describeSpool(root),
     });
@@ -300,13 +289,6 @@ describe('fuzz: the daemon takes whatever is dropped into its spool', () => {
     await waitFor(() => ranKeys().get('fuzz-last') === 1, { what: 'a task after the fuzz run', explain: () => daemon.describe(20) });
     expect(last.id).toBeTruthy();
 
-    // Last, the shapes branch `stuck` fixes: very long bad names quarantined once, and no stray
-    // tmp/.record-* files left by the attempts that failed.
-    await waitFor(() => badAwaitingStuck.every((c) => quarantinedNames().get(c.file) === 1), {
-      timeoutMs: 10_000,
-      what: `the shapes of LONG_NAME_SHAPES_AWAITING_STUCK quarantined once: ${badAwaitingStuck.map((c) => `${c.shape} (${Buffer.byteLength(c.file)} bytes)`).join(', ')}`,
-      explain: () => daemon.describe(2).slice(0, 2000),
-    });
     expect(readdirSync(join(root, 'tmp'))).toEqual([]);
     expect(await daemon.stop()).toEqual({ code: 0, signal: null });
     expect(daemon.logs.filter((l) => l.level === 'error').map((l) => l.msg)).toEqual([]);
