@@ -441,7 +441,7 @@ export class SpoolService {
 
   /** Applies an outcome to the claimed file. */
   private settle(h: Held, task: TaskFile, outcome: TaskOutcome): void {
-    const fields = { task: task.name, id: task.id, attempt: task.attempts + 1 };
+    const fields = { task: task.name, id: task.id, attempt: task.attempts };
     try {
       switch (outcome.kind) {
         case 'processed':
@@ -496,10 +496,10 @@ export class SpoolService {
     const task = h.task!;
     if (h.outcome!.kind === 'processed') {
       this.stats.processed++;
-      if (this.log.enabled('debug')) this.log.debug('task processed', { task: task.name, id: task.id, attempt: task.attempts + 1 });
+      if (this.log.enabled('debug')) this.log.debug('task processed', { task: task.name, id: task.id, attempt: task.attempts });
     } else {
       this.stats.skipped++;
-      this.log.info('task skipped', { task: task.name, id: task.id, attempt: task.attempts + 1, reason: h.outcome!.reason ?? 'no reason given' });
+      this.log.info('task skipped', { task: task.name, id: task.id, attempt: task.attempts, reason: h.outcome!.reason ?? 'no reason given' });
     }
   }
 

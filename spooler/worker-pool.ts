@@ -312,7 +312,7 @@ export class WorkerPool implements Executor {
       this.log.warn('a task did not stop within the kill grace after its timeout: killing its worker process', {
         task: p.job.task.name,
         id: p.job.task.id,
-        attempt: p.job.task.attempts + 1,
+        attempt: p.job.task.attempts,
         timeoutMs,
         killGraceMs: this.options.killGrace,
         worker: w.pid,
@@ -338,7 +338,7 @@ export class WorkerPool implements Executor {
 
     const pendings = [...w.inflight.values()];
     w.inflight.clear();
-    const running = pendings.map((p) => ({ task: p.job.task.name, id: p.job.task.id, attempt: p.job.task.attempts + 1 }));
+    const running = pendings.map((p) => ({ task: p.job.task.name, id: p.job.task.id, attempt: p.job.task.attempts }));
     if (state === 'killed') {
       for (const p of pendings) {
         if (p.timedOut) p.settle({ kind: 'rescheduled', error: new TaskTimeoutError(p.job.timeoutMs!, `, nor within ${this.options.killGrace} ms after its AbortSignal fired; its worker process (pid ${w.pid}) was killed`) });

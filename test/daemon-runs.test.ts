@@ -171,7 +171,7 @@ describe('spoolerd removes tasks that are done', () => {
     const runs = await waitForRuns(1, daemon);
     expect(runs).toHaveLength(1);
     const line = await daemon.waitForLog((l) => l.msg === 'task skipped');
-    expect(line).toEqual(expect.objectContaining({ level: 'info', task: 'skip_me', id: handle.id, attempt: 1, reason: 'no recipient given' }));
+    expect(line).toEqual(expect.objectContaining({ level: 'info', task: 'skip_me', id: handle.id, attempt: 0, reason: 'no recipient given' }));
     expect(daemon.logsWith('task processed')).toEqual([]);
     for (const sub of ['incoming', 'pending', 'dead', 'archive', 'state', 'quarantine']) expect(ls(join(root, sub)), sub).toEqual([]);
     expect(await daemon.stop('SIGTERM')).toEqual({ code: 0, signal: null });
