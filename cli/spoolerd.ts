@@ -1,10 +1,11 @@
 #!/usr/bin/env node
 /** The `spoolerd` command: run the tasks of one or more spools. */
+import { statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { toMs } from '../runtime/duration.js';
-import { SpoolError } from '../spool/errors.js';
+import { SpoolDirectoryError, SpoolError } from '../spool/errors.js';
 import { Daemon } from '../spooler/daemon.js';
 import { createLogger, LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevel, type Logger } from '../spooler/logger.js';
 import { DEFAULTS } from '../spooler/options.js';
@@ -33,6 +34,7 @@ interface CliOptions {
   logLevel: LogLevel;
   logFormat?: LogFormat;
   demo: boolean;
+  create: boolean;
 }
 
 /** A start-up problem the user can fix: printed as one line, without a stack. */
@@ -84,6 +86,7 @@ const program = new Command('spoolerd')
   .addOption(new Option('--kill-grace <duration>', 'after a timeout fired the task\'s AbortSignal, time it gets to stop before its worker process is killed').env('SPOOLERD_KILL_GRACE').argParser(duration).default(DEFAULTS.killGrace, '3s'))
   .addOption(new Option('--log-level <level>', 'least severe level logged').env('SPOOLERD_LOG_LEVEL').choices(LOG_LEVELS).default('info'))
   .addOption(new Option('--log-format <format>', 'json lines, or pretty lines for people (default: pretty on a terminal, json otherwise)').env('SPOOLERD_LOG_FORMAT').choices(LOG_FORMATS))
+  .addOption(new Option('--create', 'make spool directories that do not exist (without it, a mistyped --dir is an error)').env('SPOOLERD_CREATE').default(false))
   .addOption(new Option('--demo', `serve ${DEMO_DIR} with the bundled example tasks, enqueueing a few first`).default(false))
   .addHelpText('after', '\nEvery option can also be set from the environment variable shown. Exit status: 0 after a graceful stop, 1 on a start-up error or a forced stop.')
   .exitOverride();
@@ -107,6 +110,8 @@ async function main(options: CliOptions, log: Logger): Promise<void> {
   const modules = options.demo ? [...(options.import ?? []), DEMO_TASKS] : (options.import ?? []);
   if (dirs.length === 0) throw new StartupError('no spool given: pass --dir <path> (or set SPOOL_DIR); try --demo for an example');
   if (modules.length === 0) throw new StartupError('nothing to run: pass --import <module> with the module that registers your tasks');
+  // A mistyped path must not silently become a new, empty spool that nobody produces into.
+  if (!options.create && !options.demo) for (const dir of dirs) assertSpoolExists(dir);
   // Modules that open Spooler.fromEnv() get the (first) spool this daemon serves.
   process.env.SPOOL_DIR = resolve(dirs[0]!);
   // With worker processes, the workers import the task modules (the daemon starts them and reports a failure).
@@ -123,6 +128,17 @@ async function main(options: CliOptions, log: Logger): Promise<void> {
   }
   await daemon.start();
   handleSignals(daemon, log);
+}
+
+/** Throws unless `dir` exists (its subdirectories are made on start, as for any spool). */
+function assertSpoolExists(dir: string): void {
+  let stat;
+  try {
+    stat = statSync(dir);
+  } catch {
+    throw new SpoolDirectoryError(resolve(dir), 'does not exist; check the path, or pass --create to make a new spool there');
+  }
+  if (!stat.isDirectory()) throw new SpoolDirectoryError(resolve(dir), 'exists but is not a directory; choose another path with --dir or SPOOL_DIR');
 }
 
 function handleSignals(daemon: Daemon, log: Logger): void {

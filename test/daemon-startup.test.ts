@@ -4,7 +4,7 @@
  * --import, no --dir: each exits non-zero at once with a clear message (one
  * JSON error line with --log-format json), not a crash.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { tempDir } from './helpers/cli.js';
@@ -82,6 +82,15 @@ describe('spoolerd refuses to start, with a clear message and exit status 1', ()
     expect(r.errors[0]!.msg).toMatch(new RegExp(`^spool directory ${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: .*(not a directory|already exists)`));
   });
 
+  it('when --dir does not exist and --create is not given (a mistyped path), creating nothing', async () => {
+    const typo = join(dir, 'spoool');
+    const r = await failsToStart({ dir: typo, imports: ['basic'], create: false });
+    expect(r.raw, 'a crash instead of a log line').toEqual([]);
+    expect(r.exit).toEqual({ code: 1, signal: null });
+    expect(r.errors.map((l) => l.msg)).toEqual([`spool directory ${typo}: does not exist; check the path, or pass --create to make a new spool there`]);
+    expect(existsSync(typo)).toBe(false);
+  });
+
   it('without --import', async () => {
     mkdirSync(root);
     const r = await failsToStart({ dir: root });
@@ -110,5 +119,15 @@ describe('spoolerd takes its settings from the environment', () => {
     const line = await d.waitForLog((l) => l.msg === 'serving spool');
     expect(line.spool).toBe(root);
     expect(await d.stop('SIGTERM')).toEqual({ code: 0, signal: null });
+  });
+
+  it('creates a missing spool with --create (or SPOOLERD_CREATE=1), and serves an existing one without it', async () => {
+    const d = startDaemon({ dir: root, imports: ['empty'], create: false, env: { SPOOLERD_CREATE: '1' } });
+    await d.waitForLog((l) => l.msg === 'serving spool');
+    expect(existsSync(join(root, 'incoming'))).toBe(true);
+    expect(await d.stop('SIGTERM')).toEqual({ code: 0, signal: null });
+    const again = startDaemon({ dir: root, imports: ['empty'], create: false });
+    expect((await again.waitForLog((l) => l.msg === 'serving spool')).spool).toBe(root);
+    expect(await again.stop('SIGTERM')).toEqual({ code: 0, signal: null });
   });
 });

@@ -50,6 +50,8 @@ export interface DaemonStartOptions {
   records?: string;
   /** Extra environment. SPOOL_DIR and SPOOLERD_* of the test's own environment are never passed on. */
   env?: NodeJS.ProcessEnv;
+  /** Pass --create (default true: most tests serve a spool that does not exist yet); false to test without it. */
+  create?: boolean;
   /** Default 'json'; pass null for no --log-format option. */
   logFormat?: 'json' | 'pretty' | null;
 }
@@ -76,6 +78,7 @@ export class DaemonProcess {
     for (const m of options.imports ?? []) args.push('--import', fixture(m));
     const format = options.logFormat === undefined ? 'json' : options.logFormat;
     if (format !== null) args.push('--log-format', format);
+    if (options.create !== false) args.push('--create');
     args.push(...(options.args ?? []));
     this.args = args;
 
