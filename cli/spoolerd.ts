@@ -100,7 +100,8 @@ try {
 
 const log = createLogger({ level: options.logLevel, format: options.logFormat ?? (process.stderr.isTTY ? 'pretty' : 'json') });
 await main(options, log).catch((err: unknown) => {
-  if (err instanceof SpoolError || err instanceof StartupError || err instanceof TaskModuleError || err instanceof WorkerStartError) log.error(err.message);
+  if (err instanceof TaskModuleError || err instanceof WorkerStartError) log.error(err.message, err.detail === undefined ? {} : { stack: err.detail });
+  else if (err instanceof SpoolError || err instanceof StartupError) log.error(err.message);
   else log.error('start-up failed', { err });
   process.exit(1);
 });

@@ -60,6 +60,13 @@ export interface WorkerPoolOptions {
 /** The workers could not be started (a task module does not import, or a worker died at start-up). */
 export class WorkerStartError extends Error {
   override name = 'WorkerStartError';
+  constructor(
+    message: string,
+    /** The import error's stack (a syntax error's led by its source line), when a module did not import. */
+    readonly detail?: string,
+  ) {
+    super(message);
+  }
 }
 
 type WorkerState = 'starting' | 'ready' | 'retiring' | 'killed' | 'exited';
@@ -86,6 +93,7 @@ class WorkerProcess {
   /** Whether its replacement was started already (it retired, then maybe was killed anyway). */
   replaced = false;
   importError: string | undefined;
+  importStack: string | undefined;
   readonly spawnedAt = Date.now();
   readonly ready: Promise<void>;
   readonly exited: Promise<void>;
@@ -259,6 +267,7 @@ export class WorkerPool implements Executor {
         return;
       case 'import-failed':
         w.importError = m.message;
+        w.importStack = m.stack;
         return;
       case 'done':
         for (const [n, outcome] of m.results) {
@@ -328,7 +337,7 @@ export class WorkerPool implements Executor {
     this.workers.delete(w);
     w.markExited();
     const how = signal !== null ? `killed by ${signal}` : `exit code ${code}`;
-    if (state === 'starting') w.markFailed(new WorkerStartError(w.importError ?? `a worker process exited while starting (${how}); see the lines above`));
+    if (state === 'starting') w.markFailed(new WorkerStartError(w.importError ?? `a worker process exited while starting (${how}); see the lines above`, w.importStack));
     for (const p of w.inflight.values()) {
       clearTimeout(p.timer);
       clearTimeout(p.grace);
@@ -345,7 +354,7 @@ export class WorkerPool implements Executor {
         else p.settle({ kind: 'released', reason: `its worker process (pid ${w.pid}) was killed to stop a task that outlived its timeout` });
       }
     } else if (state === 'starting' && w.importError !== undefined) {
-      this.log.error('a replacement worker process cannot import the task modules', { worker: w.pid, error: w.importError });
+      this.log.error('a replacement worker process cannot import the task modules', { worker: w.pid, error: w.importError, stack: w.importStack });
     } else if (pendings.length > 0 || state !== 'retiring' || code !== 0) {
       this.log.error('a worker process died; the tasks it was running are rescheduled with their attempt counted', { worker: w.pid, code, signal, running });
       for (const p of pendings) {

@@ -6,16 +6,19 @@
  */
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { tempDir } from './helpers/cli.js';
-import { fixture, killLeftoverDaemons, startDaemon, type DaemonStartOptions } from './helpers/daemon.js';
+import { fixture, killLeftoverDaemons, readRecords, startDaemon, type DaemonStartOptions } from './helpers/daemon.js';
 
 let dir: string;
 let cleanup: () => void;
 let root: string;
+let records: string;
 beforeEach(() => {
   ({ dir, cleanup } = tempDir('spoolerd-startup-'));
   root = join(dir, 'spool');
+  records = join(dir, 'records.jsonl');
 });
 afterEach(async () => {
   await killLeftoverDaemons();
@@ -26,7 +29,7 @@ afterEach(async () => {
 async function failsToStart(options: DaemonStartOptions) {
   const d = startDaemon(options);
   const exit = await d.waitForExit(20_000);
-  return { exit, errors: d.logs.filter((l) => l.level === 'error'), logs: d.logs, raw: d.rawStderr, stdout: d.stdout };
+  return { exit, errors: d.logs.filter((l) => l.level === 'error'), logs: d.logs, raw: d.rawStderr, stdout: d.stdout, pid: d.pid };
 }
 
 describe('spoolerd refuses to start, with a clear message and exit status 1', () => {
@@ -35,8 +38,28 @@ describe('spoolerd refuses to start, with a clear message and exit status 1', ()
     const r = await failsToStart({ dir: root, imports: ['throws-on-import'] });
     expect(r.raw, 'a crash instead of a log line').toEqual([]);
     expect(r.exit).toEqual({ code: 1, signal: null });
-    expect(r.errors.map((l) => l.msg)).toEqual([`cannot import task module ${module}: fixture throws-on-import refuses to load`]);
+    expect(r.errors.map((l) => l.msg)).toEqual([`cannot import task module ${module}: fixture throws-on-import refuses to load (at ${module}:5:7)`]);
+    expect(r.errors[0]!.stack).toContain(`${pathToFileURL(module).href}:5:7`);
     expect(r.logs.some((l) => l.msg === 'serving spool')).toBe(false);
+  });
+
+  for (const processes of ['2', '0']) {
+    it(`when a task module has a syntax error, naming its file, line and column, with the source line (--processes ${processes})`, async () => {
+      const broken = fixture('syntax-error');
+      const r = await failsToStart({ dir: root, imports: ['imports-syntax-error'], args: ['--processes', processes] });
+      expect(r.raw, 'a crash instead of a log line').toEqual([]);
+      expect(r.exit).toEqual({ code: 1, signal: null });
+      expect(r.errors.map((l) => l.msg)).toEqual([`cannot import task module ${fixture('imports-syntax-error')}: Unexpected token ';' (at ${broken}:6:22)`]);
+      expect(r.errors[0]!.stack).toMatch(/^  return Math\.max\(x, ;\n {21}\^\n\nSyntaxError: Unexpected token ';'\n/);
+    });
+  }
+
+  it('when a module imported dynamically has a syntax error: no location, and the module is not evaluated again to look for one', async () => {
+    const r = await failsToStart({ dir: root, imports: ['dynamic-syntax-error'], args: ['--processes', '0'], records });
+    expect(r.raw, 'a crash instead of a log line').toEqual([]);
+    expect(r.exit).toEqual({ code: 1, signal: null });
+    expect(r.errors.map((l) => l.msg)).toEqual([`cannot import task module ${fixture('dynamic-syntax-error')}: Unexpected token ';'`]);
+    expect(readRecords(records).map((rec) => rec.pid)).toEqual([r.pid]);
   });
 
   it('when a task module does not exist', async () => {
