@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /** The `spoolerd` command: run the tasks of one or more spools. */
 import { statSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { isAbsolute, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { toMs } from '../runtime/duration.js';
@@ -117,7 +117,8 @@ async function main(options: CliOptions, log: Logger): Promise<void> {
   process.env.SPOOL_DIR = resolve(dirs[0]!);
   // With worker processes, the workers import the task modules (the daemon starts them and reports a failure).
   if (options.processes === 0) for (const m of modules) await importTaskModule(m);
-  if (options.demo) await (await import('../examples/demo.js')).enqueueExamples();
+  const demoSay = (line: string) => log.info(`demo: ${line}`);
+  if (options.demo) await (await import('../examples/demo.js')).enqueueExamples(demoSay);
 
   const logFormat = options.logFormat ?? (process.stderr.isTTY ? 'pretty' : 'json');
   const daemon = new Daemon({ ...options, dirs, modules, log, logFormat });
@@ -129,6 +130,24 @@ async function main(options: CliOptions, log: Logger): Promise<void> {
   }
   await daemon.start();
   handleSignals(daemon, log);
+  if (options.demo) {
+    const where = options.processes === 0 ? 'in this process' : `in ${options.processes} worker processes`;
+    demoSay(`running the tasks of ${shortPath(modules.at(-1)!)} ${where}; each task prints the pid of the process that ran it.`);
+    demoSay(`in another terminal: ${spoolCommand()} ls --dir ${dirs[0]}   (the scheduled tasks);  ${spoolCommand()} add greet '"you"' --dir ${dirs[0]}   (one more task)`);
+    demoSay('Ctrl-C stops the daemon; its last line counts the tasks it ran, by process (tasksByWorker).');
+  }
+}
+
+/** A path relative to the working directory when it is under it, else absolute. */
+function shortPath(path: string): string {
+  const rel = relative(process.cwd(), resolve(path));
+  return rel.startsWith('..') || isAbsolute(rel) ? resolve(path) : rel;
+}
+
+/** How to run `spool` from here: the built file in a clone of spoolerd, `npx spool` where it is installed as a package. */
+function spoolCommand(): string {
+  const rel = relative(process.cwd(), fileURLToPath(new URL('./spool.js', import.meta.url)));
+  return rel.startsWith('..') || isAbsolute(rel) || rel.split(sep).includes('node_modules') ? 'npx spool' : `node ${rel}`;
 }
 
 /** Throws unless `dir` exists (its subdirectories are made on start, as for any spool). */

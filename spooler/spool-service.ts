@@ -184,13 +184,16 @@ export class SpoolService {
     this.owner = await Owner.acquire(this.layout, this.options.staleAfter, this.log);
     const started = Date.now();
     const incoming = this.loadBacklog(started);
+    // Counted before the first await: from then on, claims may already be taking tasks from the queue.
+    const due = this.queue.readyCount;
+    const scheduled = this.queue.size - due;
     await this.reclaimDeadOwners();
     if (incoming <= WATCH_MAX_BACKLOG) await this.startWatching();
     else this.moveFutureOutOfIncoming();
     this.log.info('serving spool', {
       owner: this.owner.id,
-      pending: this.queue.size,
-      due: this.queue.readyCount,
+      due,
+      scheduled,
       ms: Date.now() - started,
       watching: this.watcher !== undefined,
     });

@@ -137,6 +137,8 @@ export class WorkerPool implements Executor {
   private readonly restartTimers = new Set<NodeJS.Timeout>();
   private readonly log: Logger;
   private replacements = 0;
+  /** Tasks each worker process (by pid) reported finished, for the progress and final log lines. */
+  private readonly finishedBy = new Map<number, number>();
 
   constructor(private readonly options: WorkerPoolOptions) {
     this.log = options.log;
@@ -192,7 +194,7 @@ export class WorkerPool implements Executor {
   describe(): Record<string, unknown> {
     let running = 0;
     for (const w of this.workers) running += w.inflight.size;
-    return { processes: this.workers.size, workersReplaced: this.replacements, running };
+    return { processes: this.options.processes, processesAlive: this.workers.size, workersReplaced: this.replacements, running, tasksByWorker: Object.fromEntries(this.finishedBy) };
   }
 
   // --- workers ---------------------------------------------------------------
@@ -270,6 +272,8 @@ export class WorkerPool implements Executor {
         w.importStack = m.stack;
         return;
       case 'done':
+        // Once per batch of results, not per task.
+        this.finishedBy.set(w.pid, (this.finishedBy.get(w.pid) ?? 0) + m.results.length);
         for (const [n, outcome] of m.results) {
           const p = w.inflight.get(n);
           if (p === undefined) continue;
