@@ -50,6 +50,8 @@ export interface DaemonStartOptions {
   records?: string;
   /** Extra environment. SPOOL_DIR and SPOOLERD_* of the test's own environment are never passed on. */
   env?: NodeJS.ProcessEnv;
+  /** Working directory (default: the repository). */
+  cwd?: string;
   /** Pass --create (default true: most tests serve a spool that does not exist yet); false to test without it. */
   create?: boolean;
   /** Default 'json'; pass null for no --log-format option. */
@@ -87,7 +89,7 @@ export class DaemonProcess {
     if (options.records !== undefined) env.SPOOLERD_TEST_RECORDS = options.records;
     Object.assign(env, options.env);
 
-    this.child = spawn(process.execPath, [SPOOLERD_BIN, ...args], { env, cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    this.child = spawn(process.execPath, [SPOOLERD_BIN, ...args], { env, cwd: options.cwd ?? ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
     live.add(this);
     this.child.stdout!.setEncoding('utf8').on('data', (d: string) => {
       this.stdout += d;
