@@ -109,7 +109,7 @@ describe('spoolerd runs tasks with their arguments', () => {
     const args = ['"a@example.com"', '42', '-0.5', 'true', 'false', 'null', '{"to":{"name":"Ann","tags":["x",1]}}', '[1,[2,[3]],"four"]', '""', '9007199254740991'];
     const expected = ['a@example.com', 42, -0.5, true, false, null, { to: { name: 'Ann', tags: ['x', 1] } }, [1, [2, [3]], 'four'], '', 9007199254740991];
     const add = (key: string, extra: string[] = []) => {
-      const r = spool(['add', '--dir', root, 'echo', JSON.stringify(key), ...args, ...extra]);
+      const r = spool(['add', '--dir', root, '--create', 'echo', JSON.stringify(key), ...args, ...extra]);
       expect(r.stderr).toBe('');
       expect(r.code).toBe(0);
     };

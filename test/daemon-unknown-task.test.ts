@@ -82,7 +82,7 @@ describe('a task no module registers', () => {
   });
 
   it('enqueued by `spool add` without a retry policy, it ends as a dead letter after the default 3 retries (with --retries 1: after 1)', async () => {
-    const add = spool(['add', '--dir', root, 'not_registered_anywhere', '"arg"', '--retries', '1']);
+    const add = spool(['add', '--dir', root, '--create', 'not_registered_anywhere', '"arg"', '--retries', '1']);
     expect(add.code).toBe(0);
     const id = add.stdout.trim();
     const daemon = await startServing({ dir: root, imports: ['basic'], records, args: ['--scan-interval', '1s'] });
