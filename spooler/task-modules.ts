@@ -30,7 +30,10 @@ export async function importTaskModule(specifier: string): Promise<void> {
   } catch (err) {
     const where = err instanceof SyntaxError ? locateSyntaxError(url) : locateThrow(err);
     const cause = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
-    const message = `cannot import task module ${specifier}: ${err instanceof Error ? err.message : String(err)}${where?.location ? ` (at ${where.location})` : ''}`;
+    const hint = /Cannot find package 'spoolerd'/.test(String((err as Error)?.message))
+      ? '; install spoolerd in the project the module belongs to (README.md, "Use it in your project")'
+      : '';
+    const message = `cannot import task module ${specifier}: ${err instanceof Error ? err.message : String(err)}${where?.location ? ` (at ${where.location})` : ''}${hint}`;
     const stack = err instanceof Error ? (err.stack ?? cause) : cause;
     throw new TaskModuleError(message, where?.location, where?.excerpt ? `${where.excerpt}\n\n${stack}` : stack, { cause: err });
   }

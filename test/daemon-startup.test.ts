@@ -62,6 +62,16 @@ describe('spoolerd refuses to start, with a clear message and exit status 1', ()
     expect(readRecords(records).map((rec) => rec.pid)).toEqual([r.pid]);
   });
 
+  it("when a task module outside any project that installed spoolerd imports 'spoolerd', saying to install it", async () => {
+    const module = join(dir, 'tasks.mjs');
+    writeFileSync(module, "import { Spooler } from 'spoolerd';\nSpooler.fromEnv();\n");
+    const r = await failsToStart({ dir: root, imports: [module] });
+    expect(r.exit).toEqual({ code: 1, signal: null });
+    expect(r.errors).toHaveLength(1);
+    expect(r.errors[0]!.msg).toContain(`cannot import task module ${module}: Cannot find package 'spoolerd'`);
+    expect(r.errors[0]!.msg).toMatch(/; install spoolerd in the project the module belongs to \(README\.md, "Use it in your project"\)$/);
+  });
+
   it('when a task module does not exist', async () => {
     const module = join(dir, 'no-such-module.mjs');
     const r = await failsToStart({ dir: root, imports: [module] });
