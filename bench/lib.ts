@@ -27,7 +27,7 @@ export const preciseNow = (): number => performance.timeOrigin + performance.now
  */
 export function startDaemon(spool: string, env: Record<string, string>, extraArgs: string[] = []): ChildProcess {
   const processes = extraArgs.some((a) => a === '--processes' || a === '-p') ? [] : ['--processes', '0'];
-  return spawn(process.execPath, [SPOOLERD, '--dir', spool, '--import', NOOP_TASKS, '--log-level', 'warn', '--log-format', 'json', ...processes, ...extraArgs], {
+  return spawn(process.execPath, [SPOOLERD, '--dir', spool, '--create', '--import', NOOP_TASKS, '--log-level', 'warn', '--log-format', 'json', ...processes, ...extraArgs], {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'inherit', 'inherit'],
   });

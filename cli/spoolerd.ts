@@ -1,10 +1,11 @@
 #!/usr/bin/env node
 /** The `spoolerd` command: run the tasks of one or more spools. */
-import { resolve } from 'node:path';
+import { statSync } from 'node:fs';
+import { isAbsolute, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { toMs } from '../runtime/duration.js';
-import { SpoolError } from '../spool/errors.js';
+import { SpoolDirectoryError, SpoolError } from '../spool/errors.js';
 import { resolveGroup } from '../spool/trust.js';
 import { Daemon } from '../spooler/daemon.js';
 import { createLogger, LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevel, type Logger } from '../spooler/logger.js';
@@ -36,6 +37,7 @@ interface CliOptions {
   logFormat?: LogFormat;
   demo: boolean;
   group?: string;
+  create: boolean;
 }
 
 /** A start-up problem the user can fix: printed as one line, without a stack. */
@@ -88,6 +90,7 @@ const program = new Command('spoolerd')
   .addOption(new Option('--group <group>', 'producers\' group (name or id): new tmp/ and incoming/ are made 3770 with it, the other new folders 0750; without it new folders are 0700, private to spoolerd\'s user').env('SPOOL_GROUP'))
   .addOption(new Option('--log-level <level>', 'least severe level logged').env('SPOOLERD_LOG_LEVEL').choices(LOG_LEVELS).default('info'))
   .addOption(new Option('--log-format <format>', 'json lines, or pretty lines for people (default: pretty on a terminal, json otherwise)').env('SPOOLERD_LOG_FORMAT').choices(LOG_FORMATS))
+  .addOption(new Option('--create', 'make spool directories that do not exist (without it, a mistyped --dir is an error)').env('SPOOLERD_CREATE').default(false))
   .addOption(new Option('--demo', `serve ${DEMO_DIR} with the bundled example tasks, enqueueing a few first`).default(false))
   .addHelpText('after', '\nEvery option can also be set from the environment variable shown. Exit status: 0 after a graceful stop, 1 on a start-up error or a forced stop.')
   .exitOverride();
@@ -104,7 +107,8 @@ await main(options, log).catch((err: unknown) => {
   // A full disk or a missing permission is the user's to fix: said plainly, without a stack.
   const explained = explainSystemError(err, { command: 'spoolerd' });
   if (explained !== undefined) log.error(`start-up failed: ${explained.message}`);
-  else if (err instanceof SpoolError || err instanceof StartupError || err instanceof TaskModuleError || err instanceof WorkerStartError) log.error(err.message);
+  else if (err instanceof TaskModuleError || err instanceof WorkerStartError) log.error(err.message, err.detail === undefined ? {} : { stack: err.detail });
+  else if (err instanceof SpoolError || err instanceof StartupError) log.error(err.message);
   else log.error('start-up failed', { err });
   process.exit(1);
 });
@@ -114,11 +118,14 @@ async function main(options: CliOptions, log: Logger): Promise<void> {
   const modules = options.demo ? [...(options.import ?? []), DEMO_TASKS] : (options.import ?? []);
   if (dirs.length === 0) throw new StartupError('no spool given: pass --dir <path> (or set SPOOL_DIR); try --demo for an example');
   if (modules.length === 0) throw new StartupError('nothing to run: pass --import <module> with the module that registers your tasks');
+  // A mistyped path must not silently become a new, empty spool that nobody produces into.
+  if (!options.create && !options.demo) for (const dir of dirs) assertSpoolExists(dir);
   // Modules that open Spooler.fromEnv() get the (first) spool this daemon serves.
   process.env.SPOOL_DIR = resolve(dirs[0]!);
   // With worker processes, the workers import the task modules (the daemon starts them and reports a failure).
   if (options.processes === 0) for (const m of modules) await importTaskModule(m);
-  if (options.demo) await (await import('../examples/demo.js')).enqueueExamples();
+  const demoSay = (line: string) => log.info(`demo: ${line}`);
+  if (options.demo) await (await import('../examples/demo.js')).enqueueExamples(demoSay);
 
   const logFormat = options.logFormat ?? (process.stderr.isTTY ? 'pretty' : 'json');
   const group = options.group ? resolveGroup(options.group) : undefined;
@@ -131,6 +138,35 @@ async function main(options: CliOptions, log: Logger): Promise<void> {
   }
   await daemon.start();
   handleSignals(daemon, log);
+  if (options.demo) {
+    const where = options.processes === 0 ? 'in this process' : `in ${options.processes} worker processes`;
+    demoSay(`running the tasks of ${shortPath(modules.at(-1)!)} ${where}; each task prints the pid of the process that ran it.`);
+    demoSay(`in another terminal: ${spoolCommand()} ls --dir ${dirs[0]}   (the scheduled tasks);  ${spoolCommand()} add greet '"you"' --dir ${dirs[0]}   (one more task)`);
+    demoSay('Ctrl-C stops the daemon; its last line counts the tasks it ran, by process (tasksByWorker).');
+  }
+}
+
+/** A path relative to the working directory when it is under it, else absolute. */
+function shortPath(path: string): string {
+  const rel = relative(process.cwd(), resolve(path));
+  return rel.startsWith('..') || isAbsolute(rel) ? resolve(path) : rel;
+}
+
+/** How to run `spool` from here: the built file in a clone of spoolerd, `npx spool` where it is installed as a package. */
+function spoolCommand(): string {
+  const rel = relative(process.cwd(), fileURLToPath(new URL('./spool.js', import.meta.url)));
+  return rel.startsWith('..') || isAbsolute(rel) || rel.split(sep).includes('node_modules') ? 'npx spool' : `node ${rel}`;
+}
+
+/** Throws unless `dir` exists (its subdirectories are made on start, as for any spool). */
+function assertSpoolExists(dir: string): void {
+  let stat;
+  try {
+    stat = statSync(dir);
+  } catch {
+    throw new SpoolDirectoryError(resolve(dir), 'does not exist; check the path, or pass --create to make a new spool there');
+  }
+  if (!stat.isDirectory()) throw new SpoolDirectoryError(resolve(dir), 'exists but is not a directory; choose another path with --dir or SPOOL_DIR');
 }
 
 function handleSignals(daemon: Daemon, log: Logger): void {

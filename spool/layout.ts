@@ -101,7 +101,7 @@ export class SpoolLayout {
       // reported below
     }
     if (!isDir) {
-      throw new SpoolDirectoryError(this.root, 'does not exist or is not a directory; pass the right path with --dir or SPOOL_DIR, or create the spool by enqueueing a task');
+      throw new SpoolDirectoryError(this.root, 'does not exist or is not a directory; pass the right path with --dir or SPOOL_DIR (to make a new spool: spool add --create, spoolerd --create, or Spooler.open() in code)');
     }
     return this;
   }

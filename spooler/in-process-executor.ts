@@ -49,7 +49,7 @@ export class InProcessExecutor implements Executor {
       const timer = setTimeout(() => {
         run.abort(new TaskTimeoutError(timeoutMs));
         grace = setTimeout(() => {
-          const fields = { task: job.task.name, id: job.task.id, attempt: job.task.attempts + 1, timeoutMs, killGraceMs: this.killGrace };
+          const fields = { task: job.task.name, id: job.task.id, attempt: job.task.attempts, timeoutMs, killGraceMs: this.killGrace };
           this.log.error('a task ignored its AbortSignal after its timeout; with --processes 0 it cannot be killed and may still be running in the daemon; it is counted as failed (run with --processes 1 or more to have such tasks killed)', fields);
           settle({ kind: 'rescheduled', error: new TaskTimeoutError(timeoutMs, `, nor within ${this.killGrace} ms after its AbortSignal fired; it could not be killed (--processes 0) and may still be running`) });
         }, this.killGrace);

@@ -206,13 +206,16 @@ export class SpoolService {
     this.owner = await this.acquireOwner();
     const started = Date.now();
     const incoming = this.loadBacklog(started);
+    // Counted before the first await: from then on, claims may already be taking tasks from the queue.
+    const due = this.queue.readyCount;
+    const scheduled = this.queue.size - due;
     await this.reclaimDeadOwners();
     if (incoming <= WATCH_MAX_BACKLOG) await this.startWatching();
     else this.moveFutureOutOfIncoming();
     this.log.info('serving spool', {
       owner: this.owner.id,
-      pending: this.queue.size,
-      due: this.queue.readyCount,
+      due,
+      scheduled,
       ms: Date.now() - started,
       watching: this.watcher !== undefined,
     });
@@ -604,7 +607,7 @@ export class SpoolService {
 
   /** Applies an outcome to the claimed file. */
   private settle(h: Held, task: TaskFile, outcome: TaskOutcome): void {
-    const fields = { task: task.name, id: task.id, attempt: task.attempts + 1 };
+    const fields = { task: task.name, id: task.id, attempt: task.attempts };
     try {
       switch (outcome.kind) {
         case 'processed':
@@ -669,10 +672,10 @@ export class SpoolService {
     const task = h.task!;
     if (h.outcome!.kind === 'processed') {
       this.stats.processed++;
-      if (this.log.enabled('debug')) this.log.debug('task processed', { task: task.name, id: task.id, attempt: task.attempts + 1 });
+      if (this.log.enabled('debug')) this.log.debug('task processed', { task: task.name, id: task.id, attempt: task.attempts });
     } else {
       this.stats.skipped++;
-      this.log.info('task skipped', { task: task.name, id: task.id, attempt: task.attempts + 1, reason: h.outcome!.reason ?? 'no reason given' });
+      this.log.info('task skipped', { task: task.name, id: task.id, attempt: task.attempts, reason: h.outcome!.reason ?? 'no reason given' });
     }
   }
 

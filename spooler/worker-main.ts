@@ -86,7 +86,7 @@ async function init(message: Extract<ToWorker, { t: 'init' }>): Promise<void> {
   try {
     for (const m of message.modules) await importTaskModule(m);
   } catch (err) {
-    send({ t: 'import-failed', message: err instanceof TaskModuleError ? err.message : String(err) });
+    send(err instanceof TaskModuleError ? { t: 'import-failed', message: err.message, stack: err.detail } : { t: 'import-failed', message: String(err) });
     process.exit(1);
   }
   send({ t: 'ready' });

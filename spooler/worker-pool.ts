@@ -66,6 +66,13 @@ export interface WorkerPoolOptions {
 /** The workers could not be started (a task module does not import, or a worker died at start-up). */
 export class WorkerStartError extends Error {
   override name = 'WorkerStartError';
+  constructor(
+    message: string,
+    /** The import error's stack (a syntax error's led by its source line), when a module did not import. */
+    readonly detail?: string,
+  ) {
+    super(message);
+  }
 }
 
 type WorkerState = 'starting' | 'ready' | 'retiring' | 'killed' | 'exited';
@@ -94,6 +101,7 @@ class WorkerProcess {
   /** Whether its replacement was started already (it retired, then maybe was killed anyway). */
   replaced = false;
   importError: string | undefined;
+  importStack: string | undefined;
   readonly spawnedAt = Date.now();
   readonly ready: Promise<void>;
   readonly exited: Promise<void>;
@@ -137,6 +145,8 @@ export class WorkerPool implements Executor {
   private readonly restartTimers = new Set<NodeJS.Timeout>();
   private readonly log: Logger;
   private replacements = 0;
+  /** Tasks each worker process (by pid) reported finished, for the progress and final log lines. */
+  private readonly finishedBy = new Map<number, number>();
 
   constructor(private readonly options: WorkerPoolOptions) {
     this.log = options.log;
@@ -229,7 +239,7 @@ export class WorkerPool implements Executor {
   describe(): Record<string, unknown> {
     let running = 0;
     for (const w of this.workers) running += w.inflight.size;
-    return { processes: this.workers.size, workersReplaced: this.replacements, running };
+    return { processes: this.options.processes, processesAlive: this.workers.size, workersReplaced: this.replacements, running, tasksByWorker: Object.fromEntries(this.finishedBy) };
   }
 
   // --- workers ---------------------------------------------------------------
@@ -304,8 +314,11 @@ export class WorkerPool implements Executor {
         return;
       case 'import-failed':
         w.importError = m.message;
+        w.importStack = m.stack;
         return;
       case 'done':
+        // Once per batch of results, not per task.
+        this.finishedBy.set(w.pid, (this.finishedBy.get(w.pid) ?? 0) + m.results.length);
         for (const [n, outcome] of m.results) {
           const p = w.inflight.get(n);
           if (p === undefined) continue;
@@ -357,7 +370,7 @@ export class WorkerPool implements Executor {
       this.log.warn('a task did not stop within the kill grace after its timeout: killing its worker process', {
         task: p.job.task.name,
         id: p.job.task.id,
-        attempt: p.job.task.attempts + 1,
+        attempt: p.job.task.attempts,
         timeoutMs,
         killGraceMs: this.options.killGrace,
         worker: w.pid,
@@ -373,7 +386,7 @@ export class WorkerPool implements Executor {
     this.workers.delete(w);
     w.markExited();
     const how = signal !== null ? `killed by ${signal}` : `exit code ${code}`;
-    if (state === 'starting') w.markFailed(new WorkerStartError(w.importError ?? `a worker process exited while starting (${how}); see the lines above`));
+    if (state === 'starting') w.markFailed(new WorkerStartError(w.importError ?? `a worker process exited while starting (${how}); see the lines above`, w.importStack));
     for (const p of w.inflight.values()) {
       clearTimeout(p.timer);
       clearTimeout(p.grace);
@@ -388,14 +401,14 @@ export class WorkerPool implements Executor {
       else pendings.push(p);
     }
     w.inflight.clear();
-    const running = pendings.map((p) => ({ task: p.job.task.name, id: p.job.task.id, attempt: p.job.task.attempts + 1 }));
+    const running = pendings.map((p) => ({ task: p.job.task.name, id: p.job.task.id, attempt: p.job.task.attempts }));
     if (state === 'killed') {
       for (const p of pendings) {
         if (p.timedOut) p.settle({ kind: 'rescheduled', error: new TaskTimeoutError(p.job.timeoutMs!, `, nor within ${this.options.killGrace} ms after its AbortSignal fired; its worker process (pid ${w.pid}) was killed`) });
         else p.settle({ kind: 'released', reason: `its worker process (pid ${w.pid}) was killed to stop a task that outlived its timeout` });
       }
     } else if (state === 'starting' && w.importError !== undefined) {
-      this.log.error('a replacement worker process cannot import the task modules', { worker: w.pid, error: w.importError });
+      this.log.error('a replacement worker process cannot import the task modules', { worker: w.pid, error: w.importError, stack: w.importStack });
     } else if (pendings.length > 0 || state !== 'retiring' || code !== 0) {
       this.log.error('a worker process died; the tasks it was running are rescheduled with their attempt counted', { worker: w.pid, code, signal, running });
       for (const p of pendings) {

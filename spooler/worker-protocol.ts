@@ -50,7 +50,7 @@ export type ToWorker =
 
 export type FromWorker =
   | { t: 'ready' }
-  | { t: 'import-failed'; message: string }
+  | { t: 'import-failed'; message: string; stack?: string | undefined }
   | { t: 'done'; results: Array<[n: number, outcome: WireOutcome]>; rss?: number }
   | { t: 'rss'; rss: number };
 

@@ -2,7 +2,7 @@
  * `spool add <task> [args as JSON…]`, through the real binary (README, "The
  * `spool` command"). What it wrote is read back with `spool show` and from disk.
  */
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { lsJson, spool, tempDir } from './helpers/cli.js';
@@ -15,6 +15,7 @@ let root: string;
 beforeEach(() => {
   ({ dir, cleanup } = tempDir('spool-add-'));
   root = join(dir, 'spool');
+  mkdirSync(root);
 });
 afterEach(() => cleanup());
 
@@ -234,10 +235,20 @@ describe('spool add: options', () => {
 });
 
 describe('spool add: the spool', () => {
-  it('creates a missing spool, with its directories, and enqueues through tmp/ into incoming/', () => {
+  it('refuses a spool directory that does not exist (a mistyped --dir), exit 1, and creates nothing', () => {
+    const typo = join(dir, 'spoool');
+    const r = spool(['add', '--dir', typo, 'first', '1']);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toContain(`spool directory ${typo}: does not exist`);
+    expect(r.stderr).toContain('--create');
+    expect(existsSync(typo)).toBe(false);
+  });
+
+  it('with --create, creates a missing spool, with its directories, and enqueues through tmp/ into incoming/', () => {
     const deep = join(dir, 'a', 'b', 'new-spool');
     expect(existsSync(deep)).toBe(false);
-    const r = spool(['add', '--dir', deep, 'first', '1']);
+    const r = spool(['add', '--dir', deep, '--create', 'first', '1']);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     const id = r.stdout.trim();

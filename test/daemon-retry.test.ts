@@ -83,10 +83,10 @@ describe('a task that throws', () => {
     // Logged as two retries, then a dead letter (wait for that last line: the file can be seen before it comes through the pipe).
     const deadLine = await daemon.waitForLog((l) => l.msg === 'task is a dead letter: out of retries' && l.id === h.id);
     expect(daemon.logsWith('task rescheduled').filter((l) => l.id === h.id).map((l) => [l.level, l.attempt, l.inMs, l.retriesLeft, l.error])).toEqual([
-      ['warn', 1, 200, 1, 'always_fails k1 boom (attempt 0)'],
-      ['warn', 2, 200, 0, 'always_fails k1 boom (attempt 1)'],
+      ['warn', 0, 200, 1, 'always_fails k1 boom (attempt 0)'],
+      ['warn', 1, 200, 0, 'always_fails k1 boom (attempt 1)'],
     ]);
-    expect(deadLine).toEqual(expect.objectContaining({ level: 'warn', task: 'always_fails', attempt: 3, retries: 2, error: 'always_fails k1 boom (attempt 2)' }));
+    expect(deadLine).toEqual(expect.objectContaining({ level: 'warn', task: 'always_fails', attempt: 2, retries: 2, error: 'always_fails k1 boom (attempt 2)' }));
     expect(deadLine.stack).toContain('retry.mjs');
 
     // `spool ls --state dead` shows it, and nothing else is dead.
@@ -193,10 +193,10 @@ describe('a task that returns rescheduled()', () => {
       expect(runs[i]!.time - runs[i - 1]!.time).toBeGreaterThanOrEqual(300);
       expect(runs[i]!.time - runs[i - 1]!.time).toBeLessThan(10_000);
     }
-    await daemon.waitForLog((l) => l.msg === 'task rescheduled' && l.attempt === 2);
+    await daemon.waitForLog((l) => l.msg === 'task rescheduled' && l.attempt === 1);
     expect(daemon.logsWith('task rescheduled').map((l) => [l.level, l.id, l.attempt, l.inMs, l.error])).toEqual([
+      ['info', h.id, 0, 300, 'not yet (again)'],
       ['info', h.id, 1, 300, 'not yet (again)'],
-      ['info', h.id, 2, 300, 'not yet (again)'],
     ]);
     for (const sub of ['incoming', 'pending', 'dead']) expect(ls(join(root, sub)), sub).toEqual([]);
     await new Promise((done) => setTimeout(done, 500));

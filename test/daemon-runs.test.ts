@@ -109,7 +109,7 @@ describe('spoolerd runs tasks with their arguments', () => {
     const args = ['"a@example.com"', '42', '-0.5', 'true', 'false', 'null', '{"to":{"name":"Ann","tags":["x",1]}}', '[1,[2,[3]],"four"]', '""', '9007199254740991'];
     const expected = ['a@example.com', 42, -0.5, true, false, null, { to: { name: 'Ann', tags: ['x', 1] } }, [1, [2, [3]], 'four'], '', 9007199254740991];
     const add = (key: string, extra: string[] = []) => {
-      const r = spool(['add', '--dir', root, 'echo', JSON.stringify(key), ...args, ...extra]);
+      const r = spool(['add', '--dir', root, '--create', 'echo', JSON.stringify(key), ...args, ...extra]);
       expect(r.stderr).toBe('');
       expect(r.code).toBe(0);
     };
@@ -171,7 +171,7 @@ describe('spoolerd removes tasks that are done', () => {
     const runs = await waitForRuns(1, daemon);
     expect(runs).toHaveLength(1);
     const line = await daemon.waitForLog((l) => l.msg === 'task skipped');
-    expect(line).toEqual(expect.objectContaining({ level: 'info', task: 'skip_me', id: handle.id, attempt: 1, reason: 'no recipient given' }));
+    expect(line).toEqual(expect.objectContaining({ level: 'info', task: 'skip_me', id: handle.id, attempt: 0, reason: 'no recipient given' }));
     expect(daemon.logsWith('task processed')).toEqual([]);
     for (const sub of ['incoming', 'pending', 'dead', 'archive', 'state', 'quarantine']) expect(ls(join(root, sub)), sub).toEqual([]);
     expect(await daemon.stop('SIGTERM')).toEqual({ code: 0, signal: null });

@@ -4,18 +4,21 @@
  * --import, no --dir: each exits non-zero at once with a clear message (one
  * JSON error line with --log-format json), not a crash.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { tempDir } from './helpers/cli.js';
-import { fixture, killLeftoverDaemons, startDaemon, type DaemonStartOptions } from './helpers/daemon.js';
+import { fixture, killLeftoverDaemons, readRecords, startDaemon, type DaemonStartOptions } from './helpers/daemon.js';
 
 let dir: string;
 let cleanup: () => void;
 let root: string;
+let records: string;
 beforeEach(() => {
   ({ dir, cleanup } = tempDir('spoolerd-startup-'));
   root = join(dir, 'spool');
+  records = join(dir, 'records.jsonl');
 });
 afterEach(async () => {
   await killLeftoverDaemons();
@@ -26,7 +29,7 @@ afterEach(async () => {
 async function failsToStart(options: DaemonStartOptions) {
   const d = startDaemon(options);
   const exit = await d.waitForExit(20_000);
-  return { exit, errors: d.logs.filter((l) => l.level === 'error'), logs: d.logs, raw: d.rawStderr, stdout: d.stdout };
+  return { exit, errors: d.logs.filter((l) => l.level === 'error'), logs: d.logs, raw: d.rawStderr, stdout: d.stdout, pid: d.pid };
 }
 
 describe('spoolerd refuses to start, with a clear message and exit status 1', () => {
@@ -35,8 +38,38 @@ describe('spoolerd refuses to start, with a clear message and exit status 1', ()
     const r = await failsToStart({ dir: root, imports: ['throws-on-import'] });
     expect(r.raw, 'a crash instead of a log line').toEqual([]);
     expect(r.exit).toEqual({ code: 1, signal: null });
-    expect(r.errors.map((l) => l.msg)).toEqual([`cannot import task module ${module}: fixture throws-on-import refuses to load`]);
+    expect(r.errors.map((l) => l.msg)).toEqual([`cannot import task module ${module}: fixture throws-on-import refuses to load (at ${module}:5:7)`]);
+    expect(r.errors[0]!.stack).toContain(`${pathToFileURL(module).href}:5:7`);
     expect(r.logs.some((l) => l.msg === 'serving spool')).toBe(false);
+  });
+
+  for (const processes of ['2', '0']) {
+    it(`when a task module has a syntax error, naming its file, line and column, with the source line (--processes ${processes})`, async () => {
+      const broken = fixture('syntax-error');
+      const r = await failsToStart({ dir: root, imports: ['imports-syntax-error'], args: ['--processes', processes] });
+      expect(r.raw, 'a crash instead of a log line').toEqual([]);
+      expect(r.exit).toEqual({ code: 1, signal: null });
+      expect(r.errors.map((l) => l.msg)).toEqual([`cannot import task module ${fixture('imports-syntax-error')}: Unexpected token ';' (at ${broken}:6:22)`]);
+      expect(r.errors[0]!.stack).toMatch(/^  return Math\.max\(x, ;\n {21}\^\n\nSyntaxError: Unexpected token ';'\n/);
+    });
+  }
+
+  it('when a module imported dynamically has a syntax error: no location, and the module is not evaluated again to look for one', async () => {
+    const r = await failsToStart({ dir: root, imports: ['dynamic-syntax-error'], args: ['--processes', '0'], records });
+    expect(r.raw, 'a crash instead of a log line').toEqual([]);
+    expect(r.exit).toEqual({ code: 1, signal: null });
+    expect(r.errors.map((l) => l.msg)).toEqual([`cannot import task module ${fixture('dynamic-syntax-error')}: Unexpected token ';'`]);
+    expect(readRecords(records).map((rec) => rec.pid)).toEqual([r.pid]);
+  });
+
+  it("when a task module outside any project that installed spoolerd imports 'spoolerd', saying to install it", async () => {
+    const module = join(dir, 'tasks.mjs');
+    writeFileSync(module, "import { Spooler } from 'spoolerd';\nSpooler.fromEnv();\n");
+    const r = await failsToStart({ dir: root, imports: [module] });
+    expect(r.exit).toEqual({ code: 1, signal: null });
+    expect(r.errors).toHaveLength(1);
+    expect(r.errors[0]!.msg).toContain(`cannot import task module ${module}: Cannot find package 'spoolerd'`);
+    expect(r.errors[0]!.msg).toMatch(/; install spoolerd in the project the module belongs to \(README\.md, "Use it in your project"\)$/);
   });
 
   it('when a task module does not exist', async () => {
@@ -82,6 +115,15 @@ describe('spoolerd refuses to start, with a clear message and exit status 1', ()
     expect(r.errors[0]!.msg).toMatch(new RegExp(`^spool directory ${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: .*(not a directory|already exists)`));
   });
 
+  it('when --dir does not exist and --create is not given (a mistyped path), creating nothing', async () => {
+    const typo = join(dir, 'spoool');
+    const r = await failsToStart({ dir: typo, imports: ['basic'], create: false });
+    expect(r.raw, 'a crash instead of a log line').toEqual([]);
+    expect(r.exit).toEqual({ code: 1, signal: null });
+    expect(r.errors.map((l) => l.msg)).toEqual([`spool directory ${typo}: does not exist; check the path, or pass --create to make a new spool there`]);
+    expect(existsSync(typo)).toBe(false);
+  });
+
   it('without --import', async () => {
     mkdirSync(root);
     const r = await failsToStart({ dir: root });
@@ -110,5 +152,15 @@ describe('spoolerd takes its settings from the environment', () => {
     const line = await d.waitForLog((l) => l.msg === 'serving spool');
     expect(line.spool).toBe(root);
     expect(await d.stop('SIGTERM')).toEqual({ code: 0, signal: null });
+  });
+
+  it('creates a missing spool with --create (or SPOOLERD_CREATE=1), and serves an existing one without it', async () => {
+    const d = startDaemon({ dir: root, imports: ['empty'], create: false, env: { SPOOLERD_CREATE: '1' } });
+    await d.waitForLog((l) => l.msg === 'serving spool');
+    expect(existsSync(join(root, 'incoming'))).toBe(true);
+    expect(await d.stop('SIGTERM')).toEqual({ code: 0, signal: null });
+    const again = startDaemon({ dir: root, imports: ['empty'], create: false });
+    expect((await again.waitForLog((l) => l.msg === 'serving spool')).spool).toBe(root);
+    expect(await again.stop('SIGTERM')).toEqual({ code: 0, signal: null });
   });
 });

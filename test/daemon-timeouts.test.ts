@@ -109,8 +109,8 @@ describe('a synchronous infinite loop with a timeout', () => {
     expect(daemon.exit).toBeUndefined();
     const kills = daemon.logsWith('a task did not stop within the kill grace after its timeout: killing its worker process');
     expect(kills.map((l) => [l.id, l.attempt, l.worker])).toEqual([
-      [spin.id, 1, spins[0]!.workerPid],
-      [spin.id, 2, spins[1]!.workerPid],
+      [spin.id, 0, spins[0]!.workerPid],
+      [spin.id, 1, spins[1]!.workerPid],
     ]);
     expect(parseName(deadName)).toEqual(expect.objectContaining({ id: spin.id, attempts: 2 }));
     const failure = failureRecord(spin.id);
@@ -165,8 +165,8 @@ describe('with --processes 0, a task that ignores its AbortSignal', () => {
       'a task ignored its AbortSignal after its timeout; with --processes 0 it cannot be killed and may still be running in the daemon; it is counted as failed (run with --processes 1 or more to have such tasks killed)',
     );
     expect(lines.map((l) => [l.level, l.id, l.attempt])).toEqual([
+      ['error', h.id, 0],
       ['error', h.id, 1],
-      ['error', h.id, 2],
     ]);
     // Start-up said that blocking tasks cannot be stopped in this mode.
     expect(daemon.logs.some((l) => l.msg.startsWith('running tasks in the daemon process (--processes 0): a task that blocks the event loop'))).toBe(true);

@@ -47,8 +47,8 @@ describe('a task no module registers', () => {
     expect(parseName(deadName)).toEqual(expect.objectContaining({ id: unknown.id, name: 'no_such_task', attempts: 3 }));
     const retries = daemon.logsWith('task rescheduled').filter((l) => l.id === unknown.id);
     expect(retries.map((l) => [l.level, l.attempt, l.inMs, l.retriesLeft])).toEqual([
-      ['warn', 1, 150, 1],
-      ['warn', 2, 150, 0],
+      ['warn', 0, 150, 1],
+      ['warn', 1, 150, 0],
     ]);
     for (const l of retries) {
       expect(l.error).toContain('no task named "no_such_task"');
@@ -59,7 +59,7 @@ describe('a task no module registers', () => {
     expect(record).toEqual(expect.objectContaining({ id: unknown.id, name: 'no_such_task', attempts: 3 }));
     expect(record.error.name).toBe('UnknownTaskError');
     expect(record.error.message).toMatch(/^no task named "no_such_task" \(type fcall\) is registered; registered tasks: .*\becho\b/);
-    expect(deadLine).toEqual(expect.objectContaining({ level: 'warn', task: 'no_such_task', attempt: 3, retries: 2, error: record.error.message }));
+    expect(deadLine).toEqual(expect.objectContaining({ level: 'warn', task: 'no_such_task', attempt: 2, retries: 2, error: record.error.message }));
     expect(daemon.logsWith('task is a dead letter: out of retries')).toHaveLength(1);
     const ls1 = spool(['ls', '--dir', root, '--state', 'dead', '--json']);
     expect(ls1.stderr).toBe('');
@@ -82,7 +82,7 @@ describe('a task no module registers', () => {
   });
 
   it('enqueued by `spool add` without a retry policy, it ends as a dead letter after the default 3 retries (with --retries 1: after 1)', async () => {
-    const add = spool(['add', '--dir', root, 'not_registered_anywhere', '"arg"', '--retries', '1']);
+    const add = spool(['add', '--dir', root, '--create', 'not_registered_anywhere', '"arg"', '--retries', '1']);
     expect(add.code).toBe(0);
     const id = add.stdout.trim();
     const daemon = await startServing({ dir: root, imports: ['basic'], records, args: ['--scan-interval', '1s'] });

@@ -75,7 +75,7 @@ describe.each(KINDS)('a task that crashes its worker (%s)', (how, env, checkExit
     // The log names the task that was running, and how its worker ended.
     const died = daemon.logsWith(DIED);
     expect(died.map((l) => [l.level, l.worker, l.running])).toEqual(
-      crashes.map((c) => ['error', c.workerPid, [{ task: 'crash', id: h.id, attempt: c.attempt! + 1 }]]),
+      crashes.map((c) => ['error', c.workerPid, [{ task: 'crash', id: h.id, attempt: c.attempt! }]]),
     );
     for (const l of died) checkExit({ code: l.code, signal: l.signal });
 

@@ -42,7 +42,7 @@ describe('a worker that cannot start', () => {
     // Without a backoff a worker that fails in ~100 ms would be restarted 20 times or more in 2.5 s.
     expect(failures.length).toBeGreaterThanOrEqual(2);
     expect(failures.length).toBeLessThanOrEqual(6);
-    expect(failures[0]!.error).toMatch(/^cannot import task module .*fragile-import\.mjs: fragile-import: the marker file exists$/);
+    expect(failures[0]!.error).toMatch(/^cannot import task module .*fragile-import\.mjs: fragile-import: the marker file exists \(at .*fragile-import\.mjs:\d+:\d+\)$/);
     expect(delays).toEqual([100, 200, 400, 800, 1600, 3200].slice(0, delays.length));
     // One delay for the worker the task ended, then one per failed replacement (whose line may still be on its way).
     expect(delays.length - failures.length).toBeGreaterThanOrEqual(0);

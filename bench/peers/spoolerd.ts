@@ -72,7 +72,7 @@ export class SpoolerdSystem implements System {
       process.execPath,
       ...NODE_ARGS,
       SPOOLERD,
-      '--dir', this.layout.root, '--import', TASKS, '--concurrency', String(concurrency), ...SETTINGS, '--log-level', 'warn', '--log-format', 'json',
+      '--dir', this.layout.root, '--create', '--import', TASKS, '--concurrency', String(concurrency), ...SETTINGS, '--log-level', 'warn', '--log-format', 'json',
     ];
     this.daemon = startProcess(WRAP[0] ?? command[0]!, [...WRAP.slice(1), ...(WRAP.length > 0 ? command : command.slice(1))], {
       env: { ...process.env, BENCH_REPORT_DIR: this.reportDir },

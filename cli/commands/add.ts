@@ -14,6 +14,7 @@ interface AddOptions extends DirOption {
   timeout?: string;
   encoding: Encoding;
   json?: boolean;
+  create?: boolean;
 }
 
 export function addCommand(): Command {
@@ -28,8 +29,9 @@ export function addCommand(): Command {
     .option('--timeout <duration>', 'run-time limit, e.g. 30s')
     .addOption(new Option('--encoding <encoding>', 'body encoding').choices(['msgpack', 'json']).default('msgpack'))
     .option('--json', 'print the new task as JSON instead of its id')
+    .option('--create', 'make the spool directory if it does not exist (without it, a mistyped --dir is an error)')
     .action(async (name: string, rawArgs: string[], options: AddOptions) => {
-      const layout = spoolFrom(options, true);
+      const layout = spoolFrom(options, options.create === true);
       const args = rawArgs.map((text, i) => parseJsonArgument(text, i + 1));
       if (options.in !== undefined && options.at !== undefined) throw new CliError('give --in or --at, not both', EXIT.USAGE);
       const handle = await Spooler.open(layout.root).enqueue({

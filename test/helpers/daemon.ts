@@ -50,6 +50,10 @@ export interface DaemonStartOptions {
   records?: string;
   /** Extra environment. SPOOL_DIR and SPOOLERD_* of the test's own environment are never passed on. */
   env?: NodeJS.ProcessEnv;
+  /** Working directory (default: the repository). */
+  cwd?: string;
+  /** Pass --create (default true: most tests serve a spool that does not exist yet); false to test without it. */
+  create?: boolean;
   /** Default 'json'; pass null for no --log-format option. */
   logFormat?: 'json' | 'pretty' | null;
   /**
@@ -82,6 +86,7 @@ export class DaemonProcess {
     for (const m of options.imports ?? []) args.push('--import', fixture(m));
     const format = options.logFormat === undefined ? 'json' : options.logFormat;
     if (format !== null) args.push('--log-format', format);
+    if (options.create !== false) args.push('--create');
     args.push(...(options.args ?? []));
     this.args = args;
 
@@ -91,7 +96,7 @@ export class DaemonProcess {
     Object.assign(env, options.env);
 
     const command = [...(options.wrap ?? []), process.execPath, SPOOLERD_BIN, ...args];
-    this.child = spawn(command[0]!, command.slice(1), { env, cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    this.child = spawn(command[0]!, command.slice(1), { env, cwd: options.cwd ?? ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
     live.add(this);
     this.child.stdout!.setEncoding('utf8').on('data', (d: string) => {
       this.stdout += d;
