@@ -63,7 +63,7 @@ describe.skipIf(!isRoot)('a full disk', () => {
 
   it('spool add says the disk is full and what to do, exits 6, no stack, and leaves nothing behind', () => {
     const root = join(mountPoint, 'spool');
-    const first = spool(['add', '--dir', root, 'hello', '"world"']);
+    const first = spool(['add', '--create', '--dir', root, 'hello', '"world"']);
     expect(first.code, first.stderr).toBe(0);
     fill();
 
@@ -102,8 +102,11 @@ describe.skipIf(!canDropPrivileges)('without permission', () => {
     ({ dir, cleanup } = tempDir('spool-perm-'));
     chmodSync(dir, 0o755); // mkdtemp makes it 0700: the other user must reach the spool inside, as a reader
     root = join(dir, 'spool');
-    const made = spool(['add', '--dir', root, 'hello', '"world"']);
+    const made = spool(['add', '--create', '--dir', root, 'hello', '"world"']);
     if (made.code !== 0) throw new Error(made.stderr);
+    // A new spool is private to its owner (0700): open it to readers, as an operator may, so that
+    // what the other user lacks is the permission to write, not to look.
+    for (const f of ['', ...readdirSync(root)]) chmodSync(join(root, f), 0o755);
   });
   afterEach(() => cleanup());
 

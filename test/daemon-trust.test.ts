@@ -99,7 +99,7 @@ function victim(name: string): { folder: string; file: string } {
 
 /** Makes the spool as root with spool add (0700 throughout), so the test can then loosen it. */
 function makeSpool(): void {
-  const r = spool(['add', 'echo', '"seed"', '--in', '1h', '--dir', root], { env: { SPOOL_GROUP: '' } });
+  const r = spool(['add', '--create', 'echo', '"seed"', '--in', '1h', '--dir', root], { env: { SPOOL_GROUP: '' } });
   expect(r.code, r.stderr).toBe(0);
 }
 
@@ -242,7 +242,7 @@ describe.skipIf(skipReason !== undefined)('hostile producer (a throwaway user), 
     const d = await startServing({ dir: root, imports: ['basic'], records, env: { SPOOL_GROUP: '' } });
     for (const f of ['', 'tmp', 'incoming', 'pending', 'active', 'dead', 'quarantine', 'archive', 'state', 'locks']) expect(mode(join(root, f)), f).toBe(0o700);
     expect(d.logs.filter((l) => l.level === 'warn' || l.level === 'error')).toEqual([]);
-    const added = spool(['add', 'echo', '"the secret argument"', '--in', '1h', '--dir', root], { env: { SPOOL_GROUP: '' } });
+    const added = spool(['add', '--create', 'echo', '"the secret argument"', '--in', '1h', '--dir', root], { env: { SPOOL_GROUP: '' } });
     expect(added.code, added.stderr).toBe(0);
     const id = added.stdout.trim();
     const show = spoolAsProducer(['show', id, '--dir', root]);

@@ -99,7 +99,7 @@ interface Running {
 
 /** Runs a block in `cwd` as sh does; the folder it ends in is written to `cwdFile`. */
 function shell(script: string, cwd: string, cwdFile: string | undefined): Running {
-  const full = `set -e\n${cwdFile ? '' : "trap 'true' INT\n"}${script}\n${cwdFile ? `pwd > '${cwdFile}'\n` : ''}`;
+  const full = `set -e\n${cwdFile ? '' : "trap 'true' INT\n"}${script}\n${cwdFile ? `pwd >| '${cwdFile}'\n` : ''}`;
   const child = spawn('sh', ['-c', full], { cwd, env: userEnv(), detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
   const r: Running = { step: undefined as never, child, output: '', exited: undefined as never };
   child.stdout!.setEncoding('utf8').on('data', (d: string) => (r.output += d));
