@@ -27,6 +27,14 @@ export interface ClaimRequest {
   /** Per name: 1 if the queue last saw it in pending/ (then incoming/ is not tried), else 0. */
   inPending: Uint8Array;
   maxBytes: number;
+  /**
+   * Where in the batch to start claiming (then round to the end and on from the
+   * first). Daemons sharing a spool list the same due tasks in the same order;
+   * had each claimed from the head, the fastest would win every race and the
+   * others none (seen over a network filesystem: one host ran 600 of 600).
+   * Replies keep the batch's order whatever the start.
+   */
+  start?: number;
 }
 
 /** What became of each name of a ClaimRequest. */
@@ -65,7 +73,9 @@ export function claimAndRead(req: ClaimRequest): ClaimReply {
   const reasons: Array<string | undefined> = new Array(n);
   const bodies: Uint8Array[] = new Array(n);
   let total = 0;
-  for (let i = 0; i < n; i++) {
+  const start = req.start === undefined || n === 0 ? 0 : req.start % n;
+  for (let k = 0; k < n; k++) {
+    const i = start + k < n ? start + k : start + k - n;
     const name = names[i]!;
     let claimed;
     try {
@@ -77,7 +87,7 @@ export function claimAndRead(req: ClaimRequest): ClaimReply {
     }
     if (!claimed.claimed) {
       if (claimed.ownerGone) {
-        status.fill(ClaimStatus.OwnerGone, i);
+        for (let rest = k; rest < n; rest++) status[start + rest < n ? start + rest : start + rest - n] = ClaimStatus.OwnerGone;
         break;
       }
       status[i] = ClaimStatus.Lost;

@@ -158,6 +158,8 @@ export class SpoolService {
   private pendingMtime = -1;
   /** Whether another daemon has served this spool since pending/ was last read: only then can pending/ hold tasks we do not know. */
   private otherOwnersSeen = false;
+  /** Another daemon's claim directory was seen here once: claim batches start at a random place. */
+  private sharedSpool = false;
   private nextPendingScan = 0;
   private lastTmpSweep = 0;
   /** Tasks the last listing of incoming/ queued, and when the last full scan ran (scheduleScan()). */
@@ -411,7 +413,15 @@ export class SpoolService {
     for (let i = 0; i < batch.length; i++) if (batch[i]!.from === 'pending') inPending[i] = 1;
     this.claiming += batch.length;
     const owner = this.owner!;
-    const request = { sources: { incoming: this.layout.incoming, pending: this.layout.pending }, ownerDir: owner.dir, names, inPending, maxBytes: this.options.maxBytes };
+    const request = {
+      sources: { incoming: this.layout.incoming, pending: this.layout.pending },
+      ownerDir: owner.dir,
+      names,
+      inPending,
+      maxBytes: this.options.maxBytes,
+      // Alone on its spool a daemon claims from the head; beside others, from a random place (file-ops.ts).
+      ...(this.sharedSpool && batch.length > 1 && { start: Math.floor(Math.random() * batch.length) }),
+    };
     this.track(this.lane.claim(request, batch.length).then((reply) => this.onClaimed(owner, batch, reply)));
   }
 
@@ -424,7 +434,7 @@ export class SpoolService {
     // Claimed under an owner lost meanwhile: whatever got into its directory is reclaimed from there.
     if (owner !== this.owner) return;
     this.claiming -= batch.length;
-    if (reply.status[batch.length - 1] === ClaimStatus.OwnerGone) {
+    if (reply.status.includes(ClaimStatus.OwnerGone)) {
       return this.ownerLost(owner, 'its claim directory is gone (a claim into it failed)');
     }
     const now = Date.now();
@@ -1116,6 +1126,7 @@ export class SpoolService {
     for (const id of owners) {
       if (id === this.owner?.id || this.stopping) continue;
       this.otherOwnersSeen = true;
+      this.sharedSpool = true;
       if (await isOwnerAlive(this.layout, id, this.options.staleAfter)) continue;
       const dir = join(this.layout.active, id);
       // Never followed: a link or a foreign directory here is refused (logged once), and the
