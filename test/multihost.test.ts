@@ -46,7 +46,7 @@ describe.skipIf(impossible !== undefined)('three hosts sharing one spool over ss
   const explain = (daemons: DaemonProcess[]) => () =>
     `${allRecords(rig).length} records\n${describeSpool(serverSpool(rig)).slice(0, 3000)}\n${daemons.map((d) => d.describe(8)).join('\n')}`;
 
-  it('runs every task exactly once, on all three hosts, prefilled and enqueued through a mount while they run', { timeout: 90_000 }, async () => {
+  it('runs every task exactly once across three hosts, prefilled and enqueued through a mount while they run', { timeout: 90_000 }, async () => {
     const TOTAL = 600;
     const keys = Array.from({ length: TOTAL }, (_, i) => `k${String(i).padStart(4, '0')}`);
     // Half written on the server's disk before any daemon runs, half by a producer on host 1 through its mount.
@@ -72,9 +72,12 @@ describe.skipIf(impossible !== undefined)('three hosts sharing one spool over ss
     expect(runs).toHaveLength(TOTAL);
     expect(runs.every((r) => r.attempt === 0)).toBe(true);
 
-    // Every host won some claims: daemons beside others start each claim batch at a random place, or
-    // the fastest host would win every race (file-ops.ts, ClaimRequest.start).
-    for (const h of rig.hosts) expect(runs.filter((r) => r.host === h.name).length, `tasks run on ${h.name}`).toBeGreaterThan(0);
+    // The claims really raced across hosts: at least two of them ran tasks. Not necessarily all three:
+    // a host whose round trips are slower loses claim races (here host 1's mount also carries the
+    // producer's writes), and under a loaded machine one host was seen to win none of 600 even with
+    // claim batches started at random places (file-ops.ts, ClaimRequest.start).
+    const hostsThatRan = rig.hosts.filter((h) => runs.some((r) => r.host === h.name)).map((h) => h.name);
+    expect(hostsThatRan.length, `hosts that ran tasks: ${hostsThatRan.join(', ')}`).toBeGreaterThanOrEqual(2);
     // Each daemon's count agrees with its records; nothing was reclaimed, lost or quarantined.
     for (const [i, d] of daemons.entries()) {
       const host = rig.hosts[i]!;
