@@ -6,6 +6,9 @@ import type { SpoolLayout } from '../spool/layout.js';
 import { QUARANTINE_REASON_SUFFIX } from '../spool/listing.js';
 import { parseTaskName } from '../spool/name.js';
 
+/** The name a record has while it is written, beside its target; the daemon sweeps old ones (a crash between write and rename). */
+export const RECORD_STAGING_PREFIX = '.record-';
+
 /**
  * Writes JSON to `target` atomically: a dot-file beside it first, then rename.
  * Staged in the target's own (daemon-only) folder, not in tmp/, which
@@ -13,7 +16,7 @@ import { parseTaskName } from '../spool/name.js';
  * On any failure the staged file is deleted.
  */
 export function writeJsonAtomic(layout: SpoolLayout, target: string, value: unknown): void {
-  const staged = join(dirname(target), `.record-${process.pid}-${randomBytes(4).toString('hex')}`);
+  const staged = join(dirname(target), `${RECORD_STAGING_PREFIX}${process.pid}-${randomBytes(4).toString('hex')}`);
   try {
     writeFileSync(staged, JSON.stringify(value) + '\n', { flag: 'wx' });
     renameSync(staged, target);

@@ -39,7 +39,7 @@ import { SpoolFolders } from './folders.js';
 import type { Logger } from './logger.js';
 import type { DaemonOptions } from './options.js';
 import { isOwnerAlive, Owner, removeOwnerLock } from './owner.js';
-import { quarantine } from './records.js';
+import { quarantine, RECORD_STAGING_PREFIX } from './records.js';
 import { StuckMoves, type StuckMove } from './stuck-moves.js';
 import { TaskQueue, type PendingDir } from './task-queue.js';
 import { watchDirectory } from './watch.js';
@@ -162,6 +162,7 @@ export class SpoolService {
   private sharedSpool = false;
   private nextPendingScan = 0;
   private lastTmpSweep = 0;
+  private lastRecordSweep = 0;
   /** Tasks the last listing of incoming/ queued, and when the last full scan ran (scheduleScan()). */
   private lastScanAdded = 0;
   private lastFullScan = 0;
@@ -1168,6 +1169,35 @@ export class SpoolService {
         if (now - lstatSync(path).mtimeMs > TMP_DEBRIS_AGE) unlinkSync(path);
       } catch {
         // Renamed by its producer meanwhile, or not ours to delete.
+      }
+    }
+    this.sweepRecordDebris(now);
+  }
+
+  /**
+   * Records are staged beside their target (records.ts), out of the producers'
+   * tmp/; a daemon killed between the write and the rename leaves a `.record-*`
+   * file there. At the first sweep and then hourly (state/ may hold many records),
+   * those older than an hour go.
+   */
+  private sweepRecordDebris(now: number): void {
+    if (now - this.lastRecordSweep < TMP_DEBRIS_AGE) return;
+    this.lastRecordSweep = now;
+    for (const sub of ['state', 'quarantine'] as const) {
+      try {
+        this.folders.check(sub);
+        for (const n of readNames(this.layout[sub])) {
+          if (!n.startsWith(RECORD_STAGING_PREFIX)) continue;
+          const path = join(this.layout[sub], n);
+          try {
+            const st = lstatSync(path);
+            if (st.isFile() && now - st.mtimeMs > TMP_DEBRIS_AGE) unlinkSync(path);
+          } catch {
+            // Renamed into place meanwhile.
+          }
+        }
+      } catch (err) {
+        this.log.error(`${sub}/ is not swept of unfinished records`, { err: (err as Error).message });
       }
     }
   }
