@@ -589,13 +589,7 @@ export class SpoolService {
       this.queue.add(h.fileName, 'incoming', Date.now());
       this.log.warn('task returned to the spool without counting an attempt', { file: h.fileName, reason });
     };
-    let moved: boolean;
-    try {
-      moved = release(h.path, this.layout);
-    } catch (err) {
-      return this.stuckClaimed(h, 'return an interrupted task to incoming/', { reason }, () => release(h.path, this.layout), returned, err);
-    }
-    returned(moved);
+    this.moveClaimed(h, 'return an interrupted task to incoming/', { reason }, () => release(h.path, this.layout), returned);
   }
 
   /** A processed or skipped task whose worker process removed (or archived) its file itself. */
@@ -607,7 +601,7 @@ export class SpoolService {
       this.log.info('task finished in a worker process that ended before reporting it; its file was already removed, so it is done (counted as processed)', {
         task: task.name,
         id: task.id,
-        attempt: task.attempts + 1,
+        attempt: task.attempts,
       });
       h.outcome = { kind: 'processed' };
     } else {
@@ -626,13 +620,7 @@ export class SpoolService {
           h.outcome = outcome;
           if (this.options.archive) {
             const archived = (moved: boolean) => (moved ? this.finished(h) : this.lose(h.fileName, 'the claim was taken over before the task finished'));
-            let moved: boolean;
-            try {
-              moved = finish(h.path, this.layout, true);
-            } catch (err) {
-              return this.stuckClaimed(h, 'move a finished task to archive/', fields, () => finish(h.path, this.layout, true), archived, err);
-            }
-            return archived(moved);
+            return this.moveClaimed(h, 'move a finished task to archive/', fields, () => finish(h.path, this.layout, true), archived);
           }
           // Deleted in a batch by the file-ops lane; the task counts as done once its file is gone.
           h.state = 'finishing';
@@ -706,13 +694,7 @@ export class SpoolService {
       this.log[level]('task rescheduled', { ...fields, inMs: delay, retriesLeft: retry.limit - failures, error: error.message, ...(level === 'warn' && { stack: error.stack }) });
     };
     const move = () => (next = retryLater(h.path, this.layout, due)) !== undefined;
-    let moved: boolean;
-    try {
-      moved = move();
-    } catch (err) {
-      return this.stuckClaimed(h, 'move a task to pending/ for its retry', fields, move, rescheduled, err);
-    }
-    rescheduled(moved);
+    this.moveClaimed(h, 'move a task to pending/ for its retry', fields, move, rescheduled);
   }
 
   /** Moves a task out of retries to dead/, its error recorded in state/<id>.json. */
@@ -727,13 +709,21 @@ export class SpoolService {
       this.folders.check('state', 'dead');
       return bury(h.path, this.layout, record) !== undefined;
     };
+    this.moveClaimed(h, 'move a task to dead/ (its failure record first)', fields, move, buried);
+  }
+
+  /**
+   * Makes a move of a claimed task (true: moved; false: its file was gone) and
+   * then `settled`; a move that throws is left to stuckClaimed() instead.
+   */
+  private moveClaimed(h: Held, what: string, fields: Record<string, unknown>, move: () => boolean, settled: (moved: boolean) => void): void {
     let moved: boolean;
     try {
       moved = move();
     } catch (err) {
-      return this.stuckClaimed(h, 'move a task to dead/ (its failure record first)', fields, move, buried, err);
+      return this.stuckClaimed(h, what, fields, move, settled, err);
     }
-    buried(moved);
+    settled(moved);
   }
 
   /**
