@@ -1,21 +1,33 @@
-/** Exit codes of the `spool` command, stable for scripts (documented in README.md). */
+/**
+ * Exit codes of the `spool` command, stable for scripts; each means one thing
+ * (README.md, "Exit codes"; `spool --help` lists them: keep the three in step).
+ * `spoolerd` shares 0, 1 and 2.
+ */
 export const EXIT = {
   OK: 0,
   /** The spool cannot be used, or something unexpected failed. */
   ERROR: 1,
-  /** Bad command line: unknown option, malformed argument, ambiguous id. */
+  /** Bad command line: unknown option, malformed argument, an id that matches several tasks. */
   USAGE: 2,
-  /** No task with that id. */
+  /** No task with that id (or it left the spool while the command ran). */
   NOT_FOUND: 3,
   /** The file exists but is not a valid task (show). */
   INVALID: 4,
-  /** The task is claimed by a running daemon and cannot be changed (rm). */
-  CONFLICT: 5,
+  /** The task is claimed by a running daemon and cannot be changed (rm, retry). */
+  RUNNING: 5,
   /** The filesystem refused: no space left, quota exceeded, read-only, or an I/O error. */
   STORAGE: 6,
   /** Permission denied: run as the spool's owner or a member of its group. */
   PERMISSION: 7,
+  /** The task is not in a state the command acts on: retry of a task that is not a dead letter. */
+  WRONG_STATE: 8,
 } as const;
+
+/** The lines `--help` ends with. */
+export const EXIT_HELP =
+  '\nExit codes: 0 ok, 1 error, 2 usage (bad option or argument, ambiguous id), 3 no such task,\n' +
+  '4 invalid task file, 5 task is running, 6 no space, read-only or failing filesystem,\n' +
+  '7 permission denied, 8 task not in a state the command acts on (retry: not a dead letter).';
 
 /** An error that ends the command with a given exit code and message. */
 export class CliError extends Error {

@@ -1,8 +1,9 @@
-/** Resolving the spool a command works on, and the task an id (or id prefix, or file name) refers to. */
+/** Resolving the spool a command works on, and the task an id (or part of one, or file name) refers to. */
 import type { Command } from 'commander';
-import { SpoolLayout, SUBDIRS, type TaskLocation } from '../spool/layout.js';
+import { SpoolLayout, SUBDIRS } from '../spool/layout.js';
 import { assertRealFolders } from '../spool/trust.js';
-import { listSpool, type ListOptions, type SpoolEntry } from '../spool/listing.js';
+import { listSpool, readEntry, type ListOptions, type SpoolEntry } from '../spool/listing.js';
+import { ALL_LOCATIONS, TaskIndex } from '../spool/select.js';
 import { CliError, EXIT } from './exit-codes.js';
 
 export interface DirOption {
@@ -26,24 +27,23 @@ export function spoolFrom(options: DirOption, create = false): SpoolLayout {
   return layout;
 }
 
-const ALL_LOCATIONS: readonly TaskLocation[] = ['incoming', 'pending', 'active', 'dead', 'quarantine', 'archive'];
-
 /**
- * The one entry whose id starts with `ref`, or whose file name is `ref`.
- * Throws CliError NOT_FOUND when none does, USAGE when several ids do.
+ * The one entry that `ref` names: its file name, its id, or the start or end
+ * of exactly one id (spool/select.ts). The spool is listed by name; only the
+ * entry found is read (with options.keepBodies, decoded).
+ * Throws CliError NOT_FOUND when none matches, USAGE when several ids do.
  */
-export function findEntry(layout: SpoolLayout, ref: string, options: ListOptions = {}): SpoolEntry {
-  const entries = listSpool(layout, { locations: ALL_LOCATIONS, ...options });
-  const byFile = entries.find((e) => e.fileName === ref);
-  if (byFile) return byFile;
-  const matches = entries.filter((e) => e.task?.id.startsWith(ref));
-  const ids = new Set(matches.map((e) => e.task!.id));
-  if (matches.length === 0 || ref.length === 0) {
-    throw new CliError(`no task with id ${JSON.stringify(ref)} in ${layout.root}; list tasks with "spool ls"`, EXIT.NOT_FOUND);
+export function findEntry(layout: SpoolLayout, ref: string, options: Pick<ListOptions, 'keepBodies' | 'checkBodies'> = {}): SpoolEntry {
+  for (let attempt = 0; ; attempt++) {
+    const found = new TaskIndex(listSpool(layout, { locations: ALL_LOCATIONS, checkBodies: false })).resolve(ref);
+    if (!found.ok && found.problem === 'ambiguous') {
+      throw new CliError(`id ${JSON.stringify(ref)} matches ${found.count} tasks (${found.examples.join(', ')}…); give more of the id`, EXIT.USAGE);
+    }
+    if (!found.ok) throw new CliError(`no task with id ${JSON.stringify(ref)} in ${layout.root}; list tasks with "spool ls"`, EXIT.NOT_FOUND);
+    if (options.checkBodies === false && !options.keepBodies) return found.entry;
+    const entry = readEntry(found.entry, { keepBodies: options.keepBodies === true });
+    if (entry !== undefined) return entry;
+    // Moved (claimed, retried) between the listing and the read: look again, once.
+    if (attempt === 1) throw new CliError(`task ${JSON.stringify(ref)} keeps moving; try again`, EXIT.NOT_FOUND);
   }
-  if (ids.size > 1) {
-    throw new CliError(`id prefix ${JSON.stringify(ref)} matches ${ids.size} tasks (${[...ids].slice(0, 3).join(', ')}…); give more of the id`, EXIT.USAGE);
-  }
-  // One id in two places only while a rename is in flight elsewhere; prefer the live copy.
-  return matches.find((e) => e.state !== 'archived') ?? matches[0]!;
 }

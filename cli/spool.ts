@@ -4,18 +4,14 @@ import { resolve } from 'node:path';
 import { Command, CommanderError } from 'commander';
 import { SpoolError } from '../spool/errors.js';
 import { printable } from '../spool/printable.js';
-import { CliError, EXIT } from './exit-codes.js';
+import { CliError, EXIT, EXIT_HELP } from './exit-codes.js';
 import { explainSystemError } from './system-errors.js';
 import { VERSION } from './version.js';
 
 const program = new Command('spool')
   .description('Inspect and manage a spoolerd spool directory.')
   .version(VERSION)
-  .addHelpText(
-    'after',
-    '\nExit codes: 0 ok, 1 error, 2 usage, 3 not found, 4 invalid task file, 5 task is running,\n' +
-      '6 no space, read-only or failing filesystem, 7 permission denied.',
-  )
+  .addHelpText('after', EXIT_HELP)
   .exitOverride()
   .showHelpAfterError('(add --help for usage)');
 
@@ -32,7 +28,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
 // anything else (no command, help, --version, a mistyped name) gets them all, as help lists them.
 const named = process.argv[2];
 const wanted = named !== undefined && Object.hasOwn(COMMANDS, named) ? [named] : Object.keys(COMMANDS);
-for (const command of await Promise.all(wanted.map((name) => COMMANDS[name]!()))) program.addCommand(command.exitOverride());
+for (const command of await Promise.all(wanted.map((name) => COMMANDS[name]!()))) program.addCommand(command.exitOverride().addHelpText('after', EXIT_HELP));
 
 /** What each command was doing, for a system error that names no path. */
 const DOING: Record<string, string> = {
@@ -40,7 +36,7 @@ const DOING: Record<string, string> = {
   show: 'read the task',
   add: 'write the task file',
   rm: 'remove the task',
-  retry: 'move the dead letter back',
+  retry: 'move the dead letters back',
   stats: 'count the tasks',
 };
 

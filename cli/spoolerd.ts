@@ -12,6 +12,7 @@ import { createLogger, LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevel, t
 import { DEFAULTS } from '../spooler/options.js';
 import { importTaskModule, TaskModuleError } from '../spooler/task-modules.js';
 import { WorkerStartError } from '../spooler/worker-pool.js';
+import { EXIT } from './exit-codes.js';
 import { explainSystemError } from './system-errors.js';
 import { VERSION } from './version.js';
 
@@ -42,6 +43,9 @@ interface CliOptions {
 
 /** A start-up problem the user can fix: printed as one line, without a stack. */
 class StartupError extends Error {}
+
+/** A command line that cannot work (no spool, nothing to run): exit 2, as for a bad option. */
+class UsageError extends StartupError {}
 
 const DEMO_DIR = './demo-spool';
 const DEMO_TASKS = fileURLToPath(new URL('../examples/tasks.js', import.meta.url));
@@ -92,14 +96,15 @@ const program = new Command('spoolerd')
   .addOption(new Option('--log-format <format>', 'json lines, or pretty lines for people (default: pretty on a terminal, json otherwise)').env('SPOOLERD_LOG_FORMAT').choices(LOG_FORMATS))
   .addOption(new Option('--create', 'make spool directories that do not exist (without it, a mistyped --dir is an error)').env('SPOOLERD_CREATE').default(false))
   .addOption(new Option('--demo', `serve ${DEMO_DIR} with the bundled example tasks, enqueueing a few first`).default(false))
-  .addHelpText('after', '\nEvery option can also be set from the environment variable shown. Exit status: 0 after a graceful stop, 1 on a start-up error or a forced stop.')
+  .addHelpText('after', '\nEvery option can also be set from the environment variable shown. Exit status: 0 after a graceful stop, 1 on a start-up error or a forced stop, 2 for a bad command line (as spool).')
   .exitOverride();
 
 let options: CliOptions;
 try {
   options = program.parse(process.argv).opts<CliOptions>();
 } catch (err) {
-  process.exit(err instanceof CommanderError && err.exitCode === 0 ? 0 : 1);
+  // Commander has printed the problem (or the help or version). A bad command line exits 2, as it does for `spool`.
+  process.exit(err instanceof CommanderError && err.exitCode === 0 ? 0 : EXIT.USAGE);
 }
 
 const log = createLogger({ level: options.logLevel, format: options.logFormat ?? (process.stderr.isTTY ? 'pretty' : 'json') });
@@ -110,14 +115,14 @@ await main(options, log).catch((err: unknown) => {
   else if (err instanceof TaskModuleError || err instanceof WorkerStartError) log.error(err.message, err.detail === undefined ? {} : { stack: err.detail });
   else if (err instanceof SpoolError || err instanceof StartupError) log.error(err.message);
   else log.error('start-up failed', { err });
-  process.exit(1);
+  process.exit(err instanceof UsageError ? EXIT.USAGE : EXIT.ERROR);
 });
 
 async function main(options: CliOptions, log: Logger): Promise<void> {
   const dirs = options.demo && !options.dir?.length ? [DEMO_DIR] : (options.dir ?? []);
   const modules = options.demo ? [...(options.import ?? []), DEMO_TASKS] : (options.import ?? []);
-  if (dirs.length === 0) throw new StartupError('no spool given: pass --dir <path> (or set SPOOL_DIR); try --demo for an example');
-  if (modules.length === 0) throw new StartupError('nothing to run: pass --import <module> with the module that registers your tasks');
+  if (dirs.length === 0) throw new UsageError('no spool given: pass --dir <path> (or set SPOOL_DIR); try --demo for an example');
+  if (modules.length === 0) throw new UsageError('nothing to run: pass --import <module> with the module that registers your tasks');
   // A mistyped path must not silently become a new, empty spool that nobody produces into.
   if (!options.create && !options.demo) for (const dir of dirs) assertSpoolExists(dir);
   // Modules that open Spooler.fromEnv() get the (first) spool this daemon serves.

@@ -149,6 +149,121 @@ export function startListing(layout: SpoolLayout, options: ListOptions = {}): Pe
 }
 
 /**
+ * The first `limit` entries of the listing in execution order that `accept`
+ * takes, as listSpool would give them, reading no more than it must. Folders
+ * are read in the order their states rank (active/; incoming/ and pending/;
+ * dead/; quarantine/; archive/), and the later ones not at all once enough
+ * entries are found, since everything in them comes after. Only the bodies of
+ * the entries returned (and of any that turn out invalid on the way) are
+ * opened: `spool ls --limit 5` on a spool of 100,000 tasks reads the names of
+ * incoming/ and pending/ and five files.
+ *
+ * `accept` sees entries as listSpool would give them (state after the body
+ * check); it must not depend on the body check for anything but the state.
+ */
+export function listFirst(layout: SpoolLayout, limit: number, accept: (e: SpoolEntry) => boolean, options: ListOptions = {}): SpoolEntry[] {
+  const locations = options.locations ?? DEFAULT_LOCATIONS;
+  const ctx: Context = {
+    now: options.now ?? Date.now(),
+    checkBodies: false,
+    keepBodies: options.keepBodies === true,
+    maxBytes: options.maxBytes ?? DEFAULT_MAX_BYTES,
+    scratch: options.keepBodies === true ? undefined : Buffer.allocUnsafe(SCRATCH_BYTES),
+    checks: undefined,
+    toCheck: [],
+    toCheckDirs: [],
+  };
+  const checkBodies = options.checkBodies !== false;
+  /** Entries already checked, so that a later round does not open them again. */
+  const checked = new Map<SpoolEntry, SpoolEntry | undefined>();
+  const check = (e: SpoolEntry): SpoolEntry | undefined => {
+    if (!checkBodies || e.task === undefined || e.reason !== undefined || e.location === 'quarantine') return e;
+    if (checked.has(e)) return checked.get(e);
+    const dir = e.path.slice(0, e.path.length - e.fileName.length - 1);
+    const c = checkEntry(e, { ...ctx, checkBodies: true }, dir);
+    if (c !== undefined && e.owner !== undefined) c.owner = e.owner;
+    checked.set(e, c);
+    return c;
+  };
+  const byState: SpoolEntry[][] = TASK_STATES.map(() => []);
+  let count = 0;
+  const add = (e: SpoolEntry): void => {
+    byState[STATE_RANK[e.state]]!.push(e);
+    count++;
+  };
+  const groups = LOCATION_GROUPS.map((group) => group.filter((l) => locations.includes(l))).filter((group) => group.length > 0);
+  let first: SpoolEntry[] = [];
+  for (const here of groups) {
+    for (const location of here) {
+      if (location === 'active') {
+        for (const owner of readDirEntries(layout.active)) {
+          if (!owner.isDirectory()) continue;
+          const dir = join(layout.active, owner.name);
+          for (const entry of readDirEntries(dir)) {
+            const e = classify(dir, dir + sep, entry, location, ctx, 0);
+            if (e) {
+              e.owner = owner.name;
+              add(e);
+            }
+          }
+        }
+      } else if (location === 'quarantine') {
+        for (const e of listQuarantine(layout.quarantine)) add(e);
+      } else {
+        const dir = layout[location];
+        for (const entry of readDirEntries(dir)) {
+          const e = classify(dir, dir + sep, entry, location, ctx, 0);
+          if (e) add(e);
+        }
+      }
+    }
+    // Sorting again each round costs little: the groups read later are the rarer ones.
+    first = firstChecked(sortInExecutionOrder(byState.map((g) => [...g]), count), limit, accept, check);
+    // Every folder not read yet holds only entries that come after all of these.
+    if (first.length >= limit) break;
+  }
+  return first;
+}
+
+/** Folders in the order of the states they hold (TASK_STATES); a folder's entries all come after an earlier group's. */
+const LOCATION_GROUPS: readonly (readonly TaskLocation[])[] = [['active', 'incoming', 'pending'], ['dead'], ['quarantine'], ['archive']];
+
+/**
+ * The first `limit` entries of a provisional listing (sorted as if every body
+ * were valid) that `accept` takes, once checked. A body that turns out invalid
+ * moves its entry back among the invalid ones (by name); the entries before it
+ * keep their places. Checks entries only until `limit` are found.
+ */
+function firstChecked(sorted: SpoolEntry[], limit: number, accept: (e: SpoolEntry) => boolean, check: (e: SpoolEntry) => SpoolEntry | undefined): SpoolEntry[] {
+  const out: SpoolEntry[] = [];
+  const turnedInvalid: SpoolEntry[] = [];
+  let i = 0;
+  // Running, due and scheduled entries: the ones a body check can move.
+  for (; i < sorted.length && out.length < limit; i++) {
+    if (STATE_RANK[sorted[i]!.state] >= STATE_RANK.invalid) break;
+    const e = check(sorted[i]!);
+    if (e === undefined) continue;
+    if (e.state === 'invalid') turnedInvalid.push(e);
+    else if (accept(e)) out.push(e);
+  }
+  if (out.length >= limit) return out;
+  // Every entry before the invalid ones has been checked: the invalid ones are now known.
+  let end = i;
+  while (end < sorted.length && sorted[end]!.state === 'invalid') end++;
+  const invalid = sorted.slice(i, end).concat(turnedInvalid).sort(byName);
+  for (const e of invalid) {
+    if (out.length >= limit) return out;
+    if (accept(e)) out.push(e);
+  }
+  // Dead, quarantined, archived: a check may give a reason but never moves them.
+  for (let k = end; k < sorted.length && out.length < limit; k++) {
+    const e = check(sorted[k]!);
+    if (e !== undefined && accept(e)) out.push(e);
+  }
+  return out;
+}
+
+/**
  * Waits for the body checks that classify() queued (helping with what is left),
  * and applies them to the listing, which `sorted` holds in execution order as
  * if every body were valid. A file that is not valid there is read again here,
@@ -342,6 +457,28 @@ function checkEntry(e: SpoolEntry, ctx: Context, dir: string): SpoolEntry | unde
   if (!decoded.ok) return { location, fileName, path, state: invalidState, task, reason: decoded.reason, mtimeMs: read.mtimeMs };
   if (ctx.keepBodies) return { location, fileName, path, state, task, mtimeMs: read.mtimeMs, body: decoded.task.body };
   return { location, fileName, path, state, task, mtimeMs: read.mtimeMs };
+}
+
+/**
+ * One entry of a names-only listing (checkBodies: false), read and checked as
+ * a full listing would have (with keepBodies, its body decoded); undefined if
+ * the file is gone. Entries without a task name are returned as they are.
+ */
+export function readEntry(e: SpoolEntry, options: Pick<ListOptions, 'keepBodies' | 'maxBytes' | 'now'> = {}): SpoolEntry | undefined {
+  if (e.task === undefined || e.reason !== undefined || e.location === 'quarantine') return e;
+  const ctx: Context = {
+    now: options.now ?? Date.now(),
+    checkBodies: true,
+    keepBodies: options.keepBodies === true,
+    maxBytes: options.maxBytes ?? DEFAULT_MAX_BYTES,
+    scratch: undefined,
+    checks: undefined,
+    toCheck: [],
+    toCheckDirs: [],
+  };
+  const checked = checkEntry(e, ctx, e.path.slice(0, e.path.length - e.fileName.length - 1));
+  if (checked !== undefined && e.owner !== undefined) checked.owner = e.owner;
+  return checked;
 }
 
 function stateOf(location: TaskLocation, task: TaskName | undefined, now: number): TaskState {

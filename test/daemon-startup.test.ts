@@ -128,20 +128,23 @@ describe('spoolerd refuses to start, with a clear message and exit status 1', ()
     mkdirSync(root);
     const r = await failsToStart({ dir: root });
     expect(r.raw, 'a crash instead of a log line').toEqual([]);
-    expect(r.exit).toEqual({ code: 1, signal: null });
+    // A usage error: the same code as spool's (README, "Exit codes").
+    expect(r.exit).toEqual({ code: 2, signal: null });
     expect(r.errors.map((l) => l.msg)).toEqual(['nothing to run: pass --import <module> with the module that registers your tasks']);
   });
 
   it('without --dir (and no SPOOL_DIR)', async () => {
     const r = await failsToStart({ imports: ['empty'] });
     expect(r.raw, 'a crash instead of a log line').toEqual([]);
-    expect(r.exit).toEqual({ code: 1, signal: null });
+    // A usage error: the same code as spool's (README, "Exit codes").
+    expect(r.exit).toEqual({ code: 2, signal: null });
     expect(r.errors.map((l) => l.msg)).toEqual(['no spool given: pass --dir <path> (or set SPOOL_DIR); try --demo for an example']);
   });
 
   it('with an invalid option value', async () => {
     const r = await failsToStart({ dir: root, imports: ['empty'], args: ['--concurrency', '0'] });
-    expect(r.exit).toEqual({ code: 1, signal: null });
+    // A usage error: the same code as spool's (README, "Exit codes").
+    expect(r.exit).toEqual({ code: 2, signal: null });
     expect(r.raw.join('\n')).toContain("option '-c, --concurrency <n>' argument '0' is invalid. must be a whole number ≥ 1");
   });
 });

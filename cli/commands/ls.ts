@@ -1,7 +1,9 @@
 /** `spool ls`: tasks in execution order, one line each. */
 import { Command, Option } from 'commander';
 import type { TaskLocation } from '../../spool/layout.js';
-import { startListing, TASK_STATES, type SpoolEntry, type TaskState } from '../../spool/listing.js';
+import { readLastError } from '../../spool/failure-record.js';
+import type { SpoolLayout } from '../../spool/layout.js';
+import { listFirst, startListing, TASK_STATES, type SpoolEntry, type TaskState } from '../../spool/listing.js';
 import { printable } from '../../spool/printable.js';
 import { entryJsonText } from '../entry-json.js';
 import { CliError, EXIT } from '../exit-codes.js';
@@ -35,7 +37,7 @@ export function lsCommand(): Command {
       new Option('-s, --state <state...>', `only these states (default: all but archived)`).choices([...TASK_STATES]),
     )
     .option('-t, --task <name...>', 'only tasks with these names')
-    .option('--limit <n>', 'print at most n tasks')
+    .option('--limit <n>', 'print at most n tasks (n ≥ 1); opens only the files it prints')
     .option('--no-check', 'do not open task files; list by name only (faster; invalid bodies go unnoticed)')
     .option('--json', 'print a JSON array (see README for the fields)')
     .action((options: LsOptions) => {
@@ -44,19 +46,32 @@ export function lsCommand(): Command {
       const locations = [...new Set([...states].flatMap((s) => LOCATIONS_OF[s]))];
       const now = Date.now();
       const names = options.task ? new Set(options.task) : undefined;
-      const listing = startListing(layout, { locations, checkBodies: options.check, now });
       let limit: number | undefined;
       if (options.limit !== undefined) {
         limit = Number(options.limit);
-        if (!Number.isSafeInteger(limit) || limit < 0) throw new CliError(`--limit must be a whole number, got ${options.limit}`, EXIT.USAGE);
+        // 0 would print "no tasks" (or []) about a spool that has some.
+        if (!/^\d+$/.test(options.limit) || !Number.isSafeInteger(limit) || limit < 1) {
+          throw new CliError(`--limit must be a whole number ≥ 1, got ${JSON.stringify(options.limit)}`, EXIT.USAGE);
+        }
       }
+      const accept = (e: SpoolEntry): boolean => states.has(e.state) && (names === undefined || (e.task !== undefined && names.has(e.task.name)));
       const select = (all: SpoolEntry[]): SpoolEntry[] => {
-        const chosen = all.filter((e) => states.has(e.state) && (names === undefined || (e.task !== undefined && names.has(e.task.name))));
+        const chosen = all.filter(accept);
         return limit === undefined ? chosen : chosen.slice(0, limit);
       };
+      // The last error of each dead letter (state/<id>.json), for the ERROR column; --no-check opens no files.
+      const errors = options.check && !options.json ? (e: SpoolEntry) => lastErrorText(layout, e) : undefined;
+      if (limit !== undefined && limit <= EARLY_STOP_LIMIT) {
+        // Stops early: reads only the folders it needs and opens only the files it prints.
+        const first = listFirst(layout, limit, accept, { locations, checkBodies: options.check, now });
+        const text = options.json ? jsonArrayChunks(first.length, (i) => entryJsonText(first[i]!)) : tableChunks(first, now, errors);
+        for (let chunk = text.next(); chunk.done !== true; chunk = text.next()) writeStdout(chunk.value);
+        return;
+      }
+      const listing = startListing(layout, { locations, checkBodies: options.check, now });
       // EntryJson holds only strings, numbers and nulls: its JSON.stringify text, made safe for a terminal, is toJson's (entryJsonText).
       const textOf = (entries: SpoolEntry[]): Iterator<string> =>
-        options.json ? jsonArrayChunks(entries.length, (i) => entryJsonText(entries[i]!)) : tableChunks(entries, now);
+        options.json ? jsonArrayChunks(entries.length, (i) => entryJsonText(entries[i]!)) : tableChunks(entries, now, errors);
       let text = textOf(select(listing.entries));
       // While other threads still check bodies, the text is made ahead (up to HELD_BYTES of it) and
       // held; it is written once the checks are in, or thrown away if they changed the listing.
@@ -80,6 +95,25 @@ export function lsCommand(): Command {
     });
 }
 
+/**
+ * Up to this --limit, `ls` lists by name and opens only the files it prints
+ * (listFirst); above it, the whole listing with its body checks on several
+ * threads is faster.
+ */
+const EARLY_STOP_LIMIT = 10_000;
+
+/** The first line of a dead letter's last error, cut to a width that keeps the table readable. */
+function lastErrorText(layout: SpoolLayout, e: SpoolEntry): string | undefined {
+  if (e.state !== 'dead' || e.task === undefined) return undefined;
+  const error = readLastError(layout, e.task.id);
+  if (error === undefined) return undefined;
+  let text = printable(`${error.name !== null && error.name !== 'Error' ? `${error.name}: ` : ''}${error.message.split('\n', 1)[0]!}`);
+  if (text.length > ERROR_WIDTH) text = text.slice(0, ERROR_WIDTH - 1) + '…';
+  return text;
+}
+
+const ERROR_WIDTH = 72;
+
 /** How much of the text is made ahead and held in memory while bodies are still being checked. */
 const HELD_BYTES = 12 * 1024 * 1024;
 
@@ -92,14 +126,24 @@ const HELD_BYTES = 12 * 1024 * 1024;
  * and ages repeat (a listing has a few hundred different ones), so they are
  * made once each (TimeTexts).
  */
-function* tableChunks(entries: SpoolEntry[], now: number): Generator<string, void, undefined> {
+function* tableChunks(entries: SpoolEntry[], now: number, errorOf?: (e: SpoolEntry) => string | undefined): Generator<string, void, undefined> {
   if (entries.length === 0) {
     yield 'no tasks\n';
     return;
   }
   const withReason = entries.some((e) => e.reason !== undefined);
+  // Read once here (only dead letters have one), used twice below.
+  const errors = new Map<SpoolEntry, string>();
+  if (errorOf !== undefined) {
+    for (const e of entries) {
+      if (e.state !== 'dead') continue;
+      const text = errorOf(e);
+      if (text !== undefined) errors.set(e, text);
+    }
+  }
   const header = ['ID', 'TASK', 'PRI', 'DUE', '', 'ATT', 'STATE', 'AGE'];
   if (withReason) header.push('NOTE');
+  const errorColumn = errors.size > 0 ? header.push('ERROR') - 1 : -1;
   const width = header.map((h) => h.length);
   const times = new TimeTexts(now);
   const widen = (column: number, length: number): void => {
@@ -115,6 +159,8 @@ function* tableChunks(entries: SpoolEntry[], now: number): Generator<string, voi
     widen(5, t ? digits(t.attempts) : 1);
     widen(6, e.owner ? e.state.length + 1 + printable(e.owner).length : e.state.length);
     widen(7, t ? times.span(Math.max(0, now - t.created)).length : 1);
+    // NOTE is padded only when ERROR follows it.
+    if (withReason && errorColumn > 0) widen(8, e.reason === undefined ? 0 : printable(e.reason).length);
   }
   let chunk = alignedLine(header, width);
   const cells = new Array<string>(header.length);
@@ -139,6 +185,7 @@ function* tableChunks(entries: SpoolEntry[], now: number): Generator<string, voi
     }
     cells[6] = e.owner ? `${e.state}@${printable(e.owner)}` : e.state;
     if (withReason) cells[8] = e.reason === undefined ? '' : printable(e.reason);
+    if (errorColumn > 0) cells[errorColumn] = errors.get(e) ?? '';
     chunk += alignedLine(cells, width);
     if (chunk.length >= CHUNK_CHARS) {
       yield chunk;

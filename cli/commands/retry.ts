@@ -1,66 +1,62 @@
 /**
- * `spool retry <id…>` / `spool retry --all`: put dead letters back. Each is
- * renamed from dead/ into incoming/ with its attempts reset to 0 and due now,
- * so it gets its whole retry budget again and every daemon sees it at once.
+ * `spool retry <id…>`, `spool retry -`, `spool retry --all [--task NAME…]`: put
+ * dead letters back. Each is renamed from dead/ into incoming/ with its
+ * attempts reset to 0 and due now (spool/bulk.ts), so it gets its whole retry
+ * budget again and every daemon sees it at once.
  */
-import { renameSync } from 'node:fs';
-import { join } from 'node:path';
-import { Command } from 'commander';
-import type { SpoolLayout } from '../../spool/layout.js';
-import { listSpool, type SpoolEntry } from '../../spool/listing.js';
-import { renameTask } from '../../spool/name.js';
+import type { Command } from 'commander';
+import { NotASpoolError, retryTasks } from '../../spool/bulk.js';
 import { printable } from '../../spool/printable.js';
+import { assertRealFolder } from '../../spool/trust.js';
+import { bulkCommand, count, runWithProgress, selectTasks, type BulkOptions } from '../bulk.js';
 import { CliError, EXIT } from '../exit-codes.js';
-import { findEntry, spoolFrom, withDirOption, type DirOption } from '../find-task.js';
+import { spoolFrom } from '../find-task.js';
 
 export function retryCommand(): Command {
-  return withDirOption(new Command('retry'))
+  return bulkCommand('retry', ['dead'], 'only dead letters (the default, and the only state retry acts on)')
     .description('put dead letters back into the spool with a fresh retry budget')
-    .argument('[id...]', 'dead task ids, unique prefixes, or file names')
-    .option('-a, --all', 'every dead letter')
-    .option('-t, --task <name...>', 'with --all: only tasks with these names')
-    .option('-q, --quiet', 'print nothing on success')
-    .action((refs: string[], options: DirOption & { all?: boolean; task?: string[]; quiet?: boolean }) => {
+    .action((refs: string[], options: BulkOptions) => {
       const layout = spoolFrom(options);
-      if (options.all === (refs.length > 0)) throw new CliError('give task ids or --all (not both)', EXIT.USAGE);
-      let failure: CliError | undefined;
-      const entries: SpoolEntry[] = [];
-      if (options.all) {
-        const names = options.task ? new Set(options.task) : undefined;
-        entries.push(...listSpool(layout, { locations: ['dead'], checkBodies: false }).filter((e) => e.task && (!names || names.has(e.task.name))));
-      } else {
-        for (const ref of refs) {
-          try {
-            const entry = findEntry(layout, ref, { checkBodies: false });
-            if (entry.state !== 'dead') throw new CliError(`${entry.task?.id ?? entry.fileName} is ${entry.state}, not a dead letter`, EXIT.CONFLICT);
-            entries.push(entry);
-          } catch (err) {
-            if (!(err instanceof CliError)) throw err;
-            process.stderr.write(`spool retry: ${printable(err.message)}\n`);
-            failure ??= err;
+      // Checked before anything is listed: a folder that is not a spool has nothing to retry, and must not say it retried 0.
+      if (assertRealFolder(layout.incoming) === undefined) throw new CliError(`${layout.root} has no incoming/ folder; is it a spool?`, EXIT.ERROR);
+      const selection = selectTasks(layout, 'retry', refs, options, ['dead']);
+      let failure = selection.failure;
+      let retried = 0;
+      let gone = 0;
+      try {
+        runWithProgress('retry', selection.entries, options.quiet === true, (onProgress) => retryTasks(layout, selection.entries, { onProgress }), (o, out) => {
+          const label = printable(o.label);
+          switch (o.kind) {
+            case 'retried':
+              retried++;
+              if (selection.byRef && !options.quiet) out.line(`retrying ${label}`);
+              return;
+            case 'running':
+              out.error(`spool retry: ${label} is running on ${printable(o.owner)}, not a dead letter`);
+              failure ??= new CliError('', EXIT.RUNNING);
+              return;
+            case 'wrong-state':
+              out.error(`spool retry: ${label} is ${o.entry.state}, not a dead letter${o.entry.state === 'dead' ? ' with a task name (spool rm removes it)' : ''}`);
+              failure ??= new CliError('', EXIT.WRONG_STATE);
+              return;
+            case 'gone':
+              gone++;
+              if (selection.byRef) {
+                out.error(`spool retry: ${label} left dead/ meanwhile (retried or removed by someone else)`);
+                failure ??= new CliError('', EXIT.NOT_FOUND);
+              }
+              return;
+            default:
+              throw new Error(`unexpected outcome ${o.kind}`);
           }
-        }
+        });
+      } catch (err) {
+        if (err instanceof NotASpoolError) throw new CliError(err.message, EXIT.ERROR);
+        throw err;
       }
-      let revived = 0;
-      for (const entry of entries) {
-        if (!entry.task) continue; // A file with a bad name in dead/ cannot be scheduled; spool rm removes it.
-        if (revive(layout, entry)) {
-          revived++;
-          if (!options.quiet && !options.all) process.stdout.write(`retrying ${entry.task.id}\n`);
-        }
+      if (!selection.byRef && !options.quiet) {
+        process.stdout.write(`retrying ${count(retried, 'dead letter')}${gone > 0 ? ` (${gone} left dead/ meanwhile)` : ''}\n`);
       }
-      if (options.all && !options.quiet) process.stdout.write(`retrying ${revived} dead letter${revived === 1 ? '' : 's'}\n`);
       if (failure) throw new CliError('some tasks were not retried', failure.exitCode);
     });
-}
-
-function revive(layout: SpoolLayout, entry: SpoolEntry): boolean {
-  const next = renameTask(entry.task!, { due: Date.now(), attempts: 0 });
-  try {
-    renameSync(entry.path, join(layout.incoming, next));
-    return true;
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false; // Retried or removed by someone else meanwhile.
-    throw err;
-  }
 }

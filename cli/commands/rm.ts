@@ -1,81 +1,65 @@
 /**
- * `spool rm <id…>`: revoke tasks. Safe while daemons run: the task is taken with
- * the same atomic rename a daemon uses to claim it (into tmp/, then unlinked),
- * so either the daemon or rm gets it, never both. A task that is already
- * running cannot be revoked.
+ * `spool rm <id…>`, `spool rm -` (ids on stdin), `spool rm --state dead --older-than 7d`:
+ * revoke tasks, or delete dead letters, quarantined files and archived tasks.
+ * Safe while daemons run (spool/bulk.ts): the task is taken with the same
+ * atomic rename a daemon claims with, so either the daemon or rm gets it,
+ * never both. A running task is never touched.
  */
-import { randomBytes } from 'node:crypto';
-import { mkdirSync, renameSync, unlinkSync } from 'node:fs';
-import { join } from 'node:path';
-import { Command } from 'commander';
-import type { SpoolLayout } from '../../spool/layout.js';
-import { QUARANTINE_REASON_SUFFIX } from '../../spool/listing.js';
+import type { Command } from 'commander';
+import { removeTasks } from '../../spool/bulk.js';
+import type { TaskState } from '../../spool/listing.js';
 import { printable } from '../../spool/printable.js';
-import { removeTree } from '../../spool/remove-tree.js';
+import { bulkCommand, count, runWithProgress, selectTasks, type BulkOptions } from '../bulk.js';
 import { CliError, EXIT } from '../exit-codes.js';
-import { findEntry, spoolFrom, withDirOption, type DirOption } from '../find-task.js';
+import { spoolFrom } from '../find-task.js';
+
+/** What rm may be told to remove; running tasks cannot be. */
+const REMOVABLE: TaskState[] = ['due', 'scheduled', 'invalid', 'dead', 'quarantined', 'archived'];
+/** What filters remove unless --state says otherwise: all but archived (as `spool ls`) and running. */
+const DEFAULT_STATES: TaskState[] = ['due', 'scheduled', 'invalid', 'dead', 'quarantined'];
 
 export function rmCommand(): Command {
-  return withDirOption(new Command('rm'))
-    .description('revoke pending tasks (or delete dead and quarantined ones); exit 5 if one is running')
-    .argument('<id...>', 'task ids, unique prefixes, or file names')
-    .option('-q, --quiet', 'print nothing on success')
-    .action((refs: string[], options: DirOption & { quiet?: boolean }) => {
+  return bulkCommand('rm', REMOVABLE, 'only tasks in these states (default: all but archived; running tasks are never removed)')
+    .description('revoke tasks, or delete dead letters, quarantined files and archived tasks; never a running one (exit 5)')
+    .action((refs: string[], options: BulkOptions) => {
       const layout = spoolFrom(options);
-      let failure: CliError | undefined;
-      for (const ref of refs) {
-        try {
-          const removed = revoke(layout, ref);
-          if (!options.quiet) process.stdout.write(`removed ${printable(removed)}\n`);
-        } catch (err) {
-          if (!(err instanceof CliError)) throw err;
-          process.stderr.write(`spool rm: ${printable(err.message)}\n`);
-          failure ??= err;
+      const selection = selectTasks(layout, 'rm', refs, options, DEFAULT_STATES);
+      let failure = selection.failure;
+      let removed = 0;
+      let gone = 0;
+      let running = 0;
+      runWithProgress('rm', selection.entries, options.quiet === true, (onProgress) => removeTasks(layout, selection.entries, { onProgress }), (o, out) => {
+        const label = printable(o.label);
+        switch (o.kind) {
+          case 'removed':
+            removed++;
+            if (selection.byRef && !options.quiet) out.line(`removed ${label}`);
+            return;
+          case 'running':
+            running++;
+            out.error(`spool rm: ${label} is running on ${printable(o.owner)}; it cannot be revoked`);
+            failure ??= new CliError('', EXIT.RUNNING);
+            return;
+          case 'gone':
+            gone++;
+            // Asked for by id, it is missing; chosen by a filter, it has simply left the spool meanwhile.
+            if (selection.byRef) {
+              out.error(`spool rm: ${label} left the spool meanwhile (processed, or removed by someone else)`);
+              failure ??= new CliError('', EXIT.NOT_FOUND);
+            }
+            return;
+          case 'stranded':
+            out.error(`spool rm: ${label} was taken out of the spool but could not be deleted (${printable(o.error.message)}); delete ${printable(o.path)} by hand`);
+            failure ??= new CliError('', EXIT.ERROR);
+            return;
+          default:
+            throw new Error(`unexpected outcome ${o.kind}`);
         }
+      });
+      if (!selection.byRef && !options.quiet) {
+        const notes = [running > 0 && `${running} running (left alone)`, gone > 0 && `${gone} left the spool meanwhile`].filter(Boolean);
+        process.stdout.write(`removed ${count(removed, 'task')}${notes.length > 0 ? ` (${notes.join(', ')})` : ''}\n`);
       }
-      if (failure) throw new CliError('some tasks were not removed', failure.exitCode);
+      if (failure) throw new CliError(selection.byRef ? 'some tasks were not removed' : `${count(running, 'task')} could not be removed`, failure.exitCode);
     });
-}
-
-function revoke(layout: SpoolLayout, ref: string): string {
-  // tmp/ may not exist yet in a spool a foreign producer started (SPOOL-FORMAT.md, "Layout").
-  mkdirSync(layout.tmp, { recursive: true });
-  // Two tries: a daemon may move a task from incoming/ to pending/ between our listing and our rename.
-  for (let attempt = 0; attempt < 2; attempt++) {
-    const entry = findEntry(layout, ref, { checkBodies: false });
-    if (entry.state === 'active') {
-      throw new CliError(`${entry.task?.id ?? entry.fileName} is running on ${entry.owner}; it cannot be revoked`, EXIT.CONFLICT);
-    }
-    if (entry.state === 'archived') throw new CliError(`${entry.fileName} was already processed (it is in archive/)`, EXIT.CONFLICT);
-    // Not named after the entry: a quarantined name may take all 255 bytes a name can have.
-    const graveyard = join(layout.tmp, `.revoked-${process.pid}-${randomBytes(6).toString('hex')}`);
-    try {
-      renameSync(entry.path, graveyard);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue;
-      throw err;
-    }
-    if (entry.location === 'quarantine') unlinkQuietly(entry.path + QUARANTINE_REASON_SUFFIX);
-    try {
-      // A quarantined entry may be a directory (dropped into incoming/ whole), possibly still written into.
-      removeTree(graveyard);
-    } catch (err) {
-      throw new CliError(
-        `${entry.fileName} was taken out of the spool but could not be deleted (${(err as Error).message}); delete ${graveyard} by hand`,
-        EXIT.ERROR,
-      );
-    }
-    return entry.task?.id ?? entry.fileName;
-  }
-  // Gone twice: claimed by a daemon or removed by someone else. Say which.
-  const entry = findEntry(layout, ref, { checkBodies: false });
-  throw new CliError(`${entry.task?.id ?? entry.fileName} is ${entry.state}${entry.owner ? ` on ${entry.owner}` : ''}; it cannot be revoked`, EXIT.CONFLICT);
-}
-
-function unlinkQuietly(path: string): void {
-  try {
-    unlinkSync(path);
-  } catch {
-    // No reason file: nothing to clean.
-  }
 }

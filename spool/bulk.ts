@@ -1,0 +1,178 @@
+/**
+ * Removing and retrying tasks, one or many, safely while daemons run. Used by
+ * `spool rm` and `spool retry` (which parse the command line and report), and
+ * meant for anything else that acts on tasks a person chose (a dashboard).
+ *
+ * Every change is one rename, the same kind a daemon claims with, so for each
+ * task either the daemon or this gets it, never both, and a crash at any
+ * instant leaves the task whole in exactly one place (SPOOL-FORMAT.md, "State
+ * changes"):
+ *
+ *   remove   incoming/, pending/, dead/, quarantine/ or archive/ NAME
+ *              → tmp/.revoked-<pid>-<hex>, then delete it (and the task's
+ *              state/<id>.json, and a quarantined file's reason)
+ *   retry    dead/PP-DUE-ID-aN-… → incoming/PP-NOW-ID-a0-…
+ *
+ * A task that is running (in active/) is never touched.
+ */
+import { randomBytes } from 'node:crypto';
+import { lstatSync, mkdirSync, readdirSync, renameSync, unlinkSync } from 'node:fs';
+import { join } from 'node:path';
+import { removeFailureRecord } from './failure-record.js';
+import type { SpoolLayout } from './layout.js';
+import { listSpool, QUARANTINE_REASON_SUFFIX, type SpoolEntry } from './listing.js';
+import { renameTask } from './name.js';
+import { removeTree } from './remove-tree.js';
+import { ALL_LOCATIONS } from './select.js';
+import { assertRealFolder } from './trust.js';
+
+/** What became of one task. `label` is its id, or its file name when it has none. */
+export type Outcome =
+  | { kind: 'removed' | 'retried'; label: string; entry: SpoolEntry }
+  /** Claimed by a daemon (before or while we acted): left alone. */
+  | { kind: 'running'; label: string; entry: SpoolEntry; owner: string }
+  /** Not in a state the operation acts on (retry of a task that is not a dead letter). */
+  | { kind: 'wrong-state'; label: string; entry: SpoolEntry }
+  /** No longer in the spool: processed, removed or retried by someone else meanwhile. */
+  | { kind: 'gone'; label: string; entry: SpoolEntry }
+  /** Taken out of the spool (so it will never run) but its file could not be deleted. */
+  | { kind: 'stranded'; label: string; entry: SpoolEntry; path: string; error: Error };
+
+export interface BulkOptions {
+  /** Called after each task, with how many are done. */
+  onProgress?: (done: number, total: number, outcome: Outcome) => void;
+}
+
+const labelOf = (e: SpoolEntry): string => e.task?.id ?? e.fileName;
+
+/** Removes each entry (see the file comment); never a running one. One outcome per entry, in order. */
+export function removeTasks(layout: SpoolLayout, entries: readonly SpoolEntry[], options: BulkOptions = {}): Outcome[] {
+  // tmp/ may not exist yet in a spool a foreign producer started (SPOOL-FORMAT.md, "Layout").
+  if (entries.length > 0) mkdirSync(layout.tmp, { recursive: true });
+  const outcomes: Outcome[] = [];
+  for (const entry of entries) {
+    const outcome = removeOne(layout, entry);
+    outcomes.push(outcome);
+    options.onProgress?.(outcomes.length, entries.length, outcome);
+  }
+  return outcomes;
+}
+
+/** Puts each dead letter back into incoming/, due now, with its attempts at 0 (a fresh retry budget). */
+export function retryTasks(layout: SpoolLayout, entries: readonly SpoolEntry[], options: BulkOptions = {}): Outcome[] {
+  // A dead letter renamed into a missing incoming/ would fail as if it were gone: say what is wrong instead.
+  if (assertRealFolder(layout.incoming) === undefined) {
+    throw new NotASpoolError(`${layout.root} has no incoming/ folder, so nothing can be put back; is it a spool?`);
+  }
+  const outcomes: Outcome[] = [];
+  const now = Date.now();
+  for (const entry of entries) {
+    const outcome = retryOne(layout, entry, now);
+    outcomes.push(outcome);
+    options.onProgress?.(outcomes.length, entries.length, outcome);
+  }
+  return outcomes;
+}
+
+/** The spool lacks a folder an operation needs. */
+export class NotASpoolError extends Error {}
+
+function retryOne(layout: SpoolLayout, entry: SpoolEntry, now: number): Outcome {
+  const label = labelOf(entry);
+  if (entry.state === 'active') return { kind: 'running', label, entry, owner: entry.owner ?? '?' };
+  // A file with a bad name in dead/ cannot be scheduled (spool rm removes it).
+  if (entry.state !== 'dead' || entry.task === undefined) return { kind: 'wrong-state', label, entry };
+  const next = renameTask(entry.task, { due: now, attempts: 0 });
+  try {
+    renameSync(entry.path, join(layout.incoming, next));
+    return { kind: 'retried', label, entry };
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || exists(entry.path)) throw err;
+    return { kind: 'gone', label, entry };
+  }
+}
+
+/**
+ * Takes the entry out by renaming it into tmp/ (where no daemon looks), then
+ * deletes it. If it has moved since it was listed: a daemon accepting it moves
+ * it from incoming/ to pending/ under the same name; a daemon that claimed it
+ * has it in active/<owner>/ (then it is running and left alone); otherwise it
+ * is looked up afresh, once.
+ */
+function removeOne(layout: SpoolLayout, listed: SpoolEntry): Outcome {
+  let entry = listed;
+  for (let attempt = 0; ; attempt++) {
+    const label = labelOf(entry);
+    if (entry.state === 'active') return { kind: 'running', label, entry, owner: entry.owner ?? '?' };
+    // Not named after the entry: a quarantined name may take all 255 bytes a name can have.
+    const graveyard = join(layout.tmp, `.revoked-${process.pid}-${randomBytes(6).toString('hex')}`);
+    let taken = tryRename(entry.path, graveyard);
+    if (!taken && entry.location === 'incoming') taken = tryRename(join(layout.pending, entry.fileName), graveyard);
+    if (taken) return finishRemoval(layout, entry, graveyard);
+    const owner = claimedBy(layout, entry.fileName);
+    if (owner !== undefined) return { kind: 'running', label, entry, owner };
+    if (attempt === 1 || entry.task === undefined) return { kind: 'gone', label, entry };
+    // Renamed (retried by a daemon, dead-lettered, put back): find it under its new name.
+    const id = entry.task.id;
+    const now = listSpool(layout, { locations: ALL_LOCATIONS, checkBodies: false }).filter((e) => e.task?.id === id);
+    const live = now.find((e) => e.state !== 'archived');
+    if (live === undefined) return { kind: 'gone', label, entry };
+    entry = live;
+  }
+}
+
+function finishRemoval(layout: SpoolLayout, entry: SpoolEntry, graveyard: string): Outcome {
+  const label = labelOf(entry);
+  if (entry.location === 'quarantine') unlinkQuietly(entry.path + QUARANTINE_REASON_SUFFIX);
+  try {
+    // A quarantined entry may be a directory (dropped into incoming/ whole), possibly still written into.
+    removeTree(graveyard);
+  } catch (err) {
+    return { kind: 'stranded', label, entry, path: graveyard, error: err as Error };
+  }
+  // The task is gone for good: its last error is of no more use. (A crash before this leaves an orphan record, nothing else.)
+  if (entry.task !== undefined) removeFailureRecord(layout, entry.task.id);
+  return { kind: 'removed', label, entry };
+}
+
+/** Renames; false if the source is gone. */
+function tryRename(from: string, to: string): boolean {
+  try {
+    renameSync(from, to);
+    return true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    throw err;
+  }
+}
+
+/** The daemon holding a claim on `fileName`, if one does. */
+function claimedBy(layout: SpoolLayout, fileName: string): string | undefined {
+  let owners;
+  try {
+    owners = readdirSync(layout.active, { withFileTypes: true });
+  } catch {
+    return undefined;
+  }
+  for (const owner of owners) {
+    if (owner.isDirectory() && exists(join(layout.active, owner.name, fileName))) return owner.name;
+  }
+  return undefined;
+}
+
+function exists(path: string): boolean {
+  try {
+    lstatSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function unlinkQuietly(path: string): void {
+  try {
+    unlinkSync(path);
+  } catch {
+    // No reason file: nothing to clean.
+  }
+}
