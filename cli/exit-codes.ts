@@ -25,9 +25,10 @@ export const EXIT = {
 
 /** The lines `--help` ends with. */
 export const EXIT_HELP =
-  '\nExit codes: 0 ok, 1 error, 2 usage (bad option or argument, ambiguous id), 3 no such task,\n' +
-  '4 invalid task file, 5 task is running, 6 no space, read-only or failing filesystem,\n' +
-  '7 permission denied, 8 task not in a state the command acts on (retry: not a dead letter).';
+  '\nExit codes: 0 ok, 1 error, 2 usage (bad option or argument, ambiguous id),\n' +
+  '3 no such task, 4 invalid task file, 5 task is running,\n' +
+  '6 no space, read-only or failing filesystem, 7 permission denied,\n' +
+  '8 task not in a state the command acts on (retry: not a dead letter).';
 
 /** An error that ends the command with a given exit code and message. */
 export class CliError extends Error {

@@ -322,7 +322,11 @@ describe('spool ls: filters', () => {
     const s = mixedSpool();
     expect(lsJson(root, ['--limit', '3']).map((e) => e.file)).toEqual([s.active.file, s.due1.file, s.due2.file]);
     expect(lsJson(root, ['--limit', '2', '--state', 'due', 'dead']).map((e) => e.file)).toEqual([s.due1.file, s.due2.file]);
-    expect(lsJson(root, ['--limit', '0'])).toEqual([]);
+    // 0 is refused: "no tasks" (or []) about a spool that has tasks misleads (issue 14).
+    const zero = spool(['ls', '--dir', root, '--limit', '0']);
+    expect(zero.code).toBe(2);
+    expect(zero.stdout).toBe('');
+    expect(zero.stderr).toContain('--limit must be a whole number ≥ 1');
     expect(lsJson(root, ['--limit', '100'])).toHaveLength(8);
     const bad = spool(['ls', '--dir', root, '--limit', 'many']);
     expect(bad.code).toBe(2);

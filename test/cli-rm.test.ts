@@ -199,9 +199,10 @@ describe('spool rm', () => {
  *
  * mode "sweep": once rm has taken its first task, claim every task in the given order.
  * mode "alternate": the list is rm's own order; each time rm has taken task 2k, claim
- * task 2k+1, the task rm is about to look up and rename, after a pause that grows
- * from 0 to about 3 ms and starts over, so that the claims land at every point of
- * rm's work on that very task (before its lookup, between lookup and rename, after).
+ * task 2k+1, the task rm is about to rename, after a pause that grows from 0 to
+ * 30 µs and starts over. rm looks every id up in one listing first and then
+ * renames one task every few tens of µs, so the claims land at every point of
+ * its work on that very task (after its lookup: before, during and after its rename).
  */
 const CLAIMER = `
 import { existsSync, mkdirSync, readFileSync, renameSync } from 'node:fs';
@@ -230,7 +231,7 @@ if (mode === 'sweep') {
 } else {
   for (let k = 0; k < tasks.length; k += 2) {
     waitGone(tasks[k]);
-    const pauseNs = BigInt((k / 2) % 31) * 100000n;
+    const pauseNs = BigInt((k / 2) % 31) * 1000n;
     const start = process.hrtime.bigint();
     while (process.hrtime.bigint() - start < pauseNs) {}
     if (k + 1 < tasks.length) tryClaim(tasks[k + 1]);

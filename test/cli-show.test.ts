@@ -77,19 +77,20 @@ describe('spool show', () => {
       id: t.id, name: 'send_email', state: 'due', priority: 12, due: now - MIN, created, attempts: 1, encoding: 'msgpack',
       location: 'pending', owner: null, file: t.file, path: t.path, reason: null,
       body,
+      error: null,
     };
     for (const ref of [t.id, t.id.slice(0, 16), t.file]) {
       const r = show(ref);
       expect(r.stderr).toBe('');
       expect(r.code).toBe(0);
       const printed = JSON.parse(r.stdout) as Record<string, unknown>;
-      expect(Object.keys(printed)).toEqual([...ENTRY_KEYS, 'body']);
+      expect(Object.keys(printed)).toEqual([...ENTRY_KEYS, 'body', 'error']);
       expect(printed).toEqual(expected);
     }
 
     // The same fields as ls --json gives for that task.
     const listed = lsJson(root).find((e) => e.id === t.id);
-    const { body: _body, ...fields } = JSON.parse(show(t.id).stdout) as Record<string, unknown>;
+    const { body: _body, error: _error, ...fields } = JSON.parse(show(t.id).stdout) as Record<string, unknown>;
     expect(fields).toEqual(listed);
   });
 
@@ -169,7 +170,7 @@ describe('spool show', () => {
     const r = show(t.id);
     expect(r.code).toBe(4);
     const printed = JSON.parse(r.stdout) as Record<string, unknown>;
-    expect(Object.keys(printed)).toEqual([...ENTRY_KEYS, 'body']);
+    expect(Object.keys(printed)).toEqual([...ENTRY_KEYS, 'body', 'error']);
     expect(printed).toEqual({
       id: t.id, name: 'future', state: 'invalid', priority: 33, due: now - MIN, created: now - MIN, attempts: 0, encoding: 'json',
       location: 'incoming', owner: null, file: t.file, path: t.path, reason: expect.stringContaining('format version 2 is not supported'),
@@ -195,7 +196,7 @@ describe('spool show', () => {
     expect(q.code).toBe(4);
     expect(JSON.parse(q.stdout)).toEqual({
       id: null, name: null, state: 'quarantined', priority: null, due: null, created: null, attempts: null, encoding: null,
-      location: 'quarantine', owner: null, file: 'junk.bin', path: join(root, 'quarantine', 'junk.bin'), reason: 'not a task file name', body: null,
+      location: 'quarantine', owner: null, file: 'junk.bin', path: join(root, 'quarantine', 'junk.bin'), reason: 'not a task file name', body: null, error: null,
     });
     expect(q.stderr).toContain('not a task file name');
   });
