@@ -175,6 +175,7 @@ describe('spool show', () => {
       id: t.id, name: 'future', state: 'invalid', priority: 33, due: now - MIN, created: now - MIN, attempts: 0, encoding: 'json',
       location: 'incoming', owner: null, file: t.file, path: t.path, reason: expect.stringContaining('format version 2 is not supported'),
       body: null,
+      error: null,
     });
     expect(r.stderr).toContain(t.file);
     expect(r.stderr).toContain(printed.reason as string);
