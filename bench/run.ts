@@ -5,6 +5,7 @@
  *   npm run bench -- ls-100k              one (or several, by name)
  *   npm run bench -- enqueue-bulk --runs 5 --tasks 50000
  *   npm run bench -- ls-100k --cold       also cold page-cache runs (root)
+ *   npm run bench -- cli                  spool rm/retry/ls --limit on 100,000 tasks
  *   npm run bench -- enqueue-bulk --topdir  spools placed in fresh ext4 block groups (see enqueue-bulk.ts)
  *   npm run bench -- --json               results as JSON on stdout (progress on stderr)
  *
@@ -38,6 +39,10 @@ const BENCHMARKS: Record<string, { what: string; run: (o: CommonOptions) => Prom
   'ls-100k': {
     what: '`spool ls` on 100,000 pending tasks: time and peak RSS (targets ≤ 2 s, ≤ 200 MB)',
     run: async (o) => (await import('./ls-100k.js')).ls100k(o),
+  },
+  cli: {
+    what: '`spool` bulk commands on 100,000 tasks: ls --limit 5, rm of 10 and of 20,000 ids (stdin), purge of dead letters',
+    run: async (o) => (await import('./cli.js')).cliBench(o),
   },
   drain: {
     what: 'one spoolerd draining a prefilled spool of no-op tasks (target ≥ 20,000/s)',
