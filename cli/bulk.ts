@@ -9,9 +9,9 @@ import { Command, Option } from 'commander';
 import { toMs } from '../runtime/duration.js';
 import type { Outcome } from '../spool/bulk.js';
 import type { SpoolLayout } from '../spool/layout.js';
-import { listSpool, type SpoolEntry, type TaskState } from '../spool/listing.js';
+import type { SpoolEntry, TaskState } from '../spool/listing.js';
 import { printable } from '../spool/printable.js';
-import { ALL_LOCATIONS, locationsOf, matchesFilter, statesNeedBodies, TaskIndex, type TaskFilter } from '../spool/select.js';
+import { listMatching, resolveRefs, type TaskFilter } from '../spool/select.js';
 import { CliError, EXIT } from './exit-codes.js';
 import { withDirOption, type DirOption } from './find-task.js';
 import { CHUNK_CHARS, writeStdout } from './output.js';
@@ -65,12 +65,12 @@ export function selectTasks(
   }
   if (!filtered) {
     const refs = readRefs(refArgs);
-    const index = new TaskIndex(listSpool(layout, { locations: ALL_LOCATIONS, checkBodies: false }));
+    const resolved = resolveRefs(layout, refs);
     const entries: SpoolEntry[] = [];
     const chosen = new Set<SpoolEntry>();
     let failure: CliError | undefined;
-    for (const ref of refs) {
-      const found = index.resolve(ref);
+    for (const found of resolved) {
+      const ref = found.ref;
       if (found.ok) {
         // The same task named twice (by id and by file name) is acted on once.
         if (!chosen.has(found.entry)) entries.push(found.entry);
@@ -92,9 +92,7 @@ export function selectTasks(
     ...(options.task && { names: new Set(options.task) }),
     ...(options.olderThan !== undefined && { olderThanMs: parseDuration(options.olderThan, '--older-than') }),
   };
-  const now = Date.now();
-  const listed = listSpool(layout, { locations: locationsOf(states), checkBodies: statesNeedBodies(states), now });
-  return { entries: listed.filter((e) => matchesFilter(e, filter, now)), byRef: false };
+  return { entries: listMatching(layout, filter), byRef: false };
 }
 
 /** The references given, with "-" replaced by the lines of standard input (blank lines skipped). */

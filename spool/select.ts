@@ -5,8 +5,8 @@
  * again for each: `spool rm` of 20,000 ids costs one listing, not 20,000.
  */
 import { lstatSync } from 'node:fs';
-import type { TaskLocation } from './layout.js';
-import type { SpoolEntry, TaskState } from './listing.js';
+import type { SpoolLayout, TaskLocation } from './layout.js';
+import { listSpool, type SpoolEntry, type TaskState } from './listing.js';
 
 /** Every place a task can be, for looking references up. */
 export const ALL_LOCATIONS: readonly TaskLocation[] = ['incoming', 'pending', 'active', 'dead', 'quarantine', 'archive'];
@@ -68,6 +68,25 @@ function modifiedAt(path: string): number | undefined {
   } catch {
     return undefined;
   }
+}
+
+/**
+ * Looks every reference up in one listing of the whole spool (by name: no
+ * file is opened). One result per reference, in order.
+ */
+export function resolveRefs(layout: SpoolLayout, refs: readonly string[]): Resolved[] {
+  const index = new TaskIndex(listSpool(layout, { locations: ALL_LOCATIONS, checkBodies: false }));
+  return refs.map((ref) => index.resolve(ref));
+}
+
+/**
+ * The entries that match a filter, in execution order, from one listing of
+ * the folders its states live in (bodies opened only where the states need
+ * them: statesNeedBodies).
+ */
+export function listMatching(layout: SpoolLayout, filter: TaskFilter, now = Date.now()): SpoolEntry[] {
+  const listed = listSpool(layout, { locations: locationsOf(filter.states), checkBodies: statesNeedBodies(filter.states), now });
+  return listed.filter((e) => matchesFilter(e, filter, now));
 }
 
 export type Resolved =
