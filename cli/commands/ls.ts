@@ -1,10 +1,10 @@
 /** `spool ls`: tasks in execution order, one line each. */
 import { Command, Option } from 'commander';
-import type { TaskLocation } from '../../spool/layout.js';
 import { readLastError } from '../../spool/failure-record.js';
 import type { SpoolLayout } from '../../spool/layout.js';
 import { listFirst, startListing, TASK_STATES, type SpoolEntry, type TaskState } from '../../spool/listing.js';
 import { printable } from '../../spool/printable.js';
+import { locationsOf } from '../../spool/select.js';
 import { entryJsonText } from '../entry-json.js';
 import { CliError, EXIT } from '../exit-codes.js';
 import { spoolFrom, withDirOption, type DirOption } from '../find-task.js';
@@ -18,16 +18,6 @@ interface LsOptions extends DirOption {
   limit?: string;
 }
 
-/** Which directories hold which states, so a filter reads only what it needs. */
-const LOCATIONS_OF: Record<TaskState, TaskLocation[]> = {
-  active: ['active'],
-  due: ['incoming', 'pending'],
-  scheduled: ['incoming', 'pending'],
-  invalid: ['incoming', 'pending'],
-  dead: ['dead'],
-  quarantined: ['quarantine'],
-  archived: ['archive'],
-};
 const DEFAULT_STATES: TaskState[] = ['active', 'due', 'scheduled', 'invalid', 'dead', 'quarantined'];
 
 export function lsCommand(): Command {
@@ -43,7 +33,7 @@ export function lsCommand(): Command {
     .action((options: LsOptions) => {
       const layout = spoolFrom(options);
       const states = new Set<TaskState>(options.state?.length ? (options.state as TaskState[]) : DEFAULT_STATES);
-      const locations = [...new Set([...states].flatMap((s) => LOCATIONS_OF[s]))];
+      const locations = locationsOf(states);
       const now = Date.now();
       const names = options.task ? new Set(options.task) : undefined;
       let limit: number | undefined;
