@@ -22,7 +22,6 @@
  */
 import { lstatSync, readdirSync, statSync, unlinkSync } from 'node:fs';
 import { join, sep } from 'node:path';
-import type { FSWatcher } from 'chokidar';
 import { DEFAULT_RETRY, backoffDelay } from '../runtime/backoff.js';
 import { ClaimLostError } from '../runtime/context.js';
 import type { TaskOutcome } from '../runtime/results.js';
@@ -42,7 +41,9 @@ import { isOwnerAlive, Owner, removeOwnerLock } from './owner.js';
 import { quarantine, RECORD_STAGING_PREFIX } from './records.js';
 import { StuckMoves, type StuckMove } from './stuck-moves.js';
 import { TaskQueue, type PendingDir } from './task-queue.js';
-import { watchDirectory } from './watch.js';
+import { pollSettingsFor } from './poll.js';
+import type { PollSettings } from './poll-policy.js';
+import { watchDirectory, type DirectoryWatch } from './watch.js';
 
 /**
  * Above this many files in incoming/, the watcher waits: on activity chokidar
@@ -136,7 +137,9 @@ export class SpoolService {
   readonly queue: TaskQueue;
   readonly stats: SpoolStats = { processed: 0, skipped: 0, rescheduled: 0, dead: 0, quarantined: 0, reclaimed: 0, lost: 0 };
   private owner: Owner | undefined;
-  private watcher: FSWatcher | undefined;
+  private watcher: DirectoryWatch | undefined;
+  /** How incoming/ is watched: polled on this schedule (network filesystems), or with inotify when undefined. */
+  private poll: PollSettings | undefined;
   private scanTimer: NodeJS.Timeout | undefined;
   /** Names this process moved out of incoming/: the watch event their departure causes is not an arrival. */
   private readonly departed = new Set<string>();
@@ -213,6 +216,7 @@ export class SpoolService {
     const due = this.queue.readyCount;
     const scheduled = this.queue.size - due;
     await this.reclaimDeadOwners();
+    this.poll = pollSettingsFor(this.layout.incoming, this.options, this.log);
     if (incoming <= WATCH_MAX_BACKLOG) await this.startWatching();
     else this.moveFutureOutOfIncoming();
     this.log.info('serving spool', {
@@ -221,6 +225,7 @@ export class SpoolService {
       scheduled,
       ms: Date.now() - started,
       watching: this.watcher !== undefined,
+      discovery: this.poll === undefined ? 'inotify' : 'poll',
     });
     this.slots.wake();
     this.scheduleScan();
@@ -835,6 +840,7 @@ export class SpoolService {
     if (this.stopping) return;
     if (fileName === undefined) {
       this.scanIncoming();
+      if (this.queue.incomingCount > WATCH_MAX_BACKLOG) this.pauseWatching();
       return;
     }
     if (this.departed.delete(fileName)) return;
@@ -950,7 +956,7 @@ export class SpoolService {
   private async startWatching(): Promise<void> {
     this.watcher = await watchDirectory(
       this.layout.incoming,
-      { poll: this.options.poll, pollInterval: this.options.pollInterval },
+      { poll: this.poll },
       (fileName) => this.onWatchEvent(fileName),
       (err) => this.log.error('watcher error; relying on scans until it recovers', { err }),
     );
