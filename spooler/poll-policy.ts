@@ -54,6 +54,14 @@ export const BACKOFF_FACTOR = 2;
 /** A poll that listed waits at least this many times the listing's cost: listing takes at most a fifth of the time. */
 export const LISTING_COST_FACTOR = 4;
 
+/** The stamp of a directory's stat. */
+export const directoryStamp = (s: { mtimeMs: number; ctimeMs: number; size: number; ino: number }): DirectoryStamp => ({
+  mtimeMs: s.mtimeMs,
+  ctimeMs: s.ctimeMs,
+  size: s.size,
+  ino: s.ino,
+});
+
 const sameStamp = (a: DirectoryStamp, b: DirectoryStamp): boolean => a.mtimeMs === b.mtimeMs && a.ctimeMs === b.ctimeMs && a.size === b.size && a.ino === b.ino;
 
 /** What a poll should do with the stamp it just read. */

@@ -7,7 +7,7 @@ import { statSync } from 'node:fs';
 import { filesystemKind } from './fs-kind.js';
 import type { Logger } from './logger.js';
 import { POLL_FAST_MS, type DaemonOptions } from './options.js';
-import { ListingGate, PollPace, type DirectoryStamp, type PollSettings } from './poll-policy.js';
+import { directoryStamp, ListingGate, PollPace, type DirectoryStamp, type PollSettings } from './poll-policy.js';
 
 export class DirectoryPoller {
   private readonly gate = new ListingGate();
@@ -65,9 +65,9 @@ export class DirectoryPoller {
 
   private stamp(): DirectoryStamp | undefined {
     try {
-      const s = statSync(this.dir);
+      const stamp = directoryStamp(statSync(this.dir));
       this.failing = false;
-      return { mtimeMs: s.mtimeMs, ctimeMs: s.ctimeMs, size: s.size, ino: s.ino };
+      return stamp;
     } catch (err) {
       // Reported once per run of failures (a mount that went away fails every poll).
       if (!this.failing) this.onError(err);

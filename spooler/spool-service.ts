@@ -42,7 +42,7 @@ import { quarantine, RECORD_STAGING_PREFIX } from './records.js';
 import { StuckMoves, type StuckMove } from './stuck-moves.js';
 import { TaskQueue, type PendingDir } from './task-queue.js';
 import { pollSettingsFor } from './poll.js';
-import type { PollSettings } from './poll-policy.js';
+import { directoryStamp, ListingGate, type PollSettings } from './poll-policy.js';
 import { watchDirectory, type DirectoryWatch } from './watch.js';
 
 /**
@@ -169,8 +169,8 @@ export class SpoolService {
   /** Tasks the last listing of incoming/ queued, and when the last full scan ran (scheduleScan()). */
   private lastScanAdded = 0;
   private lastFullScan = 0;
-  /** incoming/'s mtime just before its last listing, and when that was (incomingMayHaveChanged()). */
-  private incomingMtime = -1;
+  /** incoming/'s stamp just before each listing, and whether it proves that nothing changed since (incomingMayHaveChanged()). */
+  private readonly incomingGate = new ListingGate();
   private lastIncomingScan = 0;
   /** How long the last scan of incoming/ took (ms), to space scans out while incoming/ is unwatched. */
   private incomingScanCost = 0;
@@ -811,7 +811,7 @@ export class SpoolService {
     let names: string[];
     try {
       // Before the listing: a file that arrives after it moves the mtime past this value.
-      this.incomingMtime = statSync(this.layout.incoming).mtimeMs;
+      this.incomingGate.listed(directoryStamp(statSync(this.layout.incoming)), started);
       // Names only: a file's type is checked when it is claimed (safe-read.ts), which also
       // catches a file swapped after listing, and a million Dirents would cost ~200 MB.
       names = readNames(this.layout.incoming);
@@ -1027,16 +1027,17 @@ export class SpoolService {
 
   /**
    * Whether the watched incoming/ needs re-reading by the reconciliation scan
-   * (which is there for events the watcher missed): only if its mtime moved
-   * since the last listing, while files are held, or once every
-   * INCOMING_FULL_SCAN_MS. An ext4 directory keeps the size of the largest
+   * (which is there for events the watcher missed): only if its stamp moved
+   * since the last listing or that listing came within the stamp's timestamp
+   * tick (a whole second on sshfs: poll-policy.ts), while files are held, or
+   * once every INCOMING_FULL_SCAN_MS. An ext4 directory keeps the size of the largest
    * backlog it ever held: an empty incoming/ that once held a million names
    * took ~37 ms to list, every 5 s, 0.75% of a core on an idle daemon.
    */
   private incomingMayHaveChanged(now: number): boolean {
     if (this.held.size > 0 || now - this.lastIncomingScan >= INCOMING_FULL_SCAN_MS) return true;
     try {
-      return statSync(this.layout.incoming).mtimeMs !== this.incomingMtime;
+      return this.incomingGate.decide(directoryStamp(statSync(this.layout.incoming)), now).list;
     } catch {
       return true;
     }
