@@ -176,7 +176,7 @@ export async function remotePickup(options: { tasks?: number } = {}): Promise<vo
   const baselineDist = process.env.BENCH_BASELINE_DIST;
   const baseline: Build | undefined = baselineDist ? { spoolerd: join(baselineDist, 'cli/spoolerd.js'), tasks: join(baselineDist, 'bench/fixtures/noop-tasks.js') } : undefined;
   if (!baseline) console.log('remote-pickup: set BENCH_BASELINE_DIST=<dist/ of an earlier build> to compare with its fixed-interval --poll');
-  const configs: Array<[string, Build, string[]]> = [['default (no flag: detected, adaptive 25-100 ms)', CURRENT, []]];
+  const configs: Array<[string, Build, string[]]> = [['default (no flag: detected, adaptive 25-250 ms)', CURRENT, []]];
   for (const extra of (process.env.BENCH_POLL_INTERVALS ?? '').split(',').filter(Boolean)) {
     configs.push([`--poll-interval ${extra} (adaptive 25 ms-${extra})`, CURRENT, ['--poll-interval', extra]]);
   }
