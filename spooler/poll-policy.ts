@@ -19,8 +19,9 @@
  * The pace adapts: fast (pollFastMs) while the directory changes (tasks
  * flowing, or other daemons claiming), then backing off geometrically to the
  * idle period once it has been quiet for a while. A poll that lists also
- * waits for a multiple of the listing's cost, so that a crowded directory on a
- * slow mount is not listed back to back.
+ * waits for a multiple of the listing's cost (up to the idle period), so that
+ * a crowded directory on a slow mount is not listed back to back; past 1,000
+ * entries the daemon stops polling and scans instead (spool-service.ts).
  */
 
 /** A directory's stamp: what a stat says that moves when an entry is added or removed. */
@@ -51,7 +52,7 @@ export const RESOLUTION_MARGIN_MS = 100;
 export const HOT_MS = 2000;
 /** Each quiet poll past the hot period waits this many times longer than the one before, up to idleMs. */
 export const BACKOFF_FACTOR = 2;
-/** A poll that listed waits at least this many times the listing's cost: listing takes at most a fifth of the time. */
+/** A poll that listed waits at least this many times the listing's cost (at most the idle period): listing takes at most a fifth of the time. */
 export const LISTING_COST_FACTOR = 4;
 
 /** The stamp of a directory's stat. */
@@ -140,6 +141,7 @@ export class PollPace {
     const { fastMs, idleMs } = this.settings;
     if (now - this.lastChange < HOT_MS) this.current = fastMs;
     else this.current = Math.min(idleMs, Math.max(fastMs, this.current * BACKOFF_FACTOR));
-    return Math.max(this.current, LISTING_COST_FACTOR * listingMs);
+    // Capped at the idle period: one listing slowed down by a busy machine or network must not hold back pickup for long.
+    return Math.max(this.current, Math.min(idleMs, LISTING_COST_FACTOR * listingMs));
   }
 }
