@@ -810,7 +810,7 @@ export class SpoolService {
     this.lastIncomingScan = started;
     let names: string[];
     try {
-      // Before the listing: a file that arrives after it moves the mtime past this value.
+      // Before the listing: a file that arrives after it moves the stamp, or shares its timestamp tick (the gate lists again then).
       this.incomingGate.listed(directoryStamp(statSync(this.layout.incoming)), started);
       // Names only: a file's type is checked when it is claimed (safe-read.ts), which also
       // catches a file swapped after listing, and a million Dirents would cost ~200 MB.
@@ -1029,8 +1029,9 @@ export class SpoolService {
    * Whether the watched incoming/ needs re-reading by the reconciliation scan
    * (which is there for events the watcher missed): only if its stamp moved
    * since the last listing or that listing came within the stamp's timestamp
-   * tick (a whole second on sshfs: poll-policy.ts), while files are held, or
-   * once every INCOMING_FULL_SCAN_MS. An ext4 directory keeps the size of the largest
+   * tick (a whole second on sshfs: poll-policy.ts; on a local disk that costs
+   * one more listing after a burst), while files are held, or once every
+   * INCOMING_FULL_SCAN_MS. An ext4 directory keeps the size of the largest
    * backlog it ever held: an empty incoming/ that once held a million names
    * took ~37 ms to list, every 5 s, 0.75% of a core on an idle daemon.
    */
