@@ -33,11 +33,6 @@ export class DirectoryPoller {
     this.arm(settings.fastMs);
   }
 
-  /** The timestamp resolution seen so far (ms), for logs. */
-  get resolutionMs(): number {
-    return this.gate.resolutionMs;
-  }
-
   close(): Promise<void> {
     this.closed = true;
     clearTimeout(this.timer);
