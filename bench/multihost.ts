@@ -5,8 +5,9 @@
  * pickup: a daemon on h1 with --poll, a producer on h2 dropping a task
  * through its own mount every 200-400 ms (random, so that drops land at every
  * phase of the poll; then 500-1500 ms apart); each task records how long after the producer began
- * writing it it started (one machine, one clock). Run at the default poll
- * interval (1 s) and at 250 ms, with the rig's coherent mount options, and at
+ * writing it it started (one machine, one clock). Run with --poll-interval 1s
+ * (the adaptive poll backs off to 1 s when quiet) and 250 ms (the default),
+ * with the rig's coherent mount options, and at
  * 250 ms with sshfs's default caching for comparison.
  *
  * drain: a prefilled spool of no-op tasks drained by a daemon on 1 host, then
@@ -130,7 +131,7 @@ export async function multihost(options: { tasks?: number; runs?: number } = {})
         mountOptions.length === 0
           ? [['--poll-interval 250ms', ['--poll-interval', '250ms'], fast]]
           : [
-              ['--poll (1 s)', [], fast],
+              ['--poll-interval 1s', ['--poll-interval', '1s'], fast],
               ['--poll-interval 250ms', ['--poll-interval', '250ms'], fast],
               ['--poll-interval 250ms', ['--poll-interval', '250ms'], sparse],
             ];

@@ -11,6 +11,7 @@
  *
  *   npm run bench -- drain --concurrency 8 --io-threads 1   the daemon's settings (drain)
  *   npm run bench -- multihost --tasks 2000   three hosts over sshfs (root; bench/host-rig.ts)
+ *   BENCH_BASELINE_DIST=<old dist/> npm run bench -- remote-pickup   pickup without --poll over sshfs, vs an older build's --poll
  *
  * Options: --runs N, --tasks N (each benchmark has its own defaults), --cold,
  * --topdir, --concurrency N, --io-threads N, --json, --list. Results: BENCHMARKS.md.
@@ -67,6 +68,10 @@ const BENCHMARKS: Record<string, { what: string; run: (o: CommonOptions) => Prom
   multihost: {
     what: 'hosts sharing a spool over sshfs (root, network namespaces): --poll pickup of a drop from another host; drain on 1 vs 3 hosts',
     run: async (o) => (await import('./multihost.js')).multihost(o),
+  },
+  'remote-pickup': {
+    what: 'pickup of a drop through another host\'s sshfs mount without --poll (targets p50 ≤ 100 ms, p99 ≤ 500 ms), idle CPU (< 1%), cost of a poll and a listing of 100k remote files (root)',
+    run: async (o) => (await import('./remote-pickup.js')).remotePickup(o.tasks === undefined ? {} : { tasks: o.tasks }),
   },
 };
 

@@ -9,7 +9,7 @@ import { SpoolDirectoryError, SpoolError } from '../spool/errors.js';
 import { resolveGroup } from '../spool/trust.js';
 import { Daemon } from '../spooler/daemon.js';
 import { createLogger, LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevel, type Logger } from '../spooler/logger.js';
-import { DEFAULTS } from '../spooler/options.js';
+import { DEFAULTS, POLL_FAST_MS } from '../spooler/options.js';
 import { importTaskModule, TaskModuleError } from '../spooler/task-modules.js';
 import { WorkerStartError } from '../spooler/worker-pool.js';
 import { EXIT } from './exit-codes.js';
@@ -20,7 +20,7 @@ interface CliOptions {
   dir: string[];
   import: string[];
   concurrency: number;
-  poll: boolean;
+  poll: boolean | undefined;
   pollInterval: number;
   scanInterval: number;
   staleAfter: number;
@@ -77,8 +77,9 @@ const program = new Command('spoolerd')
   .addOption(new Option('-d, --dir <path>', 'spool directory to serve; repeat for several').env('SPOOL_DIR').argParser(collect))
   .addOption(new Option('-i, --import <module>', 'module that registers tasks with spooler.task(); repeat for several').env('SPOOLERD_IMPORT').argParser(collect))
   .addOption(new Option('-c, --concurrency <n>', 'tasks run at once, over all worker processes').env('SPOOLERD_CONCURRENCY').argParser(positiveInt).default(DEFAULTS.concurrency))
-  .addOption(new Option('--poll', 'poll the drop box instead of using inotify (network filesystems)').env('SPOOLERD_POLL').default(false))
-  .addOption(new Option('--poll-interval <duration>', 'polling period').env('SPOOLERD_POLL_INTERVAL').argParser(duration).default(DEFAULTS.pollInterval, '1s'))
+  .addOption(new Option('--poll', 'poll the drop box instead of using inotify (default: only on a network filesystem, where inotify cannot see other hosts\' files)').env('SPOOLERD_POLL'))
+  .addOption(new Option('--no-poll', 'use inotify even on a network filesystem (only this host\'s drops are seen at once; others wait for a scan)'))
+  .addOption(new Option('--poll-interval <duration>', `longest polling period, reached while the drop box is quiet (it polls every ${POLL_FAST_MS}ms while tasks arrive)`).env('SPOOLERD_POLL_INTERVAL').argParser(duration).default(DEFAULTS.pollInterval, '250ms'))
   .addOption(new Option('--scan-interval <duration>', 'reconciliation scan period (missed events, dead daemons\' claims)').env('SPOOLERD_SCAN_INTERVAL').argParser(duration).default(DEFAULTS.scanInterval, '5s'))
   .addOption(new Option('--stale-after <duration>', 'claims of a daemon silent this long are run again elsewhere').env('SPOOLERD_STALE_AFTER').argParser(duration).default(DEFAULTS.staleAfter, '30s'))
   .addOption(new Option('--archive', 'keep processed and skipped tasks in archive/ instead of deleting them').env('SPOOLERD_ARCHIVE').default(false))

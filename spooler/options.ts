@@ -8,9 +8,9 @@ export interface DaemonOptions {
   dirs: string[];
   /** Tasks run at once, over all spools. */
   concurrency: number;
-  /** Poll instead of using inotify (network filesystems). */
-  poll: boolean;
-  /** Polling period in ms. */
+  /** Poll instead of using inotify: true always, false never, undefined where the spool is on a network filesystem (fs-kind.ts). */
+  poll: boolean | undefined;
+  /** The longest polling period (ms), reached while incoming/ is quiet; it polls every POLL_FAST_MS while tasks arrive. */
   pollInterval: number;
   /** Reconciliation scan period in ms: missed events, dead owners' claims, held files. */
   scanInterval: number;
@@ -48,7 +48,7 @@ export interface DaemonOptions {
 
 export const DEFAULTS = {
   concurrency: 8,
-  pollInterval: 1000,
+  pollInterval: 250,
   scanInterval: 5000,
   staleAfter: 30_000,
   grace: 30_000,
@@ -61,3 +61,6 @@ export const DEFAULTS = {
   taskTimeout: 0,
   killGrace: 3000,
 } as const;
+
+/** The polling period while incoming/ changes (poll-policy.ts), or --poll-interval if that is shorter. */
+export const POLL_FAST_MS = 25;

@@ -22,7 +22,6 @@
  */
 import { lstatSync, readdirSync, statSync, unlinkSync } from 'node:fs';
 import { join, sep } from 'node:path';
-import type { FSWatcher } from 'chokidar';
 import { DEFAULT_RETRY, backoffDelay } from '../runtime/backoff.js';
 import { ClaimLostError } from '../runtime/context.js';
 import type { TaskOutcome } from '../runtime/results.js';
@@ -42,7 +41,9 @@ import { isOwnerAlive, Owner, removeOwnerLock } from './owner.js';
 import { quarantine, RECORD_STAGING_PREFIX } from './records.js';
 import { StuckMoves, type StuckMove } from './stuck-moves.js';
 import { TaskQueue, type PendingDir } from './task-queue.js';
-import { watchDirectory } from './watch.js';
+import { pollSettingsFor } from './poll.js';
+import { directoryStamp, ListingGate, type PollSettings } from './poll-policy.js';
+import { watchDirectory, type DirectoryWatch } from './watch.js';
 
 /**
  * Above this many files in incoming/, the watcher waits: on activity chokidar
@@ -136,7 +137,9 @@ export class SpoolService {
   readonly queue: TaskQueue;
   readonly stats: SpoolStats = { processed: 0, skipped: 0, rescheduled: 0, dead: 0, quarantined: 0, reclaimed: 0, lost: 0 };
   private owner: Owner | undefined;
-  private watcher: FSWatcher | undefined;
+  private watcher: DirectoryWatch | undefined;
+  /** How incoming/ is watched: polled on this schedule (network filesystems), or with inotify when undefined. */
+  private poll: PollSettings | undefined;
   private scanTimer: NodeJS.Timeout | undefined;
   /** Names this process moved out of incoming/: the watch event their departure causes is not an arrival. */
   private readonly departed = new Set<string>();
@@ -166,8 +169,8 @@ export class SpoolService {
   /** Tasks the last listing of incoming/ queued, and when the last full scan ran (scheduleScan()). */
   private lastScanAdded = 0;
   private lastFullScan = 0;
-  /** incoming/'s mtime just before its last listing, and when that was (incomingMayHaveChanged()). */
-  private incomingMtime = -1;
+  /** incoming/'s stamp just before each listing, and whether it proves that nothing changed since (incomingMayHaveChanged()). */
+  private readonly incomingGate = new ListingGate();
   private lastIncomingScan = 0;
   /** How long the last scan of incoming/ took (ms), to space scans out while incoming/ is unwatched. */
   private incomingScanCost = 0;
@@ -213,6 +216,7 @@ export class SpoolService {
     const due = this.queue.readyCount;
     const scheduled = this.queue.size - due;
     await this.reclaimDeadOwners();
+    this.poll = pollSettingsFor(this.layout.incoming, this.options, this.log);
     if (incoming <= WATCH_MAX_BACKLOG) await this.startWatching();
     else this.moveFutureOutOfIncoming();
     this.log.info('serving spool', {
@@ -221,6 +225,7 @@ export class SpoolService {
       scheduled,
       ms: Date.now() - started,
       watching: this.watcher !== undefined,
+      discovery: this.poll === undefined ? 'inotify' : 'poll',
     });
     this.slots.wake();
     this.scheduleScan();
@@ -805,8 +810,8 @@ export class SpoolService {
     this.lastIncomingScan = started;
     let names: string[];
     try {
-      // Before the listing: a file that arrives after it moves the mtime past this value.
-      this.incomingMtime = statSync(this.layout.incoming).mtimeMs;
+      // Before the listing: a file that arrives after it moves the stamp, or shares its timestamp tick (the gate lists again then).
+      this.incomingGate.listed(directoryStamp(statSync(this.layout.incoming)), started);
       // Names only: a file's type is checked when it is claimed (safe-read.ts), which also
       // catches a file swapped after listing, and a million Dirents would cost ~200 MB.
       names = readNames(this.layout.incoming);
@@ -835,6 +840,7 @@ export class SpoolService {
     if (this.stopping) return;
     if (fileName === undefined) {
       this.scanIncoming();
+      if (this.queue.incomingCount > WATCH_MAX_BACKLOG) this.pauseWatching();
       return;
     }
     if (this.departed.delete(fileName)) return;
@@ -950,7 +956,7 @@ export class SpoolService {
   private async startWatching(): Promise<void> {
     this.watcher = await watchDirectory(
       this.layout.incoming,
-      { poll: this.options.poll, pollInterval: this.options.pollInterval },
+      { poll: this.poll },
       (fileName) => this.onWatchEvent(fileName),
       (err) => this.log.error('watcher error; relying on scans until it recovers', { err }),
     );
@@ -1021,8 +1027,10 @@ export class SpoolService {
 
   /**
    * Whether the watched incoming/ needs re-reading by the reconciliation scan
-   * (which is there for events the watcher missed): only if its mtime moved
-   * since the last listing, while files are held, or once every
+   * (which is there for events the watcher missed): only if its stamp moved
+   * since the last listing or that listing came within the stamp's timestamp
+   * tick (a whole second on sshfs: poll-policy.ts; on a local disk that costs
+   * one more listing after a burst), while files are held, or once every
    * INCOMING_FULL_SCAN_MS. An ext4 directory keeps the size of the largest
    * backlog it ever held: an empty incoming/ that once held a million names
    * took ~37 ms to list, every 5 s, 0.75% of a core on an idle daemon.
@@ -1030,7 +1038,7 @@ export class SpoolService {
   private incomingMayHaveChanged(now: number): boolean {
     if (this.held.size > 0 || now - this.lastIncomingScan >= INCOMING_FULL_SCAN_MS) return true;
     try {
-      return statSync(this.layout.incoming).mtimeMs !== this.incomingMtime;
+      return this.incomingGate.decide(directoryStamp(statSync(this.layout.incoming)), now).list;
     } catch {
       return true;
     }
