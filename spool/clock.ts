@@ -70,7 +70,8 @@ function samplePath(tmpDir: string): string {
 
 function toSample(mtimeMs: number, t0: number, t1: number): ClockSample {
   const subSecond = mtimeMs % 1000 !== 0;
-  const resolution = subSecond ? TICK_MS : 1000;
+  // A stamp may lag the server's clock by a tick, and by the dropped fraction of a second where only seconds are kept.
+  const resolution = (subSecond ? 0 : 1000) + TICK_MS;
   return { lo: mtimeMs - t1, hi: mtimeMs + resolution - t0, subSecond };
 }
 

@@ -1,9 +1,9 @@
 /**
- * Multi-host scenarios of issue 13 that do not hold yet, written down so that
- * the tests can be wired in once the daemon handles them (no test calls these
- * yet). Each runs real daemons on a HostRig (bench/host-rig.ts) against an
- * empty shared spool, and returns what it observed instead of asserting: the
- * test that adopts it states the expectations (see the comment on each).
+ * Multi-host fault scenarios of issue 13 (test/multihost-faults.test.ts): a
+ * host's clock shifted, a host frozen past the stale time. Each runs real
+ * daemons on a HostRig (bench/host-rig.ts) against an empty shared spool, and
+ * returns what it observed instead of asserting: the test states the
+ * expectations (see the comment on each).
  *
  * The caller owns the rig, kills leftover daemons (killLeftoverDaemons) and
  * empties the spool between scenarios, as test/multihost.test.ts does.
@@ -84,6 +84,8 @@ export interface ClockSkewObservation {
   /** Every task finished within the scenario's time. */
   allRan: boolean;
   tasksPerHost: Record<string, number>;
+  /** Each host's spool clock as its daemon logged it at start ("spool clock measured"), and the level it was logged at. */
+  clocks: Record<string, { offsetMs: number; betweenMs: [number, number]; level: string } | undefined>;
 }
 
 /**
@@ -145,6 +147,12 @@ export async function clockSkewScenario(
       lockLost: Object.fromEntries(daemons.map((d, i) => [rig.hosts[i]!.name, logsMatching(d, 'liveness lock lost').length])),
       allRan,
       tasksPerHost: Object.fromEntries(rig.hosts.map((h) => [h.name, keysOf(starts.filter((r) => r.host === h.name)).length])),
+      clocks: Object.fromEntries(
+        daemons.map((d, i) => {
+          const line = logsMatching(d, 'spool clock measured')[0];
+          return [rig.hosts[i]!.name, line && { offsetMs: line.offsetMs as number, betweenMs: line.betweenMs as [number, number], level: line.level }];
+        }),
+      ),
     };
   } finally {
     watch.stop();
