@@ -173,6 +173,10 @@ export interface StallObservation {
   newTasksRunByStalled: number;
   /** Every new task ran, exactly once. */
   newTasksAllRanOnce: boolean;
+  /** ms from the resume to the stalled daemon's "serving spool as a new owner", if it said so. */
+  rejoinedAfterMs: number | undefined;
+  /** Whether the other hosts' daemons were stopped before the new tasks came (options.stopOthers). */
+  othersStopped: boolean;
   /** The stalled daemon still running at the end, and whether its claim directory and lock exist. */
   stalledAlive: boolean;
   stalledClaimDirExists: boolean;
@@ -183,13 +187,20 @@ export interface StallObservation {
  * Issue 13, "SIGSTOP/SIGCONT past the stale window followed by new tasks that
  * the resumed host runs". Host h1's daemon is frozen (with its worker
  * processes) while it runs tasks, until another host has reclaimed its claims
- * and a scan more; then it resumes, and new tasks are enqueued. Expected once
- * fixed: newTasksRunByStalled > 0, newTasksAllRanOnce, stalledAlive, and
- * the daemon said on resume that it had been stalled (stalledLogsAfterResume).
+ * and a scan more; then it resumes, and new tasks are enqueued once it has
+ * rejoined (or 15 s). With `stopOthers`, the other hosts' daemons are stopped
+ * first, as in the issue's report (20 new tasks sat in incoming/ for 30 s):
+ * then only the resumed host can run the new tasks, and must run them all.
+ * Expected: newTasksRunByStalled > 0 (all of them with stopOthers),
+ * newTasksAllRanOnce, stalledAlive, and the daemon said on resume that it had
+ * been stalled (stalledLogsAfterResume).
  * ranTwice is the price of any stall past the stale time (no fencing can stop
  * a frozen process's own side effects).
  */
-export async function stallScenario(rig: HostRig, options: { staleAfter?: string; staleMs?: number; newTasks?: number } = {}): Promise<StallObservation> {
+export async function stallScenario(
+  rig: HostRig,
+  options: { staleAfter?: string; staleMs?: number; newTasks?: number; stopOthers?: boolean } = {},
+): Promise<StallObservation> {
   const staleMs = options.staleMs ?? 3000;
   const args = ['--poll', '--poll-interval', '250ms', '--scan-interval', '1s', '--stale-after', options.staleAfter ?? `${staleMs}ms`, '--processes', '1', '--concurrency', '3'];
   const daemons = rig.hosts.map((h) => startOnHost(rig, h, { imports: ['multihost'], args }));
@@ -217,6 +228,12 @@ export async function stallScenario(rig: HostRig, options: { staleAfter?: string
     thaw(frozen);
     frozen = [];
     const resumedAt = Date.now();
+    let rejoinedAfterMs: number | undefined;
+    await stalled
+      .waitForLog((l) => l.msg === 'serving spool as a new owner', { timeoutMs: 15_000 })
+      .then(() => (rejoinedAfterMs = Date.now() - resumedAt))
+      .catch(() => undefined);
+    if (options.stopOthers) await Promise.all(others.map((d) => d.stop('SIGTERM')));
 
     const count = options.newTasks ?? 60;
     const fresh = Array.from({ length: count }, (_, i) => `new${i}`);
@@ -242,6 +259,8 @@ export async function stallScenario(rig: HostRig, options: { staleAfter?: string
       newTasks: count,
       newTasksRunByStalled: started.filter((r) => r.host === stalledHost.name && r.key!.startsWith('new')).length,
       newTasksAllRanOnce: fresh.every((k) => started.filter((r) => r.key === k).length === 1),
+      rejoinedAfterMs,
+      othersStopped: options.stopOthers === true,
       stalledAlive: stalled.exit === undefined,
       stalledClaimDirExists: ls(join(root, 'active')).includes(owner),
       stalledLockExists: ls(join(root, 'locks')).includes(`owner-${owner}.lock`),
