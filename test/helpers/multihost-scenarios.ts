@@ -67,6 +67,8 @@ export class RecordWatch {
   }
 }
 
+/** The error a daemon logs when its liveness lock was taken for stale (spool-service.ts, ownerLost()). */
+const LOST_CLAIMS = 'this daemon lost its claims';
 const logsMatching = (d: DaemonProcess, prefix: string): LogLine[] => d.logs.filter((l) => l.msg.startsWith(prefix));
 const keysOf = (records: SeenRecord[]): string[] => [...new Set(records.map((r) => r.key!))];
 
@@ -79,7 +81,7 @@ export interface ClockSkewObservation {
   ranTwice: Array<{ key: string; hosts: string[] }>;
   /** Reclaims logged: who reclaimed whose tasks while every daemon was alive. */
   reclaims: Array<{ by: string; of: string; tasks: number }>;
-  /** "liveness lock lost" errors, by host. */
+  /** "this daemon lost its claims" errors (its liveness lock was judged stale and removed), by host. */
   lockLost: Record<string, number>;
   /** Every task finished within the scenario's time. */
   allRan: boolean;
@@ -144,7 +146,7 @@ export async function clockSkewScenario(
       reclaims: daemons.flatMap((d, i) =>
         logsMatching(d, 'reclaimed tasks of a daemon that died').map((l) => ({ by: rig.hosts[i]!.name, of: owners.get(l.owner as string) ?? String(l.owner), tasks: l.tasks as number })),
       ),
-      lockLost: Object.fromEntries(daemons.map((d, i) => [rig.hosts[i]!.name, logsMatching(d, 'liveness lock lost').length])),
+      lockLost: Object.fromEntries(daemons.map((d, i) => [rig.hosts[i]!.name, logsMatching(d, LOST_CLAIMS).length])),
       allRan,
       tasksPerHost: Object.fromEntries(rig.hosts.map((h) => [h.name, keysOf(starts.filter((r) => r.host === h.name)).length])),
       clocks: Object.fromEntries(
