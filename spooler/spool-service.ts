@@ -322,6 +322,7 @@ export class SpoolService {
       return;
     }
     const e = this.clock.estimate();
+    if (this.log.enabled('debug')) this.log.debug('spool clock sample', { offsetMs: e.judgeOffset, betweenMs: [Math.floor(e.lo), Math.ceil(e.hi)], samples: e.samples });
     const last = this.clockLogged;
     if (last !== undefined && consistent && Math.abs(e.judgeOffset - last.judgeOffset) < CLOCK_LOG_STEP_MS) return;
     this.clockLogged = e;
