@@ -258,7 +258,8 @@ export class SpoolService {
 
   /**
    * The daemon was taken for dead: stalled (SIGSTOP, a VM pause, a long
-   * pause of the event loop) or its clock off by --stale-after or more. Other
+   * pause of the event loop) or unable to refresh its lock for --stale-after
+   * (its clock being off no longer does it: SPOOL-FORMAT.md, "Clocks"). Other
    * daemons may have reclaimed everything it held and may be running it
    * already; no fencing can undo what its tasks did meanwhile (SPOOL-FORMAT.md,
    * "Stalled daemons"). So it stops acting as that owner at once: the running
@@ -284,7 +285,7 @@ export class SpoolService {
     this.unlinkQueue = [];
     if (running > 0) this.executor.revoke(this.layout.root, new ClaimLostError());
     this.log.error(
-      'this daemon lost its claims: it was stalled, or its clock is off, for longer than --stale-after, and other daemons may already be running the tasks it held. ' +
+      'this daemon lost its claims: it was stalled (or could not refresh its liveness lock) for longer than --stale-after, and other daemons may already be running the tasks it held. ' +
         'The tasks it was running were told to stop (AbortSignal, ClaimLostError) and may have run twice; their outcomes are ignored and nothing it held is touched. Rejoining as a new owner.',
       { owner: owner.id, how, running, held, ...(err !== undefined && { err }) },
     );
