@@ -68,7 +68,7 @@ export class TaskTimeoutError extends Error {
  */
 export class ClaimLostError extends Error {
   override name = 'ClaimLostError';
-  constructor(message = 'the daemon lost its claim on this task (it was stalled for longer than --stale-after, or its clock is off); another daemon may be running it: stop') {
+  constructor(message = 'the daemon lost its claim on this task (it was stalled for longer than --stale-after); another daemon may be running it: stop') {
     super(message);
   }
 }

@@ -10,6 +10,7 @@
 import { realpathSync } from 'node:fs';
 import { basename, resolve } from 'node:path';
 import { TASK_TYPE_PATTERN, type TaskBody } from '../spool/body.js';
+import { sampleClockSync, SpoolClock } from '../spool/clock.js';
 import { BatchNotEnqueuedError, InvalidOptionError, TaskNameCollisionError } from '../spool/errors.js';
 import { SpoolLayout } from '../spool/layout.js';
 import { listSpool, type SpoolEntry } from '../spool/listing.js';
@@ -114,6 +115,14 @@ export class Spooler {
   readonly options: Readonly<Required<SpoolerOptions>>;
   private readonly tasks = new Map<string, RegisteredTask>();
   private readonly taskTypes = new Map<string, TaskTypeHandler>();
+  /**
+   * The spool clock (spool/clock.ts), sampled at the first enqueue and again
+   * after CLOCK_RESAMPLE_MS, by an enqueue (a file created and removed in tmp/):
+   * ids and due times are spool time, so a producer on a host whose clock is
+   * off neither makes tasks due early nor late.
+   */
+  private readonly clock = new SpoolClock();
+  private clockSampleDue = 0;
 
   private constructor(dir: string, options: SpoolerOptions) {
     this.layout = new SpoolLayout(dir);
@@ -298,7 +307,8 @@ export class Spooler {
   private encode(name: string, base: Omit<TaskBody, 'version'>, options: EnqueueOptions): EncodedTask {
     const priority = options.priority ?? PRIORITY_DEFAULT;
     checkPriority(priority);
-    const now = Date.now();
+    const clock = this.spoolClock();
+    const now = clock.now();
     const body: Omit<TaskBody, 'version'> = { ...base };
     const retry = toRetrySpec(options.retries, options.backoff);
     if (retry !== undefined) body.retry = retry;
@@ -307,9 +317,22 @@ export class Spooler {
     if (parent !== undefined) body.parent = parent;
     if (options.meta !== undefined) body.meta = options.meta;
     return encodeTask(
-      { name, priority, due: toDueTime(options.postpone, now), body, encoding: options.encoding ?? this.options.encoding, now },
+      { name, priority, due: dueTime(options.postpone, clock, now), body, encoding: options.encoding ?? this.options.encoding, now },
       this.options.maxBytes,
     );
+  }
+
+  private spoolClock(): SpoolClock {
+    const t = performance.now();
+    if (t >= this.clockSampleDue) {
+      this.clockSampleDue = t + CLOCK_RESAMPLE_MS;
+      try {
+        this.clock.add(sampleClockSync(this.layout.tmp));
+      } catch {
+        // tmp/ not writable: the enqueue itself fails with a clear error. Until then, the last estimate (or this host's clock).
+      }
+    }
+    return this.clock;
   }
 
   private handle(encoded: EncodedTask, name: string, options: EnqueueOptions, path: string): TaskHandle {
@@ -322,6 +345,21 @@ export class Spooler {
       due: encoded.due,
     };
   }
+}
+
+/** How often a Spooler samples the spool clock again (at an enqueue): offsets drift slowly. */
+const CLOCK_RESAMPLE_MS = 60_000;
+
+/**
+ * A task's due time in spool time. Now (no postpone) is the judging time, which
+ * is never ahead of the server's; a postponed task's due time is stamped with
+ * the upper bound so that it never falls due early. A Date is a time on this
+ * host's clock, converted like the rest.
+ */
+function dueTime(postpone: Postpone | undefined, clock: SpoolClock, now: number): number {
+  if (postpone === undefined) return now;
+  if (postpone instanceof Date) return toDueTime(new Date(clock.toSpoolStamp(postpone.getTime())), now);
+  return toDueTime(postpone, clock.stampNow());
 }
 
 /** Checks options when a task is defined, so mistakes surface at import time rather than at the first call. */

@@ -25,6 +25,7 @@ import { join, sep } from 'node:path';
 import { DEFAULT_RETRY, backoffDelay } from '../runtime/backoff.js';
 import { ClaimLostError } from '../runtime/context.js';
 import type { TaskOutcome } from '../runtime/results.js';
+import { sampleClock, SpoolClock, type ClockEstimate } from '../spool/clock.js';
 import type { SpoolLayout } from '../spool/layout.js';
 import { folderMode } from '../spool/trust.js';
 import { dueOfTaskName, explainBadName } from '../spool/name.js';
@@ -61,6 +62,10 @@ const QUICK_SCAN_MIN_MS = 10;
 const INCOMING_FULL_SCAN_MS = 60_000;
 /** Staging files older than this are debris of crashed producers. */
 const TMP_DEBRIS_AGE = 3_600_000;
+/** A host clock off the spool clock by more than this is warned about (the daemon goes by the spool clock either way). */
+const CLOCK_WARN_MS = 1000;
+/** The measured offset is logged again when it moves by this much. */
+const CLOCK_LOG_STEP_MS = 250;
 
 /** What the daemon gives each spool: a way to ask for a run slot and to say one is free. */
 export interface Slots {
@@ -135,6 +140,14 @@ const CLAIM_RETRY_MAX_MS = 30_000;
 export class SpoolService {
   readonly layout: SpoolLayout;
   readonly queue: TaskQueue;
+  /**
+   * The spool clock (spool/clock.ts): the filesystem server's time, sampled at
+   * start and at every liveness refresh. Everything compared with a due time in
+   * a name, a file's mtime or another daemon's lock goes by it; durations and
+   * the daemon's own timers go by the local clock.
+   */
+  readonly clock = new SpoolClock();
+  private clockLogged: ClockEstimate | undefined;
   readonly stats: SpoolStats = { processed: 0, skipped: 0, rescheduled: 0, dead: 0, quarantined: 0, reclaimed: 0, lost: 0 };
   private owner: Owner | undefined;
   private watcher: DirectoryWatch | undefined;
@@ -201,7 +214,7 @@ export class SpoolService {
     this.layout = this.folders.layout;
     this.log = options.log.child({ spool: this.layout.root });
     this.stuck = new StuckMoves(this.log);
-    this.queue = new TaskQueue(() => slots.wake());
+    this.queue = new TaskQueue(() => slots.wake(), () => this.clock.now());
   }
 
   get ownerId(): string | undefined {
@@ -209,9 +222,11 @@ export class SpoolService {
   }
 
   async start(): Promise<void> {
+    // Before the lock is stamped and anything is judged due.
+    await this.sampleClock();
     this.owner = await this.acquireOwner();
     const started = Date.now();
-    const incoming = this.loadBacklog(started);
+    const incoming = this.loadBacklog(this.clock.now());
     // Counted before the first await: from then on, claims may already be taking tasks from the queue.
     const due = this.queue.readyCount;
     const scheduled = this.queue.size - due;
@@ -236,6 +251,7 @@ export class SpoolService {
     const owner = Owner.acquire(
       this.layout,
       this.options.staleAfter,
+      { clock: this.clock, beforeRefresh: () => this.sampleClock() },
       (err) => void owner.then((lost) => this.ownerLost(lost, 'its liveness lock was taken for stale or removed', err)),
       mode,
     ).then((acquired) => {
@@ -247,7 +263,8 @@ export class SpoolService {
 
   /**
    * The daemon was taken for dead: stalled (SIGSTOP, a VM pause, a long
-   * pause of the event loop) or its clock off by --stale-after or more. Other
+   * pause of the event loop) or unable to refresh its lock for --stale-after
+   * (its clock being off no longer does it: SPOOL-FORMAT.md, "Clocks"). Other
    * daemons may have reclaimed everything it held and may be running it
    * already; no fencing can undo what its tasks did meanwhile (SPOOL-FORMAT.md,
    * "Stalled daemons"). So it stops acting as that owner at once: the running
@@ -273,7 +290,7 @@ export class SpoolService {
     this.unlinkQueue = [];
     if (running > 0) this.executor.revoke(this.layout.root, new ClaimLostError());
     this.log.error(
-      'this daemon lost its claims: it was stalled, or its clock is off, for longer than --stale-after, and other daemons may already be running the tasks it held. ' +
+      'this daemon lost its claims: it was stalled (or could not refresh its liveness lock) for longer than --stale-after, and other daemons may already be running the tasks it held. ' +
         'The tasks it was running were told to stop (AbortSignal, ClaimLostError) and may have run twice; their outcomes are ignored and nothing it held is touched. Rejoining as a new owner.',
       { owner: owner.id, how, running, held, ...(err !== undefined && { err }) },
     );
@@ -293,6 +310,44 @@ export class SpoolService {
         this.log.error('cannot rejoin the spool as a new owner; trying again', { err, inMs: this.options.scanInterval });
         await new Promise((done) => setTimeout(done, this.options.scanInterval));
       }
+    }
+  }
+
+  /**
+   * One sample of the spool clock (a file created in tmp/ and its mtime read
+   * back), then a log line if the offset is new or moved. A failed sample
+   * leaves the estimate as it was.
+   */
+  private async sampleClock(): Promise<void> {
+    let consistent: boolean;
+    try {
+      this.folders.check('tmp');
+      consistent = this.clock.add(await sampleClock(this.layout.tmp));
+    } catch (err) {
+      if (this.clockLogged === undefined) this.log.error('cannot sample the spool clock (a file created in tmp/); going by this host\'s clock', { err });
+      return;
+    }
+    const e = this.clock.estimate();
+    if (this.log.enabled('debug')) this.log.debug('spool clock sample', { offsetMs: e.judgeOffset, betweenMs: [Math.floor(e.lo), Math.ceil(e.hi)], samples: e.samples });
+    const last = this.clockLogged;
+    if (last !== undefined && consistent && Math.abs(e.judgeOffset - last.judgeOffset) < CLOCK_LOG_STEP_MS) return;
+    this.clockLogged = e;
+    const fields = {
+      offsetMs: e.judgeOffset,
+      // Where the true offset lies: the sample's precision (whole seconds on sshfs at first, narrowing with samples).
+      betweenMs: [Math.floor(e.lo), Math.ceil(e.hi)],
+      ...(e.wholeSeconds && { wholeSeconds: true }),
+      ...(!consistent && { stepped: true }),
+    };
+    const what = last === undefined ? 'spool clock measured' : 'spool clock offset moved';
+    if (Math.abs(e.judgeOffset) > CLOCK_WARN_MS) {
+      this.log.warn(
+        `${what}: this host's clock is off the spool's (the time the filesystem server stamps on files) by more than ${CLOCK_WARN_MS / 1000} s. ` +
+          'spoolerd goes by the spool clock for due times and liveness, but fix this host\'s clock (NTP): producers that do not use spoolerd\'s runtime go by it',
+        fields,
+      );
+    } else {
+      this.log.info(what, fields);
     }
   }
 
@@ -392,7 +447,7 @@ export class SpoolService {
     if (want <= 0) return;
     // Whole batches while claiming ahead: a remainder of a few names costs a message like a full batch.
     if (ahead > 0) want = Math.max(CLAIM_BATCH, want - (want % CLAIM_BATCH));
-    const now = Date.now();
+    const now = this.clock.now();
     const ownerDir = this.owner!.dir + sep;
     while (want > 0) {
       const batch: Held[] = [];
@@ -443,7 +498,7 @@ export class SpoolService {
     if (reply.status.includes(ClaimStatus.OwnerGone)) {
       return this.ownerLost(owner, 'its claim directory is gone (a claim into it failed)');
     }
-    const now = Date.now();
+    const now = this.clock.now();
     const bytes = Buffer.from(reply.bytes);
     for (let i = 0; i < batch.length; i++) {
       try {
@@ -591,7 +646,7 @@ export class SpoolService {
   private releaseInterrupted(h: Held, reason: string): void {
     const returned = (moved: boolean) => {
       if (!moved) return this.lose(h.fileName, 'the claim was taken over before the task was returned');
-      this.queue.add(h.fileName, 'incoming', Date.now());
+      this.queue.add(h.fileName, 'incoming', this.clock.now());
       this.log.warn('task returned to the spool without counting an attempt', { file: h.fileName, reason });
     };
     this.moveClaimed(h, 'return an interrupted task to incoming/', { reason }, () => release(h.path, this.layout), returned);
@@ -689,12 +744,12 @@ export class SpoolService {
     const error = describeError(outcome.error ?? outcome.reason ?? 'rescheduled by the task');
     if (failures > retry.limit) return this.buryTask(h, task, failures, error, fields, retry.limit);
     const delay = outcome.delay ?? backoffDelay(retry.backoff ?? DEFAULT_RETRY.backoff!, failures);
-    const due = Date.now() + delay;
+    const due = this.clock.stampNow() + delay;
     let next: string | undefined;
     const rescheduled = (moved: boolean) => {
       if (!moved) return this.lose(h.fileName, 'the claim was taken over before the task was rescheduled');
       this.stats.rescheduled++;
-      this.queue.add(next!, 'pending', Date.now());
+      this.queue.add(next!, 'pending', this.clock.now());
       const level = outcome.error === undefined ? 'info' : 'warn';
       this.log[level]('task rescheduled', { ...fields, inMs: delay, retriesLeft: retry.limit - failures, error: error.message, ...(level === 'warn' && { stack: error.stack }) });
     };
@@ -704,7 +759,7 @@ export class SpoolService {
 
   /** Moves a task out of retries to dead/, its error recorded in state/<id>.json. */
   private buryTask(h: Held, task: TaskFile, attempts: number, error: ReturnType<typeof describeError>, fields: Record<string, unknown>, retries: number): void {
-    const record = { id: task.id, name: task.name, attempts, at: Date.now(), error };
+    const record = { id: task.id, name: task.name, attempts, at: this.clock.now(), error };
     const buried = (moved: boolean) => {
       if (!moved) return this.lose(task.fileName, 'the claim was taken over before the task was buried');
       this.stats.dead++;
@@ -768,7 +823,7 @@ export class SpoolService {
     };
     const move = () => {
       this.folders.check('quarantine');
-      return (to = quarantine(this.layout, path, fileName, reason, from, Date.now())) !== undefined;
+      return (to = quarantine(this.layout, path, fileName, reason, from, this.clock.now())) !== undefined;
     };
     let moved: boolean;
     try {
@@ -792,7 +847,7 @@ export class SpoolService {
     const pending = readNames(this.layout.pending);
     const incoming = readNames(this.layout.incoming);
     this.pendingMtime = statSync(this.layout.pending).mtimeMs;
-    this.nextPendingScan = now + this.options.scanInterval;
+    this.nextPendingScan = Date.now() + this.options.scanInterval;
     const rejected = this.queue.load(
       [
         [pending, 'pending'],
@@ -820,7 +875,7 @@ export class SpoolService {
       return 0;
     }
     this.departed.clear();
-    const now = Date.now();
+    const now = this.clock.now();
     const known = this.queue.size;
     for (const name of names) this.consider(name, now);
     this.lastScanAdded = this.queue.size - known;
@@ -844,7 +899,7 @@ export class SpoolService {
       return;
     }
     if (this.departed.delete(fileName)) return;
-    this.consider(fileName, Date.now());
+    this.consider(fileName, this.clock.now());
     this.slots.wake();
     if (this.queue.incomingCount > WATCH_MAX_BACKLOG) this.pauseWatching();
   }
@@ -916,7 +971,7 @@ export class SpoolService {
     const step = () => {
       if (this.stopping) return void (this.moving = false);
       const until = Date.now() + 20;
-      const horizon = Date.now() + this.options.scanInterval;
+      const horizon = this.clock.now() + this.options.scanInterval;
       for (let r = candidates.next(); ; r = candidates.next()) {
         if (r.done) return void (this.moving = false);
         const fileName = r.value;
@@ -945,7 +1000,7 @@ export class SpoolService {
         return;
       }
     }
-    const now = Date.now();
+    const now = this.clock.now();
     if (now - mtime < this.options.settle) {
       this.held.set(fileName, mtime + this.options.settle);
       return;
@@ -1056,11 +1111,12 @@ export class SpoolService {
   /** The periodic reconciliation scan. */
   private async scan(): Promise<void> {
     if (this.stopping || !this.foldersStillTrusted()) return;
-    const now = Date.now();
-    this.lastFullScan = now;
+    const local = Date.now();
+    const now = this.clock.now();
+    this.lastFullScan = local;
     for (const [name, until] of this.held) if (until < now - 10 * this.options.settle) this.held.delete(name);
     if (this.watcher === undefined) await this.scanUnwatchedIncoming();
-    else if (this.incomingMayHaveChanged(now)) this.scanIncoming();
+    else if (this.incomingMayHaveChanged(local)) this.scanIncoming();
     this.rescanPendingIfChanged();
     if (this.failedClaims.size > 0) this.retryFailedClaims(now);
     await this.reclaimDeadOwners();
@@ -1100,9 +1156,10 @@ export class SpoolService {
     this.pendingMtime = mtime;
     this.otherOwnersSeen = false;
     const started = Date.now();
+    const spoolNow = this.clock.now();
     let added = 0;
     for (const n of readNames(this.layout.pending)) {
-      if (n.charCodeAt(0) !== 46 && this.queue.add(n, 'pending', started)) added++;
+      if (n.charCodeAt(0) !== 46 && this.queue.add(n, 'pending', spoolNow)) added++;
     }
     const cost = Date.now() - started;
     this.nextPendingScan = Date.now() + Math.max(this.options.scanInterval, 50 * cost);
@@ -1126,7 +1183,7 @@ export class SpoolService {
       if (id === this.owner?.id || this.stopping) continue;
       this.otherOwnersSeen = true;
       this.sharedSpool = true;
-      if (await isOwnerAlive(this.layout, id, this.options.staleAfter)) continue;
+      if (await isOwnerAlive(this.layout, id, this.options.staleAfter, this.clock)) continue;
       const dir = join(this.layout.active, id);
       // Never followed: a link or a foreign directory here is refused (logged once), and the
       // directory listed must still be the one checked when its files are moved.
@@ -1139,12 +1196,12 @@ export class SpoolService {
         continue;
       }
       if (!this.folders.sameFolder(dir, checked)) continue;
-      const reclaimed = reclaimOwner(this.layout, dir, names, Date.now());
+      const reclaimed = reclaimOwner(this.layout, dir, names, this.clock.now());
       removeOwnerLock(this.layout, id);
       if (reclaimed.length === 0) continue;
       this.stats.reclaimed += reclaimed.length;
       this.log.warn('reclaimed tasks of a daemon that died; their attempt is counted', { owner: id, tasks: reclaimed.length });
-      const now = Date.now();
+      const now = this.clock.now();
       for (const n of reclaimed) this.queue.add(n, 'incoming', now);
       this.slots.wake();
     }
@@ -1152,9 +1209,9 @@ export class SpoolService {
 
   /** Deletes staging debris of crashed producers, at most once a minute. */
   private sweepTmp(): void {
-    const now = Date.now();
-    if (now - this.lastTmpSweep < 60_000) return;
-    this.lastTmpSweep = now;
+    const now = this.clock.now();
+    if (Date.now() - this.lastTmpSweep < 60_000) return;
+    this.lastTmpSweep = Date.now();
     try {
       this.folders.check('tmp');
     } catch (err) {
@@ -1179,8 +1236,8 @@ export class SpoolService {
    * those older than an hour go.
    */
   private sweepRecordDebris(now: number): void {
-    if (now - this.lastRecordSweep < TMP_DEBRIS_AGE) return;
-    this.lastRecordSweep = now;
+    if (Date.now() - this.lastRecordSweep < TMP_DEBRIS_AGE) return;
+    this.lastRecordSweep = Date.now();
     for (const sub of ['state', 'quarantine'] as const) {
       try {
         this.folders.check(sub);

@@ -56,8 +56,14 @@ export class TaskQueue {
   private timer: NodeJS.Timeout | undefined;
   private timerDue = Infinity;
 
-  /** @param onDue called (from a timer) when future tasks have become due. */
-  constructor(private readonly onDue: () => void) {}
+  /**
+   * @param onDue called (from a timer) when future tasks have become due.
+   * @param now the clock due times are judged by (the spool clock, spool/clock.ts).
+   */
+  constructor(
+    private readonly onDue: () => void,
+    private readonly now: () => number = Date.now,
+  ) {}
 
   get size(): number {
     return this.known.size;
@@ -195,7 +201,7 @@ export class TaskQueue {
       () => {
         this.timer = undefined;
         this.timerDue = Infinity;
-        const t = Date.now();
+        const t = this.now();
         this.promote(t);
         this.arm(t);
         if (this.ready.size > 0) this.onDue();

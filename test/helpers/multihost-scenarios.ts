@@ -1,9 +1,9 @@
 /**
- * Multi-host scenarios of issue 13 that do not hold yet, written down so that
- * the tests can be wired in once the daemon handles them (no test calls these
- * yet). Each runs real daemons on a HostRig (bench/host-rig.ts) against an
- * empty shared spool, and returns what it observed instead of asserting: the
- * test that adopts it states the expectations (see the comment on each).
+ * Multi-host fault scenarios of issue 13 (test/multihost-faults.test.ts): a
+ * host's clock shifted, a host frozen past the stale time. Each runs real
+ * daemons on a HostRig (bench/host-rig.ts) against an empty shared spool, and
+ * returns what it observed instead of asserting: the test states the
+ * expectations (see the comment on each).
  *
  * The caller owns the rig, kills leftover daemons (killLeftoverDaemons) and
  * empties the spool between scenarios, as test/multihost.test.ts does.
@@ -67,6 +67,8 @@ export class RecordWatch {
   }
 }
 
+/** The error a daemon logs when its liveness lock was taken for stale (spool-service.ts, ownerLost()). */
+const LOST_CLAIMS = 'this daemon lost its claims';
 const logsMatching = (d: DaemonProcess, prefix: string): LogLine[] => d.logs.filter((l) => l.msg.startsWith(prefix));
 const keysOf = (records: SeenRecord[]): string[] => [...new Set(records.map((r) => r.key!))];
 
@@ -79,11 +81,13 @@ export interface ClockSkewObservation {
   ranTwice: Array<{ key: string; hosts: string[] }>;
   /** Reclaims logged: who reclaimed whose tasks while every daemon was alive. */
   reclaims: Array<{ by: string; of: string; tasks: number }>;
-  /** "liveness lock lost" errors, by host. */
+  /** "this daemon lost its claims" errors (its liveness lock was judged stale and removed), by host. */
   lockLost: Record<string, number>;
   /** Every task finished within the scenario's time. */
   allRan: boolean;
   tasksPerHost: Record<string, number>;
+  /** Each host's spool clock as its daemon logged it at start ("spool clock measured"), and the level it was logged at. */
+  clocks: Record<string, { offsetMs: number; betweenMs: [number, number]; level: string } | undefined>;
 }
 
 /**
@@ -142,9 +146,15 @@ export async function clockSkewScenario(
       reclaims: daemons.flatMap((d, i) =>
         logsMatching(d, 'reclaimed tasks of a daemon that died').map((l) => ({ by: rig.hosts[i]!.name, of: owners.get(l.owner as string) ?? String(l.owner), tasks: l.tasks as number })),
       ),
-      lockLost: Object.fromEntries(daemons.map((d, i) => [rig.hosts[i]!.name, logsMatching(d, 'liveness lock lost').length])),
+      lockLost: Object.fromEntries(daemons.map((d, i) => [rig.hosts[i]!.name, logsMatching(d, LOST_CLAIMS).length])),
       allRan,
       tasksPerHost: Object.fromEntries(rig.hosts.map((h) => [h.name, keysOf(starts.filter((r) => r.host === h.name)).length])),
+      clocks: Object.fromEntries(
+        daemons.map((d, i) => {
+          const line = logsMatching(d, 'spool clock measured')[0];
+          return [rig.hosts[i]!.name, line && { offsetMs: line.offsetMs as number, betweenMs: line.betweenMs as [number, number], level: line.level }];
+        }),
+      ),
     };
   } finally {
     watch.stop();
@@ -165,6 +175,10 @@ export interface StallObservation {
   newTasksRunByStalled: number;
   /** Every new task ran, exactly once. */
   newTasksAllRanOnce: boolean;
+  /** ms from the resume to the stalled daemon's "serving spool as a new owner", if it said so. */
+  rejoinedAfterMs: number | undefined;
+  /** Whether the other hosts' daemons were stopped before the new tasks came (options.stopOthers). */
+  othersStopped: boolean;
   /** The stalled daemon still running at the end, and whether its claim directory and lock exist. */
   stalledAlive: boolean;
   stalledClaimDirExists: boolean;
@@ -175,13 +189,20 @@ export interface StallObservation {
  * Issue 13, "SIGSTOP/SIGCONT past the stale window followed by new tasks that
  * the resumed host runs". Host h1's daemon is frozen (with its worker
  * processes) while it runs tasks, until another host has reclaimed its claims
- * and a scan more; then it resumes, and new tasks are enqueued. Expected once
- * fixed: newTasksRunByStalled > 0, newTasksAllRanOnce, stalledAlive, and
- * the daemon said on resume that it had been stalled (stalledLogsAfterResume).
+ * and a scan more; then it resumes, and new tasks are enqueued once it has
+ * rejoined (or 15 s). With `stopOthers`, the other hosts' daemons are stopped
+ * first, as in the issue's report (20 new tasks sat in incoming/ for 30 s):
+ * then only the resumed host can run the new tasks, and must run them all.
+ * Expected: newTasksRunByStalled > 0 (all of them with stopOthers),
+ * newTasksAllRanOnce, stalledAlive, and the daemon said on resume that it had
+ * been stalled (stalledLogsAfterResume).
  * ranTwice is the price of any stall past the stale time (no fencing can stop
  * a frozen process's own side effects).
  */
-export async function stallScenario(rig: HostRig, options: { staleAfter?: string; staleMs?: number; newTasks?: number } = {}): Promise<StallObservation> {
+export async function stallScenario(
+  rig: HostRig,
+  options: { staleAfter?: string; staleMs?: number; newTasks?: number; stopOthers?: boolean } = {},
+): Promise<StallObservation> {
   const staleMs = options.staleMs ?? 3000;
   const args = ['--poll', '--poll-interval', '250ms', '--scan-interval', '1s', '--stale-after', options.staleAfter ?? `${staleMs}ms`, '--processes', '1', '--concurrency', '3'];
   const daemons = rig.hosts.map((h) => startOnHost(rig, h, { imports: ['multihost'], args }));
@@ -209,6 +230,12 @@ export async function stallScenario(rig: HostRig, options: { staleAfter?: string
     thaw(frozen);
     frozen = [];
     const resumedAt = Date.now();
+    let rejoinedAfterMs: number | undefined;
+    await stalled
+      .waitForLog((l) => l.msg === 'serving spool as a new owner', { timeoutMs: 15_000 })
+      .then(() => (rejoinedAfterMs = Date.now() - resumedAt))
+      .catch(() => undefined);
+    if (options.stopOthers) await Promise.all(others.map((d) => d.stop('SIGTERM')));
 
     const count = options.newTasks ?? 60;
     const fresh = Array.from({ length: count }, (_, i) => `new${i}`);
@@ -234,6 +261,8 @@ export async function stallScenario(rig: HostRig, options: { staleAfter?: string
       newTasks: count,
       newTasksRunByStalled: started.filter((r) => r.host === stalledHost.name && r.key!.startsWith('new')).length,
       newTasksAllRanOnce: fresh.every((k) => started.filter((r) => r.key === k).length === 1),
+      rejoinedAfterMs,
+      othersStopped: options.stopOthers === true,
       stalledAlive: stalled.exit === undefined,
       stalledClaimDirExists: ls(join(root, 'active')).includes(owner),
       stalledLockExists: ls(join(root, 'locks')).includes(`owner-${owner}.lock`),
