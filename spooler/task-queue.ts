@@ -136,6 +136,16 @@ export class TaskQueue {
     }
   }
 
+  /** The earliest due time of the queued tasks not due yet (as of the last timer arming), or null when none is. */
+  get nextDueAt(): number | null {
+    return this.timerDue === Infinity ? null : this.timerDue;
+  }
+
+  /** Every queued name with its directory (an O(n) walk: for a cached census, never per task). */
+  forEachKnown(visit: (fileName: string, dir: PendingDir) => void): void {
+    for (const [name, dir] of this.known) visit(name, dir);
+  }
+
   /** The queued names whose file is in `dir` (a live view: entries may change or go as it is walked). */
   *inDir(dir: PendingDir): Generator<string> {
     for (const [name, where] of this.known) if (where === dir) yield name;

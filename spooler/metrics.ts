@@ -1,0 +1,262 @@
+/**
+ * Prometheus metrics of a daemon (`spoolerd --http`, GET /metrics), through
+ * prom-client on a registry of its own (the process-wide default one is left
+ * to task modules that load prom-client too).
+ *
+ * Nothing here runs per task: the tasks' counts and timings are plain fields
+ * of each spool's Tally (observer.ts) and SpoolService.stats, read when a
+ * scrape asks (each metric's collect()). What needs a walk of the spool, the
+ * counts by state and task name and the oldest due task's age, comes from a
+ * census (SpoolCensus) made at scrape time no more often than every
+ * CENSUS_MIN_AGE_MS, or 100 times its last cost if that is longer, so that
+ * scraping every second a daemon with a 100,000-task backlog does not cost it a
+ * listing per scrape. The census counts incoming/ and pending/ from the
+ * daemon's in-memory queue (what this daemon knows; no listing), active/ from
+ * its own claims, and lists dead/ and quarantine/ (only the daemon knows
+ * neither otherwise).
+ */
+import { Counter, Gauge, Registry, collectDefaultMetrics, type Metric } from 'prom-client';
+import { QUARANTINE_REASON_SUFFIX } from '../spool/listing.js';
+import { readNames } from '../spool/read-names.js';
+import type { Daemon } from './daemon.js';
+import { MAX_TASK_NAMES, OTHER_TASKS, type LocalHistogram, type TaskNameTally } from './observer.js';
+import type { SpoolService } from './spool-service.js';
+import { WorkerPool } from './worker-pool.js';
+
+export const CENSUS_MIN_AGE_MS = 5000;
+const CENSUS_COST_FACTOR = 100;
+const STATES = ['incoming', 'pending', 'active', 'dead', 'quarantine'] as const;
+type State = (typeof STATES)[number];
+
+/** The task name in a task file name (PP-DUE-ID-aN-NAME.EXT), or undefined when it is not shaped like one. */
+export function taskNameOf(fileName: string): string | undefined {
+  // "PP-" + 13-digit due + "-" + 29-character id + "-" is 47 characters; then "aN-".
+  const start = fileName.indexOf('-', 48) + 1;
+  const end = fileName.lastIndexOf('.');
+  if (start <= 0 || end <= start || fileName.charCodeAt(47) !== 97 /* a */) return undefined;
+  return fileName.slice(start, end);
+}
+
+interface Census {
+  at: number;
+  /** state → task name → count. */
+  counts: Map<State, Map<string, number>>;
+  /** Earliest due time of the queued tasks that are due, or undefined when none is. */
+  oldestDue: number | undefined;
+}
+
+/** Counts by state and task name of one spool, remade at most every CENSUS_MIN_AGE_MS (see the module comment). */
+class SpoolCensus {
+  private last: Census | undefined;
+  private cost = 0;
+
+  constructor(private readonly service: SpoolService) {}
+
+  get(now: number): Census {
+    if (this.last !== undefined && now - this.last.at < Math.max(CENSUS_MIN_AGE_MS, CENSUS_COST_FACTOR * this.cost)) return this.last;
+    const started = performance.now();
+    this.last = this.take(now);
+    this.cost = performance.now() - started;
+    return this.last;
+  }
+
+  private take(now: number): Census {
+    const counts = new Map<State, Map<string, number>>(STATES.map((s) => [s, new Map()]));
+    const add = (state: State, name: string | undefined) => {
+      const byName = counts.get(state)!;
+      let key = name ?? OTHER_TASKS;
+      if (!byName.has(key) && byName.size >= MAX_TASK_NAMES) key = OTHER_TASKS;
+      byName.set(key, (byName.get(key) ?? 0) + 1);
+    };
+    const s = this.service;
+    let oldestDue: number | undefined;
+    s.queue.forEachKnown((fileName, dir) => {
+      add(dir, taskNameOf(fileName));
+      const due = Number(fileName.slice(3, 16));
+      if (due <= now && (oldestDue === undefined || due < oldestDue)) oldestDue = due;
+    });
+    for (const fileName of s.heldNames()) add('active', taskNameOf(fileName));
+    for (const state of ['dead', 'quarantine'] as const) {
+      let names: string[];
+      try {
+        s.checkFolders(state);
+        names = readNames(s.layout[state]);
+      } catch {
+        continue; // Unreadable or replaced: reported by the scan and by readiness, not counted here.
+      }
+      for (const n of names) {
+        if (n.charCodeAt(0) === 46 /* . */) continue;
+        if (state === 'quarantine') {
+          if (!n.endsWith(QUARANTINE_REASON_SUFFIX)) add(state, '');
+        } else add(state, taskNameOf(n));
+      }
+    }
+    return { at: now, counts, oldestDue };
+  }
+}
+
+type Labels = Record<string, string>;
+
+/**
+ * A histogram whose counts are kept elsewhere (LocalHistogram), rendered by
+ * prom-client's registry like its own Histogram: _bucket (cumulative, with
+ * le), _sum, _count.
+ */
+function snapshotHistogram(name: string, help: string, series: () => Iterable<[Labels, LocalHistogram]>): Metric {
+  const metric = {
+    name,
+    help,
+    type: 'histogram',
+    aggregator: 'sum',
+    collect: () => undefined,
+    get: async () => {
+      const values: Array<{ metricName: string; labels: Record<string, string | number>; value: number }> = [];
+      for (const [labels, h] of series()) {
+        let cumulative = 0;
+        for (let i = 0; i < h.bounds.length; i++) {
+          cumulative += h.counts[i]!;
+          values.push({ metricName: `${name}_bucket`, labels: { ...labels, le: h.bounds[i]! }, value: cumulative });
+        }
+        values.push({ metricName: `${name}_bucket`, labels: { ...labels, le: '+Inf' }, value: h.count });
+        values.push({ metricName: `${name}_sum`, labels, value: h.sum });
+        values.push({ metricName: `${name}_count`, labels, value: h.count });
+      }
+      return { name, help, type: 'histogram', aggregator: 'sum', values };
+    },
+  };
+  return metric as unknown as Metric;
+}
+
+/** The daemon's metrics registry. `metrics()` renders the Prometheus text format. */
+export class DaemonMetrics {
+  readonly registry = new Registry();
+  private readonly censuses: Map<SpoolService, SpoolCensus>;
+
+  constructor(private readonly daemon: Daemon) {
+    this.censuses = new Map(daemon.services.map((s) => [s, new SpoolCensus(s)]));
+    const registers = [this.registry];
+    const services = daemon.services;
+    const spool = (s: SpoolService) => s.layout.root;
+
+    const byName = (name: string, help: string, field: keyof Omit<TaskNameTally, 'runSeconds'>) =>
+      new Counter({
+        name,
+        help,
+        labelNames: ['spool', 'task'] as const,
+        registers,
+        collect(this: Counter<'spool' | 'task'>) {
+          this.reset();
+          for (const s of services) for (const [task, t] of s.tally.byName) this.inc({ spool: spool(s), task }, t[field]);
+        },
+      });
+    byName('spoolerd_tasks_processed_total', 'Tasks that ended processed (their file deleted or archived), by task name.', 'processed');
+    byName('spoolerd_tasks_skipped_total', 'Tasks that ended skipped, by task name.', 'skipped');
+    byName('spoolerd_tasks_failed_total', 'Runs that ended in an error (a throw, a timeout, a worker that died): each counts an attempt.', 'failed');
+    byName('spoolerd_tasks_retried_total', 'Tasks moved to pending/ for another attempt (after a failure, or rescheduled() by the task).', 'rescheduled');
+    byName('spoolerd_tasks_dead_total', 'Tasks moved to dead/ (out of retries).', 'dead');
+
+    const bySpool = (name: string, help: string, field: 'quarantined' | 'lost' | 'reclaimed') =>
+      new Counter({
+        name,
+        help,
+        labelNames: ['spool'] as const,
+        registers,
+        collect(this: Counter<'spool'>) {
+          this.reset();
+          for (const s of services) this.inc({ spool: spool(s) }, s.stats[field]);
+        },
+      });
+    bySpool('spoolerd_files_quarantined_total', 'Files moved to quarantine/ (not valid tasks).', 'quarantined');
+    bySpool('spoolerd_tasks_lost_total', 'Claimed tasks another daemon took over before this one settled them.', 'lost');
+    bySpool('spoolerd_tasks_reclaimed_total', 'Tasks of dead daemons this one returned to incoming/.', 'reclaimed');
+
+    this.registry.registerMetric(
+      snapshotHistogram('spoolerd_task_run_seconds', 'Run time of tasks, by task name.', function* () {
+        for (const s of services) for (const [task, t] of s.tally.byName) yield [{ spool: spool(s), task }, t.runSeconds];
+      }),
+    );
+    this.registry.registerMetric(
+      snapshotHistogram('spoolerd_task_claim_to_start_seconds', 'Time from a task being claimed (read and decoded) to its run starting: the wait for a run slot.', function* () {
+        for (const s of services) yield [{ spool: spool(s) }, s.tally.waitSeconds];
+      }),
+    );
+
+    const pool = daemon.executor instanceof WorkerPool ? daemon.executor : undefined;
+    new Counter({
+      name: 'spoolerd_worker_restarts_total',
+      help: 'Worker processes replaced: crashed (died by itself), killed (a task outlived its timeout or claim), max-tasks, max-memory.',
+      labelNames: ['reason'] as const,
+      registers,
+      collect(this: Counter<'reason'>) {
+        this.reset();
+        if (pool !== undefined) for (const [reason, n] of Object.entries(pool.restarts)) this.inc({ reason }, n);
+      },
+    });
+
+    const gauge = (name: string, help: string, value: (s: SpoolService) => number) =>
+      new Gauge({
+        name,
+        help,
+        labelNames: ['spool'] as const,
+        registers,
+        collect(this: Gauge<'spool'>) {
+          for (const s of services) this.set({ spool: spool(s) }, value(s));
+        },
+      });
+    gauge('spoolerd_queue_depth', 'Tasks in incoming/ and pending/ this daemon knows of, due or not, not yet claimed.', (s) => s.queue.size);
+    gauge('spoolerd_queue_due', 'Of those, the tasks that are due.', (s) => s.queue.readyCount);
+    gauge('spoolerd_tasks_claimed_waiting', 'Tasks claimed ahead, waiting for a run slot.', (s) => s.readyCount);
+    gauge('spoolerd_tasks_running', 'Tasks running now.', (s) => s.runningTasks(Infinity).length);
+    gauge('spoolerd_serving', '1 while the spool is served (0: starting, stopping, rejoining after a stall, or a folder was replaced).', (s) => (s.notServingReason === undefined ? 1 : 0));
+
+    const censuses = this.censuses;
+    new Gauge({
+      name: 'spoolerd_tasks',
+      help: `Tasks by state and task name: incoming and pending from this daemon's queue, active from its own claims, dead and quarantine listed; refreshed at most every ${CENSUS_MIN_AGE_MS / 1000} s (spoolerd_tasks_census_age_seconds).`,
+      labelNames: ['spool', 'state', 'task'] as const,
+      registers,
+      collect(this: Gauge<'spool' | 'state' | 'task'>) {
+        this.reset();
+        const now = Date.now();
+        for (const s of services) {
+          for (const [state, byTask] of censuses.get(s)!.get(now).counts) {
+            for (const [task, n] of byTask) this.set({ spool: spool(s), state, task }, n);
+          }
+        }
+      },
+    });
+    new Gauge({
+      name: 'spoolerd_tasks_census_age_seconds',
+      help: 'Age of the counts in spoolerd_tasks and spoolerd_oldest_due_task_age_seconds.',
+      labelNames: ['spool'] as const,
+      registers,
+      collect(this: Gauge<'spool'>) {
+        const now = Date.now();
+        for (const s of services) this.set({ spool: spool(s) }, (now - censuses.get(s)!.get(now).at) / 1000);
+      },
+    });
+    new Gauge({
+      name: 'spoolerd_oldest_due_task_age_seconds',
+      help: 'How long the longest-waiting due task has been due (0: none is due), as of the census.',
+      labelNames: ['spool'] as const,
+      registers,
+      collect(this: Gauge<'spool'>) {
+        const now = Date.now();
+        for (const s of services) {
+          const oldest = censuses.get(s)!.get(now).oldestDue;
+          this.set({ spool: spool(s) }, oldest === undefined || s.queue.readyCount === 0 ? 0 : Math.max(0, now - oldest) / 1000);
+        }
+      },
+    });
+
+    collectDefaultMetrics({ register: this.registry });
+  }
+
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+
+  metrics(): Promise<string> {
+    return this.registry.metrics();
+  }
+}
