@@ -11,7 +11,7 @@
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { Spooler } from '../runtime/index.js';
-import { median, printTable, startDaemon, stopDaemon, tempDir, verdict, waitForLine } from './lib.js';
+import { cpuMsOf, median, printTable, startDaemon, stopDaemon, tempDir, verdict, waitForLine } from './lib.js';
 
 const SETTINGS = ['--concurrency', '32', '--io-threads', '2'];
 const SCRAPE_EVERY_MS = 1000;
@@ -19,6 +19,10 @@ const SCRAPE_EVERY_MS = 1000;
 interface Run {
   scraped: boolean;
   rate: number;
+  /** The daemon's CPU time (all threads) by the end of the drain, ms. */
+  cpuMs: number;
+  /** Of the drain's time, the share the daemon spent rendering /metrics (its own count, spoolerd_metrics_render_seconds_total). */
+  renderShare: number;
   scrapes: number;
   bytes: number;
   scrapeMs: number[];
@@ -34,8 +38,10 @@ export async function metricsCost(options: { tasks?: number; runs?: number } = {
       const run = await drainOnce(tasks, scraped);
       results.push(run);
       console.log(
-        `round ${round}, ${scraped ? '--http, scraped' : 'no --http     '}: ${run.rate.toFixed(0)} tasks/s` +
-          (scraped ? `; ${run.scrapes} scrapes of ${(run.bytes / Math.max(1, run.scrapes) / 1024).toFixed(1)} KiB, each ${median(run.scrapeMs).toFixed(1)} ms (median) to ${Math.max(...run.scrapeMs).toFixed(1)} ms` : ''),
+        `round ${round}, ${scraped ? '--http, scraped' : 'no --http      '}: ${run.rate.toFixed(0)} tasks/s, daemon CPU ${run.cpuMs} ms` +
+          (scraped
+            ? `; ${run.scrapes} scrapes of ${(run.bytes / Math.max(1, run.scrapes) / 1024).toFixed(1)} KiB, answered in ${median(run.scrapeMs).toFixed(1)} ms (median) to ${Math.max(...run.scrapeMs).toFixed(1)} ms; rendering took ${(100 * run.renderShare).toFixed(2)}% of the drain's time`
+            : ''),
       );
     }
   }
@@ -44,11 +50,15 @@ export async function metricsCost(options: { tasks?: number; runs?: number } = {
   // Paired by round: each round's two runs ran back to back.
   const ratios = Array.from({ length: rounds }, (_, i) => on[i]! / off[i]!);
   const ratio = median(ratios);
+  const cpuRatios = Array.from({ length: rounds }, (_, i) => results.filter((r) => r.scraped)[i]!.cpuMs / results.filter((r) => !r.scraped)[i]!.cpuMs);
+  const renderShares = results.filter((r) => r.scraped).map((r) => r.renderShare);
   printTable(`metrics: ${tasks}-task drain, no --http vs --http scraped every ${SCRAPE_EVERY_MS / 1000} s (--processes 0 ${SETTINGS.join(' ')}), ${rounds} rounds`, [
     ['tasks/s, no --http (median)', median(off).toFixed(0), '', ''],
     ['tasks/s, --http scraped (median)', median(on).toFixed(0), '', ''],
     ['scraped / not, per round (median)', ratio.toFixed(3), '≥ 0.98', verdict(ratio >= 0.98)],
     ['per round', ratios.map((r) => r.toFixed(3)).join(' '), '', ''],
+    ['daemon CPU, scraped / not (median)', median(cpuRatios).toFixed(3), '', ''],
+    ["rendering /metrics, share of the drain's time (max)", `${(100 * Math.max(...renderShares)).toFixed(2)}%`, '< 2%', verdict(Math.max(...renderShares) < 0.02)],
   ]);
 }
 
@@ -62,12 +72,22 @@ async function drainOnce(tasks: number, scraped: boolean): Promise<Run> {
     const report = join(dir, 'report');
     const port = scraped ? await freePort() : 0;
     const daemon = startDaemon(spool, { BENCH_EXPECT: String(tasks), BENCH_REPORT: report }, [...SETTINGS, ...(scraped ? ['--http', `127.0.0.1:${port}`] : [])]);
-    const run: Run = { scraped, rate: 0, scrapes: 0, bytes: 0, scrapeMs: [] };
+    const run: Run = { scraped, rate: 0, cpuMs: 0, renderShare: 0, scrapes: 0, bytes: 0, scrapeMs: [] };
     let done = false;
     const scraper = scraped ? scrape(port, run, () => done) : Promise.resolve();
     try {
       const line = await waitForLine(report, 'done', 300_000);
-      run.rate = tasks / (Number(line.split(' ')[2]) / 1000);
+      const drainMs = Number(line.split(' ')[2]);
+      run.rate = tasks / (drainMs / 1000);
+      run.cpuMs = cpuMsOf(daemon.pid!);
+      done = true;
+      await scraper;
+      if (scraped) {
+        // Scrapes during start-up count too: the share is an upper bound.
+        const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+        const rendered = Number(/^spoolerd_metrics_render_seconds_total (\S+)$/m.exec(text)?.[1]);
+        run.renderShare = (rendered * 1000) / drainMs;
+      }
     } finally {
       done = true;
       await scraper;

@@ -149,6 +149,8 @@ function snapshotHistogram(name: string, help: string, series: () => Iterable<[L
 export class DaemonMetrics {
   readonly registry = new Registry();
   private readonly censuses: Map<SpoolService, SpoolCensus>;
+  private renderSeconds = 0;
+  private renders = 0;
 
   constructor(private readonly daemon: Daemon) {
     this.censuses = new Map(daemon.services.map((s) => [s, new SpoolCensus(s)]));
@@ -282,6 +284,26 @@ export class DaemonMetrics {
       },
     });
 
+    const self = this;
+    new Counter({
+      name: 'spoolerd_metrics_render_seconds_total',
+      help: 'Time spent rendering /metrics (the scrapes before this one): the cost of being scraped, census included.',
+      registers,
+      collect(this: Counter) {
+        this.reset();
+        this.inc(self.renderSeconds);
+      },
+    });
+    new Counter({
+      name: 'spoolerd_metrics_renders_total',
+      help: 'Scrapes of /metrics answered before this one.',
+      registers,
+      collect(this: Counter) {
+        this.reset();
+        this.inc(self.renders);
+      },
+    });
+
     collectDefaultMetrics({ register: this.registry });
   }
 
@@ -289,7 +311,12 @@ export class DaemonMetrics {
     return this.registry.contentType;
   }
 
-  metrics(): Promise<string> {
-    return this.registry.metrics();
+  /** Renders every metric. Its own cost is counted (spoolerd_metrics_render_seconds_total): what being scraped costs the daemon. */
+  async metrics(): Promise<string> {
+    const started = performance.now();
+    const text = await this.registry.metrics();
+    this.renderSeconds += (performance.now() - started) / 1000;
+    this.renders++;
+    return text;
   }
 }
