@@ -7,15 +7,14 @@
  * of each spool's Tally (observer.ts) and SpoolService.stats, read when a
  * scrape asks (each metric's collect()). Counts by state come from the
  * daemon's memory at every scrape: incoming/ and pending/ from its queue (the
- * tasks this daemon knows of; no listing), active from its own claims. The
- * oldest due task's age is a walk of the due tasks in memory comparing digits
- * in place (a few ms per 100,000), redone at most every OLDEST_MIN_AGE_MS or
- * 200 times its last cost (under 0.5% of the time). Counts by state *and task name*, dead/ and
- * quarantine/ included, need a walk of every name and two listings: that
- * census (SpoolCensus) is made at scrape time no more often than every
+ * tasks this daemon knows of; no listing), active from its own claims.
+ * Counts by state *and task name* (dead/ and quarantine/ included) and the
+ * oldest due task's age need a walk of every queued name and two listings:
+ * that census (SpoolCensus) is made at scrape time no more often than every
  * CENSUS_MIN_AGE_MS, or CENSUS_COST_FACTOR times its last cost if that is
- * longer (a 100,000-task backlog costs a few tens of ms: under 0.5% of the
- * time), and its age is a metric of its own.
+ * longer (10-20 ms for a 100,000-task backlog on a busy 2-core machine: at
+ * most 0.5% of the time in the long run, one walk during a 100,000-task
+ * drain), and its age is a metric of its own.
  */
 import { Counter, Gauge, Registry, collectDefaultMetrics, type Metric } from 'prom-client';
 import { QUARANTINE_REASON_SUFFIX } from '../spool/listing.js';
@@ -25,7 +24,7 @@ import { MAX_TASK_NAMES, OTHER_TASKS, type LocalHistogram, type TaskNameTally } 
 import type { SpoolService } from './spool-service.js';
 import { WorkerPool } from './worker-pool.js';
 
-export const CENSUS_MIN_AGE_MS = 15_000;
+export const CENSUS_MIN_AGE_MS = 5000;
 const CENSUS_COST_FACTOR = 200;
 const STATES = ['incoming', 'pending', 'active', 'dead', 'quarantine'] as const;
 type State = (typeof STATES)[number];
@@ -39,10 +38,20 @@ export function taskNameOf(fileName: string): string | undefined {
   return fileName.slice(start, end);
 }
 
+/** Whether `fileName` (a task file name) names the task `name`: compared in place, nothing allocated. */
+function hasTaskName(fileName: string, name: string): boolean {
+  const end = fileName.lastIndexOf('.');
+  const start = end - name.length;
+  // The attempts field "aN" ends at the first "-" after it: a name that contains "-" cannot match a longer one's tail.
+  return start > 48 && fileName.indexOf('-', 48) === start - 1 && fileName.startsWith(name, start);
+}
+
 interface Census {
   at: number;
   /** state → task name → count. */
   counts: Map<State, Map<string, number>>;
+  /** The due time of the longest-waiting due task, or undefined when none is due. */
+  oldestDue: number | undefined;
 }
 
 /** Counts by state and task name of one spool, remade at most every CENSUS_MIN_AGE_MS (see the module comment). */
@@ -62,14 +71,26 @@ class SpoolCensus {
 
   private take(now: number): Census {
     const counts = new Map<State, Map<string, number>>(STATES.map((s) => [s, new Map()]));
-    const add = (state: State, name: string | undefined) => {
+    const add = (state: State, name: string | undefined, n = 1) => {
       const byName = counts.get(state)!;
       let key = name ?? OTHER_TASKS;
       if (!byName.has(key) && byName.size >= MAX_TASK_NAMES) key = OTHER_TASKS;
-      byName.set(key, (byName.get(key) ?? 0) + 1);
+      byName.set(key, (byName.get(key) ?? 0) + n);
     };
     const s = this.service;
-    s.queue.forEachKnown((fileName, dir) => add(dir, taskNameOf(fileName)));
+    // Names come in runs of one task name (enqueued together): count a run, then add it, without
+    // cutting the name out of every file name.
+    let runName: string | undefined;
+    let runDir: State = 'incoming';
+    let run = 0;
+    s.queue.forEachKnown((fileName, dir) => {
+      if (run > 0 && dir === runDir && hasTaskName(fileName, runName!)) return void run++;
+      if (run > 0) add(runDir, runName, run);
+      runName = taskNameOf(fileName) ?? OTHER_TASKS;
+      runDir = dir;
+      run = 1;
+    });
+    if (run > 0) add(runDir, runName, run);
     for (const fileName of s.heldNames()) add('active', taskNameOf(fileName));
     for (const state of ['dead', 'quarantine'] as const) {
       let names: string[];
@@ -86,30 +107,7 @@ class SpoolCensus {
         } else add(state, taskNameOf(n));
       }
     }
-    return { at: now, counts };
-  }
-}
-
-const OLDEST_MIN_AGE_MS = 1000;
-
-/** The due time of the longest-waiting due task (see the module comment), cached. */
-class OldestDue {
-  private at = -Infinity;
-  private due: number | undefined;
-  private cost = 0;
-
-  constructor(private readonly service: SpoolService) {}
-
-  get(now: number): number | undefined {
-    // Nothing due now: nothing waits, whatever the cache says.
-    if (this.service.queue.readyCount === 0) return undefined;
-    if (now - this.at >= Math.max(OLDEST_MIN_AGE_MS, CENSUS_COST_FACTOR * this.cost)) {
-      const started = performance.now();
-      this.due = this.service.queue.oldestDueAt(now);
-      this.cost = performance.now() - started;
-      this.at = now;
-    }
-    return this.due;
+    return { at: now, counts, oldestDue: s.queue.oldestDueAt(now) };
   }
 }
 
@@ -244,7 +242,6 @@ export class DaemonMetrics {
     gauge('spoolerd_serving', '1 while the spool is served (0: starting, stopping, rejoining after a stall, or a folder was replaced).', (s) => (s.notServingReason === undefined ? 1 : 0));
 
     const censuses = this.censuses;
-    const oldestDue = new Map(services.map((s) => [s, new OldestDue(s)]));
     new Gauge({
       name: 'spoolerd_tasks',
       help: `Tasks by state and task name: incoming and pending from this daemon's queue, active from its own claims, dead and quarantine listed; refreshed at most every ${CENSUS_MIN_AGE_MS / 1000} s (spoolerd_tasks_census_age_seconds).`,
@@ -262,7 +259,7 @@ export class DaemonMetrics {
     });
     new Gauge({
       name: 'spoolerd_tasks_census_age_seconds',
-      help: 'Age of the counts in spoolerd_tasks.',
+      help: 'Age of the census behind spoolerd_tasks and spoolerd_oldest_due_task_age_seconds.',
       labelNames: ['spool'] as const,
       registers,
       collect(this: Gauge<'spool'>) {
@@ -272,13 +269,14 @@ export class DaemonMetrics {
     });
     new Gauge({
       name: 'spoolerd_oldest_due_task_age_seconds',
-      help: 'How long the longest-waiting due task this daemon knows of (not claimed yet) has been due; 0 when none is due.',
+      help: 'How long the longest-waiting due task this daemon knows of (not claimed yet) has been due, as of the census; 0 when none is due now.',
       labelNames: ['spool'] as const,
       registers,
       collect(this: Gauge<'spool'>) {
         const now = Date.now();
         for (const s of services) {
-          const oldest = oldestDue.get(s)!.get(now);
+          // Nothing due now: nothing waits, whatever the census saw.
+          const oldest = s.queue.readyCount === 0 ? undefined : censuses.get(s)!.get(now).oldestDue;
           this.set({ spool: spool(s) }, oldest === undefined ? 0 : Math.max(0, now - oldest) / 1000);
         }
       },

@@ -86,6 +86,8 @@ describe('/metrics', () => {
     await spooler.enqueue({ name: 'always_fails', args: ['f1'], options: { retries: 1, backoff: { kind: 'constant', delay: 100 } } });
     const marker = join(dir, 'go');
     await spooler.enqueue({ name: 'wait_for_file', args: ['w1', marker] });
+    // Scheduled for later: counted by name from the daemon's queue (runs of one name, then another, then the first again).
+    for (const name of ['echo', 'echo', 'skip_me', 'echo']) await spooler.enqueue({ name, args: ['later'], options: { postpone: '1h' } });
     const { daemon, url } = await serveHttp(root, ['--scan-interval', '1s']);
 
     // Everything has ended but wait_for_file, which runs until the marker exists.
@@ -110,8 +112,13 @@ describe('/metrics', () => {
     expect(m('spoolerd_tasks_running', spoolLabel)).toBe(1);
     expect(m('spoolerd_tasks', { ...spoolLabel, state: 'dead', task: 'always_fails' })).toBe(1);
     expect(m('spoolerd_tasks', { ...spoolLabel, state: 'active', task: 'wait_for_file' })).toBe(1);
+    // In incoming/ or pending/ (the daemon moves tasks not due soon to pending/ when it sees them arrive, not at start-up).
+    const waiting = (task?: string) =>
+      (['incoming', 'pending'] as const).reduce((n, state) => n + (task === undefined ? m('spoolerd_queue_tasks', { ...spoolLabel, state })! : (m('spoolerd_tasks', { ...spoolLabel, state, task }) ?? 0)), 0);
+    expect(waiting('echo')).toBe(3);
+    expect(waiting('skip_me')).toBe(1);
+    expect(waiting()).toBe(4);
     expect(m('spoolerd_queue_tasks', { ...spoolLabel, state: 'active' })).toBe(1);
-    expect(m('spoolerd_queue_tasks', { ...spoolLabel, state: 'incoming' })).toBe(0);
     expect(m('spoolerd_serving', spoolLabel)).toBe(1);
     expect(m('spoolerd_oldest_due_task_age_seconds', spoolLabel)).toBe(0);
     expect(m('spoolerd_worker_restarts_total', { reason: 'crashed' })).toBe(0);
