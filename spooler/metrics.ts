@@ -16,7 +16,7 @@
  * most 0.5% of the time in the long run, one walk during a 100,000-task
  * drain), and its age is a metric of its own.
  */
-import { Counter, Gauge, Registry, collectDefaultMetrics, type Metric } from 'prom-client';
+import { Counter, Gauge, Registry, type Metric } from 'prom-client';
 import { QUARANTINE_REASON_SUFFIX } from '../spool/listing.js';
 import { readNames } from '../spool/read-names.js';
 import type { Daemon } from './daemon.js';
@@ -25,6 +25,8 @@ import type { SpoolService } from './spool-service.js';
 import { WorkerPool } from './worker-pool.js';
 
 export const CENSUS_MIN_AGE_MS = 5000;
+/** A census's cost per queued task (ns) as measured on a busy 2-core machine, for the first one's budget. */
+const CENSUS_NS_PER_TASK = 300;
 const CENSUS_COST_FACTOR = 200;
 const STATES = ['incoming', 'pending', 'active', 'dead', 'quarantine'] as const;
 type State = (typeof STATES)[number];
@@ -61,8 +63,17 @@ class SpoolCensus {
 
   constructor(private readonly service: SpoolService) {}
 
-  get(now: number): Census {
-    if (this.last !== undefined && now - this.last.at < Math.max(CENSUS_MIN_AGE_MS, CENSUS_COST_FACTOR * this.cost)) return this.last;
+  /**
+   * The last census, or a new one if the last is old enough; undefined before
+   * the first. The first waits until the daemon has served for
+   * CENSUS_COST_FACTOR times its estimated cost (CENSUS_NS_PER_TASK per queued
+   * task): a 100,000-task backlog is not walked in the first seconds of its drain.
+   */
+  get(now: number): Census | undefined {
+    if (this.last === undefined) {
+      const estimateMs = (this.service.queue.size * CENSUS_NS_PER_TASK) / 1e6;
+      if (now - this.service.servingSince < CENSUS_COST_FACTOR * estimateMs) return undefined;
+    } else if (now - this.last.at < Math.max(CENSUS_MIN_AGE_MS, CENSUS_COST_FACTOR * this.cost)) return this.last;
     const started = performance.now();
     this.last = this.take(now);
     this.cost = performance.now() - started;
@@ -109,6 +120,38 @@ class SpoolCensus {
     }
     return { at: now, counts, oldestDue: s.queue.oldestDueAt(now) };
   }
+}
+
+/**
+ * The process metrics Prometheus users look for first, under prom-client's
+ * default names. Not collectDefaultMetrics(): its ~100 series, GC observer and
+ * event-loop histogram made up most of a scrape's cost.
+ */
+function processMetrics(registers: Registry[]): void {
+  const startTime = Math.round(performance.timeOrigin / 1000);
+  new Counter({
+    name: 'process_cpu_seconds_total',
+    help: 'User and system CPU time of the daemon process (all its threads), seconds.',
+    registers,
+    collect(this: Counter) {
+      const { user, system } = process.cpuUsage();
+      this.reset();
+      this.inc((user + system) / 1e6);
+    },
+  });
+  const gauge = (name: string, help: string, value: () => number) =>
+    new Gauge({
+      name,
+      help,
+      registers,
+      collect(this: Gauge) {
+        this.set(value());
+      },
+    });
+  gauge('process_start_time_seconds', 'Start time of the process since the Unix epoch, seconds.', () => startTime);
+  gauge('process_resident_memory_bytes', 'Resident memory size, bytes.', () => process.memoryUsage.rss());
+  gauge('nodejs_heap_size_used_bytes', 'V8 heap used, bytes.', () => process.memoryUsage().heapUsed);
+  gauge('nodejs_heap_size_total_bytes', 'V8 heap allocated, bytes.', () => process.memoryUsage().heapTotal);
 }
 
 type Labels = Record<string, string>;
@@ -251,7 +294,7 @@ export class DaemonMetrics {
         this.reset();
         const now = Date.now();
         for (const s of services) {
-          for (const [state, byTask] of censuses.get(s)!.get(now).counts) {
+          for (const [state, byTask] of censuses.get(s)!.get(now)?.counts ?? []) {
             for (const [task, n] of byTask) this.set({ spool: spool(s), state, task }, n);
           }
         }
@@ -264,20 +307,30 @@ export class DaemonMetrics {
       registers,
       collect(this: Gauge<'spool'>) {
         const now = Date.now();
-        for (const s of services) this.set({ spool: spool(s) }, (now - censuses.get(s)!.get(now).at) / 1000);
+        for (const s of services) {
+          const census = censuses.get(s)!.get(now);
+          if (census !== undefined) this.set({ spool: spool(s) }, (now - census.at) / 1000);
+        }
       },
     });
     new Gauge({
       name: 'spoolerd_oldest_due_task_age_seconds',
-      help: 'How long the longest-waiting due task this daemon knows of (not claimed yet) has been due, as of the census; 0 when none is due now.',
+      help: 'How long the longest-waiting due task this daemon knows of (not claimed yet) has been due: the next to run, or an older one of lower priority the last census saw; 0 when none is due now.',
       labelNames: ['spool'] as const,
       registers,
       collect(this: Gauge<'spool'>) {
         const now = Date.now();
         for (const s of services) {
           // Nothing due now: nothing waits, whatever the census saw.
-          const oldest = s.queue.readyCount === 0 ? undefined : censuses.get(s)!.get(now).oldestDue;
-          this.set({ spool: spool(s) }, oldest === undefined ? 0 : Math.max(0, now - oldest) / 1000);
+          if (s.queue.readyCount === 0) {
+            this.set({ spool: spool(s) }, 0);
+            continue;
+          }
+          // The next task to run (the oldest due one when due tasks share a priority), or an older one the last census saw.
+          const next = s.queue.nextReadyDue;
+          const census = censuses.get(s)!.get(now);
+          const oldest = Math.min(next ?? Infinity, census?.oldestDue ?? Infinity);
+          this.set({ spool: spool(s) }, oldest === Infinity ? 0 : Math.max(0, now - oldest) / 1000);
         }
       },
     });
@@ -302,7 +355,7 @@ export class DaemonMetrics {
       },
     });
 
-    collectDefaultMetrics({ register: this.registry });
+    processMetrics(registers);
   }
 
   get contentType(): string {

@@ -142,7 +142,7 @@ export class SpoolService {
   readonly stats: SpoolStats = { processed: 0, skipped: 0, rescheduled: 0, dead: 0, quarantined: 0, reclaimed: 0, lost: 0 };
   /** Counts by task name and timings, for the metrics and the status file (observer.ts). */
   readonly tally = new Tally();
-  /** When start() finished (ms epoch; 0 before), and the periodic scan last ran, for readiness (http-server.ts). */
+  /** When start() finished (ms epoch; 0 before), for readiness (http-server.ts). */
   servingSince = 0;
   private owner: Owner | undefined;
   private watcher: FSWatcher | undefined;

@@ -163,6 +163,12 @@ export class TaskQueue {
     return oldest === undefined ? undefined : dueOf(oldest);
   }
 
+  /** The due time of the next due task to take (the first in execution order), O(1); undefined when none is due. */
+  get nextReadyDue(): number | undefined {
+    const next = this.ready.peek();
+    return next === undefined ? undefined : dueOf(next);
+  }
+
   /** Every queued name with its directory (an O(n) walk: for a cached census, never per task). */
   forEachKnown(visit: (fileName: string, dir: PendingDir) => void): void {
     for (const [name, dir] of this.known) visit(name, dir);
