@@ -8,6 +8,7 @@ import { toMs } from '../runtime/duration.js';
 import { SpoolDirectoryError, SpoolError } from '../spool/errors.js';
 import { resolveGroup } from '../spool/trust.js';
 import { Daemon } from '../spooler/daemon.js';
+import { DaemonHttpServer, parseHttpAddress, type HttpAddress } from '../spooler/http-server.js';
 import { createLogger, LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevel, type Logger } from '../spooler/logger.js';
 import { DEFAULTS, POLL_FAST_MS } from '../spooler/options.js';
 import { importTaskModule, TaskModuleError } from '../spooler/task-modules.js';
@@ -39,6 +40,7 @@ interface CliOptions {
   demo: boolean;
   group?: string;
   create: boolean;
+  http?: HttpAddress;
 }
 
 /** A start-up problem the user can fix: printed as one line, without a stack. */
@@ -68,6 +70,13 @@ const wholeNumber = (value: string): number => {
   if (value.trim() === '' || !Number.isSafeInteger(n) || n < 0) throw new InvalidArgumentError('must be a whole number ≥ 0');
   return n;
 };
+const httpAddress = (value: string): HttpAddress => {
+  try {
+    return parseHttpAddress(value);
+  } catch (err) {
+    throw new InvalidArgumentError((err as Error).message);
+  }
+};
 /** A duration, or 0 / "none" for no limit. */
 const optionalDuration = (value: string): number => (value === 'none' || value === '0' ? 0 : duration(value));
 
@@ -96,6 +105,7 @@ const program = new Command('spoolerd')
   .addOption(new Option('--log-level <level>', 'least severe level logged').env('SPOOLERD_LOG_LEVEL').choices(LOG_LEVELS).default('info'))
   .addOption(new Option('--log-format <format>', 'json lines, or pretty lines for people (default: pretty on a terminal, json otherwise)').env('SPOOLERD_LOG_FORMAT').choices(LOG_FORMATS))
   .addOption(new Option('--create', 'make spool directories that do not exist (without it, a mistyped --dir is an error)').env('SPOOLERD_CREATE').default(false))
+  .addOption(new Option('--http <[host:]port>', 'serve /metrics (Prometheus), /healthz and /readyz on this address (a port alone: 127.0.0.1)').env('SPOOLERD_HTTP').argParser(httpAddress))
   .addOption(new Option('--demo', `serve ${DEMO_DIR} with the bundled example tasks, enqueueing a few first`).default(false))
   .addHelpText('after', '\nEvery option can also be set from the environment variable shown. Exit status: 0 after a graceful stop, 1 on a start-up error or a forced stop, 2 for a bad command line (as spool).')
   .exitOverride();
@@ -141,6 +151,18 @@ async function main(options: CliOptions, log: Logger): Promise<void> {
   }
   if (options.processes === 0) {
     log.info('running tasks in the daemon process (--processes 0): a task that blocks the event loop (e.g. a synchronous infinite loop) blocks the daemon and cannot be stopped by its timeout; use --processes 1 or more to have such tasks killed', { taskTimeoutMs: options.taskTimeout || null });
+  }
+  if (options.http !== undefined) {
+    // Bound before the daemon claims anything: an address in use is a start-up error, not a daemon without its probes.
+    const server = new DaemonHttpServer(daemon, options.scanInterval, log);
+    let bound: HttpAddress;
+    try {
+      bound = await server.listen(options.http);
+    } catch (err) {
+      throw new StartupError(`--http ${options.http.host}:${options.http.port}: cannot listen: ${(err as Error).message}`);
+    }
+    const host = bound.host.includes(':') ? `[${bound.host}]` : bound.host;
+    log.info('serving metrics and health checks over http', { url: `http://${host}:${bound.port}`, paths: ['/metrics', '/healthz', '/readyz'] });
   }
   await daemon.start();
   handleSignals(daemon, log);

@@ -13,6 +13,7 @@ import { FileOpsLane } from './file-ops-lane.js';
 import { InProcessExecutor } from './in-process-executor.js';
 import type { DaemonOptions } from './options.js';
 import { SpoolService, type Slots, type SpoolStats } from './spool-service.js';
+import { STATUS_EVERY_MS, StatusFile } from './status-file.js';
 import { WorkerPool } from './worker-pool.js';
 
 /** Tasks started per spool per turn, so several spools share the slots fairly. */
@@ -33,6 +34,14 @@ export class Daemon {
   private drained: (() => void) | undefined;
   private progressTimer: NodeJS.Timeout | undefined;
   private lastProgress = '';
+  /** state/daemon-<owner>.json of each spool, rewritten by statusTimer (status-file.ts). */
+  readonly statusFiles: StatusFile[];
+  private statusTimer: NodeJS.Timeout | undefined;
+  private statusDueAt = 0;
+  /** The longest the status timer fired late recently (the event loop was blocked), and when it was seen. */
+  private lastBlock = { ms: 0, at: 0 };
+  /** Between start() having finished and stop() (readiness). */
+  serving = false;
 
   constructor(private readonly options: DaemonOptions) {
     this.executor = createExecutor(options, () => this.wake());
@@ -49,6 +58,7 @@ export class Daemon {
       wake: () => this.wake(),
     };
     this.services = options.dirs.map((dir) => new SpoolService(dir, options, slots, this.executor, this.lane));
+    this.statusFiles = this.services.map((s) => new StatusFile(s, options.concurrency, options.log));
   }
 
   async start(): Promise<void> {
@@ -56,7 +66,26 @@ export class Daemon {
     for (const service of this.services) await service.start();
     this.progressTimer = setInterval(() => this.logProgress(), PROGRESS_EVERY_MS);
     this.progressTimer.unref();
+    this.writeStatus();
+    this.serving = !this.stopped;
     this.wake();
+  }
+
+  /** Rewrites every status file, then again in STATUS_EVERY_MS; notes how late the timer fired (a blocked event loop). */
+  private writeStatus(): void {
+    const now = Date.now();
+    if (this.statusDueAt > 0 && now - this.statusDueAt > this.lastBlock.ms) this.lastBlock = { ms: now - this.statusDueAt, at: now };
+    for (const f of this.statusFiles) f.write(now);
+    this.statusDueAt = now + STATUS_EVERY_MS;
+    this.statusTimer = setTimeout(() => this.writeStatus(), STATUS_EVERY_MS);
+    this.statusTimer.unref();
+  }
+
+  /** How long the event loop was blocked at most in the last `withinMs` (ms; measured by the status timer). */
+  blockedMs(withinMs: number): number {
+    const now = Date.now();
+    const late = this.statusDueAt > 0 ? now - this.statusDueAt : 0; // blocked right now, the timer not run yet
+    return Math.max(late, now - this.lastBlock.at <= withinMs ? this.lastBlock.ms : 0);
   }
 
   /**
@@ -98,6 +127,7 @@ export class Daemon {
   /** Graceful stop. Resolves when every spool is released. */
   async stop(): Promise<{ finished: boolean; returned: number }> {
     this.stopped = true;
+    this.serving = false;
     clearInterval(this.progressTimer);
     await Promise.all(this.services.map((s) => s.stopDiscovery()));
     const finished = this.running === 0 || (await this.waitForRunning(this.options.grace));
@@ -106,6 +136,7 @@ export class Daemon {
     // Claims and unlinks still under way in the file-ops lane end before anything is given back.
     await Promise.all(this.services.map((s) => s.settleFileOps()));
     const returned = this.services.reduce((n, s) => n + s.releaseAll(), 0);
+    this.removeStatusFiles();
     await Promise.all(this.services.map((s) => s.releaseOwner()));
     this.logProgress(true);
     await this.lane.close();
@@ -115,8 +146,17 @@ export class Daemon {
   /** Immediate stop: returns running tasks synchronously. The caller exits the process. */
   forceStop(): number {
     this.stopped = true;
+    this.serving = false;
     this.executor.forceStop();
-    return this.services.reduce((n, s) => n + s.releaseAll(), 0);
+    const returned = this.services.reduce((n, s) => n + s.releaseAll(), 0);
+    this.removeStatusFiles();
+    return returned;
+  }
+
+  private removeStatusFiles(): void {
+    clearTimeout(this.statusTimer);
+    this.statusDueAt = 0;
+    for (const f of this.statusFiles) f.remove();
   }
 
   get runningCount(): number {

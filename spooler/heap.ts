@@ -14,6 +14,11 @@ export class Heap<T> {
     return this.items.length;
   }
 
+  /** The items in no particular order (a read-only view: for an O(n) walk, not per operation). */
+  get unordered(): readonly T[] {
+    return this.items;
+  }
+
   peek(): T | undefined {
     return this.items[0];
   }

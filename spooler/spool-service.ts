@@ -38,8 +38,10 @@ import type { FileOpsLane } from './file-ops-lane.js';
 import { SpoolFolders } from './folders.js';
 import type { Logger } from './logger.js';
 import type { DaemonOptions } from './options.js';
+import { Tally } from './observer.js';
 import { isOwnerAlive, Owner, removeOwnerLock } from './owner.js';
 import { quarantine, RECORD_STAGING_PREFIX } from './records.js';
+import { removeStatusFile } from './status-file.js';
 import { StuckMoves, type StuckMove } from './stuck-moves.js';
 import { TaskQueue, type PendingDir } from './task-queue.js';
 import { pollSettingsFor } from './poll.js';
@@ -111,6 +113,9 @@ interface Held {
   outcome?: Extract<TaskOutcome, { kind: 'processed' | 'skipped' }>;
   /** Set when the owner it was claimed under was lost: its outcome is ignored and its file left alone. */
   revoked?: boolean;
+  /** performance.now() when its claim reply arrived, and when it started running (observer.ts, status-file.ts). */
+  claimedAt?: number;
+  startedAt?: number;
 }
 
 /** Names per claim request: small enough that the first tasks of a batch start soon. */
@@ -149,6 +154,10 @@ export class SpoolService {
   readonly clock = new SpoolClock();
   private clockLogged: ClockEstimate | undefined;
   readonly stats: SpoolStats = { processed: 0, skipped: 0, rescheduled: 0, dead: 0, quarantined: 0, reclaimed: 0, lost: 0 };
+  /** Counts by task name and timings, for the metrics and the status file (observer.ts). */
+  readonly tally = new Tally();
+  /** When start() finished (ms epoch; 0 before), for readiness (http-server.ts). */
+  servingSince = 0;
   private owner: Owner | undefined;
   private watcher: DirectoryWatch | undefined;
   /** How incoming/ is watched: polled on this schedule (network filesystems), or with inotify when undefined. */
@@ -221,6 +230,51 @@ export class SpoolService {
     return this.owner?.id;
   }
 
+  /** Why this spool is not served now (readiness, http-server.ts), or undefined while it is. */
+  get notServingReason(): string | undefined {
+    if (this.untrusted) return 'a spool folder was replaced while spoolerd ran; restore it and restart spoolerd';
+    if (this.stopping) return 'stopping';
+    if (this.servingSince === 0) return 'starting';
+    if (this.owner === undefined) return 'lost its claims (stalled past --stale-after); rejoining as a new owner';
+    return undefined;
+  }
+
+  /** Throws unless these folders are still the ones checked at start-up (folders.ts). */
+  checkFolders(...subs: Parameters<SpoolFolders['check']>): void {
+    this.folders.check(...subs);
+  }
+
+  /** When the last periodic scan began (ms epoch; 0: none yet). */
+  get lastScanAt(): number {
+    return this.lastFullScan;
+  }
+
+  /** Tasks held in active/<owner>/: being claimed, waiting for a slot, running or being settled. */
+  get heldCount(): number {
+    return this.owned.size;
+  }
+
+  /** Claimed tasks waiting for a run slot (claimed ahead). */
+  get readyCount(): number {
+    return this.ready.length - this.readyHead;
+  }
+
+  /** The file names of the tasks held in active/<owner>/ (a census, not per task). */
+  heldNames(): IterableIterator<string> {
+    return this.owned.keys();
+  }
+
+  /** The tasks running now, at most `limit`, with their start as ms epoch (status-file.ts; walked once a second, not per task). */
+  runningTasks(limit: number): Array<{ id: string; name: string; attempt: number; startedAt: number }> {
+    const out: Array<{ id: string; name: string; attempt: number; startedAt: number }> = [];
+    for (const h of this.owned.values()) {
+      if (out.length >= limit) break;
+      if (h.state !== 'running' || h.task === undefined) continue;
+      out.push({ id: h.task.id, name: h.task.name, attempt: h.task.attempts, startedAt: Math.round(performance.timeOrigin + h.startedAt!) });
+    }
+    return out;
+  }
+
   async start(): Promise<void> {
     // Before the lock is stamped and anything is judged due.
     await this.sampleClock();
@@ -242,6 +296,7 @@ export class SpoolService {
       watching: this.watcher !== undefined,
       discovery: this.poll === undefined ? 'inotify' : 'poll',
     });
+    this.servingSince = Date.now();
     this.slots.wake();
     this.scheduleScan();
   }
@@ -499,9 +554,11 @@ export class SpoolService {
       return this.ownerLost(owner, 'its claim directory is gone (a claim into it failed)');
     }
     const now = this.clock.now();
+    const claimedAt = performance.now();
     const bytes = Buffer.from(reply.bytes);
     for (let i = 0; i < batch.length; i++) {
       try {
+        batch[i]!.claimedAt = claimedAt;
         this.onClaimedOne(batch[i]!, reply, i, bytes, now);
       } catch (err) {
         // A release or quarantine that failed: the file stays claimed, and held, so a stop returns it.
@@ -604,6 +661,8 @@ export class SpoolService {
     this.slots.acquire();
     const startedAt = performance.now();
     const task = h.task!;
+    h.startedAt = startedAt;
+    this.tally.started(task, startedAt - h.claimedAt!);
     const timeout = task.body.timeout ?? this.options.taskTimeout;
     let execution: Execution | Promise<Execution>;
     try {
@@ -623,6 +682,8 @@ export class SpoolService {
   private ended(h: Held, outcome: Execution, startedAt: number): void {
     h.bytes = undefined;
     if (h.revoked === true) return this.endedRevoked(h, outcome);
+    const runMs = performance.now() - startedAt;
+    if (outcome.kind !== 'released') this.tally.ran(h.task!, runMs, outcome.kind === 'rescheduled' && outcome.error !== undefined);
     try {
       if (this.untrusted) this.log.error('a spool folder was replaced: the outcome of this task is not recorded; it stays claimed', { file: h.fileName, outcome: outcome.kind });
       else if (outcome.kind === 'released') this.releaseInterrupted(h, outcome.reason);
@@ -631,7 +692,7 @@ export class SpoolService {
     } catch (err) {
       this.log.error('unexpected error while running a task; it stays claimed until this daemon stops', { file: h.fileName, err });
     }
-    this.runMsAverage += 0.2 * (performance.now() - startedAt - this.runMsAverage);
+    this.runMsAverage += 0.2 * (runMs - this.runMsAverage);
     if (h.state === 'running') this.owned.delete(h.fileName);
     this.slots.release();
   }
@@ -731,9 +792,11 @@ export class SpoolService {
     const task = h.task!;
     if (h.outcome!.kind === 'processed') {
       this.stats.processed++;
+      this.tally.processed(task);
       if (this.log.enabled('debug')) this.log.debug('task processed', { task: task.name, id: task.id, attempt: task.attempts });
     } else {
       this.stats.skipped++;
+      this.tally.skipped(task);
       this.log.info('task skipped', { task: task.name, id: task.id, attempt: task.attempts, reason: h.outcome!.reason ?? 'no reason given' });
     }
   }
@@ -749,6 +812,7 @@ export class SpoolService {
     const rescheduled = (moved: boolean) => {
       if (!moved) return this.lose(h.fileName, 'the claim was taken over before the task was rescheduled');
       this.stats.rescheduled++;
+      this.tally.rescheduled(task);
       this.queue.add(next!, 'pending', this.clock.now());
       const level = outcome.error === undefined ? 'info' : 'warn';
       this.log[level]('task rescheduled', { ...fields, inMs: delay, retriesLeft: retry.limit - failures, error: error.message, ...(level === 'warn' && { stack: error.stack }) });
@@ -763,6 +827,7 @@ export class SpoolService {
     const buried = (moved: boolean) => {
       if (!moved) return this.lose(task.fileName, 'the claim was taken over before the task was buried');
       this.stats.dead++;
+      this.tally.dead(task);
       this.log.warn('task is a dead letter: out of retries', { ...fields, retries, error: error.message, stack: error.stack });
     };
     const move = () => {
@@ -1198,6 +1263,12 @@ export class SpoolService {
       if (!this.folders.sameFolder(dir, checked)) continue;
       const reclaimed = reclaimOwner(this.layout, dir, names, this.clock.now());
       removeOwnerLock(this.layout, id);
+      try {
+        this.folders.check('state');
+        removeStatusFile(this.layout, id);
+      } catch {
+        // state/ replaced: the scan's folder check reports it.
+      }
       if (reclaimed.length === 0) continue;
       this.stats.reclaimed += reclaimed.length;
       this.log.warn('reclaimed tasks of a daemon that died; their attempt is counted', { owner: id, tasks: reclaimed.length });

@@ -75,6 +75,9 @@ export class WorkerStartError extends Error {
   }
 }
 
+/** Why a worker process was replaced: it died by itself, was killed (a task outlived its timeout or lost claim), or was retired. */
+export type WorkerRestartReason = 'crashed' | 'killed' | 'max-tasks' | 'max-memory';
+
 type WorkerState = 'starting' | 'ready' | 'retiring' | 'killed' | 'exited';
 
 interface Pending {
@@ -145,6 +148,8 @@ export class WorkerPool implements Executor {
   private readonly restartTimers = new Set<NodeJS.Timeout>();
   private readonly log: Logger;
   private replacements = 0;
+  /** Worker processes replaced since start, by why (the metrics read it at scrape time). */
+  readonly restarts: Record<WorkerRestartReason, number> = { crashed: 0, killed: 0, 'max-tasks': 0, 'max-memory': 0 };
   /** Tasks each worker process (by pid) reported finished, for the progress and final log lines. */
   private readonly finishedBy = new Map<number, number>();
 
@@ -348,6 +353,7 @@ export class WorkerPool implements Executor {
     w.state = 'retiring';
     w.replaced = true;
     this.replacements++;
+    this.restarts[reason]++;
     this.log.info('replacing a worker process once its tasks are done', {
       worker: w.pid,
       reason,
@@ -427,6 +433,7 @@ export class WorkerPool implements Executor {
 
   private replace(w: WorkerProcess, state: WorkerState): void {
     this.replacements++;
+    this.restarts[state === 'killed' ? 'killed' : 'crashed']++;
     const lived = Date.now() - w.spawnedAt;
     let delay = 0;
     // A worker killed for a timeout did nothing wrong at start-up: replace it at once.

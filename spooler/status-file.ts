@@ -1,0 +1,119 @@
+/**
+ * The per-daemon status file, state/daemon-<owner>.json: what this daemon is
+ * doing, for `spool top` and the dashboard to read without asking it
+ * (SPOOL-FORMAT.md, "Daemon status files", is the contract).
+ *
+ * Rewritten atomically (records.ts: staged beside it, then renamed) about once
+ * a second by the daemon's timer, never on the per-task path; removed at a
+ * clean stop, and by the daemon that reclaims the claims of a dead owner. A
+ * reader takes a file not updated for 10 s as a daemon that is gone.
+ */
+import { unlinkSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import type { SpoolLayout } from '../spool/layout.js';
+import type { Logger } from './logger.js';
+import { writeJsonAtomic } from './records.js';
+import type { SpoolService, SpoolStats } from './spool-service.js';
+
+export const STATUS_FILE_PREFIX = 'daemon-';
+export const STATUS_FILE_VERSION = 1;
+/** How often the file is rewritten (ms). */
+export const STATUS_EVERY_MS = 1000;
+/** Readers treat a file not updated for this long (ms) as a daemon that is gone. */
+export const STATUS_STALE_MS = 10_000;
+/** Running tasks listed at most. */
+export const STATUS_MAX_RUNNING = 100;
+
+export interface DaemonStatus {
+  version: 1;
+  owner: string;
+  host: string;
+  pid: number;
+  startedAt: number;
+  updatedAt: number;
+  concurrency: number;
+  totals: SpoolStats;
+  byTask: Record<string, { processed: number; skipped: number; rescheduled: number; dead: number }>;
+  running: Array<{ id: string; name: string; attempt: number; startedAt: number }>;
+  queue: { ready: number; known: number; nextDueAt: number | null };
+}
+
+export function statusFilePath(layout: SpoolLayout, owner: string): string {
+  return join(layout.state, `${STATUS_FILE_PREFIX}${owner}.json`);
+}
+
+/** Removes an owner's status file; nothing when it is already gone. */
+export function removeStatusFile(layout: SpoolLayout, owner: string): void {
+  try {
+    unlinkSync(statusFilePath(layout, owner));
+  } catch {
+    // Gone already, or never written.
+  }
+}
+
+/** The status file of one spool served by this daemon. */
+export class StatusFile {
+  /** The owner whose file was last written: an owner lost and rejoined writes under a new id. */
+  private writtenAs: string | undefined;
+  /** The last write's error (readiness reports it: the spool is not writable), or undefined after a success. */
+  lastError: string | undefined;
+  private readonly startedAt = Date.now();
+  private readonly host = hostname();
+
+  constructor(
+    private readonly service: SpoolService,
+    private readonly concurrency: number,
+    private readonly log: Logger,
+  ) {}
+
+  /** The record as it would be written now; undefined while the spool has no owner (starting, rejoining, stopped). */
+  snapshot(now: number): DaemonStatus | undefined {
+    const s = this.service;
+    const owner = s.ownerId;
+    if (owner === undefined) return undefined;
+    const byTask: DaemonStatus['byTask'] = {};
+    for (const [name, t] of s.tally.byName) byTask[name] = { processed: t.processed, skipped: t.skipped, rescheduled: t.rescheduled, dead: t.dead };
+    return {
+      version: STATUS_FILE_VERSION,
+      owner,
+      host: this.host,
+      pid: process.pid,
+      startedAt: this.startedAt,
+      updatedAt: now,
+      concurrency: this.concurrency,
+      totals: { ...s.stats },
+      byTask,
+      running: s.runningTasks(STATUS_MAX_RUNNING),
+      queue: { ready: s.queue.readyCount, known: s.queue.size, nextDueAt: s.queue.nextDueAt },
+    };
+  }
+
+  /** Writes the file (from the timer). A failure is logged when it starts and when it ends, not every second. */
+  write(now = Date.now()): void {
+    const status = this.snapshot(now);
+    if (this.writtenAs !== undefined && this.writtenAs !== status?.owner) {
+      // Lost and rejoined: the old owner's file goes (whoever reclaimed it may have removed it already).
+      removeStatusFile(this.service.layout, this.writtenAs);
+      this.writtenAs = undefined;
+    }
+    if (status === undefined) return;
+    try {
+      this.service.checkFolders('state');
+      writeJsonAtomic(this.service.layout, statusFilePath(this.service.layout, status.owner), status);
+      this.writtenAs = status.owner;
+      if (this.lastError !== undefined) this.log.info('the status file is written again', { spool: this.service.layout.root });
+      this.lastError = undefined;
+    } catch (err) {
+      const message = (err as Error).message;
+      if (this.lastError === undefined) this.log.error('cannot write the status file (state/daemon-<owner>.json); trying again every second', { spool: this.service.layout.root, err: message });
+      this.lastError = message;
+    }
+  }
+
+  /** Removes the file (a clean stop). */
+  remove(): void {
+    if (this.writtenAs !== undefined) removeStatusFile(this.service.layout, this.writtenAs);
+    this.writtenAs = undefined;
+  }
+}
