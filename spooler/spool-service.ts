@@ -42,6 +42,7 @@ import { isOwnerAlive, Owner, removeOwnerLock } from './owner.js';
 import { quarantine, RECORD_STAGING_PREFIX } from './records.js';
 import { StuckMoves, type StuckMove } from './stuck-moves.js';
 import { TaskQueue, type PendingDir } from './task-queue.js';
+import { UnmatchedNames, type RegisteredTasks } from './task-names.js';
 import { watchDirectory } from './watch.js';
 
 /**
@@ -174,6 +175,10 @@ export class SpoolService {
   /** A scan is under way (it schedules the next one when it ends), or when the scheduled one fires. */
   private scanning = false;
   private scanDueAt = Infinity;
+  /** Warns about task names nothing registered (set before start()). */
+  private unmatched: UnmatchedNames | undefined;
+  /** Whether the first pause of the watcher (pauseWatching()) was logged: later ones go to debug. */
+  private crowdedSaid = false;
   /** Whether moveFutureOutOfIncoming() is under way. */
   private moving = false;
   private stopping = false;
@@ -199,6 +204,11 @@ export class SpoolService {
     this.log = options.log.child({ spool: this.layout.root });
     this.stuck = new StuckMoves(this.log);
     this.queue = new TaskQueue(() => slots.wake());
+  }
+
+  /** Before start(): what the task modules registered, to warn about tasks none of it runs. */
+  expectTaskNames(registered: RegisteredTasks): void {
+    this.unmatched = new UnmatchedNames(registered, this.log);
   }
 
   get ownerId(): string | undefined {
@@ -690,8 +700,11 @@ export class SpoolService {
       if (!moved) return this.lose(h.fileName, 'the claim was taken over before the task was rescheduled');
       this.stats.rescheduled++;
       this.queue.add(next!, 'pending', Date.now());
+      // One line per retry: the stack goes to the dead letter's record (and here only at debug),
+      // or a run where a tenth of the tasks fail once writes thousands of stacks.
       const level = outcome.error === undefined ? 'info' : 'warn';
-      this.log[level]('task rescheduled', { ...fields, inMs: delay, retriesLeft: retry.limit - failures, error: error.message, ...(level === 'warn' && { stack: error.stack }) });
+      const stack = outcome.error !== undefined && this.log.enabled('debug') ? error.stack : undefined;
+      this.log[level]('task rescheduled', { ...fields, inMs: delay, nextTry: new Date(due).toISOString(), retriesLeft: retry.limit - failures, error: error.message, stack });
     };
     const move = () => (next = retryLater(h.path, this.layout, due)) !== undefined;
     this.moveClaimed(h, 'move a task to pending/ for its retry', fields, move, rescheduled);
@@ -796,6 +809,8 @@ export class SpoolService {
       now,
     );
     for (const [n, dir] of rejected) this.considerBadName(this.layout[dir] + sep + n, n, dir, undefined);
+    this.unmatched?.checkAll(this.queue.inDir('pending'));
+    this.unmatched?.checkAll(this.queue.inDir('incoming'));
     return incoming.length;
   }
 
@@ -855,10 +870,16 @@ export class SpoolService {
     if (watcher === undefined) return;
     this.watcher = undefined;
     watcher.close().catch((err: unknown) => this.log.error('cannot close the watcher', { err }));
-    this.log.info('incoming/ is crowded; watching paused, scanning it instead until it is small again', {
-      queued: this.queue.incomingCount,
-      threshold: WATCH_MAX_BACKLOG,
-    });
+    // Normal operation under load, and it may come and go many times a minute: said once, at info.
+    const fields = { queued: this.queue.incomingCount, threshold: WATCH_MAX_BACKLOG };
+    if (this.crowdedSaid) this.log.debug('incoming/ is crowded again; watching paused', fields);
+    else {
+      this.crowdedSaid = true;
+      this.log.info('incoming/ is crowded; watching paused, scanning it instead until it is small again', {
+        ...fields,
+        reason: 'a watcher re-reads the whole folder on every burst of arrivals, which costs more than scanning it; this is said once, later pauses are logged at debug',
+      });
+    }
     clearTimeout(this.scanTimer);
     this.scheduleScan();
     this.moveFutureOutOfIncoming();
@@ -877,6 +898,7 @@ export class SpoolService {
       this.considerBadName(join(this.layout.incoming, fileName), fileName, 'incoming', undefined);
       return;
     }
+    this.unmatched?.check(fileName);
     // Not due for a while and incoming/ is watched: move it out of the watched directory now.
     // While incoming/ is too large to watch, moveFutureOutOfIncoming() does this in the background.
     if (due > now + this.options.scanInterval && this.watcher !== undefined) {
@@ -1041,8 +1063,10 @@ export class SpoolService {
     if (this.stopping) return;
     const incoming = this.scanIncoming();
     if (this.watcher !== undefined || this.stopping) return;
-    if (incoming <= WATCH_MAX_BACKLOG) await this.startWatching();
-    else this.moveFutureOutOfIncoming();
+    if (incoming <= WATCH_MAX_BACKLOG) {
+      await this.startWatching();
+      this.log.debug('incoming/ is small again; watching it', { queued: incoming });
+    } else this.moveFutureOutOfIncoming();
   }
 
   /** The periodic reconciliation scan. */
@@ -1094,7 +1118,10 @@ export class SpoolService {
     const started = Date.now();
     let added = 0;
     for (const n of readNames(this.layout.pending)) {
-      if (n.charCodeAt(0) !== 46 && this.queue.add(n, 'pending', started)) added++;
+      if (n.charCodeAt(0) !== 46 && this.queue.add(n, 'pending', started)) {
+        added++;
+        this.unmatched?.check(n);
+      }
     }
     const cost = Date.now() - started;
     this.nextPendingScan = Date.now() + Math.max(this.options.scanInterval, 50 * cost);
@@ -1138,6 +1165,7 @@ export class SpoolService {
       this.log.warn('reclaimed tasks of a daemon that died; their attempt is counted', { owner: id, tasks: reclaimed.length });
       const now = Date.now();
       for (const n of reclaimed) this.queue.add(n, 'incoming', now);
+      this.unmatched?.checkAll(reclaimed);
       this.slots.wake();
     }
   }

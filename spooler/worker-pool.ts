@@ -34,6 +34,7 @@ import { fileURLToPath } from 'node:url';
 import { TaskTimeoutError } from '../runtime/context.js';
 import { WorkerCrashedError, type Execution, type Executor, type Job } from './executor.js';
 import type { LogFormat, LogLevel, Logger } from './logger.js';
+import type { RegisteredTasks } from './task-names.js';
 import { executionFromWire, WORKER_ENV, type FromWorker, type ToWorker, type WireJob } from './worker-protocol.js';
 
 const WORKER_MAIN = fileURLToPath(new URL('./worker-main.js', import.meta.url));
@@ -145,6 +146,7 @@ export class WorkerPool implements Executor {
   private readonly restartTimers = new Set<NodeJS.Timeout>();
   private readonly log: Logger;
   private replacements = 0;
+  private registeredTasks: RegisteredTasks | undefined;
   /** Tasks each worker process (by pid) reported finished, for the progress and final log lines. */
   private readonly finishedBy = new Map<number, number>();
 
@@ -162,6 +164,10 @@ export class WorkerPool implements Executor {
     }
     this.started = true;
     this.log.info('worker processes ready', { processes: first.length, pids: first.map((w) => w.pid) });
+  }
+
+  registered(): RegisteredTasks {
+    return this.registeredTasks ?? { tasks: [], types: [] };
   }
 
   accepting(): boolean {
@@ -308,6 +314,8 @@ export class WorkerPool implements Executor {
       case 'ready':
         if (w.state !== 'starting') return;
         w.state = 'ready';
+        // Every worker imports the same modules: the first to be ready speaks for all.
+        this.registeredTasks ??= m.registered;
         w.markReady();
         this.drainWaiting();
         this.options.wake();
