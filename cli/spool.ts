@@ -23,11 +23,12 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   rm: async () => (await import('./commands/rm.js')).rmCommand(),
   retry: async () => (await import('./commands/retry.js')).retryCommand(),
   stats: async () => (await import('./commands/stats.js')).statsCommand(),
+  completion: async () => (await import('./commands/completion.js')).completionCommand(),
 };
 // `spool <command> …` needs only that command (`spool ls` then loads nothing of `add`'s runtime);
-// anything else (no command, help, --version, a mistyped name) gets them all, as help lists them.
+// anything else (no command, help, --version, a mistyped name, `completion`, which describes them) gets them all.
 const named = process.argv[2];
-const wanted = named !== undefined && Object.hasOwn(COMMANDS, named) ? [named] : Object.keys(COMMANDS);
+const wanted = named !== undefined && named !== 'completion' && Object.hasOwn(COMMANDS, named) ? [named] : Object.keys(COMMANDS);
 for (const command of await Promise.all(wanted.map((name) => COMMANDS[name]!()))) program.addCommand(command.exitOverride().addHelpText('after', EXIT_HELP));
 
 /** What each command was doing, for a system error that names no path. */

@@ -14,6 +14,8 @@ import { DEFAULTS, POLL_FAST_MS } from '../spooler/options.js';
 import { importTaskModule, TaskModuleError } from '../spooler/task-modules.js';
 import { WorkerStartError } from '../spooler/worker-pool.js';
 import { EXIT } from './exit-codes.js';
+import { completionScript, SHELLS, type Shell } from './completion.js';
+import { applyConfigFile, ConfigFileError, configurableOptions, type ConfigApplied } from './config-file.js';
 import { explainSystemError } from './system-errors.js';
 import { VERSION } from './version.js';
 
@@ -41,6 +43,8 @@ interface CliOptions {
   group?: string;
   create: boolean;
   http?: HttpAddress;
+  config?: string;
+  printConfig: boolean;
 }
 
 /** A start-up problem the user can fix: printed as one line, without a stack. */
@@ -107,18 +111,58 @@ const program = new Command('spoolerd')
   .addOption(new Option('--create', 'make spool directories that do not exist (without it, a mistyped --dir is an error)').env('SPOOLERD_CREATE').default(false))
   .addOption(new Option('--http <[host:]port>', 'serve /metrics (Prometheus), /healthz and /readyz on this address (a port alone: 127.0.0.1)').env('SPOOLERD_HTTP').argParser(httpAddress))
   .addOption(new Option('--demo', `serve ${DEMO_DIR} with the bundled example tasks, enqueueing a few first`).default(false))
-  .addHelpText('after', '\nEvery option can also be set from the environment variable shown. Exit status: 0 after a graceful stop, 1 on a start-up error or a forced stop, 2 for a bad command line (as spool).')
+  .addOption(new Option('--config <file>', 'JSON file of options, keyed by their long names ({"dir": "/var/spool/app", "scan-interval": "10s"}); flags and environment variables override it').env('SPOOLERD_CONFIG'))
+  .addOption(new Option('--print-config', 'print the options in effect (from flags, environment, --config and defaults) as a config file, and exit').default(false))
+  .addHelpText(
+    'after',
+    '\nEvery option can also be set from the environment variable shown, or in the --config file. Exit status: 0 after a graceful stop, 1 on a start-up error or a forced stop, 2 for a bad command line (as spool).\n' +
+      '`spoolerd completion bash|zsh` prints a shell completion script (source <(spoolerd completion bash)).',
+  )
   .exitOverride();
 
+/** Options a config file cannot set: the file itself, what only makes sense on a command line. */
+const NOT_IN_CONFIG = ['config', 'printConfig', 'version', 'demo'];
+
+// `spoolerd completion <shell>`, the one thing spoolerd does besides serving.
+if (process.argv[2] === 'completion') {
+  const shell = process.argv[3];
+  if (process.argv.length !== 4 || !(SHELLS as readonly string[]).includes(shell!)) {
+    process.stderr.write(`spoolerd: usage: spoolerd completion ${SHELLS.join('|')}\n`);
+    process.exit(EXIT.USAGE);
+  }
+  process.stdout.write(completionScript(program, shell as Shell));
+  process.exit(0);
+}
+
 let options: CliOptions;
+let configApplied: ConfigApplied | undefined;
 try {
   options = program.parse(process.argv).opts<CliOptions>();
+  if (options.config !== undefined) {
+    try {
+      configApplied = applyConfigFile(program, options.config, NOT_IN_CONFIG);
+    } catch (err) {
+      if (err instanceof ConfigFileError) program.error(`error: ${err.message}`);
+      throw err;
+    }
+    options = program.opts<CliOptions>();
+  }
 } catch (err) {
   // Commander has printed the problem (or the help or version). A bad command line exits 2, as it does for `spool`.
   process.exit(err instanceof CommanderError && err.exitCode === 0 ? 0 : EXIT.USAGE);
 }
+if (options.printConfig) {
+  const effective: Record<string, unknown> = {};
+  for (const [key, option] of configurableOptions(program, NOT_IN_CONFIG)) {
+    const value = program.getOptionValue(option.attributeName());
+    if (value !== undefined) effective[key] = value;
+  }
+  process.stdout.write(JSON.stringify(effective, null, 2) + '\n');
+  process.exit(0);
+}
 
 const log = createLogger({ level: options.logLevel, format: options.logFormat ?? (process.stderr.isTTY ? 'pretty' : 'json') });
+if (configApplied !== undefined) log.info('config file read', { file: resolve(options.config!), ...configApplied });
 await main(options, log).catch((err: unknown) => {
   // A full disk or a missing permission is the user's to fix: said plainly, without a stack.
   const explained = explainSystemError(err, { command: 'spoolerd' });

@@ -114,7 +114,7 @@ export class Spooler {
   readonly layout: SpoolLayout;
   readonly options: Readonly<Required<SpoolerOptions>>;
   private readonly tasks = new Map<string, RegisteredTask>();
-  private readonly taskTypes = new Map<string, TaskTypeHandler>();
+  private readonly taskTypeHandlers = new Map<string, TaskTypeHandler>();
   /**
    * The spool clock (spool/clock.ts), sampled at the first enqueue and again
    * after CLOCK_RESAMPLE_MS, by an enqueue (a file created and removed in tmp/):
@@ -222,12 +222,17 @@ export class Spooler {
   registerTaskType(type: string, handler: TaskTypeHandler): void {
     if (type === FCALL) throw new InvalidOptionError('"fcall" is built in; register functions with spooler.task()');
     checkTaskType(type);
-    if (this.taskTypes.has(type)) throw new InvalidOptionError(`task type "${type}" already has a handler on ${this.dir}`);
-    this.taskTypes.set(type, handler);
+    if (this.taskTypeHandlers.has(type)) throw new InvalidOptionError(`task type "${type}" already has a handler on ${this.dir}`);
+    this.taskTypeHandlers.set(type, handler);
+  }
+
+  /** Task types other than fcall that have a handler here (registerTaskType()). */
+  get taskTypes(): string[] {
+    return [...this.taskTypeHandlers.keys()];
   }
 
   getTaskTypeHandler(type: string): TaskTypeHandler | undefined {
-    return this.taskTypes.get(type);
+    return this.taskTypeHandlers.get(type);
   }
 
   /** Enqueues a non-function task: a message (and payload) for the handler of its type. */

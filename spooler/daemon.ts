@@ -63,7 +63,16 @@ export class Daemon {
 
   async start(): Promise<void> {
     await this.executor.start();
-    for (const service of this.services) await service.start();
+    const registered = this.executor.registered();
+    if (registered.tasks.length === 0 && registered.types.length === 0) {
+      this.options.log.warn('the task modules registered no tasks: every task will fail with UnknownTaskError (does a module call spooler.task()?)', { modules: this.options.modules });
+    } else {
+      this.options.log.info('tasks registered', { tasks: registered.tasks, types: registered.types, modules: this.options.modules });
+    }
+    for (const service of this.services) {
+      service.expectTaskNames(registered);
+      await service.start();
+    }
     this.progressTimer = setInterval(() => this.logProgress(), PROGRESS_EVERY_MS);
     this.progressTimer.unref();
     this.writeStatus();

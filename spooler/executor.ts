@@ -21,6 +21,7 @@
  */
 import type { TaskOutcome } from '../runtime/results.js';
 import type { TaskFile } from '../spool/task-file.js';
+import type { RegisteredTasks } from './task-names.js';
 
 /** One claimed task, ready to run. */
 export interface Job {
@@ -74,6 +75,8 @@ export interface Executor {
   stop(): Promise<void>;
   /** Same, synchronously, for a second signal. */
   forceStop(): void;
+  /** What the task modules registered (known once start() resolved). */
+  registered(): RegisteredTasks;
   /** A line of figures for the daemon's progress log. */
   describe(): Record<string, unknown>;
 }

@@ -13,6 +13,7 @@ import { TaskTimeoutError } from '../runtime/context.js';
 import type { Execution, Executor, Job } from './executor.js';
 import type { Logger } from './logger.js';
 import { TaskRun } from './run-task.js';
+import { registeredInThisProcess, type RegisteredTasks } from './task-names.js';
 
 export class InProcessExecutor implements Executor {
   private running = 0;
@@ -25,6 +26,11 @@ export class InProcessExecutor implements Executor {
   ) {}
 
   async start(): Promise<void> {}
+
+  registered(): RegisteredTasks {
+    // The CLI imported the task modules into this process before the daemon started.
+    return registeredInThisProcess();
+  }
 
   accepting(): boolean {
     return true;

@@ -47,6 +47,7 @@ import { TaskQueue, type PendingDir } from './task-queue.js';
 import { pollSettingsFor } from './poll.js';
 import { directoryStamp, ListingGate, type PollSettings } from './poll-policy.js';
 import { watchDirectory, type DirectoryWatch } from './watch.js';
+import { UnmatchedNames, type RegisteredTasks } from './task-names.js';
 
 /**
  * Above this many files in incoming/, the watcher waits: on activity chokidar
@@ -199,6 +200,10 @@ export class SpoolService {
   /** A scan is under way (it schedules the next one when it ends), or when the scheduled one fires. */
   private scanning = false;
   private scanDueAt = Infinity;
+  /** Warns about task names nothing registered (set before start()). */
+  private unmatched: UnmatchedNames | undefined;
+  /** Whether the first pause of the watcher (pauseWatching()) was logged: later ones go to debug. */
+  private crowdedSaid = false;
   /** Whether moveFutureOutOfIncoming() is under way. */
   private moving = false;
   private stopping = false;
@@ -224,6 +229,11 @@ export class SpoolService {
     this.log = options.log.child({ spool: this.layout.root });
     this.stuck = new StuckMoves(this.log);
     this.queue = new TaskQueue(() => slots.wake(), () => this.clock.now());
+  }
+
+  /** Before start(): what the task modules registered, to warn about tasks none of it runs. */
+  expectTaskNames(registered: RegisteredTasks): void {
+    this.unmatched = new UnmatchedNames(registered, this.log);
   }
 
   get ownerId(): string | undefined {
@@ -814,8 +824,11 @@ export class SpoolService {
       this.stats.rescheduled++;
       this.tally.rescheduled(task);
       this.queue.add(next!, 'pending', this.clock.now());
+      // One line per retry: the stack goes to the dead letter's record (and here only at debug),
+      // or a run where a tenth of the tasks fail once writes thousands of stacks.
       const level = outcome.error === undefined ? 'info' : 'warn';
-      this.log[level]('task rescheduled', { ...fields, inMs: delay, retriesLeft: retry.limit - failures, error: error.message, ...(level === 'warn' && { stack: error.stack }) });
+      const stack = outcome.error !== undefined && this.log.enabled('debug') ? error.stack : undefined;
+      this.log[level]('task rescheduled', { ...fields, inMs: delay, nextTry: new Date(due).toISOString(), retriesLeft: retry.limit - failures, error: error.message, stack });
     };
     const move = () => (next = retryLater(h.path, this.layout, due)) !== undefined;
     this.moveClaimed(h, 'move a task to pending/ for its retry', fields, move, rescheduled);
@@ -921,6 +934,8 @@ export class SpoolService {
       now,
     );
     for (const [n, dir] of rejected) this.considerBadName(this.layout[dir] + sep + n, n, dir, undefined);
+    this.unmatched?.checkAll(this.queue.inDir('pending'));
+    this.unmatched?.checkAll(this.queue.inDir('incoming'));
     return incoming.length;
   }
 
@@ -981,10 +996,16 @@ export class SpoolService {
     if (watcher === undefined) return;
     this.watcher = undefined;
     watcher.close().catch((err: unknown) => this.log.error('cannot close the watcher', { err }));
-    this.log.info('incoming/ is crowded; watching paused, scanning it instead until it is small again', {
-      queued: this.queue.incomingCount,
-      threshold: WATCH_MAX_BACKLOG,
-    });
+    // Normal operation under load, and it may come and go many times a minute: said once, at info.
+    const fields = { queued: this.queue.incomingCount, threshold: WATCH_MAX_BACKLOG };
+    if (this.crowdedSaid) this.log.debug('incoming/ is crowded again; watching paused', fields);
+    else {
+      this.crowdedSaid = true;
+      this.log.info('incoming/ is crowded; watching paused, scanning it instead until it is small again', {
+        ...fields,
+        reason: 'a watcher re-reads the whole folder on every burst of arrivals, which costs more than scanning it; this is said once, later pauses are logged at debug',
+      });
+    }
     clearTimeout(this.scanTimer);
     this.scheduleScan();
     this.moveFutureOutOfIncoming();
@@ -1003,6 +1024,7 @@ export class SpoolService {
       this.considerBadName(join(this.layout.incoming, fileName), fileName, 'incoming', undefined);
       return;
     }
+    this.unmatched?.check(fileName);
     // Not due for a while and incoming/ is watched: move it out of the watched directory now.
     // While incoming/ is too large to watch, moveFutureOutOfIncoming() does this in the background.
     if (due > now + this.options.scanInterval && this.watcher !== undefined) {
@@ -1169,8 +1191,10 @@ export class SpoolService {
     if (this.stopping) return;
     const incoming = this.scanIncoming();
     if (this.watcher !== undefined || this.stopping) return;
-    if (incoming <= WATCH_MAX_BACKLOG) await this.startWatching();
-    else this.moveFutureOutOfIncoming();
+    if (incoming <= WATCH_MAX_BACKLOG) {
+      await this.startWatching();
+      this.log.debug('incoming/ is small again; watching it', { queued: incoming });
+    } else this.moveFutureOutOfIncoming();
   }
 
   /** The periodic reconciliation scan. */
@@ -1224,7 +1248,10 @@ export class SpoolService {
     const spoolNow = this.clock.now();
     let added = 0;
     for (const n of readNames(this.layout.pending)) {
-      if (n.charCodeAt(0) !== 46 && this.queue.add(n, 'pending', spoolNow)) added++;
+      if (n.charCodeAt(0) !== 46 && this.queue.add(n, 'pending', spoolNow)) {
+        added++;
+        this.unmatched?.check(n);
+      }
     }
     const cost = Date.now() - started;
     this.nextPendingScan = Date.now() + Math.max(this.options.scanInterval, 50 * cost);
@@ -1274,6 +1301,7 @@ export class SpoolService {
       this.log.warn('reclaimed tasks of a daemon that died; their attempt is counted', { owner: id, tasks: reclaimed.length });
       const now = this.clock.now();
       for (const n of reclaimed) this.queue.add(n, 'incoming', now);
+      this.unmatched?.checkAll(reclaimed);
       this.slots.wake();
     }
   }

@@ -24,6 +24,7 @@ import { finish } from './claim.js';
 import { createLogger, type Logger } from './logger.js';
 import { TaskRun } from './run-task.js';
 import { importTaskModule, TaskModuleError } from './task-modules.js';
+import { registeredInThisProcess } from './task-names.js';
 import { outcomeToWire, type FromWorker, type ToWorker, type WireFile, type WireJob, type WireOutcome } from './worker-protocol.js';
 
 const RSS_EVERY_MS = 100;
@@ -89,7 +90,7 @@ async function init(message: Extract<ToWorker, { t: 'init' }>): Promise<void> {
     send(err instanceof TaskModuleError ? { t: 'import-failed', message: err.message, stack: err.detail } : { t: 'import-failed', message: String(err) });
     process.exit(1);
   }
-  send({ t: 'ready' });
+  send({ t: 'ready', registered: registeredInThisProcess() });
   // While idle, report memory now and then so --max-memory also sees a worker that grew and went quiet.
   setInterval(() => {
     const rss = process.memoryUsage.rss();

@@ -34,6 +34,7 @@ import { fileURLToPath } from 'node:url';
 import { TaskTimeoutError } from '../runtime/context.js';
 import { WorkerCrashedError, type Execution, type Executor, type Job } from './executor.js';
 import type { LogFormat, LogLevel, Logger } from './logger.js';
+import type { RegisteredTasks } from './task-names.js';
 import { executionFromWire, WORKER_ENV, type FromWorker, type ToWorker, type WireJob } from './worker-protocol.js';
 
 const WORKER_MAIN = fileURLToPath(new URL('./worker-main.js', import.meta.url));
@@ -150,6 +151,7 @@ export class WorkerPool implements Executor {
   private replacements = 0;
   /** Worker processes replaced since start, by why (the metrics read it at scrape time). */
   readonly restarts: Record<WorkerRestartReason, number> = { crashed: 0, killed: 0, 'max-tasks': 0, 'max-memory': 0 };
+  private registeredTasks: RegisteredTasks | undefined;
   /** Tasks each worker process (by pid) reported finished, for the progress and final log lines. */
   private readonly finishedBy = new Map<number, number>();
 
@@ -167,6 +169,10 @@ export class WorkerPool implements Executor {
     }
     this.started = true;
     this.log.info('worker processes ready', { processes: first.length, pids: first.map((w) => w.pid) });
+  }
+
+  registered(): RegisteredTasks {
+    return this.registeredTasks ?? { tasks: [], types: [] };
   }
 
   accepting(): boolean {
@@ -313,6 +319,8 @@ export class WorkerPool implements Executor {
       case 'ready':
         if (w.state !== 'starting') return;
         w.state = 'ready';
+        // Every worker imports the same modules: the first to be ready speaks for all.
+        this.registeredTasks ??= m.registered;
         w.markReady();
         this.drainWaiting();
         this.options.wake();

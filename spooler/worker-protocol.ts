@@ -10,7 +10,7 @@
  *                      abort    a task's timeout expired: fire its AbortSignal
  *                      revoke   the daemon lost its claim on a task: fire its AbortSignal (a ClaimLostError)
  *                      retire   no more tasks will come (the worker is idle): exit
- *   worker -> daemon   ready | import-failed
+ *   worker -> daemon   ready (with the task names and types the modules registered) | import-failed
  *                      done     outcomes by sequence number, and sometimes the worker's RSS. A processed
  *                               or skipped outcome says what the worker did with the claimed file
  *                               (it removes or archives it itself before it reports; see executor.ts)
@@ -19,6 +19,7 @@
 import type { TaskOutcome } from '../runtime/results.js';
 import type { Execution } from './executor.js';
 import type { LogFormat, LogLevel } from './logger.js';
+import type { RegisteredTasks } from './task-names.js';
 
 export interface WireJob {
   n: number;
@@ -49,7 +50,7 @@ export type ToWorker =
   | { t: 'retire' };
 
 export type FromWorker =
-  | { t: 'ready' }
+  | { t: 'ready'; registered: RegisteredTasks }
   | { t: 'import-failed'; message: string; stack?: string | undefined }
   | { t: 'done'; results: Array<[n: number, outcome: WireOutcome]>; rss?: number }
   | { t: 'rss'; rss: number };

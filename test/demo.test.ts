@@ -73,8 +73,9 @@ describe('npm run demo (scripts/build-if-stale.mjs)', () => {
     // A source newer than its output: one build, announced, after which the output is newer.
     const source = join(clone, 'examples/demo.ts');
     const output = join(clone, 'dist/examples/demo.js');
-    const anHourAgo = new Date(Date.now() - 3_600_000);
-    utimesSync(output, anHourAgo, anHourAgo);
+    // Older than the source, whenever the checkout was made.
+    const beforeSource = new Date(statSync(source).mtimeMs - 3_600_000);
+    utimesSync(output, beforeSource, beforeSource);
     const built = buildIfStale();
     expect(built.status, built.stderr).toBe(0);
     expect(built.stderr).toContain('building… (examples/demo.ts changed since the last build)');
