@@ -54,7 +54,12 @@ export function retryCommand(): Command {
     });
 }
 
-function revive(layout: SpoolLayout, entry: SpoolEntry): boolean {
+/**
+ * Moves one dead letter back into incoming/, due now with attempts reset;
+ * false if it was gone (retried or removed meanwhile). Also the dashboard's
+ * retry button (cli/dashboard/server.ts).
+ */
+export function revive(layout: SpoolLayout, entry: SpoolEntry): boolean {
   const next = renameTask(entry.task!, { due: Date.now(), attempts: 0 });
   try {
     renameSync(entry.path, join(layout.incoming, next));

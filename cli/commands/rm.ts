@@ -37,7 +37,12 @@ export function rmCommand(): Command {
     });
 }
 
-function revoke(layout: SpoolLayout, ref: string): string {
+/**
+ * Takes the task `ref` names out of the spool (see above); returns its id.
+ * Throws CliError when it is running, archived, unknown or ambiguous. Also the
+ * dashboard's remove button (cli/dashboard/server.ts).
+ */
+export function revoke(layout: SpoolLayout, ref: string): string {
   // tmp/ may not exist yet in a spool a foreign producer started (SPOOL-FORMAT.md, "Layout").
   mkdirSync(layout.tmp, { recursive: true });
   // Two tries: a daemon may move a task from incoming/ to pending/ between our listing and our rename.
