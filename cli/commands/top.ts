@@ -78,8 +78,9 @@ async function watch(monitors: SpoolMonitor[], interval: number): Promise<void> 
     if (restored) return;
     const now = Date.now();
     const lines = renderFrame(monitors.map((m) => m.snapshot(now)), now, true);
-    const rows = out.rows ?? 24;
-    const columns = out.columns ?? 80;
+    // A terminal that tells no size (a pty nobody sized) says 0.
+    const rows = out.rows > 0 ? out.rows : 24;
+    const columns = out.columns > 0 ? out.columns : 80;
     const shown = lines.slice(0, rows).map((l) => fit(l, columns) + CLEAR_LINE_END);
     out.write(HOME + shown.join('\r\n') + CLEAR_BELOW);
   };
