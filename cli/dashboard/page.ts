@@ -150,14 +150,14 @@ function renderDaemons(v, daemons, now) {
     el('tr', { class: d.stale ? 'stale' : '' },
       el('td', { class: 'mono', text: d.owner }), el('td', { text: d.host }), el('td', { text: String(d.pid) }),
       el('td', { text: String(d.concurrency) }), el('td', { text: String(d.totals.processed) }), el('td', { text: String(d.totals.dead) }),
-      el('td', { text: ago(now - d.startedAt) }), el('td', { text: d.stale ? 'stale (' + ago(now - d.updatedAt) + ' silent)' : 'serving' })))),
+      el('td', { text: ago(now - d.startedAt) }), el('td', { text: d.stale ? 'stale (' + ago(now - d.updatedAt) + ' silent)' : 'serving' }))),
     'no daemon status files (state/daemon-*.json)'));
 }
 
 function renderRunning(v, running, now) {
   v.running.replaceChildren(table(['id', 'task', 'attempt', 'on', 'running for'], running.map((r) =>
     el('tr', {}, el('td', { class: 'mono', text: r.id }), el('td', { text: r.name }), el('td', { text: String(r.attempt) }),
-      el('td', { text: r.host + ' ' + r.owner }), el('td', { text: ago(now - r.startedAt) })))),
+      el('td', { text: r.host + ' ' + r.owner }), el('td', { text: ago(now - r.startedAt) }))),
     'nothing running (as the daemons report it)'));
 }
 

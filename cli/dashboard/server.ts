@@ -72,6 +72,7 @@ export async function startDashboard(options: DashboardOptions): Promise<Running
       if (url.pathname === '/') return sendPage(res, page);
       if (url.pathname === '/api/summary') return send(res, 200, summary());
       if (url.pathname === '/api/tasks') return tasks(url, res);
+      if (url.pathname === '/favicon.ico') return void res.writeHead(204, COMMON_HEADERS).end();
       return send(res, 404, { error: 'no such page' });
     }
     if (req.method === 'POST' && (url.pathname === '/api/retry' || url.pathname === '/api/remove')) {
