@@ -14,6 +14,7 @@ import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { ROOT, spool, tempDir } from './helpers/cli.js';
 import { startDashboardProcess, type DashboardProcess } from './helpers/dashboard.js';
+import { statusFile } from './helpers/status-files.js';
 import { killLeftoverDaemons, readRecords, startServing, waitFor } from './helpers/daemon.js';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -141,7 +142,16 @@ describe('spool dashboard in chromium', () => {
     const id = add(['--retries', '0', 'fails_until_marker', '"ro"', JSON.stringify(marker)]);
     await waitFor(() => readdirSync(join(root, 'dead')).some((f) => f.includes(id)) || undefined, { what: 'the dead letter' });
 
-    const readOnly = await startDashboardProcess(['--dir', root]);
+    // A second spool, with no daemon but a daemon status file written by hand to the schema: its running task is shown, as text.
+    const other = join(dir, 'other');
+    for (const d of ['incoming', 'active/owner-x', 'state']) mkdirSync(join(other, d), { recursive: true });
+    const now = Date.now();
+    writeFileSync(
+      join(other, 'state', 'daemon-owner-x.json'),
+      JSON.stringify(statusFile('owner-x', { host: 'box-2', startedAt: now - 5000, updatedAt: now + 60_000, running: [{ id: 'running-id-1', name: HOSTILE_KEY, attempt: 1, startedAt: now - 1000 }] })),
+    );
+
+    const readOnly = await startDashboardProcess(['--dir', root, '--dir', other]);
     dashboards.push(readOnly);
     expect(readOnly.output()).toContain('read-only');
     const page = await browser.newPage();
@@ -151,6 +161,13 @@ describe('spool dashboard in chromium', () => {
     await row.waitFor({ timeout: 20_000 });
     await waitForText(page, '#mode', 'read-only (start with --token to retry and remove)');
     expect(await page.locator('button.retry, button.remove').count()).toBe(0);
+    const running = page.locator('section.spool[data-index="1"] .running tbody tr');
+    await running.waitFor({ timeout: 20_000 });
+    const cells = await running.locator('td').allTextContents();
+    expect(cells.slice(0, 4)).toEqual(['running-id-1', HOSTILE_KEY, '1', 'box-2 owner-x']);
+    expect(cells[4]).toMatch(/^\d+s$/);
+    expect(await page.locator('section.spool[data-index="1"] .daemons tbody td').first().textContent()).toBe('owner-x');
+    expect(await page.locator('#injected').count()).toBe(0);
     await page.close();
 
     const refused = await post(readOnly.url, '/api/retry', { spool: 0, id }, TOKEN);

@@ -24,12 +24,12 @@ h3 { font-size: 13px; margin: 14px 0 6px; color: var(--muted); text-transform: u
 .count { min-width: 92px; padding: 8px 10px; border: 1px solid var(--line); border-radius: 6px; }
 .count .n { display: block; font-size: 22px; font-variant-numeric: tabular-nums; }
 .count .label { color: var(--muted); }
-.count[data-state=dead] .n, .count[data-state=quarantined] .n, .count[data-state=invalid] .n { color: var(--bad); }
-svg.chart { width: 100%; height: 120px; display: block; }
+.count.bad .n { color: var(--bad); }
+svg.chart { width: 100%; height: 100px; display: block; }
 svg.chart .line { fill: none; stroke: var(--accent); stroke-width: 1.5; }
 svg.chart .area { fill: var(--accent); fill-opacity: .12; stroke: none; }
 svg.chart .axis { stroke: var(--line); }
-svg.chart text { fill: var(--muted); font-size: 11px; }
+.axis-labels { display: flex; justify-content: space-between; color: var(--muted); font-size: 12px; }
 table { border-collapse: collapse; width: 100%; }
 th, td { text-align: left; padding: 4px 8px; border-bottom: 1px solid var(--line); vertical-align: top; }
 th { color: var(--muted); font-weight: 600; }
@@ -97,15 +97,16 @@ function viewFor(spool) {
   const counts = el('div', { class: 'counts' });
   const chart = el('svg:svg', { class: 'chart', viewBox: '0 0 600 120', preserveAspectRatio: 'none', role: 'img', 'aria-label': 'throughput' });
   const rate = el('div', { class: 'rate' });
+  const axis = el('div', { class: 'axis-labels' });
   const daemons = el('div', { class: 'daemons' });
   const running = el('div', { class: 'running' });
   const tabs = el('div', { class: 'tabs' });
   const list = el('div', { class: 'list' });
   const pager = el('div', { class: 'pager' });
-  section.append(el('h2', { text: spool.dir }), counts, el('h3', { text: 'Throughput (tasks/s)' }), chart, rate,
+  section.append(el('h2', { text: spool.dir }), counts, el('h3', { text: 'Throughput (tasks/s)' }), chart, axis, rate,
     el('h3', { text: 'Daemons' }), daemons, el('h3', { text: 'Running' }), running, el('h3', { text: 'Tasks' }), tabs, list, pager);
   document.getElementById('spools').append(section);
-  v = { index: spool.index, state: 'dead', cursor: null, previous: [], counts, chart, rate, daemons, running, tabs, list, pager };
+  v = { index: spool.index, state: 'dead', cursor: null, previous: [], counts, chart, axis, rate, daemons, running, tabs, list, pager };
   for (const s of STATES) {
     tabs.append(el('button', { type: 'button', 'data-state': s, 'aria-pressed': String(s === v.state), text: s,
       onclick: () => { v.state = s; v.cursor = null; v.previous = []; for (const b of tabs.children) b.setAttribute('aria-pressed', String(b.dataset.state === s)); loadTasks(v); } }));
@@ -117,25 +118,26 @@ function viewFor(spool) {
 
 function renderCounts(v, counts) {
   v.counts.replaceChildren(...STATES.map((s) =>
-    el('div', { class: 'count', 'data-state': s }, el('span', { class: 'n', text: String(counts[s]) }), el('span', { class: 'label', text: s }))));
+    el('div', { class: counts[s] > 0 && (s === 'dead' || s === 'quarantined' || s === 'invalid') ? 'count bad' : 'count', 'data-state': s }, el('span', { class: 'n', text: String(counts[s]) }), el('span', { class: 'label', text: s }))));
 }
 
 function renderChart(v, history, rate) {
-  const W = 600, H = 120, top = 14, bottom = 16;
+  const W = 600, H = 120, top = 6, bottom = 2;
   const points = history.slice(-300);
   const max = Math.max(1, ...points.map((p) => p.rate));
-  const parts = [el('svg:line', { class: 'axis', x1: '0', y1: String(H - bottom), x2: String(W), y2: String(H - bottom) }),
-    el('svg:text', { x: '2', y: '11', text: 'max ' + rateText(max) + '/s' })];
+  const parts = [el('svg:line', { class: 'axis', x1: '0', y1: String(H - bottom), x2: String(W), y2: String(H - bottom) })];
+  let span = 0;
   if (points.length > 1) {
-    const t0 = points[0].at, span = Math.max(1, points[points.length - 1].at - t0);
+    const t0 = points[0].at;
+    span = Math.max(1, points[points.length - 1].at - t0);
     const xy = points.map((p) => [((p.at - t0) / span) * W, H - bottom - (p.rate / max) * (H - bottom - top)]);
     const line = xy.map(([x, y]) => x.toFixed(1) + ',' + y.toFixed(1)).join(' ');
     parts.push(el('svg:polygon', { class: 'area', points: '0,' + (H - bottom) + ' ' + line + ' ' + W + ',' + (H - bottom) }));
     parts.push(el('svg:polyline', { class: 'line', points: line }));
-    parts.push(el('svg:text', { x: '2', y: String(H - 3), text: ago(span) + ' ago' }));
-    parts.push(el('svg:text', { x: String(W - 30), y: String(H - 3), text: 'now' }));
   }
   v.chart.replaceChildren(...parts);
+  // Labels are HTML beside the chart: the SVG stretches to the width, text in it would too.
+  v.axis.replaceChildren(el('span', { text: 'peak ' + rateText(max) + '/s' }), el('span', { text: points.length > 1 ? ago(span) + ' ago … now' : '' }));
   v.rate.textContent = rate === null ? 'measuring…'
     : rateText(rate.rate) + ' tasks/s ' + (rate.source === 'daemons' ? "(the daemons' counters)" : '(estimated from counts: no daemon status files)');
 }
