@@ -4,7 +4,7 @@
  * the documented schema), counts and pages from task names, and throughput
  * between samples.
  */
-import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { hostAllowed } from '../cli/dashboard/server.js';
@@ -118,6 +118,23 @@ describe('counts and pages from names', () => {
     writeFileSync(join(layout.pending, taskName('t', NOW - 1)), '');
     expect(scanner.scan(NOW + 999).counts.due).toBe(0);
     expect(scanner.scan(NOW + 1000).counts.due).toBe(1);
+  });
+
+  it('reads a folder again only when its mtime changed (or is too recent to trust)', () => {
+    const scanner = new SpoolScanner(layout);
+    const old = new Date(Date.now() - 3_600_000);
+    utimesSync(layout.pending, old, old);
+    expect(scanner.scan(NOW).counts.due).toBe(0);
+    // A name added behind the folder's back (its mtime put back as it was): the earlier read is reused.
+    writeFileSync(join(layout.pending, taskName('t', NOW - 1)), '');
+    utimesSync(layout.pending, old, old);
+    expect(scanner.scan(NOW + 5000).counts.due).toBe(0);
+    // Any real change moves the mtime: read again.
+    writeFileSync(join(layout.pending, taskName('t', NOW - 1)), '');
+    expect(scanner.scan(NOW + 10_000).counts.due).toBe(2);
+    // A folder changed within the last second is read every time, however its mtime looks.
+    writeFileSync(join(layout.pending, taskName('t', NOW - 1)), '');
+    expect(scanner.scan(NOW + 15_000).counts.due).toBe(3);
   });
 
   it('does not follow a task folder that is a link', () => {

@@ -104,7 +104,7 @@ export async function startDashboard(options: DashboardOptions): Promise<Running
     const limit = Math.min(Math.max(Number(url.searchParams.get('limit') ?? '50') || 50, 1), PAGE_LIMIT_MAX);
     const cursor = url.searchParams.get('cursor') ?? undefined;
     const page = monitor.scanner.page(state as ScanState, cursor, limit);
-    send(res, 200, { total: page.total, next: page.next, rows: page.rows.map((r) => taskRow(monitor.layout, r)) });
+    send(res, 200, { total: page.total, next: page.next, rows: page.rows.map((r) => taskRow(monitor.layout, r, state as ScanState)) });
   }
 
   function act(action: 'retry' | 'remove', body: unknown, res: ServerResponse): void {
@@ -168,13 +168,13 @@ export async function startDashboard(options: DashboardOptions): Promise<Running
 }
 
 /** A task as the page shows it; with the last error of a task that has failed (state/<id>.json). */
-function taskRow(layout: SpoolLayout, r: ScanRow): Record<string, unknown> {
-  const out: Record<string, unknown> = { key: rowKey(r), fileName: r.fileName, state: r.state };
+function taskRow(layout: SpoolLayout, r: ScanRow, state: ScanState): Record<string, unknown> {
+  const out: Record<string, unknown> = { key: rowKey(r), fileName: r.fileName, state };
   if (r.owner !== undefined) out.owner = r.owner;
   if (r.task !== undefined) {
     const { id, name, priority, due, attempts } = r.task;
     Object.assign(out, { id, name, priority, due, attempts });
-    if (r.state === 'dead' || attempts > 0) {
+    if (state === 'dead' || attempts > 0) {
       const error = lastError(layout, id);
       if (error !== undefined) out.error = error;
     }
