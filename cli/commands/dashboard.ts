@@ -40,7 +40,10 @@ export function dashboardCommand(): Command {
         const stop = (): void => {
           process.off('SIGINT', stop);
           process.off('SIGTERM', stop);
-          void dashboard.close().then(done);
+          void dashboard.close().then(() => {
+            process.stdout.write('spool dashboard: stopped\n');
+            done();
+          });
         };
         process.on('SIGINT', stop);
         process.on('SIGTERM', stop);

@@ -1,8 +1,8 @@
 /**
  * Reading the per-daemon status files, `state/daemon-<owner>.json`, that each
- * serving daemon rewrites about once a second (contract: SPOOL-FORMAT.md,
- * "Daemon status files"). Whoever can write state/ wrote them: every field is
- * checked for its type and anything malformed is left out, never trusted.
+ * serving daemon rewrites about once a second (the daemon's side documents
+ * the format in SPOOL-FORMAT.md). Whoever can write state/ wrote them: every
+ * field is checked for its type and anything malformed is left out.
  */
 import { join } from 'node:path';
 import type { SpoolLayout } from '../../spool/layout.js';
