@@ -9,15 +9,19 @@
  *   - first contentful paint (the browser's own paint timing);
  *   - the counts painted (the due count shows the number the spool holds);
  *   - the first page of dead letters painted (50 rows, with their errors).
- * Also timed from this process: GET /api/summary and GET /api/tasks (a page
- * of 50 dead letters, a page of 50 due tasks deep into the listing), each on
- * a cold scan cache; and `spool top --once` on the same spool.
+ * Also timed from this process: a scan of the spool as the server makes it,
+ * GET /api/summary and GET /api/tasks (a page of 50 dead letters, the second
+ * page of due tasks by cursor; the server's own sampler may have scanned
+ * already), and `spool top --once` on the same spool (a new process: it
+ * lists every folder).
  * Target (issue 14): first paint under 2 s, listing paged.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
+import { FolderReader, scanSpool } from '../cli/monitor/spool-scan.js';
+import { SpoolLayout } from '../spool/layout.js';
 import { prefill } from './ls-100k.js';
 import { SPOOL, sleep, tempDir } from './lib.js';
 import { cleanUpLater, printRows, progress, summarize, type Row } from './report.js';
@@ -67,6 +71,10 @@ export async function dashboard(options: { tasks?: number; runs?: number } = {})
     const tasksPage: number[] = [];
     const deepPage: number[] = [];
     const top: number[] = [];
+    const scans: number[] = [];
+    const layout = new SpoolLayout(spool);
+    const reader = new FolderReader();
+    scanSpool(layout, Date.now(), reader);
     // One untimed load: Chromium's own start-up and the page cache.
     // Each load after a change to pending/ (a file added and removed: its mtime moves), so the largest
     // folder is listed again, as on a spool being worked; 'idle' loads find every folder unchanged.
@@ -82,7 +90,10 @@ export async function dashboard(options: { tasks?: number; runs?: number } = {})
       const page = await context.newPage();
       const t0 = performance.now();
       await page.goto(url);
-      await page.locator('section.spool .count[data-state="due"] .n').filter({ hasText: new RegExp(`^${dueNow}$`) }).waitFor({ timeout: 30_000 });
+      // At least the tasks due at the start: scheduled ones fall due as the benchmark runs.
+      await page.locator('section.spool .count[data-state="due"] .n').filter({ hasText: /^\d{5,}$/ }).waitFor({ timeout: 30_000 });
+      const shown = Number(await page.locator('section.spool .count[data-state="due"] .n').textContent());
+      if (shown < dueNow) throw new Error(`the page shows ${shown} due tasks, expected at least ${dueNow}`);
       const tCounts = performance.now() - t0;
       await page.locator('section.spool .list tbody tr').nth(49).waitFor({ timeout: 30_000 });
       const tDead = performance.now() - t0;
@@ -96,7 +107,7 @@ export async function dashboard(options: { tasks?: number; runs?: number } = {})
       let t = performance.now();
       const s = (await (await fetch(new URL('/api/summary', url))).json()) as { spools: Array<{ counts: { due: number } }> };
       const tSummary = performance.now() - t;
-      if (s.spools[0]!.counts.due !== dueNow) throw new Error('wrong count');
+      if (s.spools[0]!.counts.due < dueNow) throw new Error('wrong count');
       await sleep(1100);
       if (busy) touchPending();
       t = performance.now();
@@ -114,7 +125,12 @@ export async function dashboard(options: { tasks?: number; runs?: number } = {})
       t = performance.now();
       const r = spawnSync(process.execPath, [SPOOL, 'top', '--once', '--dir', spool], { encoding: 'utf8' });
       const tTop = performance.now() - t;
-      if (r.status !== 0 || !r.stdout.includes(`due ${dueNow}`)) throw new Error(`spool top failed: ${r.stderr}`);
+      if (r.status !== 0 || Number(/ due (\d+)/.exec(r.stdout)?.[1]) < dueNow) throw new Error(`spool top failed: ${r.stderr}${r.stdout}`);
+      // The scan itself, as the server makes it (a reader kept between scans, as the server keeps one).
+      if (busy) touchPending();
+      t = performance.now();
+      scanSpool(layout, Date.now(), reader);
+      const tScan = performance.now() - t;
       if (run === 0) continue;
       fcp.push(paint);
       counts.push(tCounts);
@@ -123,15 +139,17 @@ export async function dashboard(options: { tasks?: number; runs?: number } = {})
       tasksPage.push(tTasks);
       deepPage.push(tDeep);
       top.push(tTop);
+      scans.push(tScan);
       progress(`dashboard (${mode}) run ${run}: paint ${paint.toFixed(0)} ms, counts ${tCounts.toFixed(0)} ms, dead page ${tDead.toFixed(0)} ms`);
     }
     const rows: Row[] = [
       { measure: 'first contentful paint', unit: 'ms', summary: summarize(fcp), target: { atMost: 2000 } },
       { measure: 'counts painted (goto → due count shown)', unit: 'ms', summary: summarize(counts), target: { atMost: 2000 } },
       { measure: 'first page of 50 dead letters painted', unit: 'ms', summary: summarize(deadPage), target: { atMost: 2000 } },
-      { measure: 'GET /api/summary, scan cache expired', unit: 'ms', summary: summarize(summary) },
-      { measure: 'GET /api/tasks dead, 50 with errors, scan cache expired', unit: 'ms', summary: summarize(tasksPage) },
-      { measure: 'GET /api/tasks due, page 2 by cursor, scan cache expired (sorts 58k)', unit: 'ms', summary: summarize(deepPage) },
+      { measure: 'a scan of the spool (what the server does at most once a second)', unit: 'ms', summary: summarize(scans) },
+      { measure: 'GET /api/summary', unit: 'ms', summary: summarize(summary) },
+      { measure: 'GET /api/tasks dead, 50 with errors', unit: 'ms', summary: summarize(tasksPage) },
+      { measure: 'GET /api/tasks due, page 2 by cursor (may sort 58k)', unit: 'ms', summary: summarize(deepPage) },
       { measure: '`spool top --once` (process start to exit)', unit: 'ms', summary: summarize(top) },
     ];
     printRows('dashboard', `spool dashboard on ${tasks} tasks (${dueNow} due, ${DEAD} dead), chromium, fresh context per load; ${mode}`, rows);
