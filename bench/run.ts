@@ -70,6 +70,10 @@ const BENCHMARKS: Record<string, { what: string; run: (o: CommonOptions) => Prom
     what: 'pickup latency of an idle spoolerd, and postponed tasks (targets p50 ≤ 5 ms, p99 ≤ 50 ms)',
     run: async () => (await import('./pickup.js')).pickup(),
   },
+  dashboard: {
+    what: '`spool dashboard` in chromium on 100,000 tasks: first paint, counts, a page of dead letters (target first paint ≤ 2 s); `spool top --once`',
+    run: async (o) => (await import('./dashboard.js')).dashboard(o),
+  },
   multihost: {
     what: 'hosts sharing a spool over sshfs (root, network namespaces): --poll pickup of a drop from another host; drain on 1 vs 3 hosts',
     run: async (o) => (await import('./multihost.js')).multihost(o),

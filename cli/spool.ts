@@ -24,6 +24,8 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   retry: async () => (await import('./commands/retry.js')).retryCommand(),
   stats: async () => (await import('./commands/stats.js')).statsCommand(),
   completion: async () => (await import('./commands/completion.js')).completionCommand(),
+  top: async () => (await import('./commands/top.js')).topCommand(),
+  dashboard: async () => (await import('./commands/dashboard.js')).dashboardCommand(),
 };
 // `spool <command> …` needs only that command (`spool ls` then loads nothing of `add`'s runtime);
 // anything else (no command, help, --version, a mistyped name, `completion`, which describes them) gets them all.
@@ -39,6 +41,8 @@ const DOING: Record<string, string> = {
   rm: 'remove the task',
   retry: 'move the dead letters back',
   stats: 'count the tasks',
+  top: 'watch the spool',
+  dashboard: 'serve the dashboard',
 };
 
 try {
@@ -75,6 +79,8 @@ function exitCodeFor(err: unknown): number {
 /** The command and spool that failed (the command line has been parsed by now). */
 function systemErrorContext(): { spool?: string; doing?: string; command?: string } {
   if (named === undefined || !Object.hasOwn(DOING, named)) return {};
-  const dir = program.commands.find((c) => c.name() === named)?.opts<{ dir?: string }>().dir ?? process.env.SPOOL_DIR;
+  // `top` and `dashboard` take --dir more than once: the first names the spool.
+  const given = program.commands.find((c) => c.name() === named)?.opts<{ dir?: string | string[] }>().dir;
+  const dir = (Array.isArray(given) ? given[0] : given) ?? process.env.SPOOL_DIR;
   return { ...(dir ? { spool: resolve(dir) } : {}), doing: DOING[named]!, command: `spool ${named}` };
 }

@@ -12,6 +12,7 @@
  *   <!-- readme-test: run expect="text" -->   ... and print text
  *   <!-- readme-test: run await="text" -->    ... and then the running command started last prints text
  *   <!-- readme-test: start until="text" -->  a command that runs until stopped: start it, wait until it prints text
+ *   <!-- readme-test: start until="text" stopped="text2" -->  ... and after Ctrl-C it prints text2 (default: spoolerd's "stopped" log line)
  *   <!-- readme-test: stop -->                (on its own) Ctrl-C to every started command; each must exit 0
  *   <!-- readme-test: skip reason="why" -->   not runnable here, and why
  */
@@ -25,7 +26,7 @@ import { waitFor } from './helpers/daemon.js';
 
 type Step =
   | { kind: 'run'; line: number; script: string; expect?: string; await?: string }
-  | { kind: 'start'; line: number; script: string; until: string }
+  | { kind: 'start'; line: number; script: string; until: string; stopped?: string }
   | { kind: 'skip'; line: number; script: string; reason: string }
   | { kind: 'stop'; line: number };
 
@@ -60,7 +61,7 @@ export function readmeSteps(text: string): Step[] {
       } else if (m.kind === 'run') {
         steps.push({ kind: 'run', line: start, script, ...(m.attrs.expect !== undefined && { expect: m.attrs.expect }), ...(m.attrs.await !== undefined && { await: m.attrs.await }) });
       } else if (m.kind === 'start' && m.attrs.until) {
-        steps.push({ kind: 'start', line: start, script, until: m.attrs.until });
+        steps.push({ kind: 'start', line: start, script, until: m.attrs.until, ...(m.attrs.stopped !== undefined && { stopped: m.attrs.stopped }) });
       } else if (m.kind === 'skip' && m.attrs.reason) {
         steps.push({ kind: 'skip', line: start, script, reason: m.attrs.reason });
       } else {
@@ -158,7 +159,9 @@ describe('README.md', () => {
             // npm and npx exit 130 when they got the Ctrl-C, whatever the command they ran exited with: the "stopped" line says the daemon stopped cleanly.
             const npmRun = /^(npm run|npx) /.test((r.step as { script: string }).script);
             expect(r.exit, `${where(r.step)} after Ctrl-C:\n${r.output}`).toEqual({ code: npmRun && r.exit?.code === 130 ? 130 : 0, signal: null });
-            expect(r.output, where(r.step)).toMatch(/"msg":"stopped"/);
+            const stopped = (r.step as { stopped?: string }).stopped;
+            if (stopped !== undefined) expect(r.output, where(r.step)).toContain(stopped);
+            else expect(r.output, where(r.step)).toMatch(/"msg":"stopped"/);
           }
           continue;
         }
