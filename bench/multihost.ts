@@ -15,14 +15,22 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { Spooler } from '../runtime/index.js';
 import { encodeTask } from '../spool/task-file.js';
 import { writeTaskSync } from '../spool/write.js';
 import { COHERENT_MOUNT_OPTIONS, HostRig, hostRigImpossible, type RigHost } from './host-rig.js';
-import { NOOP_TASKS, SPOOLERD, percentile, preciseNow, printTable, sleep } from './lib.js';
+import { NOOP_TASKS, SPOOLERD, median, percentile, preciseNow, printTable, sleep, verdict } from './lib.js';
 
-function startOn(host: RigHost, spool: string, env: Record<string, string>, args: string[]): { child: ChildProcess; serving: Promise<void> } {
+interface Started {
+  child: ChildProcess;
+  serving: Promise<void>;
+  /** Everything it wrote to stderr so far (JSON log lines). */
+  log: () => string;
+}
+
+function startOn(host: RigHost, spool: string, env: Record<string, string>, args: string[]): Started {
   const child = spawn(host.wrap[0]!, [...host.wrap.slice(1), process.execPath, SPOOLERD, '--dir', spool, '--import', NOOP_TASKS, '--log-format', 'json', '--processes', '0', ...args], {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'ignore', 'pipe'],
@@ -35,7 +43,7 @@ function startOn(host: RigHost, spool: string, env: Record<string, string>, args
     });
     child.once('exit', (code) => fail(new Error(`spoolerd on ${host.name} exited (${code}) before serving:\n${text.slice(-2000)}`)));
   });
-  return { child, serving };
+  return { child, serving, log: () => text };
 }
 
 async function stop(child: ChildProcess): Promise<void> {
@@ -76,14 +84,29 @@ async function pickupRun(rig: HostRig, pollArgs: string[], drops: number, gapMs:
   }
 }
 
-async function drainRun(rig: HostRig, hosts: RigHost[], tasks: number): Promise<{ rate: number; wallMs: number; perHost: number[] }> {
+interface DrainResult {
+  /** Tasks per second from the first run to the last, all hosts together. */
+  rate: number;
+  wallMs: number;
+  perHost: number[];
+  /** SFTP requests (round trips) the hosts' sshfs sent from spawn until the last task ran, by type; empty unless the rig counts them. */
+  requests: Map<string, number>;
+  /** Claims that another daemon won (the daemons' `claimRaces` at their stop). */
+  racesLost: number;
+}
+
+async function drainRun(rig: HostRig, hosts: RigHost[], tasks: number, daemonArgs: string[] = []): Promise<DrainResult> {
   rmSync(rig.serverPath('spool'), { recursive: true, force: true });
   const spooler = Spooler.open(rig.serverPath('spool'));
   await spooler.enqueueMany(Array.from({ length: tasks }, () => ({ name: 'noop' })));
   const counts = join(rig.dir, 'drain-counts');
   rmSync(counts, { recursive: true, force: true });
+  const before = hosts.map((h) => new Map(h.requests));
   const started = Date.now();
-  const daemons = hosts.map((h) => startOn(h, join(h.mount, 'spool'), { BENCH_COUNTS: counts }, ['--poll', '--poll-interval', '250ms']));
+  const daemons = hosts.map((h) => startOn(h, join(h.mount, 'spool'), { BENCH_COUNTS: counts }, ['--poll', '--poll-interval', '250ms', ...daemonArgs]));
+  let racesLost = 0;
+  let result: Omit<DrainResult, 'racesLost'>;
+  const cpuBefore = cpuTimes();
   try {
     await Promise.all(daemons.map((d) => d.serving));
     const read = () =>
@@ -99,12 +122,77 @@ async function drainRun(rig: HostRig, hosts: RigHost[], tasks: number): Promise<
       rows = read();
     }
     const wallMs = Date.now() - started;
+    const cpuAfter = cpuTimes();
+    const cpuBusy = (cpuAfter[0] - cpuBefore[0]) / (cpuAfter[1] - cpuBefore[1]);
+    const requests = new Map<string, number>();
+    hosts.forEach((h, i) => {
+      for (const [type, n] of h.requests) requests.set(type, (requests.get(type) ?? 0) + n - (before[i]!.get(type) ?? 0));
+    });
     const first = Math.min(...rows.map((r) => r.first));
     const last = Math.max(...rows.map((r) => r.last));
     const perHost = daemons.map((d) => rows.find((r) => r.pid === d.child.pid)?.runs ?? 0);
-    return { rate: (tasks * 1000) / (last - first), wallMs, perHost };
+    result = { rate: (tasks * 1000) / (last - first), wallMs, perHost, requests, cpuBusy };
   } finally {
     await Promise.all(daemons.map((d) => stop(d.child)));
+    for (const d of daemons) {
+      const stopped = d.log().split('\n').find((l) => l.includes('"stopped"'));
+      if (stopped) racesLost += (JSON.parse(stopped) as { claimRaces?: number }).claimRaces ?? 0;
+    }
+  }
+  return { ...result, racesLost };
+}
+
+/** "12.3 (LSTAT 7.1, RENAME 1.0, …)": requests per task, the largest types first. */
+function perTask(requests: Map<string, number>, tasks: number): string {
+  const total = [...requests.values()].reduce((a, b) => a + b, 0);
+  const types = [...requests].filter(([, n]) => n > 0).sort((a, b) => b[1] - a[1]);
+  return `${(total / tasks).toFixed(1)} (${types.map(([t, n]) => `${t === 'EXTENDED' ? 'RENAME' : t} ${(n / tasks).toFixed(2)}`).join(', ')})`;
+}
+
+/**
+ * Drain throughput over one sshfs mount per host: the same prefilled spool
+ * drained by a daemon on 1 host, then by daemons on 3 hosts, alternately for
+ * `runs` pairs, with every SFTP request each host's sshfs sent counted (its
+ * round trips to the server) and the claim races lost. Issue 13's target: 3
+ * hosts ≥ 2.5× one host.
+ */
+export async function multihostDrain(options: { tasks?: number; runs?: number; concurrency?: number; ioThreads?: number } = {}): Promise<void> {
+  const impossible = hostRigImpossible();
+  if (impossible) {
+    console.log(`multihost-drain: skipped: ${impossible}`);
+    return;
+  }
+  const tasks = options.tasks ?? 2000;
+  const runs = options.runs ?? 2;
+  const daemonArgs = [
+    ...(options.concurrency !== undefined ? ['--concurrency', String(options.concurrency)] : []),
+    ...(options.ioThreads !== undefined ? ['--io-threads', String(options.ioThreads)] : []),
+  ];
+  const rig = await HostRig.create({ hosts: 3, countRequests: true });
+  const ratios: number[] = [];
+  try {
+    for (let r = 0; r < runs; r++) {
+      const one = await drainRun(rig, rig.hosts.slice(0, 1), tasks, daemonArgs);
+      const three = await drainRun(rig, rig.hosts, tasks, daemonArgs);
+      const ratio = three.rate / one.rate;
+      ratios.push(ratio);
+      printTable(`drain of ${tasks} prefilled no-op tasks, one sshfs mount per host (${COHERENT_MOUNT_OPTIONS.join(',')}), --poll-interval 250ms ${daemonArgs.join(' ')}, run ${r + 1} of ${runs}`, [
+        ['1 host: tasks/s (first run to last)', one.rate.toFixed(0), '', ''],
+        ['1 host: wall ms from spawn', String(one.wallMs), '', ''],
+        ['1 host: SFTP requests per task', perTask(one.requests, tasks), '', ''],
+        ['1 host: machine CPU busy', `${(100 * one.cpuBusy).toFixed(0)}% of ${availableParallelism()} CPUs`, '', ''],
+        ['3 hosts: tasks/s (first run to last)', three.rate.toFixed(0), '', ''],
+        ['3 hosts: wall ms from spawn', String(three.wallMs), '', ''],
+        ['3 hosts: tasks per host', three.perHost.join(' / '), '', ''],
+        ['3 hosts: SFTP requests per task', perTask(three.requests, tasks), '', ''],
+        ['3 hosts: claim races lost per task', (three.racesLost / tasks).toFixed(2), '', ''],
+        ['3 hosts: machine CPU busy', `${(100 * three.cpuBusy).toFixed(0)}% of ${availableParallelism()} CPUs`, '', ''],
+        ['3 hosts / 1 host', ratio.toFixed(2), '≥ 2.5', verdict(ratio >= 2.5)],
+      ]);
+    }
+    if (runs > 1) console.log(`\n3 hosts / 1 host over ${runs} runs: median ${median(ratios).toFixed(2)}, range ${Math.min(...ratios).toFixed(2)}–${Math.max(...ratios).toFixed(2)}`);
+  } finally {
+    await rig.close();
   }
 }
 

@@ -10,6 +10,7 @@
  *
  *   npm run bench -- drain --concurrency 8 --io-threads 1   the daemon's settings (drain)
  *   npm run bench -- multihost --tasks 2000   three hosts over sshfs (root; bench/host-rig.ts)
+ *   npm run bench -- multihost-drain --runs 3  1 vs 3 hosts draining over sshfs, with round trips per task
  *
  * Options: --runs N, --tasks N (each benchmark has its own defaults), --cold,
  * --topdir, --concurrency N, --io-threads N, --json, --list. Results: BENCHMARKS.md.
@@ -62,6 +63,10 @@ const BENCHMARKS: Record<string, { what: string; run: (o: CommonOptions) => Prom
   multihost: {
     what: 'hosts sharing a spool over sshfs (root, network namespaces): --poll pickup of a drop from another host; drain on 1 vs 3 hosts',
     run: async (o) => (await import('./multihost.js')).multihost(o),
+  },
+  'multihost-drain': {
+    what: 'drain over sshfs on 1 host vs 3 hosts (root): tasks/s, ratio (target ≥ 2.5×), SFTP round trips and lost claim races per task',
+    run: async (o) => (await import('./multihost.js')).multihostDrain(o),
   },
 };
 

@@ -81,6 +81,8 @@ export interface SpoolStats {
   quarantined: number;
   reclaimed: number;
   lost: number;
+  /** Claims another daemon won first (a lost race costs a round trip on a network filesystem). */
+  claimRaces: number;
 }
 
 /**
@@ -134,7 +136,7 @@ const CLAIM_RETRY_MAX_MS = 30_000;
 export class SpoolService {
   readonly layout: SpoolLayout;
   readonly queue: TaskQueue;
-  readonly stats: SpoolStats = { processed: 0, skipped: 0, rescheduled: 0, dead: 0, quarantined: 0, reclaimed: 0, lost: 0 };
+  readonly stats: SpoolStats = { processed: 0, skipped: 0, rescheduled: 0, dead: 0, quarantined: 0, reclaimed: 0, lost: 0, claimRaces: 0 };
   private owner: Owner | undefined;
   private watcher: FSWatcher | undefined;
   private scanTimer: NodeJS.Timeout | undefined;
@@ -454,6 +456,7 @@ export class SpoolService {
   private onClaimedOne(h: Held, reply: ClaimReply, i: number, bytes: Buffer, now: number): void {
     switch (reply.status[i]) {
       case ClaimStatus.Lost:
+        this.stats.claimRaces++;
         this.owned.delete(h.fileName);
         if (this.failedClaims.size > 0) this.failedClaims.delete(h.fileName);
         break;
