@@ -93,6 +93,16 @@ interface DrainResult {
   requests: Map<string, number>;
   /** Claims that another daemon won (the daemons' `claimRaces` at their stop). */
   racesLost: number;
+  /** How busy the machine's CPUs were from spawn until the last task ran (0–1, every process: daemons, sshfs, ssh, sshd). */
+  cpuBusy: number;
+}
+
+/** [busy, total] jiffies of all CPUs so far (/proc/stat). */
+function cpuTimes(): [number, number] {
+  const fields = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+  const total = fields.reduce((a, b) => a + b, 0);
+  const idle = fields[3]! + (fields[4] ?? 0); // idle + iowait
+  return [total - idle, total];
 }
 
 async function drainRun(rig: HostRig, hosts: RigHost[], tasks: number, daemonArgs: string[] = []): Promise<DrainResult> {
