@@ -21,7 +21,7 @@ import { Spooler } from '../runtime/index.js';
 import { encodeTask } from '../spool/task-file.js';
 import { writeTaskSync } from '../spool/write.js';
 import { COHERENT_MOUNT_OPTIONS, HostRig, hostRigImpossible, type RigHost } from './host-rig.js';
-import { NOOP_TASKS, SPOOLERD, median, percentile, preciseNow, printTable, sleep, verdict } from './lib.js';
+import { NOOP_TASKS, SPOOLERD, cpuMsOf, median, percentile, preciseNow, printTable, sleep, verdict } from './lib.js';
 
 interface Started {
   child: ChildProcess;
@@ -93,8 +93,47 @@ interface DrainResult {
   requests: Map<string, number>;
   /** Claims that another daemon won (the daemons' `claimRaces` at their stop). */
   racesLost: number;
-  /** How busy the machine's CPUs were from spawn until the last task ran (0–1, every process: daemons, sshfs, ssh, sshd). */
+  /** How busy the machine's CPUs were from spawn until the last task ran (0–1, every process, other work on the machine included). */
   cpuBusy: number;
+  /** CPU time (ms) of the daemons and the rig's sshfs, ssh and sshd processes over the same span. */
+  rigCpuMs: number;
+}
+
+/** CPU ms so far of `roots` and all their descendants (a process that exited meanwhile is not counted). */
+function treeCpuMs(roots: number[]): number {
+  const parent = new Map<number, number>();
+  for (const entry of readdirSync('/proc')) {
+    const pid = Number(entry);
+    if (!Number.isSafeInteger(pid)) continue;
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      parent.set(pid, Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]));
+    } catch {
+      // exited meanwhile
+    }
+  }
+  const inTree = (pid: number): boolean => {
+    for (let p: number | undefined = pid, depth = 0; p !== undefined && p > 1 && depth < 64; p = parent.get(p), depth++) if (roots.includes(p)) return true;
+    return false;
+  };
+  let ms = 0;
+  for (const pid of parent.keys()) {
+    if (!inTree(pid)) continue;
+    try {
+      ms += cpuMsOf(pid);
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return ms;
+}
+
+/** The rig's own processes: sshd and each host's sshfs (their ssh clients and sshd sessions are their descendants). */
+function rigPids(rig: HostRig): number[] {
+  return readdirSync(rig.dir)
+    .filter((f) => f === 'sshd.pid' || /^sshfs-.*\.pid$/.test(f))
+    .map((f) => Number(readFileSync(join(rig.dir, f), 'utf8').trim()))
+    .filter((pid) => pid > 0);
 }
 
 /** [busy, total] jiffies of all CPUs so far (/proc/stat). */
@@ -117,6 +156,7 @@ async function drainRun(rig: HostRig, hosts: RigHost[], tasks: number, daemonArg
   let racesLost = 0;
   let result: Omit<DrainResult, 'racesLost'>;
   const cpuBefore = cpuTimes();
+  const rigCpuBefore = treeCpuMs(rigPids(rig));
   try {
     await Promise.all(daemons.map((d) => d.serving));
     const read = () =>
@@ -133,6 +173,7 @@ async function drainRun(rig: HostRig, hosts: RigHost[], tasks: number, daemonArg
     }
     const wallMs = Date.now() - started;
     const cpuAfter = cpuTimes();
+    const rigCpuMs = treeCpuMs([...rigPids(rig), ...daemons.map((d) => d.child.pid!)]) - rigCpuBefore;
     const cpuBusy = (cpuAfter[0] - cpuBefore[0]) / (cpuAfter[1] - cpuBefore[1]);
     const requests = new Map<string, number>();
     hosts.forEach((h, i) => {
@@ -141,7 +182,7 @@ async function drainRun(rig: HostRig, hosts: RigHost[], tasks: number, daemonArg
     const first = Math.min(...rows.map((r) => r.first));
     const last = Math.max(...rows.map((r) => r.last));
     const perHost = daemons.map((d) => rows.find((r) => r.pid === d.child.pid)?.runs ?? 0);
-    result = { rate: (tasks * 1000) / (last - first), wallMs, perHost, requests, cpuBusy };
+    result = { rate: (tasks * 1000) / (last - first), wallMs, perHost, requests, cpuBusy, rigCpuMs };
   } finally {
     await Promise.all(daemons.map((d) => stop(d.child)));
     for (const d of daemons) {
@@ -191,12 +232,14 @@ export async function multihostDrain(options: { tasks?: number; runs?: number; c
         ['1 host: wall ms from spawn', String(one.wallMs), '', ''],
         ['1 host: SFTP requests per task', perTask(one.requests, tasks), '', ''],
         ['1 host: machine CPU busy', `${(100 * one.cpuBusy).toFixed(0)}% of ${availableParallelism()} CPUs`, '', ''],
+        ['1 host: CPU per task (daemon, sshfs, ssh, sshd)', `${((1000 * one.rigCpuMs) / tasks).toFixed(0)} µs`, '', ''],
         ['3 hosts: tasks/s (first run to last)', three.rate.toFixed(0), '', ''],
         ['3 hosts: wall ms from spawn', String(three.wallMs), '', ''],
         ['3 hosts: tasks per host', three.perHost.join(' / '), '', ''],
         ['3 hosts: SFTP requests per task', perTask(three.requests, tasks), '', ''],
         ['3 hosts: claim races lost per task', (three.racesLost / tasks).toFixed(2), '', ''],
         ['3 hosts: machine CPU busy', `${(100 * three.cpuBusy).toFixed(0)}% of ${availableParallelism()} CPUs`, '', ''],
+        ['3 hosts: CPU per task (daemons, sshfs, ssh, sshd)', `${((1000 * three.rigCpuMs) / tasks).toFixed(0)} µs`, '', ''],
         ['3 hosts / 1 host', ratio.toFixed(2), '≥ 2.5', verdict(ratio >= 2.5)],
       ]);
     }

@@ -22,7 +22,6 @@
  */
 import { lstatSync, readdirSync, statSync, unlinkSync } from 'node:fs';
 import { join, sep } from 'node:path';
-import type { FSWatcher } from 'chokidar';
 import { DEFAULT_RETRY, backoffDelay } from '../runtime/backoff.js';
 import { ClaimLostError } from '../runtime/context.js';
 import type { TaskOutcome } from '../runtime/results.js';
@@ -42,7 +41,7 @@ import { isOwnerAlive, Owner, removeOwnerLock } from './owner.js';
 import { quarantine, RECORD_STAGING_PREFIX } from './records.js';
 import { StuckMoves, type StuckMove } from './stuck-moves.js';
 import { TaskQueue, type PendingDir } from './task-queue.js';
-import { watchDirectory } from './watch.js';
+import { watchDirectory, type DirectoryWatch } from './watch.js';
 
 /**
  * Above this many files in incoming/, the watcher waits: on activity chokidar
@@ -138,7 +137,7 @@ export class SpoolService {
   readonly queue: TaskQueue;
   readonly stats: SpoolStats = { processed: 0, skipped: 0, rescheduled: 0, dead: 0, quarantined: 0, reclaimed: 0, lost: 0, claimRaces: 0 };
   private owner: Owner | undefined;
-  private watcher: FSWatcher | undefined;
+  private watcher: DirectoryWatch | undefined;
   private scanTimer: NodeJS.Timeout | undefined;
   /** Names this process moved out of incoming/: the watch event their departure causes is not an arrival. */
   private readonly departed = new Set<string>();
