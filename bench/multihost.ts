@@ -14,7 +14,7 @@
  * the last, summed over hosts.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { Spooler } from '../runtime/index.js';
@@ -95,19 +95,21 @@ interface DrainResult {
   racesLost: number;
   /** How busy the machine's CPUs were from spawn until the last task ran (0–1, every process, other work on the machine included). */
   cpuBusy: number;
-  /** CPU time (ms) of the daemons and the rig's sshfs, ssh and sshd processes over the same span. */
-  rigCpuMs: number;
+  /** CPU time (ms) of the daemons and the rig's sshfs, ssh and sshd processes over the same span, by program. */
+  rigCpuMs: Map<string, number>;
 }
 
-/** CPU ms so far of `roots` and all their descendants (a process that exited meanwhile is not counted). */
-function treeCpuMs(roots: number[]): number {
+/** CPU ms so far of `roots` and all their descendants, by program name (a process that exited meanwhile is not counted). */
+function treeCpuMs(roots: number[]): Map<string, number> {
   const parent = new Map<number, number>();
+  const program = new Map<number, string>();
   for (const entry of readdirSync('/proc')) {
     const pid = Number(entry);
     if (!Number.isSafeInteger(pid)) continue;
     try {
       const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
       parent.set(pid, Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]));
+      program.set(pid, stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')));
     } catch {
       // exited meanwhile
     }
@@ -116,17 +118,20 @@ function treeCpuMs(roots: number[]): number {
     for (let p: number | undefined = pid, depth = 0; p !== undefined && p > 1 && depth < 64; p = parent.get(p), depth++) if (roots.includes(p)) return true;
     return false;
   };
-  let ms = 0;
+  const ms = new Map<string, number>();
   for (const pid of parent.keys()) {
     if (!inTree(pid)) continue;
     try {
-      ms += cpuMsOf(pid);
+      const name = program.get(pid)!;
+      ms.set(name, (ms.get(name) ?? 0) + cpuMsOf(pid));
     } catch {
       // exited meanwhile
     }
   }
   return ms;
 }
+
+const sum = (m: Map<string, number>): number => [...m.values()].reduce((a, b) => a + b, 0);
 
 /** The rig's own processes: sshd and each host's sshfs (their ssh clients and sshd sessions are their descendants). */
 function rigPids(rig: HostRig): number[] {
@@ -173,7 +178,8 @@ async function drainRun(rig: HostRig, hosts: RigHost[], tasks: number, daemonArg
     }
     const wallMs = Date.now() - started;
     const cpuAfter = cpuTimes();
-    const rigCpuMs = treeCpuMs([...rigPids(rig), ...daemons.map((d) => d.child.pid!)]) - rigCpuBefore;
+    const rigCpuMs = treeCpuMs([...rigPids(rig), ...daemons.map((d) => d.child.pid!)]);
+    for (const [name, ms] of rigCpuBefore) rigCpuMs.set(name, (rigCpuMs.get(name) ?? 0) - ms);
     const cpuBusy = (cpuAfter[0] - cpuBefore[0]) / (cpuAfter[1] - cpuBefore[1]);
     const requests = new Map<string, number>();
     hosts.forEach((h, i) => {
@@ -185,7 +191,9 @@ async function drainRun(rig: HostRig, hosts: RigHost[], tasks: number, daemonArg
     result = { rate: (tasks * 1000) / (last - first), wallMs, perHost, requests, cpuBusy, rigCpuMs };
   } finally {
     await Promise.all(daemons.map((d) => stop(d.child)));
-    for (const d of daemons) {
+    for (const [i, d] of daemons.entries()) {
+      // BENCH_LOG_DIR=<dir>: keep each daemon's log there, to see where a drain's time went.
+      if (process.env.BENCH_LOG_DIR) writeFileSync(join(process.env.BENCH_LOG_DIR, `drain-${hosts.length}h-${hosts[i]!.name}-${started}.log`), d.log());
       const stopped = d.log().split('\n').find((l) => l.includes('"stopped"'));
       if (stopped) racesLost += (JSON.parse(stopped) as { claimRaces?: number }).claimRaces ?? 0;
     }
@@ -198,6 +206,13 @@ function perTask(requests: Map<string, number>, tasks: number): string {
   const total = [...requests.values()].reduce((a, b) => a + b, 0);
   const types = [...requests].filter(([, n]) => n > 0).sort((a, b) => b[1] - a[1]);
   return `${(total / tasks).toFixed(1)} (${types.map(([t, n]) => `${t === 'EXTENDED' ? 'RENAME' : t} ${(n / tasks).toFixed(2)}`).join(', ')})`;
+}
+
+/** "7480 µs (node 3100, sshd 2200, …)": CPU per task, the largest programs first. */
+function cpuPerTask(ms: Map<string, number>, tasks: number): string {
+  const us = (n: number) => ((1000 * n) / tasks).toFixed(0);
+  const parts = [...ms].filter(([, n]) => n > 0).sort((a, b) => b[1] - a[1]);
+  return `${us(sum(ms))} µs (${parts.map(([name, n]) => `${name} ${us(n)}`).join(', ')})`;
 }
 
 /**
@@ -232,14 +247,14 @@ export async function multihostDrain(options: { tasks?: number; runs?: number; c
         ['1 host: wall ms from spawn', String(one.wallMs), '', ''],
         ['1 host: SFTP requests per task', perTask(one.requests, tasks), '', ''],
         ['1 host: machine CPU busy', `${(100 * one.cpuBusy).toFixed(0)}% of ${availableParallelism()} CPUs`, '', ''],
-        ['1 host: CPU per task (daemon, sshfs, ssh, sshd)', `${((1000 * one.rigCpuMs) / tasks).toFixed(0)} µs`, '', ''],
+        ['1 host: CPU per task (daemon, sshfs, ssh, sshd)', cpuPerTask(one.rigCpuMs, tasks), '', ''],
         ['3 hosts: tasks/s (first run to last)', three.rate.toFixed(0), '', ''],
         ['3 hosts: wall ms from spawn', String(three.wallMs), '', ''],
         ['3 hosts: tasks per host', three.perHost.join(' / '), '', ''],
         ['3 hosts: SFTP requests per task', perTask(three.requests, tasks), '', ''],
         ['3 hosts: claim races lost per task', (three.racesLost / tasks).toFixed(2), '', ''],
         ['3 hosts: machine CPU busy', `${(100 * three.cpuBusy).toFixed(0)}% of ${availableParallelism()} CPUs`, '', ''],
-        ['3 hosts: CPU per task (daemons, sshfs, ssh, sshd)', `${((1000 * three.rigCpuMs) / tasks).toFixed(0)} µs`, '', ''],
+        ['3 hosts: CPU per task (daemons, sshfs, ssh, sshd)', cpuPerTask(three.rigCpuMs, tasks), '', ''],
         ['3 hosts / 1 host', ratio.toFixed(2), '≥ 2.5', verdict(ratio >= 2.5)],
       ]);
     }
