@@ -31,7 +31,9 @@ interface Started {
 }
 
 function startOn(host: RigHost, spool: string, env: Record<string, string>, args: string[]): Started {
-  const child = spawn(host.wrap[0]!, [...host.wrap.slice(1), process.execPath, SPOOLERD, '--dir', spool, '--import', NOOP_TASKS, '--log-format', 'json', '--processes', '0', ...args], {
+  // BENCH_DAEMON_NODE_ARGS="--cpu-prof --cpu-prof-dir=…": node options for the daemons (NODE_OPTIONS refuses --cpu-prof).
+  const nodeArgs = (process.env.BENCH_DAEMON_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  const child = spawn(host.wrap[0]!, [...host.wrap.slice(1), process.execPath, ...nodeArgs, SPOOLERD, '--dir', spool, '--import', NOOP_TASKS, '--log-format', 'json', '--processes', '0', ...args], {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
