@@ -22,6 +22,7 @@
  */
 import { lstatSync, readdirSync, statSync, unlinkSync } from 'node:fs';
 import { join, sep } from 'node:path';
+import type { FSWatcher } from 'chokidar';
 import { DEFAULT_RETRY, backoffDelay } from '../runtime/backoff.js';
 import { ClaimLostError } from '../runtime/context.js';
 import type { TaskOutcome } from '../runtime/results.js';
@@ -43,7 +44,7 @@ import { isOwnerAlive, Owner, removeOwnerLock } from './owner.js';
 import { quarantine, RECORD_STAGING_PREFIX } from './records.js';
 import { StuckMoves, type StuckMove } from './stuck-moves.js';
 import { TaskQueue, type PendingDir } from './task-queue.js';
-import { watchDirectory, type DirectoryWatch } from './watch.js';
+import { watchDirectory } from './watch.js';
 
 /**
  * Above this many files in incoming/, the watcher waits: on activity chokidar
@@ -148,7 +149,7 @@ export class SpoolService {
   readonly queue: TaskQueue;
   readonly stats: SpoolStats = { processed: 0, skipped: 0, rescheduled: 0, dead: 0, quarantined: 0, reclaimed: 0, lost: 0, claimRaces: 0 };
   private owner: Owner | undefined;
-  private watcher: DirectoryWatch | undefined;
+  private watcher: FSWatcher | undefined;
   private scanTimer: NodeJS.Timeout | undefined;
   /** Names this process moved out of incoming/: the watch event their departure causes is not an arrival. */
   private readonly departed = new Set<string>();
@@ -1093,6 +1094,9 @@ export class SpoolService {
    */
   private incomingMayHaveChanged(now: number): boolean {
     if (this.held.size > 0 || now - this.lastIncomingScan >= INCOMING_FULL_SCAN_MS) return true;
+    // A filesystem that keeps whole-second mtimes (sshfs) cannot tell a listing from a change made
+    // later in the same second: until the listing is a second past that mtime, it is not proof.
+    if (this.incomingMtime % 1000 === 0 && this.lastIncomingScan - this.incomingMtime < 2000) return true;
     try {
       return statSync(this.layout.incoming).mtimeMs !== this.incomingMtime;
     } catch {

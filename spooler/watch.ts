@@ -8,23 +8,9 @@
  *
  * Watchers miss events (inotify queue overflow is dropped silently), so the
  * daemon pairs this with periodic scans (daemon.ts).
- *
- * Polling (network filesystems) does not go through chokidar: on every change
- * of the directory's mtime chokidar re-reads the directory and lstats every
- * entry, ignored or not, to tell "something changed", which the daemon then
- * lists again itself. Over sshfs that was most of a drain's round trips to the
- * server (an lstat there is a request per path component): 2,000 queued tasks
- * cost ~30 requests per task on one host (BENCHMARKS.md, "multihost-drain").
- * fs.watchFile on the directory alone is one stat per interval.
  */
-import { watch } from 'chokidar';
-import { unwatchFile, watchFile, type Stats } from 'node:fs';
+import { watch, type FSWatcher } from 'chokidar';
 import { basename } from 'node:path';
-
-/** A watch in place; close() ends it. */
-export interface DirectoryWatch {
-  close(): Promise<void>;
-}
 
 export interface WatchOptions {
   poll: boolean;
@@ -35,8 +21,7 @@ export interface WatchOptions {
  * Calls `onFile(name)` for a named change in `dir`, or `onFile(undefined)` when
  * only "something changed" is known. Resolves once the watch is in place.
  */
-export function watchDirectory(dir: string, options: WatchOptions, onFile: (fileName: string | undefined) => void, onError: (err: unknown) => void): Promise<DirectoryWatch> {
-  if (options.poll) return Promise.resolve(pollDirectory(dir, options.pollInterval, onFile));
+export function watchDirectory(dir: string, options: WatchOptions, onFile: (fileName: string | undefined) => void, onError: (err: unknown) => void): Promise<FSWatcher> {
   const watcher = watch(dir, {
     ignoreInitial: true,
     depth: 0,
@@ -53,18 +38,4 @@ export function watchDirectory(dir: string, options: WatchOptions, onFile: (file
   });
   watcher.on('error', onError);
   return new Promise((ready) => watcher.once('ready', () => ready(watcher)));
-}
-
-/** "Something changed" whenever the directory's mtime (or the directory itself) changes; one stat per interval. */
-function pollDirectory(dir: string, interval: number, onChange: (fileName: undefined) => void): DirectoryWatch {
-  const listener = (now: Stats, before: Stats) => {
-    if (now.mtimeMs !== before.mtimeMs || now.ino !== before.ino || now.ctimeMs !== before.ctimeMs) onChange(undefined);
-  };
-  watchFile(dir, { interval, persistent: true }, listener);
-  return {
-    close: () => {
-      unwatchFile(dir, listener);
-      return Promise.resolve();
-    },
-  };
 }
