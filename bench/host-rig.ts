@@ -41,6 +41,8 @@ export const COHERENT_MOUNT_OPTIONS = ['dir_cache=no', 'attr_timeout=0', 'entry_
 
 const REQUIRED_PROGRAMS = ['ip', 'nsenter', 'unshare', 'sshfs', '/usr/sbin/sshd', 'ssh-keygen', 'fusermount3'];
 const RIG_PREFIX = 'spoolerd-hosts-';
+/** A request line of sshfs_debug's output. */
+const REQUEST_LINE = /^\[\d+\] ([A-Z_]+)\s*$/;
 
 export interface RigHost {
   /** "h1", "h2", …: also the host's hostname. */
@@ -53,12 +55,20 @@ export interface RigHost {
   mount: string;
   /** Command prefix that runs a program on this host (network namespace and hostname). */
   wrap: string[];
+  /**
+   * SFTP requests this host's sshfs sent to the server since the rig was made,
+   * by type (LSTAT, RENAME, OPEN, …): its round trips. Counted only with
+   * RigOptions.countRequests (empty otherwise).
+   */
+  requests: Map<string, number>;
 }
 
 export interface RigOptions {
   hosts?: number;
   /** sshfs -o options (COHERENT_MOUNT_OPTIONS by default). */
   mountOptions?: string[];
+  /** Count every SFTP request each host's sshfs sends (RigHost.requests), from sshfs's debug output. */
+  countRequests?: boolean;
 }
 
 /**
@@ -124,7 +134,7 @@ export class HostRig {
     reapAbandonedRigs();
     const rig = new HostRig(mkdtempSync(join(tmpdir(), `${RIG_PREFIX}${process.pid}-`)));
     try {
-      await rig.build(options.hosts ?? 3, options.mountOptions ?? COHERENT_MOUNT_OPTIONS);
+      await rig.build(options.hosts ?? 3, options.mountOptions ?? COHERENT_MOUNT_OPTIONS, options.countRequests ?? false);
       return rig;
     } catch (err) {
       await rig.close();
@@ -132,7 +142,7 @@ export class HostRig {
     }
   }
 
-  private async build(count: number, mountOptions: string[]): Promise<void> {
+  private async build(count: number, mountOptions: string[], countRequests: boolean): Promise<void> {
     const d = this.dir;
     writeFileSync(join(d, 'owner.pid'), String(process.pid));
     mkdirSync(this.exportDir);
@@ -161,6 +171,7 @@ export class HostRig {
         address: `10.213.${n}.2`,
         mount,
         wrap: ['nsenter', `--net=/run/netns/${netns}`, '--', 'unshare', '--uts', '--', 'sh', '-c', 'hostname "$0" && exec "$@"', name],
+        requests: new Map(),
       });
     }
 
@@ -198,12 +209,24 @@ export class HostRig {
         'LogLevel=ERROR',
         'ServerAliveInterval=5',
         ...mountOptions,
+        ...(countRequests ? ['sshfs_debug'] : []),
       ];
       const child = spawn('nsenter', [`--net=/run/netns/${host.netns}`, '--', 'sshfs', '-f', `root@10.213.${i + 1}.1:${this.exportDir}`, host.mount, '-o', options.join(',')], {
         stdio: ['ignore', 'ignore', 'pipe'],
       });
       let stderr = '';
-      child.stderr!.setEncoding('utf8').on('data', (t: string) => (stderr += t));
+      let partial = '';
+      child.stderr!.setEncoding('utf8').on('data', (t: string) => {
+        if (!countRequests) return void (stderr += t);
+        // sshfs_debug writes a line per request sent, "[<id>] <TYPE>", and more per reply.
+        const lines = (partial + t).split('\n');
+        partial = lines.pop()!;
+        for (const line of lines) {
+          const m = REQUEST_LINE.exec(line);
+          if (m) host.requests.set(m[1]!, (host.requests.get(m[1]!) ?? 0) + 1);
+          else if (stderr.length < 10_000) stderr += line + '\n';
+        }
+      });
       this.sshfs.push(child);
       writeFileSync(join(d, `sshfs-${host.name}.pid`), String(child.pid));
       await this.waitFor(() => isMounted(host.mount) || child.exitCode !== null, `sshfs to mount ${host.mount}`, () => stderr);

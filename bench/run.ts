@@ -13,6 +13,7 @@
  *   npm run bench -- metrics --runs 5     drain scraped every second by /metrics vs not (rounds of two runs)
  *   npm run bench -- multihost --tasks 2000   three hosts over sshfs (root; bench/host-rig.ts)
  *   BENCH_BASELINE_DIST=<old dist/> npm run bench -- remote-pickup   pickup without --poll over sshfs, vs an older build's --poll
+ *   npm run bench -- multihost-drain --runs 3  1 vs 3 hosts draining over sshfs, with round trips per task
  *
  * Options: --runs N, --tasks N (each benchmark has its own defaults), --cold,
  * --topdir, --concurrency N, --io-threads N, --json, --list. Results: BENCHMARKS.md.
@@ -81,6 +82,10 @@ const BENCHMARKS: Record<string, { what: string; run: (o: CommonOptions) => Prom
   'remote-pickup': {
     what: 'pickup of a drop through another host\'s sshfs mount without --poll (targets p50 ≤ 100 ms, p99 ≤ 500 ms), idle CPU (< 1%), cost of a poll and a listing of 100k remote files (root)',
     run: async (o) => (await import('./remote-pickup.js')).remotePickup(o.tasks === undefined ? {} : { tasks: o.tasks }),
+  },
+  'multihost-drain': {
+    what: 'drain over sshfs on 1 host vs 3 hosts (root): tasks/s, ratio (target ≥ 2.5×), SFTP round trips and lost claim races per task',
+    run: async (o) => (await import('./multihost.js')).multihostDrain(o),
   },
 };
 

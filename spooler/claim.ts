@@ -40,8 +40,11 @@ export type ClaimResult = { claimed: true; path: string; from: PendingDir } | { 
 /** The directories a claim takes tasks from (a SpoolLayout, or the same paths sent to a file-ops thread). */
 export type ClaimSources = Readonly<Record<PendingDir, string>>;
 
-/** Claims a pending task for `owner`. Not claimed means another process got it (or it was revoked), or with ownerGone that our claim directory is gone. */
-export function claim(layout: ClaimSources, ownerDir: string, fileName: string, dir: PendingDir): ClaimResult {
+/**
+ * Claims a pending task for `owner`. Not claimed means another process got it (or it was revoked), or with ownerGone that our claim directory is gone.
+ * `ownerPath` is the claim directory's real path when `ownerDir` is a directory handle's (dir-handles.ts).
+ */
+export function claim(layout: ClaimSources, ownerDir: string, fileName: string, dir: PendingDir, ownerPath: string = ownerDir): ClaimResult {
   // Concatenated, not join()ed: a file name from a directory listing holds no separator, and
   // join's normalising cost ~1 µs per path on a path taken for every task.
   const target = ownerDir + sep + fileName;
@@ -59,7 +62,7 @@ export function claim(layout: ClaimSources, ownerDir: string, fileName: string, 
   // rename(2) says ENOENT for a missing target directory too: another daemon reclaimed our claims and
   // removed it (we were stalled past the stale time). Taken for lost races, every claim would fail
   // silently forever. Checked here only, on the failure path: a won claim costs nothing more.
-  return exists(ownerDir) ? { claimed: false } : { claimed: false, ownerGone: true };
+  return exists(ownerPath) ? { claimed: false } : { claimed: false, ownerGone: true };
 }
 
 /** Moves a task that is not yet due out of the watched incoming/ directory. */

@@ -21,7 +21,10 @@ export const NAME_SEPARATOR = '/';
 /** Claim and read `names` into `ownerDir`. */
 export interface ClaimRequest {
   sources: ClaimSources;
+  /** The claim directory the files are renamed into (a handle's path on a network filesystem, dir-handles.ts). */
   ownerDir: string;
+  /** The claim directory's real path, when ownerDir is a handle's: a handle outlives its directory, so only this path says whether it is gone. */
+  ownerPath?: string;
   /** File names joined by NAME_SEPARATOR. */
   names: string;
   /** Per name: 1 if the queue last saw it in pending/ (then incoming/ is not tried), else 0. */
@@ -79,7 +82,7 @@ export function claimAndRead(req: ClaimRequest): ClaimReply {
     const name = names[i]!;
     let claimed;
     try {
-      claimed = claim(req.sources, req.ownerDir, name, req.inPending[i] === 1 ? 'pending' : 'incoming');
+      claimed = claim(req.sources, req.ownerDir, name, req.inPending[i] === 1 ? 'pending' : 'incoming', req.ownerPath);
     } catch (err) {
       status[i] = ClaimStatus.Failed;
       reasons[i] = (err as Error).message;

@@ -115,6 +115,11 @@ export class SpoolFolders {
     this.ownClaimDir = path;
   }
 
+  /** The identity a checked folder (a spool subfolder, or our claim directory) had when it was checked. */
+  checkedId(path: string): FolderId | undefined {
+    return this.ids.get(path);
+  }
+
   /** Throws FolderSwappedError unless every folder named is still the one checked at start-up. */
   check(...subs: Subdir[]): void {
     for (const sub of subs) this.checkPath(this.layout[sub]);

@@ -32,6 +32,8 @@ import { dueOfTaskName, explainBadName } from '../spool/name.js';
 import { readNames } from '../spool/read-names.js';
 import { decodeTask, type TaskFile } from '../spool/task-file.js';
 import { accept, bury, finish, reclaimOwner, release, removeClaimed, retryLater } from './claim.js';
+import { ownShare } from './claim-shares.js';
+import { openDirHandle, wantsDirHandles, type DirHandle } from './dir-handles.js';
 import type { Execution, Executor, SettledByRunner } from './executor.js';
 import { ClaimStatus, NAME_SEPARATOR, UnlinkStatus, type ClaimReply } from './file-ops.js';
 import type { FileOpsLane } from './file-ops-lane.js';
@@ -90,6 +92,8 @@ export interface SpoolStats {
   quarantined: number;
   reclaimed: number;
   lost: number;
+  /** Claims another daemon won first (a lost race costs a round trip on a network filesystem). */
+  claimRaces: number;
 }
 
 /**
@@ -139,6 +143,15 @@ const SHORT_TASK_MS = 1;
  */
 const UNLINK_BATCH = 64;
 const UNLINK_DELAY_MS = 5;
+/** Beside other daemons, a lost claim race makes the daemon look at the owners serving the spool again, at most this often. */
+const PEER_LOOK_MIN_MS = 1000;
+/**
+ * Beside other daemons, a listing of incoming/ of at most this many names also
+ * drops from the queue the tasks it no longer holds (claimed by another daemon).
+ */
+const PRUNE_MAX_NAMES = 200_000;
+/** Beside other daemons, before claiming others' tasks, incoming/ is listed again if its last listing is older than this (refreshBeforeStealing()). */
+const STEAL_LISTING_MIN_AGE_MS = 250;
 /** Backoff of a claim that failed (not a lost race): from the first, doubling up to the most. */
 const CLAIM_RETRY_FIRST_MS = 500;
 const CLAIM_RETRY_MAX_MS = 30_000;
@@ -154,7 +167,7 @@ export class SpoolService {
    */
   readonly clock = new SpoolClock();
   private clockLogged: ClockEstimate | undefined;
-  readonly stats: SpoolStats = { processed: 0, skipped: 0, rescheduled: 0, dead: 0, quarantined: 0, reclaimed: 0, lost: 0 };
+  readonly stats: SpoolStats = { processed: 0, skipped: 0, rescheduled: 0, dead: 0, quarantined: 0, reclaimed: 0, lost: 0, claimRaces: 0 };
   /** Counts by task name and timings, for the metrics and the status file (observer.ts). */
   readonly tally = new Tally();
   /** When start() finished (ms epoch; 0 before), for readiness (http-server.ts). */
@@ -186,6 +199,19 @@ export class SpoolService {
   private otherOwnersSeen = false;
   /** Another daemon's claim directory was seen here once: claim batches start at a random place. */
   private sharedSpool = false;
+  /** The owners serving this spool as last seen, ours included, sorted: they split the due tasks into claim shares (claim-shares.ts). */
+  private peers: string[] = [];
+  /** Owners the last scan found dead (their lock stale or gone), left out of `peers` until their directory goes. */
+  private readonly deadPeers = new Set<string>();
+  private lastPeerLook = 0;
+  /**
+   * On a network filesystem, handles of incoming/ and pending/ and of our claim
+   * directory, through which claims, reads and unlinks go (dir-handles.ts);
+   * undefined elsewhere. Held for the daemon's life, but a lost owner's is
+   * closed once no batch can use it any more.
+   */
+  private sourceHandles: { incoming: DirHandle; pending: DirHandle } | undefined;
+  private claimDirHandle: DirHandle | undefined;
   private nextPendingScan = 0;
   private lastTmpSweep = 0;
   private lastRecordSweep = 0;
@@ -288,6 +314,7 @@ export class SpoolService {
   async start(): Promise<void> {
     // Before the lock is stamped and anything is judged due.
     await this.sampleClock();
+    this.openSourceHandles();
     this.owner = await this.acquireOwner();
     const started = Date.now();
     const incoming = this.loadBacklog(this.clock.now());
@@ -321,9 +348,23 @@ export class SpoolService {
       mode,
     ).then((acquired) => {
       this.folders.adoptClaimDir(acquired.dir);
+      if (this.sourceHandles !== undefined) this.claimDirHandle = openDirHandle(acquired.dir, this.folders.checkedId(acquired.dir)!);
       return acquired;
     });
     return owner;
+  }
+
+  /** On a network filesystem, the handles claims take tasks through (dir-handles.ts). */
+  private openSourceHandles(): void {
+    if (!wantsDirHandles(this.layout.root)) return;
+    const incoming = openDirHandle(this.layout.incoming, this.folders.checkedId(this.layout.incoming)!);
+    const pending = openDirHandle(this.layout.pending, this.folders.checkedId(this.layout.pending)!);
+    if (incoming !== undefined && pending !== undefined) this.sourceHandles = { incoming, pending };
+    else {
+      incoming?.close();
+      pending?.close();
+    }
+    this.log.debug('on a network filesystem: per-task file operations go through directory handles', { handles: this.sourceHandles !== undefined });
   }
 
   /**
@@ -342,6 +383,10 @@ export class SpoolService {
     if (owner !== this.owner) return;
     this.owner = undefined;
     void owner.abandon();
+    const handle = this.claimDirHandle;
+    this.claimDirHandle = undefined;
+    // Closed only once the batches that may use it are over: its number could be reused by the next open.
+    if (handle !== undefined) void Promise.allSettled([...this.inFlight]).then(() => handle.close());
     let running = 0;
     for (const h of this.owned.values()) {
       h.revoked = true;
@@ -513,6 +558,7 @@ export class SpoolService {
     // Whole batches while claiming ahead: a remainder of a few names costs a message like a full batch.
     if (ahead > 0) want = Math.max(CLAIM_BATCH, want - (want % CLAIM_BATCH));
     const now = this.clock.now();
+    if (this.peers.length > 1) this.refreshBeforeStealing(now);
     const ownerDir = this.owner!.dir + sep;
     while (want > 0) {
       const batch: Held[] = [];
@@ -533,15 +579,30 @@ export class SpoolService {
     }
   }
 
+  /**
+   * Beside other daemons, once every due task of our own claim share is
+   * claimed, the next claims are other shares' tasks (claim-shares.ts); those
+   * their owners claimed since incoming/ was last listed would each be a lost
+   * race, so list incoming/ first (it forgets them) unless the last listing
+   * is fresh.
+   */
+  private refreshBeforeStealing(now: number): void {
+    if (this.queue.readyCount === 0 || this.queue.hasOwnDue(now)) return;
+    if (now - this.lastIncomingScan < Math.max(STEAL_LISTING_MIN_AGE_MS, 10 * this.incomingScanCost)) return;
+    this.scanIncoming();
+  }
+
   private sendClaims(batch: Held[]): void {
     const names = joinNames(batch);
     const inPending = new Uint8Array(batch.length);
     for (let i = 0; i < batch.length; i++) if (batch[i]!.from === 'pending') inPending[i] = 1;
     this.claiming += batch.length;
     const owner = this.owner!;
+    const handles = this.sourceHandles;
+    const claimDir = this.claimDirHandle;
     const request = {
-      sources: { incoming: this.layout.incoming, pending: this.layout.pending },
-      ownerDir: owner.dir,
+      sources: handles !== undefined ? { incoming: handles.incoming.path, pending: handles.pending.path } : { incoming: this.layout.incoming, pending: this.layout.pending },
+      ...(claimDir !== undefined ? { ownerDir: claimDir.path, ownerPath: owner.dir } : { ownerDir: owner.dir }),
       names,
       inPending,
       maxBytes: this.options.maxBytes,
@@ -581,6 +642,8 @@ export class SpoolService {
   private onClaimedOne(h: Held, reply: ClaimReply, i: number, bytes: Buffer, now: number): void {
     switch (reply.status[i]) {
       case ClaimStatus.Lost:
+        this.stats.claimRaces++;
+        this.lookForPeers();
         this.owned.delete(h.fileName);
         if (this.failedClaims.size > 0) this.failedClaims.delete(h.fileName);
         break;
@@ -779,7 +842,7 @@ export class SpoolService {
     const batch = this.unlinkQueue;
     this.unlinkQueue = [];
     this.track(
-      this.lane.unlink(this.owner!.dir, joinNames(batch), batch.length).then((reply) => {
+      this.lane.unlink(this.claimDirHandle?.path ?? this.owner!.dir, joinNames(batch), batch.length).then((reply) => {
         for (let i = 0; i < batch.length; i++) {
           const h = batch[i]!;
           // releaseAll() (a second signal) may have dealt with it meanwhile.
@@ -956,6 +1019,8 @@ export class SpoolService {
     }
     this.departed.clear();
     const now = this.clock.now();
+    // Beside other daemons: what they claimed since the last listing is gone from it; a claim of it would be lost.
+    if (this.peers.length > 1 && names.length <= PRUNE_MAX_NAMES) this.queue.forgetAbsent('incoming', new Set(names));
     const known = this.queue.size;
     for (const name of names) this.consider(name, now);
     this.lastScanAdded = this.queue.size - known;
@@ -1271,11 +1336,13 @@ export class SpoolService {
       this.log.error('claims of dead daemons are not reclaimed', { err: (err as Error).message });
       return;
     }
+    this.deadPeers.clear();
     for (const id of owners) {
       if (id === this.owner?.id || this.stopping) continue;
       this.otherOwnersSeen = true;
       this.sharedSpool = true;
       if (await isOwnerAlive(this.layout, id, this.options.staleAfter, this.clock)) continue;
+      this.deadPeers.add(id);
       const dir = join(this.layout.active, id);
       // Never followed: a link or a foreign directory here is refused (logged once), and the
       // directory listed must still be the one checked when its files are moved.
@@ -1304,6 +1371,37 @@ export class SpoolService {
       this.unmatched?.checkAll(reclaimed);
       this.slots.wake();
     }
+    this.setPeers(owners);
+  }
+
+  /**
+   * Another daemon won a claim of ours: the owners may have changed since we
+   * last looked (one started), so look again, at most once a second (one
+   * listing of active/). Owners found dead by the last scan stay out.
+   */
+  private lookForPeers(): void {
+    const now = Date.now();
+    if (now - this.lastPeerLook < PEER_LOOK_MIN_MS || this.stopping) return;
+    try {
+      this.setPeers(readNames(this.layout.active));
+    } catch (err) {
+      this.log.debug('cannot list active/ for the owners serving this spool', { err: (err as Error).message });
+    }
+  }
+
+  /** Splits the due tasks into claim shares among the live owners in `ids` (claim-shares.ts). */
+  private setPeers(ids: readonly string[]): void {
+    this.lastPeerLook = Date.now();
+    const me = this.owner?.id;
+    if (me === undefined) return;
+    const live = ids.filter((id) => !this.deadPeers.has(id) && id.charCodeAt(0) !== 46 /* "." */);
+    if (!live.includes(me)) live.push(me);
+    live.sort();
+    if (live.length === this.peers.length && live.every((id, i) => id === this.peers[i])) return;
+    this.peers = live;
+    if (live.length > 1) this.sharedSpool = true;
+    this.queue.setShare(ownShare(live, me));
+    this.log.debug('owners serving this spool changed; claiming from this share first', { owners: live.length, share: live.indexOf(me) });
   }
 
   /** Deletes staging debris of crashed producers, at most once a minute. */

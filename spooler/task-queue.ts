@@ -8,6 +8,13 @@
  * Picking the next task is O(log n) however large the backlog, and nothing runs
  * while every task is in the future.
  *
+ * When several daemons serve the spool, the due tasks of this daemon's claim
+ * share (claim-shares.ts) sit in `ready` and the others' in `others`, and
+ * take() gives its own first: others' only when it has none left, or when
+ * one of theirs has a better priority. Others' tasks are taken from the far
+ * end of their order (the latest of the best priority), where the daemons
+ * whose share they are come last.
+ *
  * Entries are the file-name strings themselves (a million of them cost about
  * 80 MB of names, plus one map from name to directory of ~40 MB), and the due
  * time is read from its fixed place in the name. A forgotten task is dropped
@@ -29,6 +36,13 @@ const DUE_START = 3;
 const DUE_END = 16;
 
 const byName = (a: string, b: string): boolean => a < b;
+/** The best priority first (the first two characters), then the far end of the execution order. */
+function byPriorityThenLast(a: string, b: string): boolean {
+  const p = a.charCodeAt(0) - b.charCodeAt(0) || a.charCodeAt(1) - b.charCodeAt(1);
+  return p !== 0 ? p < 0 : a > b;
+}
+/** Whether `a` has a strictly better (lower) priority than `b`. */
+const betterPriority = (a: string, b: string): boolean => a.charCodeAt(0) - b.charCodeAt(0) < 0 || (a.charCodeAt(0) === b.charCodeAt(0) && a.charCodeAt(1) < b.charCodeAt(1));
 /** Due time first (compared digit by digit: fixed width, no allocation), then the whole name. */
 function byDue(a: string, b: string): boolean {
   for (let i = DUE_START; i < DUE_END; i++) {
@@ -51,7 +65,11 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
 
 export class TaskQueue {
   private ready = new Heap<string>(byName);
+  /** Due tasks of other daemons' claim shares (empty while the spool is not shared). */
+  private others = new Heap<string>(byPriorityThenLast);
   private future = new Heap<string>(byDue);
+  /** Whether a due task is in this daemon's claim share; undefined: every task is (claim-shares.ts). */
+  private mine: ((fileName: string) => boolean) | undefined;
   /**
    * Every queued name, with the directory its file is in, so that the same file
    * found twice (watch + scan) is queued once. One map rather than a set of
@@ -78,7 +96,7 @@ export class TaskQueue {
   }
 
   get readyCount(): number {
-    return this.ready.size;
+    return this.ready.size + this.others.size;
   }
 
   /** How many queued tasks have their file in incoming/. */
@@ -100,7 +118,7 @@ export class TaskQueue {
     const due = dueOfTaskName(fileName);
     if (due === undefined) return false;
     this.remember(fileName, dir);
-    if (due <= now) this.ready.push(fileName);
+    if (due <= now) this.pushDue(fileName);
     else {
       this.future.push(fileName);
       if (due < this.timerDue) this.arm(now);
@@ -131,17 +149,47 @@ export class TaskQueue {
         (due <= now ? ready : future).push(fileName);
       }
     }
-    this.ready = new Heap(byName, ready);
+    this.setDue(ready);
     this.future = new Heap(byDue, future);
     this.arm(now);
     return rejected;
+  }
+
+  /**
+   * Sets which due tasks are this daemon's claim share (undefined: all of them,
+   * the spool is not shared) and sorts the due tasks again: O(n), when the
+   * daemons serving the spool change.
+   */
+  setShare(mine: ((fileName: string) => boolean) | undefined): void {
+    const due: string[] = [];
+    for (let name = this.ready.pop(); name !== undefined; name = this.ready.pop()) if (this.known.has(name)) due.push(name);
+    for (let name = this.others.pop(); name !== undefined; name = this.others.pop()) if (this.known.has(name)) due.push(name);
+    this.mine = mine;
+    this.setDue(due);
+  }
+
+  /**
+   * Forgets the queued tasks of `dir` that `listing` (a fresh listing of it)
+   * does not hold: another daemon claimed them. Returns how many. Worth its
+   * O(n) only on a shared spool, where others' claims would otherwise each
+   * cost a lost claim race to find out.
+   */
+  forgetAbsent(dir: PendingDir, listing: ReadonlySet<string>): number {
+    let gone = 0;
+    for (const [name, where] of this.known) {
+      if (where === dir && !listing.has(name)) {
+        this.forget(name);
+        gone++;
+      }
+    }
+    return gone;
   }
 
   /** Takes the next due task, or undefined when none is due. */
   take(now: number): QueuedTask | undefined {
     this.promote(now);
     for (;;) {
-      const fileName = this.ready.pop();
+      const fileName = this.others.size > 0 && this.othersFirst() ? this.others.pop() : this.ready.pop();
       if (fileName === undefined) return undefined;
       const dir = this.known.get(fileName);
       if (dir === undefined) continue; // forgotten
@@ -164,6 +212,7 @@ export class TaskQueue {
   oldestDueAt(now: number): number | undefined {
     let oldest: string | undefined;
     for (const name of this.ready.unordered) if (oldest === undefined || dueBefore(name, oldest)) oldest = name;
+    for (const name of this.others.unordered) if (oldest === undefined || dueBefore(name, oldest)) oldest = name;
     const future = this.future.peek();
     if (future !== undefined && dueOf(future) <= now && (oldest === undefined || dueBefore(future, oldest))) oldest = future;
     return oldest === undefined ? undefined : dueOf(oldest);
@@ -178,6 +227,52 @@ export class TaskQueue {
   /** Every queued name with its directory (an O(n) walk: for a cached census, never per task). */
   forEachKnown(visit: (fileName: string, dir: PendingDir) => void): void {
     for (const [name, dir] of this.known) visit(name, dir);
+  }
+
+  /** Whether a due task of this daemon's own claim share is queued (every due task is, while the spool is not shared). */
+  hasOwnDue(now: number): boolean {
+    this.promote(now);
+    return this.peekLive(this.ready) !== undefined;
+  }
+
+  /** Whether take() should give another share's task next: none of ours is left, or theirs has a better priority. */
+  private othersFirst(): boolean {
+    const own = this.peekLive(this.ready);
+    if (own === undefined) return true;
+    const other = this.peekLive(this.others);
+    return other !== undefined && betterPriority(other, own);
+  }
+
+  /** The top of `heap` after dropping forgotten names from it. */
+  private peekLive(heap: Heap<string>): string | undefined {
+    let top = heap.peek();
+    while (top !== undefined && !this.known.has(top)) {
+      heap.pop();
+      top = heap.peek();
+    }
+    return top;
+  }
+
+  private pushDue(fileName: string): void {
+    if (this.mine === undefined || this.mine(fileName)) this.ready.push(fileName);
+    else this.others.push(fileName);
+  }
+
+  private setDue(due: string[]): void {
+    if (this.mine === undefined) {
+      this.ready = new Heap(byName, due);
+      this.others = new Heap(byPriorityThenLast);
+      return;
+    }
+    const mine = this.mine;
+    this.ready = new Heap(
+      byName,
+      due.filter((n) => mine(n)),
+    );
+    this.others = new Heap(
+      byPriorityThenLast,
+      due.filter((n) => !mine(n)),
+    );
   }
 
   /** The queued names whose file is in `dir` (a live view: entries may change or go as it is walked). */
@@ -218,7 +313,7 @@ export class TaskQueue {
       const next = this.future.peek();
       if (next === undefined || dueOf(next) > now) break;
       this.future.pop();
-      if (this.known.has(next)) this.ready.push(next);
+      if (this.known.has(next)) this.pushDue(next);
     }
   }
 
@@ -242,7 +337,7 @@ export class TaskQueue {
         const t = this.now();
         this.promote(t);
         this.arm(t);
-        if (this.ready.size > 0) this.onDue();
+        if (this.readyCount > 0) this.onDue();
       },
       Math.min(Math.max(0, this.timerDue - now), MAX_TIMER_MS),
     );
@@ -253,6 +348,7 @@ export class TaskQueue {
   private *drainLive(): Generator<string> {
     let name: string | undefined;
     while ((name = this.ready.pop()) !== undefined) if (this.known.has(name)) yield name;
+    while ((name = this.others.pop()) !== undefined) if (this.known.has(name)) yield name;
     while ((name = this.future.pop()) !== undefined) if (this.known.has(name)) yield name;
   }
 }
