@@ -208,8 +208,10 @@ async function main(options: CliOptions, log: Logger): Promise<void> {
     const host = bound.host.includes(':') ? `[${bound.host}]` : bound.host;
     log.info('serving metrics and health checks over http', { url: `http://${host}:${bound.port}`, paths: ['/metrics', '/healthz', '/readyz'] });
   }
-  await daemon.start();
-  handleSignals(daemon, log);
+  // Handled from before the start: a signal that comes while the daemon starts stops it once started.
+  const started = daemon.start();
+  handleSignals(daemon, log, started);
+  await started;
   if (options.demo) {
     const where = options.processes === 0 ? 'in this process' : `in ${options.processes} worker processes`;
     demoSay(`running the tasks of ${shortPath(modules.at(-1)!)} ${where}; each task prints the pid of the process that ran it.`);
@@ -241,9 +243,22 @@ function assertSpoolExists(dir: string): void {
   if (!stat.isDirectory()) throw new SpoolDirectoryError(resolve(dir), 'exists but is not a directory; choose another path with --dir or SPOOL_DIR');
 }
 
-function handleSignals(daemon: Daemon, log: Logger): void {
+function handleSignals(daemon: Daemon, log: Logger, started: Promise<void>): void {
   let stopping = false;
+  let running = false;
+  started.then(
+    () => (running = true),
+    () => {},
+  );
   const onSignal = (signal: NodeJS.Signals) => {
+    if (!running) {
+      // Still starting: stop as soon as it has started (a failed start exits on its own).
+      started.then(
+        () => onSignal(signal),
+        () => {},
+      );
+      return;
+    }
     if (stopping) {
       const returned = daemon.forceStop();
       log.warn('second signal: stopping now', { signal, returnedUnfinished: returned });

@@ -313,7 +313,7 @@ export class SpoolService {
 
   async start(): Promise<void> {
     // Before the lock is stamped and anything is judged due.
-    await this.sampleClock();
+    await this.sampleClock(true);
     this.openSourceHandles();
     this.owner = await this.acquireOwner();
     const started = Date.now();
@@ -428,12 +428,15 @@ export class SpoolService {
    * back), then a log line if the offset is new or moved. A failed sample
    * leaves the estimate as it was.
    */
-  private async sampleClock(): Promise<void> {
+  private async sampleClock(atStart = false): Promise<void> {
     let consistent: boolean;
     try {
       this.folders.check('tmp');
       consistent = this.clock.add(await sampleClock(this.layout.tmp));
     } catch (err) {
+      // A spool this daemon may not write cannot be served: said once, as the start-up failure it is.
+      const code = (err as NodeJS.ErrnoException).code;
+      if (atStart && (code === 'EACCES' || code === 'EPERM' || code === 'EROFS')) throw err;
       if (this.clockLogged === undefined) this.log.error('cannot sample the spool clock (a file created in tmp/); going by this host\'s clock', { err });
       return;
     }

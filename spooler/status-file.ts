@@ -33,7 +33,8 @@ export interface DaemonStatus {
   startedAt: number;
   updatedAt: number;
   concurrency: number;
-  totals: SpoolStats;
+  /** The documented totals (SPOOL-FORMAT.md, "Daemon status files"); the daemon's other counters stay in its logs and metrics. */
+  totals: Omit<SpoolStats, 'claimRaces'>;
   byTask: Record<string, { processed: number; skipped: number; rescheduled: number; dead: number }>;
   running: Array<{ id: string; name: string; attempt: number; startedAt: number }>;
   queue: { ready: number; known: number; nextDueAt: number | null };
@@ -72,6 +73,7 @@ export class StatusFile {
     const s = this.service;
     const owner = s.ownerId;
     if (owner === undefined) return undefined;
+    const st = s.stats;
     const byTask: DaemonStatus['byTask'] = {};
     for (const [name, t] of s.tally.byName) byTask[name] = { processed: t.processed, skipped: t.skipped, rescheduled: t.rescheduled, dead: t.dead };
     return {
@@ -82,7 +84,7 @@ export class StatusFile {
       startedAt: this.startedAt,
       updatedAt: now,
       concurrency: this.concurrency,
-      totals: { ...s.stats },
+      totals: { processed: st.processed, skipped: st.skipped, rescheduled: st.rescheduled, dead: st.dead, quarantined: st.quarantined, reclaimed: st.reclaimed, lost: st.lost },
       byTask,
       running: s.runningTasks(STATUS_MAX_RUNNING),
       queue: { ready: s.queue.readyCount, known: s.queue.size, nextDueAt: s.queue.nextDueAt },

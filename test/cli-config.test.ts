@@ -65,8 +65,11 @@ describe('spoolerd --config', () => {
     const help = spoolerd(['--help']).stdout;
     const inHelp = new Set([...help.matchAll(/--([a-z][a-z-]*)/g)].map((m) => m[1]!));
     for (const commandLineOnly of ['help', 'version', 'config', 'print-config', 'demo']) inHelp.delete(commandLineOnly);
+    // A negated switch (--no-poll) is the file's "poll": false.
+    for (const name of [...inHelp]) if (name.startsWith('no-') && inHelp.has(name.slice(3))) inHelp.delete(name);
     const r = spoolerd(['--config', writeConfig({ concurrency: 2, scanInterval: '1s' })]);
-    expect(r.code).toBe(1);
+    // A bad config file is a bad command line: exit 2, as for a bad flag (README, "Exit codes").
+    expect(r.code).toBe(2);
     const m = /unknown key "scanInterval" \(keys are written as the options are: "scan-interval"\); valid keys: (.*)$/m.exec(r.stderr);
     expect(m, r.stderr).not.toBeNull();
     expect(new Set(m![1]!.split(', '))).toEqual(inHelp);
@@ -86,12 +89,12 @@ describe('spoolerd --config', () => {
     for (const [config, message] of cases) {
       const r = spoolerd(['--config', writeConfig(config)]);
       expect(r.stderr).toMatch(message);
-      expect(r.code).toBe(1);
+      expect(r.code).toBe(2);
       expect(r.stdout).toBe('');
     }
     const missing = spoolerd(['--config', join(dir, 'nope.json')]);
     expect(missing.stderr).toMatch(/cannot read config file .*nope\.json: ENOENT/);
-    expect(missing.code).toBe(1);
+    expect(missing.code).toBe(2);
   });
 
   it('runs a real daemon from the file alone, and logs which keys it applied and which were overridden', async () => {

@@ -166,7 +166,7 @@ describe.skipIf(!canDropPrivileges)('without permission', () => {
       .split('\n')
       .map((l) => JSON.parse(l) as Record<string, unknown>)
       .filter((l) => l.level === 'error');
-    expect(errors).toHaveLength(1);
+    expect(errors, r.stderr).toHaveLength(1);
     expect(errors[0]!.msg).toMatch(/^start-up failed: cannot .*: permission denied \(EACCES\); run spoolerd as the spool's owner or a member of its group/);
     expect(errors[0]!.err).toBeUndefined();
     expect(r.stderr).not.toContain('    at ');

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { BatchNotEnqueuedError, Spooler } from '../runtime/index.js';
 import { tempDir } from './helpers/cli.js';
-import { killLeftoverDaemons, readRecords, sleep, startServing, waitFor, type DaemonProcess } from './helpers/daemon.js';
+import { killLeftoverDaemons, lsRecords, readRecords, sleep, startServing, waitFor, type DaemonProcess } from './helpers/daemon.js';
 import { fillDisk, mountExt4, mountSkipReason, mountTmpfs, type Mounted } from './helpers/mounts.js';
 
 let dir: string;
@@ -104,7 +104,7 @@ describe.skipIf(mountSkipReason !== undefined)('a full disk: failed moves are re
     expect(d.logsWith('serving spool')).toHaveLength(1);
     expect(d.exit).toBeUndefined();
     expect(ls(join(root, 'dead'))).toHaveLength(3);
-    expect(ls(join(root, 'state')).sort()).toEqual(dying.map((h) => `${h.id}.json`).sort());
+    expect(lsRecords(join(root, 'state')).sort()).toEqual(dying.map((h) => `${h.id}.json`).sort());
     const quarantined = ls(join(root, 'quarantine'));
     expect(quarantined.filter((n) => !n.endsWith('.reason.json'))).toHaveLength(3);
     expect(quarantined.filter((n) => n.endsWith('.reason.json'))).toHaveLength(3);
@@ -137,7 +137,7 @@ describe.skipIf(mountSkipReason !== undefined)('a full disk: failed moves are re
     const d2 = await startServing({ dir: root, imports: ['retry'], records, args: ARGS });
     await d2.waitForLog((l) => l.msg === 'task is a dead letter: out of retries' && l.id === dying!.id, { what: 'the dead letter buried by the next daemon' });
     expect(ls(join(root, 'dead'))).toHaveLength(1);
-    expect(ls(join(root, 'state'))).toEqual([`${dying!.id}.json`]);
+    expect(lsRecords(join(root, 'state'))).toEqual([`${dying!.id}.json`]);
     // Its function returned once (it threw); it did not run again.
     expect(readRecords(records).filter((r) => r.task === 'always_fails')).toHaveLength(1);
   }, 60_000);
@@ -172,7 +172,7 @@ describe.skipIf(mountSkipReason !== undefined)('a full disk: failed moves are re
     });
     expect(d.logsWith('serving spool')).toHaveLength(1);
     expect(ls(join(root, 'archive')).sort()).toEqual(echoes.map((h) => h.fileName).sort());
-    expect(ls(join(root, 'state')).sort()).toEqual(dying.map((h) => `${h.id}.json`).sort());
+    expect(lsRecords(join(root, 'state')).sort()).toEqual(dying.map((h) => `${h.id}.json`).sort());
     expect(ls(join(root, 'dead'))).toHaveLength(2);
     expect(ls(join(root, 'active', d.owner))).toEqual([]);
     expect(recordLeftovers(root)).toEqual([]);

@@ -217,7 +217,8 @@ describe('/healthz, /readyz and other paths', () => {
 
   it('refuses a malformed --http and an address in use, at start-up', async () => {
     const bad = startDaemon({ dir: root, imports: ['basic'], args: ['--http', 'localhost'] });
-    expect((await bad.waitForExit(10_000)).code).toBe(1);
+    // A malformed value is a usage error (exit 2); an address in use, a start-up error (exit 1).
+    expect((await bad.waitForExit(10_000)).code).toBe(2);
     expect(bad.rawStderr.join('\n') + bad.logs.map((l) => l.msg).join('\n')).toContain('--http takes host:port or a port alone');
 
     const taken = createServer();

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Spooler } from '../runtime/index.js';
 import { spool, tempDir } from './helpers/cli.js';
-import { describeSpool, killLeftoverDaemons, ls, lsActive, readRecords, startServing, waitFor, type DaemonProcess, type TaskRecord } from './helpers/daemon.js';
+import { describeSpool, killLeftoverDaemons, ls, lsRecords, lsActive, readRecords, startServing, waitFor, type DaemonProcess, type TaskRecord } from './helpers/daemon.js';
 
 let dir: string;
 let cleanup: () => void;
@@ -154,7 +154,7 @@ describe('spoolerd removes tasks that are done', () => {
     expect(daemon.logsWith('task skipped')).toEqual([]);
     expect(daemon.logsWith('task rescheduled')).toEqual([]);
     expect(daemon.logsWith('task is a dead letter: out of retries')).toEqual([]);
-    for (const sub of ['incoming', 'pending', 'dead', 'archive', 'state', 'quarantine']) expect(ls(join(root, sub)), sub).toEqual([]);
+    for (const sub of ['incoming', 'pending', 'dead', 'archive', 'state', 'quarantine']) expect(lsRecords(join(root, sub)), sub).toEqual([]);
     expect(lsActive(root)).toEqual([]);
 
     // The totals the daemon logs when it stops say the same.
@@ -173,7 +173,7 @@ describe('spoolerd removes tasks that are done', () => {
     const line = await daemon.waitForLog((l) => l.msg === 'task skipped');
     expect(line).toEqual(expect.objectContaining({ level: 'info', task: 'skip_me', id: handle.id, attempt: 0, reason: 'no recipient given' }));
     expect(daemon.logsWith('task processed')).toEqual([]);
-    for (const sub of ['incoming', 'pending', 'dead', 'archive', 'state', 'quarantine']) expect(ls(join(root, sub)), sub).toEqual([]);
+    for (const sub of ['incoming', 'pending', 'dead', 'archive', 'state', 'quarantine']) expect(lsRecords(join(root, sub)), sub).toEqual([]);
     expect(await daemon.stop('SIGTERM')).toEqual({ code: 0, signal: null });
     expect(daemon.logsWith('stopped').at(-1)).toEqual(expect.objectContaining({ processed: 0, skipped: 1, rescheduled: 0, dead: 0 }));
   });
@@ -196,6 +196,6 @@ describe('spoolerd removes tasks that are done', () => {
     ].sort());
     await daemon.waitForLog((l) => l.msg === 'task skipped');
     expect(daemon.logsWith('task skipped')).toEqual([expect.objectContaining({ id: skipped.id, reason: 'not today' })]);
-    for (const sub of ['incoming', 'pending', 'dead', 'state', 'quarantine']) expect(ls(join(root, sub)), sub).toEqual([]);
+    for (const sub of ['incoming', 'pending', 'dead', 'state', 'quarantine']) expect(lsRecords(join(root, sub)), sub).toEqual([]);
   });
 });

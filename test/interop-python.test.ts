@@ -217,7 +217,7 @@ describe('Python producer → spool ls / spool show', () => {
       expect(r.stderr).toBe('');
       expect(r.code).toBe(0);
       const shown = JSON.parse(r.stdout) as Record<string, unknown>;
-      expect(shown).toEqual({ ...expectedEntry(key), body: tasks[key]!.shown ?? tasks[key]!.body });
+      expect(shown).toEqual({ ...expectedEntry(key), body: tasks[key]!.shown ?? tasks[key]!.body, error: null });
     });
   }
 

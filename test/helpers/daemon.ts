@@ -311,6 +311,11 @@ export function ls(dir: string): string[] {
 }
 
 /** Every file under active/<owner>/, as "<owner>/<file>". */
+/** ls() without the serving daemons' status files (state/daemon-<owner>.json, SPOOL-FORMAT.md "Daemon status files"). */
+export function lsRecords(dir: string): string[] {
+  return ls(dir).filter((n) => !/^daemon-.*\.json$/.test(n));
+}
+
 export function lsActive(spool: string): string[] {
   return ls(join(spool, 'active')).flatMap((owner) => ls(join(spool, 'active', owner)).map((f) => `${owner}/${f}`));
 }
