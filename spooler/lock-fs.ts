@@ -58,10 +58,6 @@ export class SpoolTimeLockFs {
     this.aimedSample = undefined;
   }
 
-  get isReleased(): boolean {
-    return this.released;
-  }
-
   readonly mkdir = (path: string, done: Done): void => mkdir(path, done);
 
   readonly rmdir = (path: string, done: Done): void => {
