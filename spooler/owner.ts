@@ -3,8 +3,8 @@
  * claim directory active/<id>/ and a liveness lock, proper-lockfile's lock
  * directory locks/owner-<id>.lock, whose mtime is set to the spool time
  * (spool/clock.ts; through SpoolTimeLockFs, lock-fs.ts) every stale/3.
- * Another daemon may reclaim the owner's tasks only when that lock is stale (its mtime more than the stale time behind the spool clock) or
- * gone. See claim.ts for the protocol, SPOOL-FORMAT.md "Clocks" for why the
+ * Another daemon may reclaim the owner's tasks only when that lock is stale
+ * (its mtime more than the stale time behind the spool clock) or gone. See claim.ts for the protocol, SPOOL-FORMAT.md "Clocks" for why the
  * lock is stamped in spool time rather than with this host's clock: a host
  * whose clock is behind stamped old times and was taken for dead while alive.
  *
