@@ -19,7 +19,8 @@
  * every daemon watches incoming/: whichever is free picks them up at once.
  *
  * An owner is alive while it holds its proper-lockfile lock locks/owner-<id>.lock,
- * refreshed every stale/3. Its claims are reclaimed only once the lock is stale
+ * refreshed every stale/3 with the spool clock's time (owner.ts, lock-fs.ts).
+ * Its claims are reclaimed only once the lock is stale (by the spool clock)
  * or gone. proper-lockfile's takeover race (#121) cannot double-run a task here:
  * the lock is only consulted to decide *whether* to reclaim; the reclaim itself
  * is a rename per file, which only one process can win.

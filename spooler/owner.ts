@@ -1,10 +1,10 @@
 /**
  * A daemon's identity and liveness. Each daemon process is an owner with its own
- * claim directory active/<id>/ and a liveness lock, the directory
- * locks/owner-<id>.lock, whose mtime it sets to the spool time (spool/clock.ts)
- * every stale/3. Another daemon may reclaim the owner's tasks only when that
- * lock is stale (its mtime more than the stale time behind the spool clock) or
- * gone. See claim.ts for the protocol, SPOOL-FORMAT.md "Clocks" for why the
+ * claim directory active/<id>/ and a liveness lock, proper-lockfile's lock
+ * directory locks/owner-<id>.lock, whose mtime is set to the spool time
+ * (spool/clock.ts; through SpoolTimeLockFs, lock-fs.ts) every stale/3.
+ * Another daemon may reclaim the owner's tasks only when that lock is stale
+ * (its mtime more than the stale time behind the spool clock) or gone. See claim.ts for the protocol, SPOOL-FORMAT.md "Clocks" for why the
  * lock is stamped in spool time rather than with this host's clock: a host
  * whose clock is behind stamped old times and was taken for dead while alive.
  *
@@ -18,31 +18,16 @@
  */
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, rmdirSync } from 'node:fs';
-import { lstat, mkdir, rmdir, utimes } from 'node:fs/promises';
+import { lstat } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
+import lockfile from 'proper-lockfile';
 import type { SpoolClock } from '../spool/clock.js';
 import type { SpoolLayout } from '../spool/layout.js';
+import { SpoolTimeLockFs } from './lock-fs.js';
 
-/** The least stale time honoured (as proper-lockfile, which this lock replaces, did): a refresh takes a round trip or more. */
+/** The least stale time honoured (proper-lockfile's own floor): a refresh takes a round trip or more. */
 const MIN_STALE_MS = 2000;
-
-/** Lock directories held by this process, removed if it exits without releasing them (a fatal error). */
-const heldLocks = new Set<string>();
-let exitHookInstalled = false;
-function removeHeldLocksOnExit(): void {
-  if (exitHookInstalled) return;
-  exitHookInstalled = true;
-  process.on('exit', () => {
-    for (const path of heldLocks) {
-      try {
-        rmdirSync(path);
-      } catch {
-        // Gone already.
-      }
-    }
-  });
-}
 
 export interface OwnerClock {
   clock: SpoolClock;
@@ -50,81 +35,24 @@ export interface OwnerClock {
   beforeRefresh?: () => Promise<void>;
 }
 
-/**
- * The lock directory, kept fresh by a timer. Its mtime is set with utimes to
- * the spool time (the upper bound: it never looks older than it is), rounded
- * up to a whole second where the filesystem keeps only seconds (sshfs would
- * round it down).
- */
-class LivenessLock {
-  private timer: NodeJS.Timeout | undefined;
-  private released = false;
-  /** performance.now() of the last successful refresh. */
-  private lastRefresh = performance.now();
+/** The held liveness lock: proper-lockfile's, stamping spool time through SpoolTimeLockFs. */
+interface HeldLock {
+  fs: SpoolTimeLockFs;
+  unlock: () => Promise<void>;
+}
 
-  constructor(
-    readonly path: string,
-    private readonly staleMs: number,
-    private readonly updateMs: number,
-    private readonly time: OwnerClock,
-    private readonly onLost: (err: Error) => void,
-  ) {}
-
-  async stamp(): Promise<void> {
-    const est = this.time.clock.estimate();
-    let t = this.time.clock.stampNow();
-    if (est.wholeSeconds) t = Math.ceil(t / 1000) * 1000;
-    await utimes(this.path, t / 1000, t / 1000);
-    this.lastRefresh = performance.now();
-  }
-
-  schedule(delay = this.time.clock.delayToNextSample(this.updateMs)): void {
-    if (this.released) return;
-    this.timer = setTimeout(() => void this.refresh(), delay);
-    // The daemon's other timers keep it alive; a lock alone should not.
-    this.timer.unref();
-  }
-
-  private async refresh(): Promise<void> {
-    this.timer = undefined;
-    if (this.released) return;
-    await this.time.beforeRefresh?.().catch(() => undefined);
-    if (this.released) return;
-    try {
-      await this.stamp();
-    } catch (err) {
-      if (this.released) return;
-      const code = (err as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT' || code === 'ENOTDIR' || performance.now() - this.lastRefresh > this.staleMs) {
-        return this.lose(Object.assign(new Error(`liveness lock ${this.path} is gone or could not be refreshed within the stale time`), { code: 'ECOMPROMISED', cause: err }));
-      }
-      // A passing error (a network filesystem hiccup): try again soon, while the lock is still fresh.
-      return this.schedule(1000);
-    }
-    this.schedule();
-  }
-
-  private lose(err: Error): void {
-    this.released = true;
-    heldLocks.delete(this.path);
-    this.onLost(err);
-  }
-
-  /** Stops refreshing; removes the lock directory unless `keep`. */
-  async release(keep = false): Promise<void> {
-    if (this.released) return;
-    this.released = true;
-    clearTimeout(this.timer);
-    heldLocks.delete(this.path);
-    if (!keep) await rmdir(this.path).catch(() => undefined);
-  }
+async function releaseLock(lock: HeldLock | undefined): Promise<void> {
+  if (lock === undefined) return;
+  lock.fs.onReleased();
+  // ERELEASED when proper-lockfile found it compromised meanwhile: nothing left to remove.
+  await lock.unlock().catch(() => undefined);
 }
 
 export class Owner {
   private constructor(
     readonly id: string,
     readonly dir: string,
-    private lock: LivenessLock | undefined,
+    private lock: HeldLock | undefined,
   ) {}
 
   /**
@@ -134,30 +62,38 @@ export class Owner {
    */
   static async acquire(layout: SpoolLayout, staleMs: number, time: OwnerClock, onLost: (err: Error) => void, mode = 0o700): Promise<Owner> {
     staleMs = Math.max(staleMs, MIN_STALE_MS);
+    const updateMs = Math.max(1000, Math.floor(staleMs / 3));
     const host = hostname().replace(/[^A-Za-z0-9_.-]/g, '_') || 'host';
     const id = `${host}-${process.pid}-${randomBytes(3).toString('hex')}`;
+    const sample = time.beforeRefresh ?? (() => Promise.resolve());
+    const fs = new SpoolTimeLockFs(time.clock, () => sample().catch(() => undefined), updateMs);
     let owner: Owner | undefined;
-    const lock = new LivenessLock(lockPath(layout, id), staleMs, Math.max(1000, Math.floor(staleMs / 3)), time, (err) => {
-      if (owner === undefined || owner.lost) return;
-      owner.lost = true;
-      owner.lock = undefined;
-      onLost(err);
+    // Not an existing lock ever (mkdir, and the id is fresh); removed by proper-lockfile if this process exits holding it.
+    const unlock = await lockfile.lock(lockTarget(layout, id), {
+      realpath: false,
+      stale: staleMs,
+      update: updateMs,
+      fs,
+      // The default throws from a timer and kills the process: the daemon rejoins instead.
+      onCompromised: (err) => {
+        fs.onReleased();
+        if (owner === undefined || owner.lost || owner.lock?.fs !== fs) return;
+        owner.lost = true;
+        owner.lock = undefined;
+        onLost(err);
+      },
     });
-    // Not recursive, and never an existing one: the id is fresh.
-    await mkdir(lock.path);
-    heldLocks.add(lock.path);
-    removeHeldLocksOnExit();
+    const lock: HeldLock = { fs, unlock };
+    fs.onHeld();
     try {
-      await lock.stamp();
       const dir = join(layout.active, id);
       // Not recursive: this fails rather than accept anything (a link, say) already under our fresh id.
       mkdirSync(dir, { mode });
       owner = new Owner(id, dir, lock);
     } catch (err) {
-      await lock.release();
+      await releaseLock(lock);
       throw err;
     }
-    lock.schedule();
     return owner;
   }
 
@@ -173,7 +109,7 @@ export class Owner {
     this.lost = true;
     const lock = this.lock;
     this.lock = undefined;
-    await lock?.release();
+    await releaseLock(lock);
   }
 
   /** Removes the claim directory (it must be empty) and releases the lock. Nothing for a lost owner: its leftovers are reclaimed. */
@@ -186,7 +122,7 @@ export class Owner {
     }
     const lock = this.lock;
     this.lock = undefined;
-    await lock?.release();
+    await releaseLock(lock);
   }
 }
 
@@ -204,7 +140,9 @@ export async function isOwnerAlive(layout: SpoolLayout, id: string, staleMs: num
   }
 }
 
-const lockPath = (layout: SpoolLayout, id: string): string => join(layout.locks, `owner-${id}.lock`);
+/** What proper-lockfile locks: its lock is this path + '.lock'. */
+const lockTarget = (layout: SpoolLayout, id: string): string => join(layout.locks, `owner-${id}`);
+const lockPath = (layout: SpoolLayout, id: string): string => `${lockTarget(layout, id)}.lock`;
 
 /** Removes a dead owner's lock directory once its claims are reclaimed. */
 export function removeOwnerLock(layout: SpoolLayout, id: string): void {
