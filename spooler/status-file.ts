@@ -10,39 +10,14 @@
  */
 import { unlinkSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { join } from 'node:path';
 import type { SpoolLayout } from '../spool/layout.js';
+import { STATUS_FILE_VERSION, STATUS_MAX_RUNNING, statusFilePath, type DaemonStatusRecord as DaemonStatus } from '../spool/status-file.js';
 import type { Logger } from './logger.js';
 import { writeJsonAtomic } from './records.js';
-import type { SpoolService, SpoolStats } from './spool-service.js';
+import type { SpoolService } from './spool-service.js';
 
-export const STATUS_FILE_PREFIX = 'daemon-';
-export const STATUS_FILE_VERSION = 1;
 /** How often the file is rewritten (ms). */
 export const STATUS_EVERY_MS = 1000;
-/** Readers treat a file not updated for this long (ms) as a daemon that is gone. */
-export const STATUS_STALE_MS = 10_000;
-/** Running tasks listed at most. */
-export const STATUS_MAX_RUNNING = 100;
-
-export interface DaemonStatus {
-  version: 1;
-  owner: string;
-  host: string;
-  pid: number;
-  startedAt: number;
-  updatedAt: number;
-  concurrency: number;
-  /** The documented totals (SPOOL-FORMAT.md, "Daemon status files"); the daemon's other counters stay in its logs and metrics. */
-  totals: Omit<SpoolStats, 'claimRaces'>;
-  byTask: Record<string, { processed: number; skipped: number; rescheduled: number; dead: number }>;
-  running: Array<{ id: string; name: string; attempt: number; startedAt: number }>;
-  queue: { ready: number; known: number; nextDueAt: number | null };
-}
-
-export function statusFilePath(layout: SpoolLayout, owner: string): string {
-  return join(layout.state, `${STATUS_FILE_PREFIX}${owner}.json`);
-}
 
 /** Removes an owner's status file; nothing when it is already gone. */
 export function removeStatusFile(layout: SpoolLayout, owner: string): void {

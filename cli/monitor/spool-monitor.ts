@@ -6,7 +6,8 @@
  */
 import type { SpoolLayout } from '../../spool/layout.js';
 import { SpoolScanner, type Counts } from './spool-scan.js';
-import { doneCount, readDaemonStatuses, type DaemonStatus, type RunningTask } from './status-files.js';
+import type { RunningTask } from '../../spool/status-file.js';
+import { doneCount, readDaemonStatuses, type DaemonStatus } from './status-files.js';
 
 /** How many samples of throughput are kept (at one a second: five minutes). */
 export const HISTORY_SAMPLES = 300;

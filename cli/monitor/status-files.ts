@@ -1,45 +1,31 @@
 /**
  * Reading the per-daemon status files, `state/daemon-<owner>.json`, that each
- * serving daemon rewrites about once a second (the daemon's side documents
- * the format in SPOOL-FORMAT.md). Whoever can write state/ wrote them: every
+ * serving daemon rewrites about once a second (its schema: spool/status-file.ts,
+ * SPOOL-FORMAT.md). Whoever can write state/ wrote them: every
  * field is checked for its type and anything malformed is left out.
  */
 import { join } from 'node:path';
 import type { SpoolLayout } from '../../spool/layout.js';
 import { readNames } from '../../spool/read-names.js';
 import { readRegularFile } from '../../spool/safe-read.js';
+import {
+  BY_TASK_KEYS,
+  STATUS_FILE_VERSION,
+  STATUS_MAX_RUNNING,
+  STATUS_STALE_MS,
+  statusFilePath,
+  TOTAL_KEYS,
+  type DaemonStatusRecord,
+  type RunningTask,
+  type TaskTotals,
+  type Totals,
+} from '../../spool/status-file.js';
 import { assertRealFolder } from '../../spool/trust.js';
 
-/** A status file not rewritten for this long belongs to a daemon that is gone. */
-export const STATUS_STALE_MS = 10_000;
 /** Status files are small; a larger one is not read. */
 const STATUS_MAX_BYTES = 1024 * 1024;
-/** The writer keeps at most this many running tasks; a reader keeps no more either. */
-const RUNNING_MAX = 100;
 
-export const TOTAL_KEYS = ['processed', 'skipped', 'rescheduled', 'dead', 'quarantined', 'reclaimed', 'lost'] as const;
-export type Totals = Record<(typeof TOTAL_KEYS)[number], number>;
-const BY_TASK_KEYS = ['processed', 'skipped', 'rescheduled', 'dead'] as const;
-export type TaskTotals = Record<(typeof BY_TASK_KEYS)[number], number>;
-
-export interface RunningTask {
-  id: string;
-  name: string;
-  attempt: number;
-  startedAt: number;
-}
-
-export interface DaemonStatus {
-  owner: string;
-  host: string;
-  pid: number;
-  startedAt: number;
-  updatedAt: number;
-  concurrency: number;
-  totals: Totals;
-  byTask: Record<string, TaskTotals>;
-  running: RunningTask[];
-  queue: { ready: number; known: number; nextDueAt: number | null };
+export interface DaemonStatus extends Omit<DaemonStatusRecord, 'version'> {
   /** Not rewritten for STATUS_STALE_MS: the daemon is gone; its running tasks are not counted. */
   stale: boolean;
 }
@@ -62,7 +48,7 @@ export function readDaemonStatuses(layout: SpoolLayout, now = Date.now()): Daemo
   const statuses: DaemonStatus[] = [];
   for (const owner of owners.sort()) {
     if (owner.startsWith('.') || owner.includes('/')) continue;
-    const read = readRegularFile(join(layout.state, `daemon-${owner}.json`), STATUS_MAX_BYTES);
+    const read = readRegularFile(statusFilePath(layout, owner), STATUS_MAX_BYTES);
     if (!read.ok) continue;
     let value: unknown;
     try {
@@ -78,7 +64,7 @@ export function readDaemonStatuses(layout: SpoolLayout, now = Date.now()): Daemo
 
 /** A status file's parsed JSON checked against the schema; undefined when it does not match. */
 export function parseDaemonStatus(value: unknown, now = Date.now()): DaemonStatus | undefined {
-  if (!isObject(value) || value.version !== 1) return undefined;
+  if (!isObject(value) || value.version !== STATUS_FILE_VERSION) return undefined;
   const { owner, host, pid, startedAt, updatedAt, concurrency } = value;
   if (typeof owner !== 'string' || owner.length === 0 || typeof host !== 'string') return undefined;
   if (!isCount(pid) || !isTime(startedAt) || !isTime(updatedAt) || !isCount(concurrency)) return undefined;
@@ -93,7 +79,7 @@ export function parseDaemonStatus(value: unknown, now = Date.now()): DaemonStatu
   }
   const running: RunningTask[] = [];
   if (Array.isArray(value.running)) {
-    for (const r of value.running.slice(0, RUNNING_MAX)) {
+    for (const r of value.running.slice(0, STATUS_MAX_RUNNING)) {
       if (isObject(r) && typeof r.id === 'string' && typeof r.name === 'string' && isCount(r.attempt) && isTime(r.startedAt)) {
         running.push({ id: r.id, name: r.name, attempt: r.attempt, startedAt: r.startedAt });
       }

@@ -1,0 +1,47 @@
+/**
+ * The per-daemon status file, state/daemon-<owner>.json, in one place for its
+ * writer (spooler/status-file.ts) and its readers (`spool top`, the dashboard:
+ * cli/monitor/status-files.ts). SPOOL-FORMAT.md, "Daemon status files", is the
+ * contract.
+ */
+import { join } from 'node:path';
+import type { SpoolLayout } from './layout.js';
+
+export const STATUS_FILE_PREFIX = 'daemon-';
+export const STATUS_FILE_VERSION = 1;
+/** Readers treat a file not rewritten for this long (ms) as a daemon that is gone. */
+export const STATUS_STALE_MS = 10_000;
+/** Running tasks listed at most (the writer lists no more, a reader keeps no more). */
+export const STATUS_MAX_RUNNING = 100;
+
+export const TOTAL_KEYS = ['processed', 'skipped', 'rescheduled', 'dead', 'quarantined', 'reclaimed', 'lost'] as const;
+export type Totals = Record<(typeof TOTAL_KEYS)[number], number>;
+export const BY_TASK_KEYS = ['processed', 'skipped', 'rescheduled', 'dead'] as const;
+export type TaskTotals = Record<(typeof BY_TASK_KEYS)[number], number>;
+
+export interface RunningTask {
+  id: string;
+  name: string;
+  attempt: number;
+  /** ms since the epoch. */
+  startedAt: number;
+}
+
+/** The file's content, as written. */
+export interface DaemonStatusRecord {
+  version: typeof STATUS_FILE_VERSION;
+  owner: string;
+  host: string;
+  pid: number;
+  startedAt: number;
+  updatedAt: number;
+  concurrency: number;
+  totals: Totals;
+  byTask: Record<string, TaskTotals>;
+  running: RunningTask[];
+  queue: { ready: number; known: number; nextDueAt: number | null };
+}
+
+export function statusFilePath(layout: SpoolLayout, owner: string): string {
+  return join(layout.state, `${STATUS_FILE_PREFIX}${owner}.json`);
+}
