@@ -11,30 +11,17 @@
  * only where the machine cannot have them. CI runs as root and installs sshfs,
  * openssh-server and faketime (.ci/run), so these run there.
  */
-import { existsSync, rmSync } from 'node:fs';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { killLeftoverDaemons } from './helpers/daemon.js';
-import { HostRig, hostRecords, hostRigImpossible, serverSpool } from './helpers/hosts.js';
+import { existsSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { HostRig, hostRigImpossible, useHostRig } from './helpers/hosts.js';
 import { clockSkewScenario, LIBFAKETIME, stallScenario } from './helpers/multihost-scenarios.js';
 
 const impossible = hostRigImpossible();
 if (impossible) console.warn(`test/multihost-faults.test.ts skipped: ${impossible}`);
 
 describe.skipIf(impossible !== undefined)('faults of three hosts sharing one spool over sshfs', () => {
-  let rig: HostRig;
-  beforeAll(async () => {
-    rig = await HostRig.create({ hosts: 3 });
-  }, 60_000);
-  afterEach(async () => {
-    await killLeftoverDaemons();
-    if (!rig) return;
-    rmSync(serverSpool(rig), { recursive: true, force: true });
-    for (const h of rig.hosts) rmSync(hostRecords(rig, h), { force: true });
-  });
-  afterAll(async () => {
-    await killLeftoverDaemons();
-    await rig?.close();
-  });
+  let rig!: HostRig;
+  useHostRig(3, (created) => (rig = created));
 
   // Skew (30 s) far above the stale time (10 s): without the spool clock, a host 30 s fast started postponed
   // tasks at once and judged its peers' locks stale; a host 30 s slow ran nothing due and was judged dead.

@@ -13,10 +13,10 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { Spooler } from '../runtime/index.js';
 import { killLeftoverDaemons, sleep, startServing, waitFor } from './helpers/daemon.js';
-import { allRecords, HostRig, hostRecords, hostRigImpossible, hostSpool, serverSpool, startOnHost } from './helpers/hosts.js';
+import { allRecords, HostRig, hostRigImpossible, hostSpool, startOnHost, useHostRig } from './helpers/hosts.js';
 
 const impossible = hostRigImpossible();
 if (impossible) console.warn(`test/multihost-pickup.test.ts skipped: ${impossible}`);
@@ -27,20 +27,8 @@ const SCAN_ARGS = ['--scan-interval', '30s', '--processes', '0'];
 const PICKUP_LIMIT_MS = 2000;
 
 describe.skipIf(impossible !== undefined)('pickup of a task dropped through another host\'s mount, without --poll', () => {
-  let rig: HostRig;
-  beforeAll(async () => {
-    rig = await HostRig.create({ hosts: 2 });
-  }, 60_000);
-  afterEach(async () => {
-    await killLeftoverDaemons();
-    if (!rig) return;
-    rmSync(serverSpool(rig), { recursive: true, force: true });
-    for (const h of rig.hosts) rmSync(hostRecords(rig, h), { force: true });
-  });
-  afterAll(async () => {
-    await killLeftoverDaemons();
-    await rig?.close();
-  });
+  let rig!: HostRig;
+  useHostRig(2, (created) => (rig = created));
 
   it('detects the network filesystem, polls, and starts each remote drop within a fraction of the scan interval', { timeout: 90_000 }, async () => {
     const [consumer, producerHost] = rig.hosts as [(typeof rig.hosts)[0], (typeof rig.hosts)[0]];

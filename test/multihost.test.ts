@@ -8,12 +8,11 @@
  * only where the machine cannot have them. CI runs as root and installs sshfs
  * and openssh-server (.ci/run), so these run there.
  */
-import { rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Spooler } from '../runtime/index.js';
-import { describeSpool, killLeftoverDaemons, ls, lsActive, sleep, waitFor, type DaemonProcess } from './helpers/daemon.js';
-import { allRecords, HostRig, hostRecords, hostRigImpossible, hostSpool, serverSpool, startOnHost } from './helpers/hosts.js';
+import { describeSpool, ls, lsActive, sleep, waitFor, type DaemonProcess } from './helpers/daemon.js';
+import { allRecords, HostRig, hostRigImpossible, hostSpool, serverSpool, startOnHost, useHostRig } from './helpers/hosts.js';
 
 const impossible = hostRigImpossible();
 if (impossible) console.warn(`test/multihost.test.ts skipped: ${impossible}`);
@@ -24,20 +23,8 @@ const STALE_MS = 3000;
 const SCAN_MS = 1000;
 
 describe.skipIf(impossible !== undefined)('three hosts sharing one spool over sshfs', () => {
-  let rig: HostRig;
-  beforeAll(async () => {
-    rig = await HostRig.create({ hosts: 3 });
-  }, 60_000);
-  afterEach(async () => {
-    await killLeftoverDaemons();
-    if (!rig) return;
-    rmSync(serverSpool(rig), { recursive: true, force: true });
-    for (const h of rig.hosts) rmSync(hostRecords(rig, h), { force: true });
-  });
-  afterAll(async () => {
-    await killLeftoverDaemons();
-    await rig?.close();
-  });
+  let rig!: HostRig;
+  useHostRig(3, (created) => (rig = created));
 
   const spoolEmpty = (): boolean => {
     const root = serverSpool(rig);

@@ -5,10 +5,11 @@
  * (`<rig>/records-<host>.jsonl`, outside the mount: an append over sshfs is not
  * atomic with other hosts' appends).
  */
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync } from 'node:fs';
+import { afterAll, afterEach, beforeAll } from 'vitest';
 import { join } from 'node:path';
 import { COHERENT_MOUNT_OPTIONS, HostRig, hostRigImpossible, missingPrograms, type RigHost } from '../../bench/host-rig.js';
-import { readRecords, startDaemon, type DaemonProcess, type DaemonStartOptions, type TaskRecord } from './daemon.js';
+import { killLeftoverDaemons, readRecords, startDaemon, type DaemonProcess, type DaemonStartOptions, type TaskRecord } from './daemon.js';
 
 export { COHERENT_MOUNT_OPTIONS, HostRig, hostRigImpossible, missingPrograms, type RigHost };
 
@@ -68,4 +69,27 @@ export function thaw(pids: number[]): void {
       // exited meanwhile
     }
   }
+}
+
+/**
+ * The rig for one test file: made before its tests (`hosts` hosts), the shared
+ * spool and the hosts' record files emptied and leftover daemons killed after
+ * each test, everything taken down after the file. `created` receives the rig.
+ */
+export function useHostRig(hosts: number, created: (rig: HostRig) => void): void {
+  let rig: HostRig | undefined;
+  beforeAll(async () => {
+    rig = await HostRig.create({ hosts });
+    created(rig);
+  }, 60_000);
+  afterEach(async () => {
+    await killLeftoverDaemons();
+    if (!rig) return;
+    rmSync(serverSpool(rig), { recursive: true, force: true });
+    for (const h of rig.hosts) rmSync(hostRecords(rig, h), { force: true });
+  });
+  afterAll(async () => {
+    await killLeftoverDaemons();
+    await rig?.close();
+  });
 }
