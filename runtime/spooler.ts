@@ -364,7 +364,7 @@ const CLOCK_RESAMPLE_MS = 60_000;
 function dueTime(postpone: Postpone | undefined, clock: SpoolClock, now: number): number {
   if (postpone === undefined) return now;
   if (postpone instanceof Date) return toDueTime(new Date(clock.toSpoolStamp(postpone.getTime())), now);
-  return toDueTime(postpone, clock.stampNow());
+  return toDueTime(postpone, clock.stampAt(now));
 }
 
 /** Checks options when a task is defined, so mistakes surface at import time rather than at the first call. */

@@ -130,6 +130,11 @@ export class SpoolClock {
     return Date.now() + this.stampOffset;
   }
 
+  /** stampNow() at the instant a now() call returned `judged`: a task's id and its due time read the clock once. */
+  stampAt(judged: number): number {
+    return judged - this.judgeOffset + this.stampOffset;
+  }
+
   /** Converts a time read from this host's clock (a Date a user passed) into spool time, for stamping. */
   toSpoolStamp(localMs: number): number {
     return localMs + this.stampOffset;
