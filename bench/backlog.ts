@@ -10,7 +10,7 @@ import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { Spooler } from '../runtime/index.js';
 import { encodeTask } from '../spool/task-file.js';
-import { writeTaskSync } from '../spool/write.js';
+import { writeTaskSync } from '../spool/protocol.js';
 import { cpuMsOf, memoryOf, printTable, sleep, startDaemon, stopDaemon, tempDir, verdict, waitForLine } from './lib.js';
 
 export async function backlog(options: { tasks?: number; idleSeconds?: number; dueFraction?: number } = {}): Promise<void> {

@@ -20,7 +20,7 @@ import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { Spooler } from '../runtime/index.js';
 import { encodeTask } from '../spool/task-file.js';
-import { writeTaskSync } from '../spool/write.js';
+import { writeTaskSync } from '../spool/protocol.js';
 import { COHERENT_MOUNT_OPTIONS, HostRig, hostRigImpossible, type RigHost } from './host-rig.js';
 import { NOOP_TASKS, SPOOLERD, cpuMsOf, median, percentile, preciseNow, printTable, sleep, verdict } from './lib.js';
 

@@ -9,7 +9,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Spooler } from '../runtime/index.js';
 import { encodeTask } from '../spool/task-file.js';
-import { writeTaskSync } from '../spool/write.js';
+import { writeTaskSync } from '../spool/protocol.js';
 import { percentile, preciseNow, printTable, sleep, startDaemon, stopDaemon, tempDir, verdict, waitForLine } from './lib.js';
 
 export async function pickup(options: { seconds?: number; intervalMs?: number; postponed?: number } = {}): Promise<void> {

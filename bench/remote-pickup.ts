@@ -30,7 +30,7 @@ import { join } from 'node:path';
 import { Spooler } from '../runtime/index.js';
 import { readNames } from '../spool/read-names.js';
 import { encodeTask } from '../spool/task-file.js';
-import { writeTaskSync } from '../spool/write.js';
+import { writeTaskSync } from '../spool/protocol.js';
 import { HostRig, hostRigImpossible, type RigHost } from './host-rig.js';
 import { NOOP_TASKS, SPOOLERD, cpuMsOf, percentile, preciseNow, printTable, sleep, verdict } from './lib.js';
 

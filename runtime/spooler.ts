@@ -18,7 +18,7 @@ import { checkPriority, checkTaskName, PRIORITY_DEFAULT, type Encoding } from '.
 import { DEFAULT_MAX_BYTES } from '../spool/safe-read.js';
 import { encodeTask, readTaskFile, type EncodedTask, type TaskFile } from '../spool/task-file.js';
 import type { PlainValue } from '../spool/wire.js';
-import { discardStagedSync, fsyncDirSync, publishStagedSync, stageTaskSync, withdrawPublishedSync, writeTask } from '../spool/write.js';
+import { discardStagedSync, fsyncDirSync, publishStagedSync, stageTaskSync, withdrawPublishedSync, writeTask } from '../spool/protocol.js';
 import { toRetrySpec, type BackoffOptions } from './backoff.js';
 import { currentTask } from './context.js';
 import { toDueTime, toMs, type Duration, type Postpone } from './duration.js';

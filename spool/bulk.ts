@@ -3,26 +3,16 @@
  * `spool rm` and `spool retry` (which parse the command line and report), and
  * meant for anything else that acts on tasks a person chose (a dashboard).
  *
- * Every change is one rename, the same kind a daemon claims with, so for each
- * task either the daemon or this gets it, never both, and a crash at any
- * instant leaves the task whole in exactly one place (SPOOL-FORMAT.md, "State
- * changes"):
- *
- *   remove   incoming/, pending/, dead/, quarantine/ or archive/ NAME
- *              → tmp/.revoked-<pid>-<hex>, then delete it (and the task's
- *              state/<id>.json, and a quarantined file's reason)
- *   retry    dead/PP-DUE-ID-aN-… → incoming/PP-NOW-ID-a0-…
- *
+ * The moves are spool/protocol.ts's revoke and revive (its table says what a
+ * crash after each leaves); this module chooses what to act on, follows a
+ * task that moved since it was listed, and reports an outcome per task.
  * A task that is running (in active/) is never touched.
  */
-import { randomBytes } from 'node:crypto';
-import { lstatSync, mkdirSync, readdirSync, renameSync, unlinkSync } from 'node:fs';
+import { lstatSync, mkdirSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { removeFailureRecord } from './failure-record.js';
 import type { SpoolLayout } from './layout.js';
-import { listSpool, QUARANTINE_REASON_SUFFIX, type SpoolEntry } from './listing.js';
-import { renameTask } from './name.js';
-import { removeTree } from './remove-tree.js';
+import { listSpool, type SpoolEntry } from './listing.js';
+import { revive, revoke } from './protocol.js';
 import { ALL_LOCATIONS } from './select.js';
 import { assertRealFolder } from './trust.js';
 
@@ -82,21 +72,13 @@ function retryOne(layout: SpoolLayout, entry: SpoolEntry, now: number): Outcome 
   if (entry.state === 'active') return { kind: 'running', label, entry, owner: entry.owner ?? '?' };
   // A file with a bad name in dead/ cannot be scheduled (spool rm removes it).
   if (entry.state !== 'dead' || entry.task === undefined) return { kind: 'wrong-state', label, entry };
-  const next = renameTask(entry.task, { due: now, attempts: 0 });
-  try {
-    renameSync(entry.path, join(layout.incoming, next));
-    return { kind: 'retried', label, entry };
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || exists(entry.path)) throw err;
-    return { kind: 'gone', label, entry };
-  }
+  return revive(layout, entry.path, entry.task, now) ? { kind: 'retried', label, entry } : { kind: 'gone', label, entry };
 }
 
 /**
- * Takes the entry out by renaming it into tmp/ (where no daemon looks), then
- * deletes it. If it has moved since it was listed: a daemon accepting it moves
- * it from incoming/ to pending/ under the same name; a daemon that claimed it
- * has it in active/<owner>/ (then it is running and left alone); otherwise it
+ * Revokes the entry. If it has moved since it was listed: a daemon accepting it
+ * moves it from incoming/ to pending/ under the same name; a daemon that claimed
+ * it has it in active/<owner>/ (then it is running and left alone); otherwise it
  * is looked up afresh, once.
  */
 function removeOne(layout: SpoolLayout, listed: SpoolEntry): Outcome {
@@ -104,11 +86,10 @@ function removeOne(layout: SpoolLayout, listed: SpoolEntry): Outcome {
   for (let attempt = 0; ; attempt++) {
     const label = labelOf(entry);
     if (entry.state === 'active') return { kind: 'running', label, entry, owner: entry.owner ?? '?' };
-    // Not named after the entry: a quarantined name may take all 255 bytes a name can have.
-    const graveyard = join(layout.tmp, `.revoked-${process.pid}-${randomBytes(6).toString('hex')}`);
-    let taken = tryRename(entry.path, graveyard);
-    if (!taken && entry.location === 'incoming') taken = tryRename(join(layout.pending, entry.fileName), graveyard);
-    if (taken) return finishRemoval(layout, entry, graveyard);
+    const paths = entry.location === 'incoming' ? [entry.path, join(layout.pending, entry.fileName)] : [entry.path];
+    const revoked = revoke(layout, { paths, quarantined: entry.location === 'quarantine', ...(entry.task !== undefined && { id: entry.task.id }) });
+    if (revoked.kind === 'revoked') return { kind: 'removed', label, entry };
+    if (revoked.kind === 'stranded') return { kind: 'stranded', label, entry, path: revoked.path, error: revoked.error };
     const owner = claimedBy(layout, entry.fileName);
     if (owner !== undefined) return { kind: 'running', label, entry, owner };
     if (attempt === 1 || entry.task === undefined) return { kind: 'gone', label, entry };
@@ -118,31 +99,6 @@ function removeOne(layout: SpoolLayout, listed: SpoolEntry): Outcome {
     const live = now.find((e) => e.state !== 'archived');
     if (live === undefined) return { kind: 'gone', label, entry };
     entry = live;
-  }
-}
-
-function finishRemoval(layout: SpoolLayout, entry: SpoolEntry, graveyard: string): Outcome {
-  const label = labelOf(entry);
-  if (entry.location === 'quarantine') unlinkQuietly(entry.path + QUARANTINE_REASON_SUFFIX);
-  try {
-    // A quarantined entry may be a directory (dropped into incoming/ whole), possibly still written into.
-    removeTree(graveyard);
-  } catch (err) {
-    return { kind: 'stranded', label, entry, path: graveyard, error: err as Error };
-  }
-  // The task is gone for good: its last error is of no more use. (A crash before this leaves an orphan record, nothing else.)
-  if (entry.task !== undefined) removeFailureRecord(layout, entry.task.id);
-  return { kind: 'removed', label, entry };
-}
-
-/** Renames; false if the source is gone. */
-function tryRename(from: string, to: string): boolean {
-  try {
-    renameSync(from, to);
-    return true;
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
-    throw err;
   }
 }
 
@@ -166,13 +122,5 @@ function exists(path: string): boolean {
     return true;
   } catch {
     return false;
-  }
-}
-
-function unlinkQuietly(path: string): void {
-  try {
-    unlinkSync(path);
-  } catch {
-    // No reason file: nothing to clean.
   }
 }

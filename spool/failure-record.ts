@@ -1,6 +1,6 @@
 /**
  * Reading `state/<id>.json`, the last failure of a task, which the daemon writes
- * (spooler/records.ts) when a task fails and before it becomes a dead letter.
+ * (spool/protocol.ts, bury) when a task fails and before it becomes a dead letter.
  * `spool show` prints it; `spool ls` shows its message beside dead letters.
  */
 import { unlinkSync } from 'node:fs';

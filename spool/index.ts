@@ -5,5 +5,5 @@ export * from './wire.js';
 export * from './layout.js';
 export * from './safe-read.js';
 export * from './task-file.js';
-export * from './write.js';
+export { discardStagedSync, fsyncDirSync, publishStagedSync, stageTaskSync, withdrawPublishedSync, writeTask, writeTaskSync, type WriteOptions } from './protocol.js';
 export * from './listing.js';

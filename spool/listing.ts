@@ -10,6 +10,7 @@ import type { SpoolLayout, TaskLocation } from './layout.js';
 import { explainBadName, type Encoding, type TaskName } from './name.js';
 import { BodyChecks, isValidBody, VALID } from './parallel-check.js';
 import { readEntries } from './read-names.js';
+import { QUARANTINE_REASON_SUFFIX } from './protocol.js';
 import { DEFAULT_MAX_BYTES, describeIrregular, readRegularFile } from './safe-read.js';
 import { decodeTask } from './task-file.js';
 import { assertRealFolder } from './trust.js';
@@ -51,7 +52,6 @@ export interface ListOptions {
 }
 
 export const DEFAULT_LOCATIONS: readonly TaskLocation[] = ['incoming', 'pending', 'active', 'dead', 'quarantine'];
-const QUARANTINE_REASON_SUFFIX = '.reason.json';
 
 export function listSpool(layout: SpoolLayout, options: ListOptions = {}): SpoolEntry[] {
   return startListing(layout, options).finish().entries;

@@ -5,11 +5,11 @@
  * data, so that a file-ops thread (file-ops-thread.ts) can run them beside the
  * daemon's JavaScript, or the daemon itself can (--io-threads 0).
  *
- * Nothing here decides anything: each step is claim.ts's or safe-read.ts's,
+ * Nothing here decides anything: each step is spool/protocol.ts's or safe-read.ts's,
  * with their crash behaviour, and every outcome is reported back per file.
  */
+import { claim, removeClaimed, type ClaimSources } from '../spool/protocol.js';
 import { readClaimedFile } from '../spool/safe-read.js';
-import { claim, removeClaimed, type ClaimSources } from './claim.js';
 
 /**
  * Names travel joined by "/", the one character no file name can hold: one

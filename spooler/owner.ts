@@ -4,7 +4,7 @@
  * directory locks/owner-<id>.lock, whose mtime is set to the spool time
  * (spool/clock.ts; through SpoolTimeLockFs, lock-fs.ts) every stale/3.
  * Another daemon may reclaim the owner's tasks only when that lock is stale
- * (its mtime more than the stale time behind the spool clock) or gone. See claim.ts for the protocol, SPOOL-FORMAT.md "Clocks" for why the
+ * (its mtime more than the stale time behind the spool clock) or gone. See spool/protocol.ts for the protocol (reclaim removes a dead owner's claim directory and lock), SPOOL-FORMAT.md "Clocks" for why the
  * lock is stamped in spool time rather than with this host's clock: a host
  * whose clock is behind stamped old times and was taken for dead while alive.
  *
@@ -24,6 +24,7 @@ import { join } from 'node:path';
 import lockfile from 'proper-lockfile';
 import type { SpoolClock } from '../spool/clock.js';
 import type { SpoolLayout } from '../spool/layout.js';
+import { ownerLockPath, ownerLockTarget } from '../spool/protocol.js';
 import { SpoolTimeLockFs } from './lock-fs.js';
 
 /** The least stale time honoured (proper-lockfile's own floor): a refresh takes a round trip or more. */
@@ -69,7 +70,7 @@ export class Owner {
     const fs = new SpoolTimeLockFs(time.clock, () => sample().catch(() => undefined), updateMs);
     let owner: Owner | undefined;
     // Not an existing lock ever (mkdir, and the id is fresh); removed by proper-lockfile if this process exits holding it.
-    const unlock = await lockfile.lock(lockTarget(layout, id), {
+    const unlock = await lockfile.lock(ownerLockTarget(layout, id), {
       realpath: false,
       stale: staleMs,
       update: updateMs,
@@ -132,7 +133,7 @@ export class Owner {
  */
 export async function isOwnerAlive(layout: SpoolLayout, id: string, staleMs: number, clock: SpoolClock): Promise<boolean> {
   try {
-    const st = await lstat(lockPath(layout, id));
+    const st = await lstat(ownerLockPath(layout, id));
     return st.mtimeMs >= clock.now() - Math.max(staleMs, MIN_STALE_MS);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
@@ -140,15 +141,4 @@ export async function isOwnerAlive(layout: SpoolLayout, id: string, staleMs: num
   }
 }
 
-/** What proper-lockfile locks: its lock is this path + '.lock'. */
-const lockTarget = (layout: SpoolLayout, id: string): string => join(layout.locks, `owner-${id}`);
-const lockPath = (layout: SpoolLayout, id: string): string => `${lockTarget(layout, id)}.lock`;
 
-/** Removes a dead owner's lock directory once its claims are reclaimed. */
-export function removeOwnerLock(layout: SpoolLayout, id: string): void {
-  try {
-    rmdirSync(lockPath(layout, id));
-  } catch {
-    // Already gone, or taken over meanwhile.
-  }
-}

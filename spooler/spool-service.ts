@@ -1,7 +1,7 @@
 /**
  * One spool served by the daemon: discovering tasks, claiming them, running
  * them and recording how they ended. Concurrency is the daemon's (daemon.ts);
- * the file moves are claim.ts's.
+ * the file moves are spool/protocol.ts's.
  *
  * A task's life inside this process (Held):
  *
@@ -20,7 +20,7 @@
  * its mtime changed (other daemons' moves), reclaims the claims of dead owners
  * and sweeps debris from tmp/.
  */
-import { lstatSync, readdirSync, statSync, unlinkSync } from 'node:fs';
+import { lstatSync, readdirSync, statSync } from 'node:fs';
 import { join, sep } from 'node:path';
 import { DEFAULT_RETRY, backoffDelay } from '../runtime/backoff.js';
 import { ClaimLostError } from '../runtime/context.js';
@@ -29,9 +29,9 @@ import { sampleClock, SpoolClock, type ClockEstimate } from '../spool/clock.js';
 import type { SpoolLayout } from '../spool/layout.js';
 import { folderMode } from '../spool/trust.js';
 import { dueOfTaskName, explainBadName } from '../spool/name.js';
+import { accept, bury, DEBRIS_AGE_MS, finish, quarantine, reclaimOwner, release, removeClaimed, retryLater, sweepRecordDebris, sweepTmp } from '../spool/protocol.js';
 import { readNames } from '../spool/read-names.js';
 import { decodeTask, type TaskFile } from '../spool/task-file.js';
-import { accept, bury, finish, reclaimOwner, release, removeClaimed, retryLater } from './claim.js';
 import { ownShare } from './claim-shares.js';
 import { openDirHandle, wantsDirHandles, type DirHandle } from './dir-handles.js';
 import type { Execution, Executor, SettledByRunner } from './executor.js';
@@ -41,8 +41,7 @@ import { SpoolFolders } from './folders.js';
 import type { Logger } from './logger.js';
 import type { DaemonOptions } from './options.js';
 import { Tally } from './observer.js';
-import { isOwnerAlive, Owner, removeOwnerLock } from './owner.js';
-import { quarantine, RECORD_STAGING_PREFIX } from './records.js';
+import { isOwnerAlive, Owner } from './owner.js';
 import { removeStatusFile } from './status-file.js';
 import { StuckMoves, type StuckMove } from './stuck-moves.js';
 import { TaskQueue, type PendingDir } from './task-queue.js';
@@ -65,8 +64,6 @@ const QUICK_SCAN_BELOW = 1000;
 const QUICK_SCAN_MIN_MS = 10;
 /** A watched incoming/ whose mtime has not moved is still listed this often (incomingMayHaveChanged()). */
 const INCOMING_FULL_SCAN_MS = 60_000;
-/** Staging files older than this are debris of crashed producers. */
-const TMP_DEBRIS_AGE = 3_600_000;
 /** A host clock off the spool clock by more than this is warned about (the daemon goes by the spool clock either way). */
 const CLOCK_WARN_MS = 1000;
 /** The measured offset is logged again when it moves by this much. */
@@ -1359,7 +1356,6 @@ export class SpoolService {
       }
       if (!this.folders.sameFolder(dir, checked)) continue;
       const reclaimed = reclaimOwner(this.layout, dir, names, this.clock.now());
-      removeOwnerLock(this.layout, id);
       try {
         this.folders.check('state');
         removeStatusFile(this.layout, id);
@@ -1418,39 +1414,23 @@ export class SpoolService {
       this.log.error('tmp/ is not swept', { err: (err as Error).message });
       return;
     }
-    for (const n of readdirSync(this.layout.tmp)) {
-      const path = join(this.layout.tmp, n);
-      try {
-        if (now - lstatSync(path).mtimeMs > TMP_DEBRIS_AGE) unlinkSync(path);
-      } catch {
-        // Renamed by its producer meanwhile, or not ours to delete.
-      }
-    }
+    sweepTmp(this.layout, readdirSync(this.layout.tmp), now);
     this.sweepRecordDebris(now);
   }
 
   /**
-   * Records are staged beside their target (records.ts), out of the producers'
+   * Records are staged beside their target (spool/protocol.ts), out of the producers'
    * tmp/; a daemon killed between the write and the rename leaves a `.record-*`
    * file there. At the first sweep and then hourly (state/ may hold many records),
    * those older than an hour go.
    */
   private sweepRecordDebris(now: number): void {
-    if (Date.now() - this.lastRecordSweep < TMP_DEBRIS_AGE) return;
+    if (Date.now() - this.lastRecordSweep < DEBRIS_AGE_MS) return;
     this.lastRecordSweep = Date.now();
     for (const sub of ['state', 'quarantine'] as const) {
       try {
         this.folders.check(sub);
-        for (const n of readNames(this.layout[sub])) {
-          if (!n.startsWith(RECORD_STAGING_PREFIX)) continue;
-          const path = join(this.layout[sub], n);
-          try {
-            const st = lstatSync(path);
-            if (st.isFile() && now - st.mtimeMs > TMP_DEBRIS_AGE) unlinkSync(path);
-          } catch {
-            // Renamed into place meanwhile.
-          }
-        }
+        sweepRecordDebris(this.layout[sub], readNames(this.layout[sub]), now);
       } catch (err) {
         this.log.error(`${sub}/ is not swept of unfinished records`, { err: (err as Error).message });
       }

@@ -3,7 +3,7 @@
  * doing, for `spool top` and the dashboard to read without asking it
  * (SPOOL-FORMAT.md, "Daemon status files", is the contract).
  *
- * Rewritten atomically (records.ts: staged beside it, then renamed) about once
+ * Rewritten atomically (spool/protocol.ts writeJsonAtomic: staged beside it, then renamed) about once
  * a second by the daemon's timer, never on the per-task path; removed at a
  * clean stop, and by the daemon that reclaims the claims of a dead owner. A
  * reader takes a file not updated for 10 s as a daemon that is gone.
@@ -11,9 +11,9 @@
 import { unlinkSync } from 'node:fs';
 import { hostname } from 'node:os';
 import type { SpoolLayout } from '../spool/layout.js';
+import { writeJsonAtomic } from '../spool/protocol.js';
 import { STATUS_FILE_VERSION, STATUS_MAX_RUNNING, statusFilePath, type DaemonStatusRecord as DaemonStatus } from '../spool/status-file.js';
 import type { Logger } from './logger.js';
-import { writeJsonAtomic } from './records.js';
 import type { SpoolService } from './spool-service.js';
 
 /** How often the file is rewritten (ms). */
@@ -77,7 +77,7 @@ export class StatusFile {
     if (status === undefined) return;
     try {
       this.service.checkFolders('state');
-      writeJsonAtomic(this.service.layout, statusFilePath(this.service.layout, status.owner), status);
+      writeJsonAtomic(statusFilePath(this.service.layout, status.owner), status);
       this.writtenAs = status.owner;
       if (this.lastError !== undefined) this.log.info('the status file is written again', { spool: this.service.layout.root });
       this.lastError = undefined;

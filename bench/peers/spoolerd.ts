@@ -6,13 +6,13 @@
  * best configuration on the 2-core machine (BENCHMARKS.md). Override with
  * BENCH_SPOOLERD_ARGS="--processes 2 --io-threads 1".
  * Producers follow SPOOL-FORMAT.md: encode, write into tmp/, rename into
- * incoming/ (spool/write.ts), one blocking call after another.
+ * incoming/ (spool/protocol.ts), one blocking call after another.
  */
 import type { ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { SpoolLayout } from '../../spool/layout.js';
 import { encodeTask } from '../../spool/task-file.js';
-import { writeTaskSync } from '../../spool/write.js';
+import { writeTaskSync } from '../../spool/protocol.js';
 import { DIST, SPOOLERD } from '../lib.js';
 import { monoNow } from './clock.js';
 import { processTree, startProcess, stopProcess } from './procs.js';

@@ -7,7 +7,7 @@
 import { existsSync, mkdirSync, readdirSync, renameSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { claim } from '../spooler/claim.js';
+import { claim } from '../spool/protocol.js';
 import { claimAndRead, ClaimStatus, NAME_SEPARATOR } from '../spooler/file-ops.js';
 import { tempDir } from './helpers/cli.js';
 
