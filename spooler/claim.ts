@@ -28,7 +28,7 @@
 import { renameSync, rmdirSync, statSync, unlinkSync } from 'node:fs';
 import { join, sep } from 'node:path';
 import type { SpoolLayout } from '../spool/layout.js';
-import { parseTaskName, renameTask } from '../spool/name.js';
+import { fileNameOf, parseTaskName, renameTask } from '../spool/name.js';
 import { writeFailureRecord, type FailureRecord } from './records.js';
 import type { PendingDir } from './task-queue.js';
 
@@ -73,13 +73,13 @@ export function accept(layout: SpoolLayout, fileName: string): boolean {
 
 /** Puts a claimed task back, unchanged: shutdown, or a file still being written in place. */
 export function release(claimedPath: string, layout: SpoolLayout, to: PendingDir = 'incoming'): boolean {
-  const fileName = claimedPath.slice(claimedPath.lastIndexOf('/') + 1);
+  const fileName = fileNameOf(claimedPath);
   return renameIfPresent(claimedPath, join(layout[to], fileName));
 }
 
 /** Reschedules a claimed task: new due time, one more attempt. Returns the new file name. */
 export function retryLater(claimedPath: string, layout: SpoolLayout, due: number): string | undefined {
-  const fileName = claimedPath.slice(claimedPath.lastIndexOf('/') + 1);
+  const fileName = fileNameOf(claimedPath);
   const name = parseTaskName(fileName)!;
   const next = renameTask(name, { due, attempts: name.attempts + 1 });
   return renameIfPresent(claimedPath, join(layout.pending, next)) ? next : undefined;
@@ -87,7 +87,7 @@ export function retryLater(claimedPath: string, layout: SpoolLayout, due: number
 
 /** Ends a processed or skipped task: removed, or kept in archive/. */
 export function finish(claimedPath: string, layout: SpoolLayout, archive: boolean): boolean {
-  if (archive) return renameIfPresent(claimedPath, join(layout.archive, claimedPath.slice(claimedPath.lastIndexOf('/') + 1)));
+  if (archive) return renameIfPresent(claimedPath, join(layout.archive, fileNameOf(claimedPath)));
   return removeClaimed(claimedPath);
 }
 
@@ -105,7 +105,7 @@ export function removeClaimed(claimedPath: string): boolean {
 /** Moves a task that used up its retries to dead/, after writing why to state/<id>.json. */
 export function bury(claimedPath: string, layout: SpoolLayout, record: FailureRecord): string | undefined {
   writeFailureRecord(layout, record);
-  const fileName = claimedPath.slice(claimedPath.lastIndexOf('/') + 1);
+  const fileName = fileNameOf(claimedPath);
   const next = renameTask(parseTaskName(fileName)!, { attempts: record.attempts });
   return renameIfPresent(claimedPath, join(layout.dead, next)) ? next : undefined;
 }
