@@ -7,7 +7,7 @@ import type { Dirent } from 'node:fs';
 import { join, sep } from 'node:path';
 import type { TaskBody } from './body.js';
 import type { SpoolLayout, TaskLocation } from './layout.js';
-import { explainBadName, type Encoding, type TaskName } from './name.js';
+import { explainBadName, parseTaskName, type TaskName } from './name.js';
 import { BodyChecks, isValidBody, VALID } from './parallel-check.js';
 import { readEntries } from './read-names.js';
 import { QUARANTINE_REASON_SUFFIX } from './protocol.js';
@@ -339,7 +339,7 @@ function classify(dir: string, dirPrefix: string, entry: Dirent, location: TaskL
   // path. dirPrefix is dir + sep, made once per directory: each path is then one rope of two strings.
   const path = dirPrefix + fileName;
   const invalidState: TaskState = location === 'dead' || location === 'archive' ? stateOf(location, undefined, ctx.now) : 'invalid';
-  const task = parseName(fileName);
+  const task = parseTaskName(fileName);
   const irregular = describeIrregular(entry);
   // A link or FIFO under a task name still shows what its name says (so `spool rm <id>` reaches it).
   if (irregular !== undefined) {
@@ -356,85 +356,6 @@ function classify(dir: string, dirPrefix: string, entry: Dirent, location: TaskL
   ctx.toCheckDirs.push(dir);
   return e;
 }
-
-/**
- * parseTaskName (name.ts) without its regular expression, for listings of
- * hundreds of thousands of names: the same result for every string, valid or
- * not (test/listing.test.ts holds the two side by side). A name is
- * `PP-DUE-ID-aN-NAME.EXT`, with every field up to `aN` at a fixed offset.
- */
-export function parseName(s: string): TaskName | undefined {
-  const length = s.length;
-  // The shortest task name: "00-" + 13 digits + "-" + 29-character id + "-a0-" + "x" + ".json".
-  if (length < 56 || s.charCodeAt(2) !== DASH || s.charCodeAt(16) !== DASH || s.charCodeAt(46) !== DASH || s.charCodeAt(47) !== LOWER_A) return undefined;
-  const p0 = s.charCodeAt(0) - ZERO;
-  const p1 = s.charCodeAt(1) - ZERO;
-  if (p0 < 0 || p0 > 9 || p1 < 0 || p1 > 9) return undefined;
-  let due = 0;
-  for (let i = 3; i < 16; i++) {
-    const d = s.charCodeAt(i) - ZERO;
-    if (d < 0 || d > 9) return undefined;
-    due = due * 10 + d;
-  }
-  let created = 0;
-  for (let i = 17; i < 30; i++) {
-    const d = s.charCodeAt(i) - ZERO;
-    if (d < 0 || d > 9) return undefined;
-    created = created * 10 + d;
-  }
-  for (let i = 30; i < 46; i++) {
-    const c = s.charCodeAt(i);
-    if (!((c >= ZERO && c <= NINE) || (c >= LOWER_A && c <= LOWER_F))) return undefined;
-  }
-  // Attempts: "0", or 1 to 6 digits without a leading zero; then "-".
-  let attempts = s.charCodeAt(48) - ZERO;
-  if (attempts < 0 || attempts > 9) return undefined;
-  let i = 49;
-  if (attempts !== 0) {
-    for (; i < 54; i++) {
-      const d = s.charCodeAt(i) - ZERO;
-      if (d < 0 || d > 9) break;
-      attempts = attempts * 10 + d;
-    }
-  }
-  if (s.charCodeAt(i) !== DASH) return undefined;
-  const nameStart = i + 1;
-  // The extension is what the name ends with: a name may hold dots, but ".msgpack" and ".json" exclude each other.
-  let nameEnd: number;
-  let encoding: Encoding;
-  if (s.endsWith('.msgpack')) {
-    nameEnd = length - 8;
-    encoding = 'msgpack';
-  } else if (s.endsWith('.json')) {
-    nameEnd = length - 5;
-    encoding = 'json';
-  } else {
-    return undefined;
-  }
-  const nameLength = nameEnd - nameStart;
-  if (nameLength < 1 || nameLength > 128) return undefined;
-  // NAME: [A-Za-z_][A-Za-z0-9_.:-]*
-  const first = s.charCodeAt(nameStart);
-  if (!((first >= UPPER_A && first <= UPPER_Z) || (first >= LOWER_A && first <= LOWER_Z) || first === UNDERSCORE)) return undefined;
-  for (let k = nameStart + 1; k < nameEnd; k++) {
-    const c = s.charCodeAt(k);
-    if ((c >= LOWER_A && c <= LOWER_Z) || (c >= UPPER_A && c <= UPPER_Z) || (c >= ZERO && c <= NINE) || c === UNDERSCORE || c === DOT || c === COLON || c === DASH) continue;
-    return undefined;
-  }
-  return { priority: p0 * 10 + p1, due, id: s.slice(17, 46), created, attempts, name: s.slice(nameStart, nameEnd), encoding };
-}
-
-const ZERO = 0x30;
-const NINE = 0x39;
-const DASH = 0x2d;
-const DOT = 0x2e;
-const COLON = 0x3a;
-const UNDERSCORE = 0x5f;
-const UPPER_A = 0x41;
-const UPPER_Z = 0x5a;
-const LOWER_A = 0x61;
-const LOWER_F = 0x66;
-const LOWER_Z = 0x7a;
 
 /**
  * Reads and checks the body of a task entry (a regular file whose name parsed);
@@ -501,7 +422,7 @@ function listQuarantine(dir: string): SpoolEntry[] {
   for (const entry of readDirEntries(dir)) {
     if (entry.name.endsWith(QUARANTINE_REASON_SUFFIX) || entry.name.startsWith('.')) continue;
     const path = join(dir, entry.name);
-    const task = parseName(entry.name);
+    const task = parseTaskName(entry.name);
     entries.push({
       state: 'quarantined',
       location: 'quarantine',

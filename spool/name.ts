@@ -45,24 +45,127 @@ export interface TaskName {
 
 export const TASK_NAME_PATTERN = /^[A-Za-z_][A-Za-z0-9_.:-]{0,127}$/;
 export const TASK_ID_PATTERN = /^\d{13}[0-9a-f]{16}$/;
-const FILE_NAME_PATTERN =
-  /^(\d{2})-(\d{13})-(\d{13}[0-9a-f]{16})-a(0|[1-9]\d{0,5})-([A-Za-z_][A-Za-z0-9_.:-]{0,127})\.(msgpack|json)$/;
+
+/*
+ * Every field before NAME has a fixed width, so it sits at a fixed offset:
+ *
+ *   PP-DUE-ID-aN-NAME.EXT
+ *   0  3   17 47
+ *
+ * The daemon's queue compares names by these offsets (spooler/task-queue.ts).
+ */
+/** Offsets of the 2-digit priority. */
+export const PRIORITY_START = 0;
+export const PRIORITY_END = 2;
+/** Offsets of the 13-digit due time. */
+export const DUE_START = 3;
+export const DUE_END = 16;
+/** Offsets of the 29-character id (its first 13 digits are the creation time). */
+export const ID_START = 17;
+export const ID_END = 46;
+/** Offset of the "a" that starts the attempts field. */
+const ATTEMPTS_START = 47;
+/** The shortest task file name: "00-" + 13 digits + "-" + 29-character id + "-a0-" + "x" + ".json". */
+const MIN_FILE_NAME_LENGTH = 56;
+
+/**
+ * Where NAME starts in a task file name, or -1 when `s` is not one. The one
+ * parser of task file names: it reads character codes (a regular expression
+ * costs several times as much, and the daemon and `spool ls` look at every name
+ * of a backlog that may hold millions). It accepts exactly the names of the
+ * pattern in SPOOL-FORMAT.md, "File name" (test/name.test.ts holds the two
+ * against each other).
+ */
+function nameStartOf(s: string): number {
+  const length = s.length;
+  if (length < MIN_FILE_NAME_LENGTH || s.charCodeAt(2) !== DASH || s.charCodeAt(16) !== DASH || s.charCodeAt(46) !== DASH || s.charCodeAt(ATTEMPTS_START) !== LOWER_A) {
+    return -1;
+  }
+  if (!isDigit(s.charCodeAt(0)) || !isDigit(s.charCodeAt(1))) return -1;
+  for (let i = DUE_START; i < DUE_END; i++) if (!isDigit(s.charCodeAt(i))) return -1;
+  for (let i = ID_START; i < ID_START + 13; i++) if (!isDigit(s.charCodeAt(i))) return -1;
+  for (let i = ID_START + 13; i < ID_END; i++) {
+    const c = s.charCodeAt(i);
+    if (!(isDigit(c) || (c >= LOWER_A && c <= LOWER_F))) return -1;
+  }
+  // Attempts: "0", or 1 to 6 digits without a leading zero; then "-".
+  const first = s.charCodeAt(ATTEMPTS_START + 1);
+  if (!isDigit(first)) return -1;
+  let i = ATTEMPTS_START + 2;
+  if (first !== ZERO) while (i < ATTEMPTS_START + 7 && isDigit(s.charCodeAt(i))) i++;
+  if (s.charCodeAt(i) !== DASH) return -1;
+  const nameStart = i + 1;
+  const nameEnd = length - extensionLength(s);
+  const nameLength = nameEnd - nameStart;
+  if (nameLength < 1 || nameLength > TASK_NAME_MAX_LENGTH) return -1;
+  // NAME: [A-Za-z_][A-Za-z0-9_.:-]*
+  const c0 = s.charCodeAt(nameStart);
+  if (!((c0 >= UPPER_A && c0 <= UPPER_Z) || (c0 >= LOWER_A && c0 <= LOWER_Z) || c0 === UNDERSCORE)) return -1;
+  for (let k = nameStart + 1; k < nameEnd; k++) {
+    const c = s.charCodeAt(k);
+    if ((c >= LOWER_A && c <= LOWER_Z) || (c >= UPPER_A && c <= UPPER_Z) || isDigit(c) || c === UNDERSCORE || c === DOT || c === COLON || c === DASH) continue;
+    return -1;
+  }
+  return nameStart;
+}
+
+/**
+ * The length of ".msgpack" or ".json" when the name ends with it, else a length
+ * that makes NAME too long to pass. A NAME may hold dots, but the two
+ * extensions exclude each other: the name ends with one or neither.
+ */
+function extensionLength(s: string): number {
+  if (s.endsWith('.msgpack')) return 8;
+  if (s.endsWith('.json')) return 5;
+  return -s.length;
+}
+
+/** Reads digits s[start, end) as a number; the caller has checked they are digits. */
+function digitsAt(s: string, start: number, end: number): number {
+  let n = 0;
+  for (let i = start; i < end; i++) n = n * 10 + (s.charCodeAt(i) - ZERO);
+  return n;
+}
 
 /** Parses a file name; returns undefined when it is not a task name (see explainBadName). */
 export function parseTaskName(fileName: string): TaskName | undefined {
-  const m = FILE_NAME_PATTERN.exec(fileName);
-  if (m === null) return undefined;
-  const id = m[3]!;
+  const nameStart = nameStartOf(fileName);
+  if (nameStart < 0) return undefined;
+  const msgpack = fileName.charCodeAt(fileName.length - 1) === LOWER_K;
   return {
-    priority: Number(m[1]),
-    due: Number(m[2]),
-    id,
-    created: Number(id.slice(0, 13)),
-    attempts: Number(m[4]),
-    name: m[5]!,
-    encoding: m[6] as Encoding,
+    priority: digitsAt(fileName, PRIORITY_START, PRIORITY_END),
+    due: digitsAt(fileName, DUE_START, DUE_END),
+    id: fileName.slice(ID_START, ID_END),
+    created: digitsAt(fileName, ID_START, ID_START + 13),
+    attempts: digitsAt(fileName, ATTEMPTS_START + 1, nameStart - 1),
+    name: fileName.slice(nameStart, fileName.length - (msgpack ? 8 : 5)),
+    encoding: msgpack ? 'msgpack' : 'json',
   };
 }
+
+/** Whether a file name is a task name. */
+export function isTaskName(fileName: string): boolean {
+  return nameStartOf(fileName) >= 0;
+}
+
+/** The file name at the end of a path to a task file (a claimed one, say): what follows the last "/". */
+export function fileNameOf(path: string): string {
+  return path.slice(path.lastIndexOf('/') + 1);
+}
+
+const isDigit = (c: number): boolean => c >= ZERO && c <= NINE;
+const ZERO = 0x30;
+const NINE = 0x39;
+const DASH = 0x2d;
+const DOT = 0x2e;
+const COLON = 0x3a;
+const UNDERSCORE = 0x5f;
+const UPPER_A = 0x41;
+const UPPER_Z = 0x5a;
+const LOWER_A = 0x61;
+const LOWER_F = 0x66;
+const LOWER_K = 0x6b;
+const LOWER_Z = 0x7a;
 
 /** Says which part of a file name is wrong. Only called for names that did not parse. */
 export function explainBadName(fileName: string): string {
@@ -92,8 +195,8 @@ export function explainBadName(fileName: string): string {
  * a backlog that may hold millions.
  */
 export function dueOfTaskName(fileName: string): number | undefined {
-  if (!FILE_NAME_PATTERN.test(fileName)) return undefined;
-  return Number(fileName.slice(3, 16));
+  if (nameStartOf(fileName) < 0) return undefined;
+  return digitsAt(fileName, DUE_START, DUE_END);
 }
 
 /** Builds a file name. Throws InvalidOptionError for a field out of range. */

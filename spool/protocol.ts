@@ -63,7 +63,7 @@ import { open, rename, unlink } from 'node:fs/promises';
 import { dirname, join, sep } from 'node:path';
 import { removeFailureRecord } from './failure-record.js';
 import type { SpoolLayout, TaskLocation } from './layout.js';
-import { ATTEMPTS_MAX, parseTaskName, renameTask, type TaskName } from './name.js';
+import { ATTEMPTS_MAX, fileNameOf, parseTaskName, renameTask, type TaskName } from './name.js';
 import { removeTree } from './remove-tree.js';
 
 /** The two folders a task waits in before it is claimed. */
@@ -244,19 +244,19 @@ export function claim(layout: ClaimSources, ownerDir: string, fileName: string, 
 
 /** Puts a claimed task back into incoming/, unchanged: shutdown, or a file still being written in place. */
 export function release(claimedPath: string, layout: SpoolLayout): boolean {
-  return renameIfPresent(claimedPath, inside(layout.incoming, baseName(claimedPath)));
+  return renameIfPresent(claimedPath, inside(layout.incoming, fileNameOf(claimedPath)));
 }
 
 /** Reschedules a claimed task: new due time, one more attempt. Returns the new file name, or undefined if the claim was gone. */
 export function retryLater(claimedPath: string, layout: SpoolLayout, due: number): string | undefined {
-  const name = parseTaskName(baseName(claimedPath))!;
+  const name = parseTaskName(fileNameOf(claimedPath))!;
   const next = renameTask(name, { due, attempts: name.attempts + 1 });
   return renameIfPresent(claimedPath, join(layout.pending, next)) ? next : undefined;
 }
 
 /** Ends a processed or skipped task: removed, or (`archive`, the daemon's --archive) kept in archive/. False if the claim was gone. */
 export function finish(claimedPath: string, layout: SpoolLayout, archive: boolean): boolean {
-  if (archive) return renameIfPresent(claimedPath, join(layout.archive, baseName(claimedPath)));
+  if (archive) return renameIfPresent(claimedPath, join(layout.archive, fileNameOf(claimedPath)));
   return removeClaimed(claimedPath);
 }
 
@@ -282,7 +282,7 @@ export interface FailureRecord {
 /** Moves a task that used up its retries to dead/, after writing why to state/<id>.json. Returns the new name, or undefined if the claim was gone. */
 export function bury(claimedPath: string, layout: SpoolLayout, record: FailureRecord): string | undefined {
   writeFailureRecord(layout, record);
-  const next = renameTask(parseTaskName(baseName(claimedPath))!, { attempts: record.attempts });
+  const next = renameTask(parseTaskName(fileNameOf(claimedPath))!, { attempts: record.attempts });
   return renameIfPresent(claimedPath, join(layout.dead, next)) ? next : undefined;
 }
 
@@ -450,7 +450,7 @@ export function reclaimOwner(layout: SpoolLayout, ownerDir: string, names: reado
   } catch {
     // Not empty (its owner came back, or a file arrived meanwhile) or already gone: the next scan sees it.
   }
-  removeOwnerLock(layout, baseName(ownerDir));
+  removeOwnerLock(layout, fileNameOf(ownerDir));
   return reclaimed;
 }
 
@@ -498,11 +498,6 @@ export function sweepRecordDebris(dir: string, names: readonly string[], now: nu
 }
 
 /* ------------------------------------------------------------------ helpers */
-
-/** The last component of a claimed path (the file name; no separator in it). */
-function baseName(path: string): string {
-  return path.slice(path.lastIndexOf(sep) + 1);
-}
 
 function renameIfPresent(from: string, to: string): boolean {
   try {

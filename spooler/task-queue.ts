@@ -20,7 +20,7 @@
  * time is read from its fixed place in the name. A forgotten task is dropped
  * from `known` and skipped when it surfaces from a heap (lazy deletion).
  */
-import { dueOfTaskName } from '../spool/name.js';
+import { DUE_END, DUE_START, dueOfTaskName } from '../spool/name.js';
 import { Heap } from './heap.js';
 
 /** Where a pending task's file is: producers drop into incoming/, the daemon moves to pending/. */
@@ -30,10 +30,6 @@ export interface QueuedTask {
   fileName: string;
   dir: PendingDir;
 }
-
-/** Offsets of the 13-digit due time in a task file name ("PP-DUE-…"). */
-const DUE_START = 3;
-const DUE_END = 16;
 
 const byName = (a: string, b: string): boolean => a < b;
 /** The best priority first (the first two characters), then the far end of the execution order. */

@@ -1,15 +1,28 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { isDeepStrictEqual } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { InvalidOptionError, InvalidTaskNameError } from '../spool/errors.js';
 import {
   ATTEMPTS_MAX,
+  DUE_END,
+  DUE_START,
+  dueOfTaskName,
   explainBadName,
+  ID_END,
+  ID_START,
   formatTaskName,
+  isTaskName,
   parseTaskName,
+  PRIORITY_END,
+  PRIORITY_START,
   renameTask,
   TASK_NAME_MAX_LENGTH,
   TaskIdGenerator,
   TIME_MAX,
 } from '../spool/name.js';
+import { ROOT } from './helpers/cli.js';
+import { random } from './helpers/random.js';
 
 describe('task file names', () => {
   it('round-trip every field', () => {
@@ -175,5 +188,131 @@ describe('TaskIdGenerator', () => {
       made.add(b.next(1763797190000)[0]);
     }
     expect(made.size).toBe(200);
+  });
+});
+
+/**
+ * SPOOL-FORMAT.md, "File name", gives one regular expression for every valid
+ * name; name.ts parses by character codes. The document is the contract: the
+ * parser must accept exactly what the expression matches and read the same
+ * fields out of it.
+ */
+describe('parseTaskName accepts exactly the names of the pattern in SPOOL-FORMAT.md', () => {
+  const doc = readFileSync(join(ROOT, 'SPOOL-FORMAT.md'), 'utf8');
+  const section = doc.slice(doc.indexOf('## File name'), doc.indexOf('## Body'));
+  const source = /```\n(\^.*\$)\n```/.exec(section)?.[1];
+  const pattern = new RegExp(source ?? '(?!)');
+  /** The fields as the documented pattern reads them, or undefined. */
+  const byPattern = (s: string) => {
+    const m = pattern.exec(s);
+    if (m === null) return undefined;
+    return { priority: Number(m[1]), due: Number(m[2]), id: m[3], created: Number(m[3]!.slice(0, 13)), attempts: Number(m[4]), name: m[5], encoding: m[6] };
+  };
+  /** Whether `s` is a task name; fails the test where the parser (any of its entry points) and the pattern disagree. */
+  const agrees = (s: string): boolean => {
+    const expected = byPattern(s);
+    const got: unknown[] = [parseTaskName(s), isTaskName(s), dueOfTaskName(s)];
+    const want: unknown[] = [expected, expected !== undefined, expected?.due];
+    if (expected !== undefined) {
+      // The fixed offsets the daemon's queue compares by.
+      got.push(Number(s.slice(PRIORITY_START, PRIORITY_END)), Number(s.slice(DUE_START, DUE_END)), s.slice(ID_START, ID_END));
+      want.push(expected.priority, expected.due, expected.id);
+    }
+    // expect() only on a difference: it is called ~100,000 times.
+    if (!isDeepStrictEqual(got, want)) expect(got, JSON.stringify(s)).toEqual(want);
+    return expected !== undefined;
+  };
+
+  const valid = [
+    '50-1763797200000-1763797190000a3f09c2d4e5b6f71-a0-send_email.msgpack',
+    '00-0000000000000-00000000000000000000000000000-a0-x.json',
+    '99-9999999999999-99999999999990123456789abcdef-a999999-Z.msgpack',
+    '07-1763797200000-1763797190000a3f09c2d4e5b6f71-a12-mail.send:v2-x.json',
+    '07-1763797200000-1763797190000a3f09c2d4e5b6f71-a1-_.json.msgpack',
+    '07-1763797200000-1763797190000a3f09c2d4e5b6f71-a1-a.msgpack.json',
+    `07-1763797200000-1763797190000a3f09c2d4e5b6f71-a1-${'n'.repeat(128)}.json`,
+    '07-1763797200000-1763797190000a3f09c2d4e5b6f71-a100000-x-.json',
+    '07-1763797200000-1763797190000a3f09c2d4e5b6f71-a5-x..json',
+  ];
+  const invalid = [
+    '',
+    'not-a-task.json',
+    '.50-1763797200000-1763797190000a3f09c2d4e5b6f71-a0-send_email.msgpack',
+    '50-1763797200000-1763797190000a3f09c2d4e5b6f71-a0-send_email.msgpack\n',
+    '50-1763797200000-1763797190000a3f09c2d4e5b6f71-a0-send_email.txt',
+    '50-1763797200000-1763797190000a3f09c2d4e5b6f71-a0-.json',
+    '50-1763797200000-1763797190000a3f09c2d4e5b6f71-a0-1abc.json',
+    '50-1763797200000-1763797190000a3f09c2d4e5b6f71-a00-x.json',
+    '50-1763797200000-1763797190000a3f09c2d4e5b6f71-a01-x.json',
+    '50-1763797200000-1763797190000a3f09c2d4e5b6f71-a1000000-x.json',
+    '50-1763797200000-1763797190000a3f09c2d4e5b6f71-a-x.json',
+    '50-1763797200000-1763797190000A3F09C2D4E5B6F71-a0-x.json',
+    '5-01763797200000-1763797190000a3f09c2d4e5b6f71-a0-x.json',
+    '50-176379720000-01763797190000a3f09c2d4e5b6f71-a0-x.json',
+    '50-1763797200000-1763797190000a3f09c2d4e5b6f7-a0-x.json',
+    '50-1763797200000-1763797190000a3f09c2d4e5b6f71-b0-x.json',
+    '50-1763797200000-1763797190000a3f09c2d4e5b6f71-a0-x y.json',
+    '50-1763797200000-1763797190000a3f09c2d4e5b6f71-a0-x.JSON',
+    `50-1763797200000-1763797190000a3f09c2d4e5b6f71-a0-${'n'.repeat(129)}.json`,
+    '５0-1763797200000-1763797190000a3f09c2d4e5b6f71-a0-x.json',
+    '50-1763797200000-1763797190000a3f09c2d4e5b6f71-a0-é.json',
+    '50-1763797200000-1763797190000a3f09c2d4e5b6f71-a0-x.json\u0000',
+  ];
+
+  it('the document gives the pattern', () => {
+    expect(source).toBeDefined();
+  });
+
+  it('on hand-picked valid and invalid names', () => {
+    for (const name of valid) expect(agrees(name), name).toBe(true);
+    for (const name of invalid) expect(agrees(name), name).toBe(false);
+  });
+
+  it('on every one-character change of valid names, and on made-up ones', () => {
+    const rand = random(0x5eed);
+    // Characters that matter to the pattern, and some that do not belong anywhere in it.
+    const alphabet = '0123456789abcdefgxyzAFGZ_.:-/ \t\n\u00e9\u0660\uff10\ud800.jsonmsgpack';
+    const names = [...valid];
+    for (let i = 0; i < 150; i++) {
+      const attempts = [0, 1, 9, 10, 99999, 999999][Math.floor(rand() * 6)]!;
+      const name = 'abcdefghijklmnopqrstuvwxyzAZ_09.:-'.slice(0, 1 + Math.floor(rand() * 20)).replace(/^[0-9.:-]/, 'q');
+      names.push(
+        formatTaskName({
+          priority: Math.floor(rand() * 100),
+          due: Math.floor(rand() * 9_999_999_999_999),
+          id: String(Math.floor(rand() * 9_999_999_999_999)).padStart(13, '0') + Math.floor(rand() * 2 ** 32).toString(16).padStart(8, '0') + Math.floor(rand() * 2 ** 32).toString(16).padStart(8, '0'),
+          attempts,
+          name,
+          encoding: rand() < 0.5 ? 'json' : 'msgpack',
+        }),
+      );
+    }
+    let checked = 0;
+    let parsed = 0;
+    const compare = (s: string) => {
+      if (agrees(s)) parsed++;
+      checked++;
+    };
+    for (const name of names) {
+      compare(name);
+      for (let i = 0; i <= name.length; i++) {
+        compare(name.slice(0, i) + name.slice(i + 1)); // deleted
+        compare(name.slice(0, i)); // cut short
+        for (let k = 0; k < 3; k++) {
+          const c = alphabet[Math.floor(rand() * alphabet.length)]!;
+          compare(name.slice(0, i) + c + name.slice(i + 1)); // replaced
+          compare(name.slice(0, i) + c + name.slice(i)); // inserted
+        }
+      }
+    }
+    for (let i = 0; i < 10_000; i++) {
+      let s = '';
+      const length = Math.floor(rand() * 80);
+      for (let k = 0; k < length; k++) s += alphabet[Math.floor(rand() * alphabet.length)];
+      compare(s);
+    }
+    // Enough of both kinds to mean something.
+    expect(checked).toBeGreaterThan(90_000);
+    expect(parsed).toBeGreaterThan(10_000);
   });
 });

@@ -9,7 +9,8 @@
  */
 import { SpoolDirectoryError } from '../../spool/errors.js';
 import type { SpoolLayout } from '../../spool/layout.js';
-import { parseName, QUARANTINE_REASON_SUFFIX } from '../../spool/listing.js';
+import { QUARANTINE_REASON_SUFFIX } from '../../spool/listing.js';
+import { parseTaskName } from '../../spool/name.js';
 import type { TaskName } from '../../spool/name.js';
 import { readNames } from '../../spool/read-names.js';
 import { assertRealFolder } from '../../spool/trust.js';
@@ -114,7 +115,7 @@ export const rowKey = (r: ScanRow): string => (r.owner !== undefined ? `${r.owne
 function cursorRow(state: ScanState, cursor: string): ScanRow {
   const slash = state === 'active' ? cursor.indexOf('/') : -1;
   const fileName = slash >= 0 ? cursor.slice(slash + 1) : cursor;
-  const task = parseName(fileName);
+  const task = parseTaskName(fileName);
   return { fileName, ...(slash >= 0 && { owner: cursor.slice(0, slash) }), ...(task !== undefined && { task }) };
 }
 
@@ -175,7 +176,7 @@ export class FolderReader {
     const entries: ScanRow[] = [];
     for (const fileName of names(dir)) {
       if (fileName.startsWith('.') || skip?.(fileName)) continue;
-      const task = parseName(fileName);
+      const task = parseTaskName(fileName);
       entries.push(owner !== undefined ? { fileName, owner, ...(task !== undefined && { task }) } : task !== undefined ? { fileName, task } : { fileName });
     }
     this.reads.set(dir, { ino: st.ino, mtimeMs: st.mtimeMs, readAt, entries });

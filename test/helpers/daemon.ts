@@ -326,11 +326,5 @@ export function describeSpool(spool: string): string {
   return [...parts, `active/: ${JSON.stringify(lsActive(spool))}`].join('\n');
 }
 
-export const FILE_NAME = /^(\d{2})-(\d{13})-(\d{13}[0-9a-f]{16})-a(0|[1-9]\d{0,5})-([A-Za-z_][A-Za-z0-9_.:-]{0,127})\.(msgpack|json)$/;
-
-/** The fields of a task file name, or undefined. */
-export function parseName(fileName: string): { priority: number; due: number; id: string; attempts: number; name: string; ext: string } | undefined {
-  const m = FILE_NAME.exec(fileName);
-  if (!m) return undefined;
-  return { priority: Number(m[1]), due: Number(m[2]), id: m[3]!, attempts: Number(m[4]), name: m[5]!, ext: m[6]! };
-}
+/** The fields of a task file name, or undefined: the one parser, spool/name.ts's. */
+export { parseTaskName as parseName } from '../../spool/name.js';
