@@ -2,8 +2,7 @@
 import { randomBytes } from 'node:crypto';
 import { renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import type { SpoolLayout } from '../spool/layout.js';
-import { QUARANTINE_REASON_SUFFIX } from '../spool/listing.js';
+import { QUARANTINE_REASON_SUFFIX, type SpoolLayout } from '../spool/layout.js';
 import { parseTaskName } from '../spool/name.js';
 
 /** The name a record has while it is written, beside its target; the daemon sweeps old ones (a crash between write and rename). */

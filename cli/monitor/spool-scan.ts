@@ -8,8 +8,8 @@
  * (browser tabs, `spool top`) refreshing every second cost one scan between them.
  */
 import { SpoolDirectoryError } from '../../spool/errors.js';
-import type { SpoolLayout } from '../../spool/layout.js';
-import { parseName, QUARANTINE_REASON_SUFFIX } from '../../spool/listing.js';
+import { QUARANTINE_REASON_SUFFIX, type SpoolLayout } from '../../spool/layout.js';
+import { parseName } from '../../spool/listing.js';
 import type { TaskName } from '../../spool/name.js';
 import { readNames } from '../../spool/read-names.js';
 import { assertRealFolder } from '../../spool/trust.js';
