@@ -23,17 +23,8 @@ export interface ConfigApplied {
   overridden: string[];
 }
 
-/** The options a config file may set: all but those in `excluded` (attribute names, e.g. 'config'). */
-export function configurableOptions(command: Command, excluded: readonly string[]): Map<string, Option> {
-  const options = new Map<string, Option>();
-  for (const option of command.options) {
-    if (option.long === undefined || option.negate || excluded.includes(option.attributeName())) continue;
-    options.set(option.long.slice(2), option);
-  }
-  return options;
-}
-
-export function applyConfigFile(command: Command, path: string, excluded: readonly string[]): ConfigApplied {
+/** Applies the file's values of `options` (by key: the long name without "--") where no flag or environment variable set them. */
+export function applyConfigFile(command: Command, path: string, options: ReadonlyMap<string, Option>): ConfigApplied {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
@@ -49,7 +40,6 @@ export function applyConfigFile(command: Command, path: string, excluded: readon
   if (typeof config !== 'object' || config === null || Array.isArray(config)) {
     throw new ConfigFileError(`config file ${path} must hold a JSON object of option names and values, e.g. {"dir": "/var/spool/app", "concurrency": 4}`);
   }
-  const options = configurableOptions(command, excluded);
   const valid = () => [...options.keys()].join(', ');
   // Every key is checked before any is applied: a file with a typo changes nothing.
   const entries = Object.entries(config as Record<string, unknown>).map(([key, value]) => {

@@ -1,5 +1,5 @@
 /** The JSON form of a spool entry, shared by `spool ls --json` and `spool show`. Keys are stable. */
-import type { SpoolEntry } from '../spool/listing.js';
+import type { SpoolEntry } from '../spool/entries.js';
 import { jsonForTerminal } from '../spool/printable.js';
 
 export interface EntryJson {

@@ -1,9 +1,10 @@
 /** Resolving the spool a command works on, and the task an id (or part of one, or file name) refers to. */
 import type { Command } from 'commander';
-import { SpoolLayout, SUBDIRS } from '../spool/layout.js';
+import { SpoolLayout, SUBDIRS, TASK_LOCATIONS } from '../spool/layout.js';
 import { assertRealFolders } from '../spool/trust.js';
-import { listSpool, readEntry, type ListOptions, type SpoolEntry } from '../spool/listing.js';
-import { ALL_LOCATIONS, TaskIndex } from '../spool/select.js';
+import type { SpoolEntry } from '../spool/entries.js';
+import { listSpool, readEntry, type ListOptions } from '../spool/listing.js';
+import { TaskIndex } from '../spool/select.js';
 import { CliError, EXIT } from './exit-codes.js';
 
 export interface DirOption {
@@ -35,7 +36,7 @@ export function spoolFrom(options: DirOption, create = false): SpoolLayout {
  */
 export function findEntry(layout: SpoolLayout, ref: string, options: Pick<ListOptions, 'keepBodies' | 'checkBodies'> = {}): SpoolEntry {
   for (let attempt = 0; ; attempt++) {
-    const found = new TaskIndex(listSpool(layout, { locations: ALL_LOCATIONS, checkBodies: false })).resolve(ref);
+    const found = new TaskIndex(listSpool(layout, { locations: TASK_LOCATIONS, checkBodies: false })).resolve(ref);
     if (!found.ok && found.problem === 'ambiguous') {
       throw new CliError(`id ${JSON.stringify(ref)} matches ${found.count} tasks (${found.examples.join(', ')}…); give more of the id`, EXIT.USAGE);
     }

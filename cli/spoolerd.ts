@@ -4,45 +4,23 @@ import { statSync } from 'node:fs';
 import { isAbsolute, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import { toMs } from '../runtime/duration.js';
-import { SpoolDirectoryError, SpoolError } from '../spool/errors.js';
+import { InvalidOptionError, SpoolDirectoryError, SpoolError } from '../spool/errors.js';
 import { resolveGroup } from '../spool/trust.js';
 import { Daemon } from '../spooler/daemon.js';
-import { DaemonHttpServer, parseHttpAddress, type HttpAddress } from '../spooler/http-server.js';
-import { createLogger, LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevel, type Logger } from '../spooler/logger.js';
-import { DEFAULTS, POLL_FAST_MS } from '../spooler/options.js';
+import { DaemonHttpServer, type HttpAddress } from '../spooler/http-server.js';
+import { createLogger, type Logger } from '../spooler/logger.js';
+import { DAEMON_OPTIONS, type OptionDeclaration, type OptionValues } from '../spooler/options.js';
 import { importTaskModule, TaskModuleError } from '../spooler/task-modules.js';
 import { WorkerStartError } from '../spooler/worker-pool.js';
 import { EXIT } from './exit-codes.js';
 import { completionScript, SHELLS, type Shell } from './completion.js';
-import { applyConfigFile, ConfigFileError, configurableOptions, type ConfigApplied } from './config-file.js';
+import { applyConfigFile, ConfigFileError, type ConfigApplied } from './config-file.js';
 import { explainSystemError } from './system-errors.js';
 import { VERSION } from './version.js';
 
-interface CliOptions {
-  dir: string[];
-  import: string[];
-  concurrency: number;
-  poll: boolean | undefined;
-  pollInterval: number;
-  scanInterval: number;
-  staleAfter: number;
-  archive: boolean;
-  grace: number;
-  settle: number;
-  maxBytes: number;
-  processes: number;
-  ioThreads: number;
-  maxTasks: number;
-  maxMemory: number;
-  taskTimeout: number;
-  killGrace: number;
-  logLevel: LogLevel;
-  logFormat?: LogFormat;
+/** The daemon's options (spooler/options.ts) and the command line's own. */
+interface CliOptions extends OptionValues {
   demo: boolean;
-  group?: string;
-  create: boolean;
-  http?: HttpAddress;
   config?: string;
   printConfig: boolean;
 }
@@ -56,60 +34,38 @@ class UsageError extends StartupError {}
 const DEMO_DIR = './demo-spool';
 const DEMO_TASKS = fileURLToPath(new URL('../examples/tasks.js', import.meta.url));
 
-const collect = (value: string, previous: string[] | undefined): string[] => [...(previous ?? []), ...value.split(',').filter(Boolean)];
-const duration = (value: string): number => {
-  try {
-    return toMs(value);
-  } catch (err) {
-    throw new InvalidArgumentError((err as Error).message);
+/** The commander option of a declared one: its parser's InvalidOptionError becomes commander's "argument is invalid" (exit 2). */
+function commanderOption<T>(d: OptionDeclaration<T>): Option {
+  const o = new Option(d.flags, d.help).env(d.env);
+  const parse = d.parse;
+  if (parse !== undefined) {
+    o.argParser((text: string, previous: T | undefined) => {
+      try {
+        return parse(text, previous);
+      } catch (err) {
+        if (err instanceof InvalidOptionError) throw new InvalidArgumentError(err.message);
+        throw err;
+      }
+    });
   }
-};
-const positiveInt = (value: string): number => {
-  const n = Number(value);
-  if (!Number.isSafeInteger(n) || n < 1) throw new InvalidArgumentError('must be a whole number ≥ 1');
-  return n;
-};
-const wholeNumber = (value: string): number => {
-  const n = Number(value);
-  if (value.trim() === '' || !Number.isSafeInteger(n) || n < 0) throw new InvalidArgumentError('must be a whole number ≥ 0');
-  return n;
-};
-const httpAddress = (value: string): HttpAddress => {
-  try {
-    return parseHttpAddress(value);
-  } catch (err) {
-    throw new InvalidArgumentError((err as Error).message);
-  }
-};
-/** A duration, or 0 / "none" for no limit. */
-const optionalDuration = (value: string): number => (value === 'none' || value === '0' ? 0 : duration(value));
+  if (d.choices !== undefined) o.choices(d.choices as readonly string[]);
+  if (d.default !== undefined) o.default(d.default, d.defaultText);
+  return o;
+}
 
 const program = new Command('spoolerd')
   .description('Run the tasks of spool directories: watch, claim, run, and mark each task processed, skipped or rescheduled.')
-  .version(VERSION)
-  .addOption(new Option('-d, --dir <path>', 'spool directory to serve; repeat for several').env('SPOOL_DIR').argParser(collect))
-  .addOption(new Option('-i, --import <module>', 'module that registers tasks with spooler.task(); repeat for several').env('SPOOLERD_IMPORT').argParser(collect))
-  .addOption(new Option('-c, --concurrency <n>', 'tasks run at once, over all worker processes').env('SPOOLERD_CONCURRENCY').argParser(positiveInt).default(DEFAULTS.concurrency))
-  .addOption(new Option('--poll', 'poll the drop box instead of using inotify (default: only on a network filesystem, where inotify cannot see other hosts\' files)').env('SPOOLERD_POLL'))
-  .addOption(new Option('--no-poll', 'use inotify even on a network filesystem (only this host\'s drops are seen at once; others wait for a scan)'))
-  .addOption(new Option('--poll-interval <duration>', `longest polling period, reached while the drop box is quiet (it polls every ${POLL_FAST_MS}ms while tasks arrive)`).env('SPOOLERD_POLL_INTERVAL').argParser(duration).default(DEFAULTS.pollInterval, '250ms'))
-  .addOption(new Option('--scan-interval <duration>', 'reconciliation scan period (missed events, dead daemons\' claims)').env('SPOOLERD_SCAN_INTERVAL').argParser(duration).default(DEFAULTS.scanInterval, '5s'))
-  .addOption(new Option('--stale-after <duration>', 'claims of a daemon silent this long are run again elsewhere').env('SPOOLERD_STALE_AFTER').argParser(duration).default(DEFAULTS.staleAfter, '30s'))
-  .addOption(new Option('--archive', 'keep processed and skipped tasks in archive/ instead of deleting them').env('SPOOLERD_ARCHIVE').default(false))
-  .addOption(new Option('--grace <duration>', 'on SIGTERM/SIGINT, time running tasks get to finish').env('SPOOLERD_GRACE').argParser(duration).default(DEFAULTS.grace, '30s'))
-  .addOption(new Option('--settle <duration>', 'a file that does not decode is left alone until this old (it may be being written)').env('SPOOLERD_SETTLE').argParser(duration).default(DEFAULTS.settle, '5s'))
-  .addOption(new Option('--max-bytes <n>', 'larger task files are quarantined unread').env('SPOOLERD_MAX_BYTES').argParser(positiveInt).default(DEFAULTS.maxBytes, '16 MiB'))
-  .addOption(new Option('-p, --processes <n>', 'worker processes that run tasks (0: run them in the daemon itself, no isolation)').env('SPOOLERD_PROCESSES').argParser(wholeNumber).default(DEFAULTS.processes, `${DEFAULTS.processes}, the number of cores`))
-  .addOption(new Option('--io-threads <n>', 'threads that claim, read and delete task files beside the main thread (0: the main thread does it)').env('SPOOLERD_IO_THREADS').argParser(wholeNumber).default(DEFAULTS.ioThreads))
-  .addOption(new Option('--max-tasks <n>', 'replace a worker process after this many tasks (0: never)').env('SPOOLERD_MAX_TASKS').argParser(wholeNumber).default(DEFAULTS.maxTasks, '0, never'))
-  .addOption(new Option('--max-memory <MB>', 'replace a worker process whose RSS passes this many MB, once its running tasks are done (0: never)').env('SPOOLERD_MAX_MEMORY').argParser(wholeNumber).default(DEFAULTS.maxMemory, '0, never'))
-  .addOption(new Option('--task-timeout <duration>', 'run-time limit of tasks that set no timeout of their own (0 or none: no limit)').env('SPOOLERD_TASK_TIMEOUT').argParser(optionalDuration).default(DEFAULTS.taskTimeout, 'none'))
-  .addOption(new Option('--kill-grace <duration>', 'after a timeout fired the task\'s AbortSignal, time it gets to stop before its worker process is killed').env('SPOOLERD_KILL_GRACE').argParser(duration).default(DEFAULTS.killGrace, '3s'))
-  .addOption(new Option('--group <group>', 'producers\' group (name or id): new tmp/ and incoming/ are made 3770 with it, the other new folders 0750; without it new folders are 0700, private to spoolerd\'s user').env('SPOOL_GROUP'))
-  .addOption(new Option('--log-level <level>', 'least severe level logged').env('SPOOLERD_LOG_LEVEL').choices(LOG_LEVELS).default('info'))
-  .addOption(new Option('--log-format <format>', 'json lines, or pretty lines for people (default: pretty on a terminal, json otherwise)').env('SPOOLERD_LOG_FORMAT').choices(LOG_FORMATS))
-  .addOption(new Option('--create', 'make spool directories that do not exist (without it, a mistyped --dir is an error)').env('SPOOLERD_CREATE').default(false))
-  .addOption(new Option('--http <[host:]port>', 'serve /metrics (Prometheus), /healthz and /readyz on this address (a port alone: 127.0.0.1)').env('SPOOLERD_HTTP').argParser(httpAddress))
+  .version(VERSION);
+/** The options a --config file may set and --print-config prints: the declared ones, by their long names. */
+const configurable = new Map<string, Option>();
+for (const d of Object.values(DAEMON_OPTIONS) as OptionDeclaration<unknown>[]) {
+  const o = commanderOption(d);
+  program.addOption(o);
+  configurable.set(o.long!.slice(2), o);
+  if (d.negation !== undefined) program.addOption(new Option(d.flags.replace('--', '--no-'), d.negation));
+}
+// The command line's own: not in a config file.
+program
   .addOption(new Option('--demo', `serve ${DEMO_DIR} with the bundled example tasks, enqueueing a few first`).default(false))
   .addOption(new Option('--config <file>', 'JSON file of options, keyed by their long names ({"dir": "/var/spool/app", "scan-interval": "10s"}); flags and environment variables override it').env('SPOOLERD_CONFIG'))
   .addOption(new Option('--print-config', 'print the options in effect (from flags, environment, --config and defaults) as a config file, and exit').default(false))
@@ -119,9 +75,6 @@ const program = new Command('spoolerd')
       '`spoolerd completion bash|zsh` prints a shell completion script (source <(spoolerd completion bash)).',
   )
   .exitOverride();
-
-/** Options a config file cannot set: the file itself, what only makes sense on a command line. */
-const NOT_IN_CONFIG = ['config', 'printConfig', 'version', 'demo'];
 
 // `spoolerd completion <shell>`, the one thing spoolerd does besides serving.
 if (process.argv[2] === 'completion') {
@@ -140,7 +93,7 @@ try {
   options = program.parse(process.argv).opts<CliOptions>();
   if (options.config !== undefined) {
     try {
-      configApplied = applyConfigFile(program, options.config, NOT_IN_CONFIG);
+      configApplied = applyConfigFile(program, options.config, configurable);
     } catch (err) {
       if (err instanceof ConfigFileError) program.error(`error: ${err.message}`);
       throw err;
@@ -153,7 +106,7 @@ try {
 }
 if (options.printConfig) {
   const effective: Record<string, unknown> = {};
-  for (const [key, option] of configurableOptions(program, NOT_IN_CONFIG)) {
+  for (const [key, option] of configurable) {
     const value = program.getOptionValue(option.attributeName());
     if (value !== undefined) effective[key] = value;
   }

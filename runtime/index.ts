@@ -8,5 +8,6 @@ export { FCALL, MESSAGE, type TaskTypeHandler } from './task-types.js';
 export * from '../spool/errors.js';
 export type { TaskFile } from '../spool/task-file.js';
 export type { TaskBody, RetrySpec, BackoffSpec, BackoffKind } from '../spool/body.js';
-export type { SpoolEntry, TaskState } from '../spool/listing.js';
+export type { SpoolEntry } from '../spool/entries.js';
+export type { TaskState } from '../spool/layout.js';
 export { PRIORITY_MIN, PRIORITY_MAX, PRIORITY_DEFAULT } from '../spool/name.js';

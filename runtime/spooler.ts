@@ -13,7 +13,7 @@ import { TASK_TYPE_PATTERN, type TaskBody } from '../spool/body.js';
 import { sampleClockSync, SpoolClock } from '../spool/clock.js';
 import { BatchNotEnqueuedError, InvalidOptionError, TaskNameCollisionError } from '../spool/errors.js';
 import { SpoolLayout } from '../spool/layout.js';
-import { listSpool, type SpoolEntry } from '../spool/listing.js';
+import { listByName, type SpoolEntry } from '../spool/entries.js';
 import { checkPriority, checkTaskName, PRIORITY_DEFAULT, type Encoding } from '../spool/name.js';
 import { DEFAULT_MAX_BYTES } from '../spool/safe-read.js';
 import { encodeTask, readTaskFile, type EncodedTask, type TaskFile } from '../spool/task-file.js';
@@ -299,7 +299,7 @@ export class Spooler {
 
   /** Pending tasks (incoming/ and pending/), in execution order, by name only. */
   getTasks(): SpoolEntry[] {
-    return listSpool(this.layout, { locations: ['incoming', 'pending'], checkBodies: false });
+    return listByName(this.layout, ['incoming', 'pending']);
   }
 
   private encodeRequest(request: TaskRequest): EncodedTask {

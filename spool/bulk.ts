@@ -10,10 +10,10 @@
  */
 import { lstatSync, mkdirSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import type { SpoolLayout } from './layout.js';
-import { listSpool, type SpoolEntry } from './listing.js';
+import { TASK_LOCATIONS, type SpoolLayout } from './layout.js';
+import type { SpoolEntry } from './entries.js';
+import { listSpool } from './listing.js';
 import { revive, revoke } from './protocol.js';
-import { ALL_LOCATIONS } from './select.js';
 import { assertRealFolder } from './trust.js';
 
 /** What became of one task. `label` is its id, or its file name when it has none. */
@@ -95,7 +95,7 @@ function removeOne(layout: SpoolLayout, listed: SpoolEntry): Outcome {
     if (attempt === 1 || entry.task === undefined) return { kind: 'gone', label, entry };
     // Renamed (retried by a daemon, dead-lettered, put back): find it under its new name.
     const id = entry.task.id;
-    const now = listSpool(layout, { locations: ALL_LOCATIONS, checkBodies: false }).filter((e) => e.task?.id === id);
+    const now = listSpool(layout, { locations: TASK_LOCATIONS, checkBodies: false }).filter((e) => e.task?.id === id);
     const live = now.find((e) => e.state !== 'archived');
     if (live === undefined) return { kind: 'gone', label, entry };
     entry = live;

@@ -6,4 +6,6 @@ export * from './layout.js';
 export * from './safe-read.js';
 export * from './task-file.js';
 export { discardStagedSync, fsyncDirSync, publishStagedSync, stageTaskSync, withdrawPublishedSync, writeTask, writeTaskSync, type WriteOptions } from './protocol.js';
+export * from './entries.js';
+export { executionOrder } from './execution-order.js';
 export * from './listing.js';

@@ -21,8 +21,69 @@ import { assertRealFolder, makeFolder, policyFromEnv, type FolderPolicy } from '
 export const SUBDIRS = ['tmp', 'incoming', 'pending', 'active', 'dead', 'quarantine', 'archive', 'state', 'locks'] as const;
 export type Subdir = (typeof SUBDIRS)[number];
 
-/** Where each task state lives: the states `spool ls` can filter on. */
-export type TaskLocation = 'incoming' | 'pending' | 'active' | 'dead' | 'quarantine' | 'archive';
+/**
+ * The states of a task file, in the order `spool ls` lists them (execution
+ * order): active: claimed by a daemon; due: waiting to run now; scheduled: due
+ * later; invalid: in incoming/ or pending/ but not a usable task; dead: out of
+ * retries; quarantined: moved aside by a daemon; archived: processed and kept.
+ */
+export const TASK_STATES = ['active', 'due', 'scheduled', 'invalid', 'dead', 'quarantined', 'archived'] as const;
+export type TaskState = (typeof TASK_STATES)[number];
+
+/** The folders that hold task files (active/ through its claim folders, active/<owner>/). */
+export const TASK_LOCATIONS = ['incoming', 'pending', 'active', 'dead', 'quarantine', 'archive'] as const;
+export type TaskLocation = (typeof TASK_LOCATIONS)[number];
+
+/**
+ * The one table of which folder holds which state. incoming/ and pending/
+ * hold three: a file there is due or scheduled by the due time in its name,
+ * invalid if its name or body is not a task's. Every other folder holds one.
+ */
+export const LOCATIONS_OF: Readonly<Record<TaskState, readonly TaskLocation[]>> = {
+  active: ['active'],
+  due: ['incoming', 'pending'],
+  scheduled: ['incoming', 'pending'],
+  invalid: ['incoming', 'pending'],
+  dead: ['dead'],
+  quarantined: ['quarantine'],
+  archived: ['archive'],
+};
+
+/** The folders to read for files in `states`, in TASK_LOCATIONS order. */
+export function locationsOf(states: Iterable<TaskState>): TaskLocation[] {
+  const wanted = new Set<TaskLocation>();
+  for (const s of states) for (const l of LOCATIONS_OF[s]) wanted.add(l);
+  return TASK_LOCATIONS.filter((l) => wanted.has(l));
+}
+
+/** The state of the folders that hold one (from LOCATIONS_OF); undefined for incoming/ and pending/. */
+const ONLY_STATE: Readonly<Partial<Record<TaskLocation, TaskState>>> = Object.fromEntries(
+  TASK_LOCATIONS.flatMap((l) => {
+    const states = TASK_STATES.filter((s) => LOCATIONS_OF[s].includes(l));
+    return states.length === 1 ? [[l, states[0]!]] : [];
+  }),
+);
+
+/**
+ * The state of a task file in `location`: in incoming/ and pending/, due or
+ * scheduled by `due` (the due time in its name) against `now`; elsewhere its
+ * folder's one state.
+ */
+export function stateAt(location: TaskLocation, due: number, now: number): TaskState {
+  return ONLY_STATE[location] ?? (due > now ? 'scheduled' : 'due');
+}
+
+/**
+ * The state of a file in `location` that is not a valid task (a bad name or
+ * body, a link): dead/, quarantine/ and archive/ keep what failed or was kept,
+ * whatever it is, so it has their state; in the other folders it is invalid.
+ */
+export function invalidStateAt(location: TaskLocation): TaskState {
+  return location === 'dead' || location === 'quarantine' || location === 'archive' ? ONLY_STATE[location]! : 'invalid';
+}
+
+/** Beside each file in quarantine/, the reason it is there, in a file named as it with this added (SPOOL-FORMAT.md, "quarantine/"). */
+export const QUARANTINE_REASON_SUFFIX = '.reason.json';
 
 export class SpoolLayout {
   readonly root: string;

@@ -5,40 +5,14 @@
  */
 import type { Dirent } from 'node:fs';
 import { join, sep } from 'node:path';
-import type { TaskBody } from './body.js';
-import type { SpoolLayout, TaskLocation } from './layout.js';
-import { explainBadName, parseTaskName, type TaskName } from './name.js';
+import { entryByName, type SpoolEntry } from './entries.js';
+import { byName, sortInExecutionOrder, STATE_RANK, stateGroups } from './execution-order.js';
+import { invalidStateAt, locationsOf, QUARANTINE_REASON_SUFFIX, TASK_LOCATIONS, TASK_STATES, type SpoolLayout, type TaskLocation, type TaskState } from './layout.js';
+import { parseTaskName, type Encoding, type TaskName } from './name.js';
 import { BodyChecks, isValidBody, VALID } from './parallel-check.js';
-import { readEntries } from './read-names.js';
-import { QUARANTINE_REASON_SUFFIX } from './protocol.js';
-import { DEFAULT_MAX_BYTES, describeIrregular, readRegularFile } from './safe-read.js';
+import { readTaskFolders, type TaskFolder } from './read-names.js';
+import { DEFAULT_MAX_BYTES, readRegularFile } from './safe-read.js';
 import { decodeTask } from './task-file.js';
-import { assertRealFolder } from './trust.js';
-
-/**
- * due: waiting to run now; scheduled: due later; active: claimed by a daemon;
- * dead: out of retries; quarantined: moved aside by a daemon; archived: processed
- * and kept; invalid: in incoming/ or pending/ but not a usable task.
- */
-export const TASK_STATES = ['active', 'due', 'scheduled', 'invalid', 'dead', 'quarantined', 'archived'] as const;
-export type TaskState = (typeof TASK_STATES)[number];
-
-export interface SpoolEntry {
-  state: TaskState;
-  location: TaskLocation;
-  fileName: string;
-  path: string;
-  /** The parsed name, when the name is a task name. */
-  task?: TaskName;
-  /** Daemon id holding the claim, for active tasks. */
-  owner?: string;
-  /** Why the entry is invalid or quarantined. */
-  reason?: string;
-  /** Modification time, when the file was read. */
-  mtimeMs?: number;
-  /** The decoded body, with ListOptions.keepBodies. */
-  body?: TaskBody;
-}
 
 export interface ListOptions {
   /** Which directories to read (default: incoming, pending, active, dead, quarantine). */
@@ -51,7 +25,8 @@ export interface ListOptions {
   now?: number;
 }
 
-export const DEFAULT_LOCATIONS: readonly TaskLocation[] = ['incoming', 'pending', 'active', 'dead', 'quarantine'];
+/** The folders listed unless told otherwise: those of every state but archived. */
+export const DEFAULT_LOCATIONS: readonly TaskLocation[] = locationsOf(TASK_STATES.filter((s) => s !== 'archived'));
 
 export function listSpool(layout: SpoolLayout, options: ListOptions = {}): SpoolEntry[] {
   return startListing(layout, options).finish().entries;
@@ -100,37 +75,12 @@ export function startListing(layout: SpoolLayout, options: ListOptions = {}): Pe
   };
   const entries: SpoolEntry[] = [];
   // The entries of each state (TASK_STATES order), gathered as they are found, for the sort.
-  const byState: SpoolEntry[][] = TASK_STATES.map(() => []);
+  const byState = stateGroups();
   const add = (e: SpoolEntry): void => {
     entries.push(e);
     byState[STATE_RANK[e.state]]!.push(e);
   };
-  for (const location of options.locations ?? DEFAULT_LOCATIONS) {
-    if (location === 'active') {
-      for (const owner of readDirEntries(layout.active)) {
-        if (!owner.isDirectory()) continue;
-        const dir = join(layout.active, owner.name);
-        const dirPrefix = dir + sep;
-        for (const entry of readDirEntries(dir)) {
-          const e = classify(dir, dirPrefix, entry, location, ctx, entries.length);
-          // Appended last, as the owner always was.
-          if (e) {
-            e.owner = owner.name;
-            add(e);
-          }
-        }
-      }
-    } else if (location === 'quarantine') {
-      for (const e of listQuarantine(layout.quarantine)) add(e);
-    } else {
-      const dir = layout[location];
-      const dirPrefix = dir + sep;
-      for (const entry of readDirEntries(dir)) {
-        const e = classify(dir, dirPrefix, entry, location, ctx, entries.length);
-        if (e) add(e);
-      }
-    }
-  }
+  readLocations(layout, options.locations ?? DEFAULT_LOCATIONS, ctx, (e) => add(e), () => entries.length);
   // Sorted while the checks still run: they rarely change anything (see finishChecks).
   const sorted = sortInExecutionOrder(byState, entries.length);
   const checks = ctx.toCheck.length === 0 ? undefined : ctx.checks;
@@ -185,7 +135,7 @@ export function listFirst(layout: SpoolLayout, limit: number, accept: (e: SpoolE
     checked.set(e, c);
     return c;
   };
-  const byState: SpoolEntry[][] = TASK_STATES.map(() => []);
+  const byState = stateGroups();
   let count = 0;
   const add = (e: SpoolEntry): void => {
     byState[STATE_RANK[e.state]]!.push(e);
@@ -194,29 +144,7 @@ export function listFirst(layout: SpoolLayout, limit: number, accept: (e: SpoolE
   const groups = LOCATION_GROUPS.map((group) => group.filter((l) => locations.includes(l))).filter((group) => group.length > 0);
   let first: SpoolEntry[] = [];
   for (const here of groups) {
-    for (const location of here) {
-      if (location === 'active') {
-        for (const owner of readDirEntries(layout.active)) {
-          if (!owner.isDirectory()) continue;
-          const dir = join(layout.active, owner.name);
-          for (const entry of readDirEntries(dir)) {
-            const e = classify(dir, dir + sep, entry, location, ctx, 0);
-            if (e) {
-              e.owner = owner.name;
-              add(e);
-            }
-          }
-        }
-      } else if (location === 'quarantine') {
-        for (const e of listQuarantine(layout.quarantine)) add(e);
-      } else {
-        const dir = layout[location];
-        for (const entry of readDirEntries(dir)) {
-          const e = classify(dir, dir + sep, entry, location, ctx, 0);
-          if (e) add(e);
-        }
-      }
-    }
+    readLocations(layout, here, ctx, add, () => 0);
     // Sorting again each round costs little: the groups read later are the rarer ones.
     first = firstChecked(sortInExecutionOrder(byState.map((g) => [...g]), count), limit, accept, check);
     // Every folder not read yet holds only entries that come after all of these.
@@ -225,8 +153,39 @@ export function listFirst(layout: SpoolLayout, limit: number, accept: (e: SpoolE
   return first;
 }
 
-/** Folders in the order of the states they hold (TASK_STATES); a folder's entries all come after an earlier group's. */
-const LOCATION_GROUPS: readonly (readonly TaskLocation[])[] = [['active', 'incoming', 'pending'], ['dead'], ['quarantine'], ['archive']];
+/**
+ * The folders grouped by the first state they hold (layout.ts), in TASK_STATES
+ * order: every state of a group ranks after every state of the groups before
+ * it, so a group's entries all come after theirs. [active], [incoming,
+ * pending], [dead], [quarantine], [archive].
+ */
+const LOCATION_GROUPS: readonly (readonly TaskLocation[])[] = (() => {
+  const groups = new Map<number, TaskLocation[]>();
+  for (let rank = 0; rank < TASK_STATES.length; rank++) {
+    for (const location of locationsOf([TASK_STATES[rank]!])) {
+      if ([...groups.values()].some((g) => g.includes(location))) continue;
+      if (!groups.has(rank)) groups.set(rank, []);
+      groups.get(rank)!.push(location);
+    }
+  }
+  return [...groups.values()];
+})();
+
+/**
+ * Reads the folders `locations` (read-names.ts) and adds their entries as
+ * classify() makes them; quarantine/ with the reasons beside its files.
+ */
+function readLocations(layout: SpoolLayout, locations: readonly TaskLocation[], ctx: Context, add: (e: SpoolEntry) => void, position: () => number): void {
+  readTaskFolders(
+    layout,
+    locations.filter((l) => l !== 'quarantine'),
+    (entry, folder) => {
+      const e = classify(entry, folder, ctx, position());
+      if (e !== undefined) add(e);
+    },
+  );
+  if (locations.includes('quarantine')) for (const e of listQuarantine(layout)) add(e);
+}
 
 /**
  * The first `limit` entries of a provisional listing (sorted as if every body
@@ -325,35 +284,23 @@ interface Context {
 /** Task files are small; larger ones get a buffer of their own. */
 const SCRATCH_BYTES = 64 * 1024;
 
-/*
- * Entries are object literals with their keys always in the same order (location,
- * fileName, path, state, then task, reason, mtimeMs, body, owner as they apply),
- * so that the hundreds of thousands of a large listing share a few hidden classes
- * and whatever reads them stays monomorphic.
+/**
+ * The entry of a directory entry (entries.ts, by its name), and where the
+ * bodies are checked, the check: done now, or queued on other threads
+ * (ctx.checks) for finish() with its position in the entries.
  */
-function classify(dir: string, dirPrefix: string, entry: Dirent, location: TaskLocation, ctx: Context, position: number): SpoolEntry | undefined {
-  const fileName = entry.name;
-  // Names beginning with "." are never tasks: producers may use them for files in progress.
-  if (fileName.startsWith('.')) return undefined;
-  // join() would normalise; a directory entry's name never holds a "/", "." or "..", so this is the same
-  // path. dirPrefix is dir + sep, made once per directory: each path is then one rope of two strings.
-  const path = dirPrefix + fileName;
-  const invalidState: TaskState = location === 'dead' || location === 'archive' ? stateOf(location, undefined, ctx.now) : 'invalid';
-  const task = parseTaskName(fileName);
-  const irregular = describeIrregular(entry);
-  // A link or FIFO under a task name still shows what its name says (so `spool rm <id>` reaches it).
-  if (irregular !== undefined) {
-    if (task === undefined) return { location, fileName, path, state: invalidState, reason: irregular };
-    return { location, fileName, path, state: invalidState, task, reason: irregular };
+function classify(entry: Dirent, folder: TaskFolder, ctx: Context, position: number): SpoolEntry | undefined {
+  const e = entryByName(entry, folder, ctx.now);
+  if (e === undefined || !ctx.checkBodies || e.task === undefined || e.reason !== undefined) return e;
+  if (ctx.checks === undefined) {
+    const checked = checkEntry(e, ctx, folder.path);
+    if (checked !== undefined && e.owner !== undefined) checked.owner = e.owner;
+    return checked;
   }
-  if (task === undefined) return { location, fileName, path, state: invalidState, reason: `bad file name: ${explainBadName(fileName)}` };
-  const state = stateOf(location, task, ctx.now);
-  if (!ctx.checkBodies) return { location, fileName, path, state, task };
-  const e: SpoolEntry = { location, fileName, path, state, task, mtimeMs: undefined };
-  if (ctx.checks === undefined) return checkEntry(e, ctx, dir);
-  ctx.checks.add(dir, fileName);
+  e.mtimeMs = undefined;
+  ctx.checks.add(folder.path, e.fileName);
   ctx.toCheck.push(position);
-  ctx.toCheckDirs.push(dir);
+  ctx.toCheckDirs.push(folder.path);
   return e;
 }
 
@@ -364,7 +311,7 @@ function classify(dir: string, dirPrefix: string, entry: Dirent, location: TaskL
 function checkEntry(e: SpoolEntry, ctx: Context, dir: string): SpoolEntry | undefined {
   const { location, fileName, path, task } = e;
   const state = e.state;
-  const invalidState: TaskState = location === 'dead' || location === 'archive' ? stateOf(location, undefined, ctx.now) : 'invalid';
+  const invalidState = invalidStateAt(location);
   // A path of its own for open(), which flattens the string it is given (see checkBodies).
   const read = readRegularFile(dir + sep + fileName, ctx.maxBytes, ctx.scratch);
   if (!read.ok) {
@@ -402,26 +349,11 @@ export function readEntry(e: SpoolEntry, options: Pick<ListOptions, 'keepBodies'
   return checked;
 }
 
-function stateOf(location: TaskLocation, task: TaskName | undefined, now: number): TaskState {
-  switch (location) {
-    case 'active':
-      return 'active';
-    case 'dead':
-      return 'dead';
-    case 'archive':
-      return 'archived';
-    case 'quarantine':
-      return 'quarantined';
-    default:
-      return task !== undefined && task.due > now ? 'scheduled' : 'due';
-  }
-}
-
-function listQuarantine(dir: string): SpoolEntry[] {
+function listQuarantine(layout: SpoolLayout): SpoolEntry[] {
   const entries: SpoolEntry[] = [];
-  for (const entry of readDirEntries(dir)) {
-    if (entry.name.endsWith(QUARANTINE_REASON_SUFFIX) || entry.name.startsWith('.')) continue;
-    const path = join(dir, entry.name);
+  readTaskFolders(layout, ['quarantine'], (entry, folder) => {
+    if (entry.name.endsWith(QUARANTINE_REASON_SUFFIX) || entry.name.startsWith('.')) return;
+    const path = join(folder.path, entry.name);
     const task = parseTaskName(entry.name);
     entries.push({
       state: 'quarantined',
@@ -431,7 +363,7 @@ function listQuarantine(dir: string): SpoolEntry[] {
       reason: readQuarantineReason(path),
       ...(task !== undefined && { task }),
     });
-  }
+  });
   return entries;
 }
 
@@ -446,149 +378,4 @@ export function readQuarantineReason(path: string): string {
   } catch {
     return 'no reason recorded (the reason file is not JSON)';
   }
-}
-
-export { QUARANTINE_REASON_SUFFIX };
-
-/**
- * A directory's entries, or none when it does not exist (a spool made by an older
- * or foreign producer). Read a batch at a time (opendir, where the listing has
- * types) rather than all at once (readdir), so that each entry is garbage as soon
- * as it has been looked at instead of living, with an array of 100,000 of them,
- * until the listing ends. Entries that vanish while being read are left out
- * (read-names.ts).
- */
-function* readDirEntries(dir: string): Generator<Dirent, void, undefined> {
-  // opendir follows links: a folder that is one (a neighbour's trick to list, or have us list,
-  // another place) is refused here. Claim directories that are links are skipped by their type.
-  if (assertRealFolder(dir) === undefined) return;
-  const entries = readEntries(dir);
-  let first: IteratorResult<Dirent, void>;
-  try {
-    first = entries.next();
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
-    // Node's opendir errors name no path; the message for the user (EACCES: which directory) needs it.
-    (err as NodeJS.ErrnoException).path ??= dir;
-    throw err;
-  }
-  if (first.done) return;
-  yield first.value;
-  yield* entries;
-}
-
-const STATE_RANK: Record<TaskState, number> = Object.fromEntries(TASK_STATES.map((s, i) => [s, i])) as Record<TaskState, number>;
-
-/**
- * Execution order: running tasks, then due tasks by priority, due time and id
- * (the byte order of their names), then scheduled tasks by due time, then the
- * rest. Within a state without a task name, by file name.
- */
-export function executionOrder(a: SpoolEntry, b: SpoolEntry): number {
-  const rank = STATE_RANK[a.state] - STATE_RANK[b.state];
-  if (rank !== 0) return rank;
-  if (a.state === 'scheduled' && a.task && b.task && a.task.due !== b.task.due) return a.task.due - b.task.due;
-  return a.fileName < b.fileName ? -1 : a.fileName > b.fileName ? 1 : 0;
-}
-
-/**
- * Sorts `count` entries, given split by state (in rank order, each keeping the
- * order the entries were found in), by executionOrder, with the same result as
- * a stable sort of them all by it: each state is sorted on its own, and the
- * states are joined in rank order.
- */
-function sortInExecutionOrder(byState: SpoolEntry[][], count: number): SpoolEntry[] {
-  const sorted = new Array<SpoolEntry>(count);
-  let at = 0;
-  for (let rank = 0; rank < byState.length; rank++) {
-    const state = TASK_STATES[rank]!;
-    const group = state === 'due' || state === 'scheduled' ? sortTasks(byState[rank]!, state) : byState[rank]!.sort(byName);
-    for (let i = 0; i < group.length; i++) sorted[at++] = group[i]!;
-  }
-  return sorted;
-}
-
-function byName(a: SpoolEntry, b: SpoolEntry): number {
-  return a.fileName < b.fileName ? -1 : a.fileName > b.fileName ? 1 : 0;
-}
-
-function byDueThenName(a: SpoolEntry, b: SpoolEntry): number {
-  if (a.task && b.task && a.task.due !== b.task.due) return a.task.due - b.task.due;
-  return a.fileName < b.fileName ? -1 : a.fileName > b.fileName ? 1 : 0;
-}
-
-const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
-
-/**
- * Due tasks in the byte order of their names, scheduled ones by due time and then
- * name; stable. A task name begins with fixed-width digits, `PP-DUE-`, so that
- * order is: due tasks by (priority, due time), scheduled ones by (due time,
- * priority), then by the rest of the name. Rather than a million or more calls
- * of a comparison function, each task gets a 64-bit key packing those two
- * numbers and its position, the keys are sorted natively, and only runs of tasks
- * with the same two numbers (tasks enqueued in the same ms) are sorted by name.
- * When the numbers do not fit 64 bits (due times centuries apart), it sorts with
- * the comparison function instead.
- */
-function sortTasks(group: SpoolEntry[], state: 'due' | 'scheduled'): SpoolEntry[] {
-  const compare = state === 'due' ? byName : byDueThenName;
-  const n = group.length;
-  if (n < 2) return group;
-  let minDue = Infinity;
-  let maxDue = -Infinity;
-  for (const e of group) {
-    if (e.task === undefined) return group.sort(compare);
-    if (e.task.due < minDue) minDue = e.task.due;
-    if (e.task.due > maxDue) maxDue = e.task.due;
-  }
-  const dueBits = bitLength(maxDue - minDue);
-  const indexBits = bitLength(n - 1);
-  // Key: high field, low field, position. Due tasks: (priority, due); scheduled: (due, priority).
-  const [highBits, lowBits] = state === 'due' ? [7, dueBits] : [dueBits, 7];
-  if (highBits + lowBits + indexBits > 64 || lowBits + indexBits > 53 || indexBits > 31) return group.sort(compare);
-  const shift = lowBits + indexBits;
-  const keys = new BigUint64Array(n);
-  const words = new Uint32Array(keys.buffer);
-  const lo = LITTLE_ENDIAN ? 0 : 1;
-  const hi = 1 - lo;
-  const due = state === 'due';
-  const indexScale = 2 ** indexBits;
-  const topScale = shift >= 32 ? 2 ** (shift - 32) : 2 ** shift;
-  const topSplit = shift >= 32 ? 0 : 2 ** (32 - shift);
-  for (let i = 0; i < n; i++) {
-    const task = group[i]!.task!;
-    const high = due ? task.priority : task.due - minDue;
-    const low = due ? task.due - minDue : task.priority;
-    // Below 2^53, so exact: the low field and the position.
-    const bottom = low * indexScale + i;
-    const bottomLo = bottom % 4294967296;
-    // The high field, shifted: all in the high word, or split between the two words.
-    const topLo = shift >= 32 ? 0 : (high % topSplit) * topScale;
-    const topHi = shift >= 32 ? high * topScale : Math.floor(high / topSplit);
-    words[2 * i + lo] = bottomLo + topLo; // disjoint bits: no carry
-    words[2 * i + hi] = (bottom - bottomLo) / 4294967296 + topHi;
-  }
-  keys.sort();
-  const mask = 2 ** indexBits - 1;
-  const sorted = new Array<SpoolEntry>(n);
-  for (let i = 0; i < n; i++) sorted[i] = group[(words[2 * i + lo]! & mask) >>> 0]!;
-  // Runs with the same (priority, due): still in their original order; sort each by name. The
-  // keys tell where they are (the same bits above the position), without a look at the entries.
-  let start = 0;
-  for (let i = 1; i <= n; i++) {
-    if (i < n && words[2 * i + hi] === words[2 * start + hi] && words[2 * i + lo]! >>> indexBits === words[2 * start + lo]! >>> indexBits) continue;
-    if (i - start > 1) {
-      const run = sorted.slice(start, i).sort(byName);
-      for (let k = 0; k < run.length; k++) sorted[start + k] = run[k]!;
-    }
-    start = i;
-  }
-  return sorted;
-}
-
-/** How many bits a non-negative integer below 2^53 needs (0 for 0). */
-function bitLength(value: number): number {
-  let bits = 0;
-  while (bits < 53 && 2 ** bits <= value) bits++;
-  return bits;
 }

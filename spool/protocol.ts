@@ -62,7 +62,7 @@ import { closeSync, constants, fsyncSync, lstatSync, openSync, renameSync, rmdir
 import { open, rename, unlink } from 'node:fs/promises';
 import { dirname, join, sep } from 'node:path';
 import { removeFailureRecord } from './failure-record.js';
-import type { SpoolLayout, TaskLocation } from './layout.js';
+import { QUARANTINE_REASON_SUFFIX, type SpoolLayout, type TaskLocation } from './layout.js';
 import { ATTEMPTS_MAX, fileNameOf, parseTaskName, renameTask, type TaskName } from './name.js';
 import { removeTree } from './remove-tree.js';
 
@@ -75,8 +75,6 @@ export const DEBRIS_AGE_MS = 3_600_000;
 export const RECORD_STAGING_PREFIX = '.record-';
 /** The name a revoked file has in tmp/ between being taken out and deleted. */
 export const REVOKED_PREFIX = '.revoked-';
-/** What a quarantined file's reason file adds to its name. */
-export const QUARANTINE_REASON_SUFFIX = '.reason.json';
 
 /* ------------------------------------------------------------------ enqueue */
 

@@ -1,5 +1,8 @@
 /**
- * Reading directories without failing when an entry vanishes meanwhile.
+ * Reading directories without failing when an entry vanishes meanwhile: the
+ * one directory reader of the daemon and the `spool` commands. readNames for
+ * names alone, readEntries for entries with their types, readTaskFolders for
+ * every entry of a spool's task folders (what `spool ls` and getTasks() list).
  *
  * fs.readdirSync collects every entry in native memory (libuv's scandir) before
  * it makes the JavaScript array: for a million task files that is ~120 MB more
@@ -21,6 +24,9 @@
  * is caught by the ENOENT and read again that way.
  */
 import { Dirent, lstatSync, opendirSync, readdirSync, type Dir } from 'node:fs';
+import { sep } from 'node:path';
+import type { SpoolLayout, TaskLocation } from './layout.js';
+import { assertRealFolder } from './trust.js';
 
 const BATCH = 1024;
 
@@ -71,6 +77,61 @@ export function* readEntries(dir: string, bufferSize = 128): Generator<Dirent, v
     handle.closeSync();
   }
   if (byName) yield* entriesByName(dir, readdirSync(dir), given);
+}
+
+/** A folder that holds task files, as readTaskFolders gives it with each of its entries. */
+export interface TaskFolder {
+  readonly location: TaskLocation;
+  readonly path: string;
+  /** path + "/": an entry's path is prefix + name (one string rope, no join). */
+  readonly prefix: string;
+  /** In active/: the daemon whose claim folder this is (active/<owner>). */
+  readonly owner: string | undefined;
+}
+
+/**
+ * Calls `visit` with every entry of the spool's folders `locations`, in that
+ * order, and in active/ of every claim folder (active/<owner>/; what else is
+ * there is nobody's claim and is passed over). A missing folder is empty (a
+ * spool made by an older or foreign producer). A folder that is a symbolic
+ * link is refused (SpoolDirectoryError from assertRealFolder): a neighbour
+ * could point it at another place to have us list, or act on, that place; a
+ * claim folder that is a link is passed over by its type. Entries are read a
+ * batch at a time, so each is garbage once visited; those that vanish while
+ * being read are left out.
+ */
+export function readTaskFolders(layout: SpoolLayout, locations: Iterable<TaskLocation>, visit: (entry: Dirent, folder: TaskFolder) => void): void {
+  for (const location of locations) {
+    const path = layout[location];
+    if (location !== 'active') {
+      for (const entry of folderEntries(path)) visit(entry, { location, path, prefix: path + sep, owner: undefined });
+      continue;
+    }
+    for (const claims of folderEntries(path)) {
+      if (!claims.isDirectory()) continue;
+      const dir = path + sep + claims.name;
+      const folder: TaskFolder = { location, path: dir, prefix: dir + sep, owner: claims.name };
+      for (const entry of folderEntries(dir)) visit(entry, folder);
+    }
+  }
+}
+
+/** The entries of a real folder, none if it does not exist; see readTaskFolders. */
+function* folderEntries(dir: string): Generator<Dirent, void, undefined> {
+  if (assertRealFolder(dir) === undefined) return;
+  const entries = readEntries(dir);
+  let first: IteratorResult<Dirent, void>;
+  try {
+    first = entries.next();
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+    // Node's opendir errors name no path; the message for the user (EACCES: which directory) needs it.
+    (err as NodeJS.ErrnoException).path ??= dir;
+    throw err;
+  }
+  if (first.done) return;
+  yield first.value;
+  yield* entries;
 }
 
 /** Entries made from names by our own lstat, skipping what vanished (and names in `skip`). */

@@ -5,29 +5,9 @@
  * again for each: `spool rm` of 20,000 ids costs one listing, not 20,000.
  */
 import { lstatSync } from 'node:fs';
-import type { SpoolLayout, TaskLocation } from './layout.js';
-import { listSpool, type SpoolEntry, type TaskState } from './listing.js';
-
-/** Every place a task can be, for looking references up. */
-export const ALL_LOCATIONS: readonly TaskLocation[] = ['incoming', 'pending', 'active', 'dead', 'quarantine', 'archive'];
-
-/** Which directories hold which states, so a filter reads only what it needs. */
-export const LOCATIONS_OF: Record<TaskState, TaskLocation[]> = {
-  active: ['active'],
-  due: ['incoming', 'pending'],
-  scheduled: ['incoming', 'pending'],
-  invalid: ['incoming', 'pending'],
-  dead: ['dead'],
-  quarantined: ['quarantine'],
-  archived: ['archive'],
-};
-
-/** The directories to list for tasks in `states`. */
-export function locationsOf(states: Iterable<TaskState>): TaskLocation[] {
-  const wanted = new Set<TaskLocation>();
-  for (const s of states) for (const l of LOCATIONS_OF[s]) wanted.add(l);
-  return ALL_LOCATIONS.filter((l) => wanted.has(l));
-}
+import type { SpoolEntry } from './entries.js';
+import { locationsOf, TASK_LOCATIONS, type SpoolLayout, type TaskState } from './layout.js';
+import { listSpool } from './listing.js';
 
 /**
  * Whether telling these states apart needs the task bodies: a file in
@@ -75,7 +55,7 @@ function modifiedAt(path: string): number | undefined {
  * file is opened). One result per reference, in order.
  */
 export function resolveRefs(layout: SpoolLayout, refs: readonly string[]): Resolved[] {
-  const index = new TaskIndex(listSpool(layout, { locations: ALL_LOCATIONS, checkBodies: false }));
+  const index = new TaskIndex(listSpool(layout, { locations: TASK_LOCATIONS, checkBodies: false }));
   return refs.map((ref) => index.resolve(ref));
 }
 

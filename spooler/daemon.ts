@@ -11,7 +11,7 @@
 import type { Executor } from './executor.js';
 import { FileOpsLane } from './file-ops-lane.js';
 import { InProcessExecutor } from './in-process-executor.js';
-import type { DaemonOptions } from './options.js';
+import { workerOptions, type DaemonOptions } from './options.js';
 import { SpoolService, type Slots, type SpoolStats } from './spool-service.js';
 import { STATUS_EVERY_MS, StatusFile } from './status-file.js';
 import { WorkerPool } from './worker-pool.js';
@@ -205,13 +205,10 @@ function createExecutor(options: DaemonOptions, wake: () => void): Executor {
   if (options.processes === 0) return new InProcessExecutor(options.log, options.killGrace);
   return new WorkerPool({
     processes: options.processes,
-    modules: options.modules,
+    worker: workerOptions(options),
     maxTasks: options.maxTasks,
     maxMemory: options.maxMemory * 1048576,
     killGrace: options.killGrace,
-    archive: options.archive,
-    logLevel: options.logLevel,
-    logFormat: options.logFormat,
     log: options.log,
     wake,
   });

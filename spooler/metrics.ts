@@ -17,7 +17,7 @@
  * drain), and its age is a metric of its own.
  */
 import { Counter, Gauge, Registry, type Metric } from 'prom-client';
-import { QUARANTINE_REASON_SUFFIX } from '../spool/protocol.js';
+import { QUARANTINE_REASON_SUFFIX } from '../spool/layout.js';
 import { readNames } from '../spool/read-names.js';
 import type { Daemon } from './daemon.js';
 import { MAX_TASK_NAMES, OTHER_TASKS, type LocalHistogram, type TaskNameTally } from './observer.js';

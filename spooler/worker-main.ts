@@ -82,10 +82,11 @@ process.on('unhandledRejection', (reason) => {
 watchDaemon();
 
 async function init(message: Extract<ToWorker, { t: 'init' }>): Promise<void> {
-  log = createLogger({ level: message.logLevel, format: message.logFormat }, { worker: process.pid });
-  archive = message.archive;
+  const options = message.options;
+  log = createLogger({ level: options.logLevel, format: options.logFormat }, { worker: process.pid });
+  archive = options.archive;
   try {
-    for (const m of message.modules) await importTaskModule(m);
+    for (const m of options.import) await importTaskModule(m);
   } catch (err) {
     send(err instanceof TaskModuleError ? { t: 'import-failed', message: err.message, stack: err.detail } : { t: 'import-failed', message: String(err) });
     process.exit(1);

@@ -33,7 +33,8 @@ import { lstatSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { TaskTimeoutError } from '../runtime/context.js';
 import { WorkerCrashedError, type Execution, type Executor, type Job } from './executor.js';
-import type { LogFormat, LogLevel, Logger } from './logger.js';
+import type { Logger } from './logger.js';
+import type { WorkerOptions } from './options.js';
 import type { RegisteredTasks } from './task-names.js';
 import { executionFromWire, WORKER_ENV, type FromWorker, type ToWorker, type WireJob } from './worker-protocol.js';
 
@@ -47,18 +48,14 @@ const EXIT_WAIT_MS = 5000;
 
 export interface WorkerPoolOptions {
   processes: number;
-  /** Task modules every worker imports. */
-  modules: string[];
+  /** The daemon's options a worker process needs (spooler/options.ts: task modules, --archive, log settings). */
+  worker: WorkerOptions;
   /** Replace a worker after this many tasks (0: never). */
   maxTasks: number;
   /** Replace a worker whose RSS passes this many bytes, once its tasks are done (0: never). */
   maxMemory: number;
   /** After a task's timeout fired its AbortSignal, how long (ms) it may take to stop before its worker is killed. */
   killGrace: number;
-  /** --archive: workers move processed and skipped tasks to archive/ instead of removing them. */
-  archive: boolean;
-  logLevel: LogLevel;
-  logFormat: LogFormat;
   log: Logger;
   /** Called when workers can take tasks again. */
   wake: () => void;
@@ -267,7 +264,7 @@ export class WorkerPool implements Executor {
     child.on('message', (m: FromWorker) => this.onMessage(w, m));
     child.on('error', (err) => this.log.debug('worker process channel error', { worker: w.pid, err }));
     child.on('exit', (code, signal) => this.onExit(w, code, signal));
-    w.send({ t: 'init', modules: this.options.modules, logLevel: this.options.logLevel, logFormat: this.options.logFormat, archive: this.options.archive });
+    w.send({ t: 'init', options: this.options.worker });
     this.log.debug('worker process started', { worker: w.pid });
     return w;
   }

@@ -5,7 +5,8 @@
  * task the daemon dispatches in one turn of its event loop goes to a worker in
  * one message, and a worker reports every task that ended in one turn together.
  *
- *   daemon -> worker   init     modules to import, log settings, whether processed tasks are archived
+ *   daemon -> worker   init     the daemon's options a worker needs (options.ts, workerOptions: modules to import,
+ *                               whether processed tasks are archived, log settings)
  *                      run      tasks: sequence number, spool, claim directory, file name, file bytes (base64)
  *                      abort    a task's timeout expired: fire its AbortSignal
  *                      revoke   the daemon lost its claim on a task: fire its AbortSignal (a ClaimLostError)
@@ -18,7 +19,7 @@
  */
 import type { TaskOutcome } from '../runtime/results.js';
 import type { Execution } from './executor.js';
-import type { LogFormat, LogLevel } from './logger.js';
+import type { WorkerOptions } from './options.js';
 import type { RegisteredTasks } from './task-names.js';
 
 export interface WireJob {
@@ -43,7 +44,7 @@ export type WireFile = 1 | 2;
 export type WireOutcome = { k: 'p'; f?: WireFile } | { k: 's'; reason?: string; f?: WireFile } | { k: 'r'; delay?: number; reason?: string; error?: WireError };
 
 export type ToWorker =
-  | { t: 'init'; modules: string[]; logLevel: LogLevel; logFormat: LogFormat; archive: boolean }
+  | { t: 'init'; options: WorkerOptions }
   | { t: 'run'; jobs: WireJob[] }
   | { t: 'abort'; n: number; timeoutMs: number }
   | { t: 'revoke'; n: number; message: string }

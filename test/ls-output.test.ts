@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { alignedLine } from '../cli/commands/ls.js';
 import { entryJson, entryJsonText } from '../cli/entry-json.js';
 import { formatRelative, formatSpan, formatTime, TimeTexts, toJson } from '../cli/output.js';
-import type { SpoolEntry } from '../spool/listing.js';
+import type { SpoolEntry } from '../spool/entries.js';
 import { random } from './helpers/random.js';
 
 

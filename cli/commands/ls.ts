@@ -1,10 +1,10 @@
 /** `spool ls`: tasks in execution order, one line each. */
 import { Command, Option } from 'commander';
 import { readLastError } from '../../spool/failure-record.js';
-import type { SpoolLayout } from '../../spool/layout.js';
-import { listFirst, startListing, TASK_STATES, type SpoolEntry, type TaskState } from '../../spool/listing.js';
+import type { SpoolEntry } from '../../spool/entries.js';
+import { locationsOf, TASK_STATES, type SpoolLayout, type TaskState } from '../../spool/layout.js';
+import { listFirst, startListing } from '../../spool/listing.js';
 import { printable } from '../../spool/printable.js';
-import { locationsOf } from '../../spool/select.js';
 import { entryJsonText } from '../entry-json.js';
 import { CliError, EXIT } from '../exit-codes.js';
 import { spoolFrom, withDirOption, type DirOption } from '../find-task.js';
@@ -18,7 +18,7 @@ interface LsOptions extends DirOption {
   limit?: string;
 }
 
-const DEFAULT_STATES: TaskState[] = ['active', 'due', 'scheduled', 'invalid', 'dead', 'quarantined'];
+const DEFAULT_STATES: TaskState[] = TASK_STATES.filter((s) => s !== 'archived');
 
 export function lsCommand(): Command {
   return withDirOption(new Command('ls'))

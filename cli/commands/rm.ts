@@ -7,7 +7,7 @@
  */
 import type { Command } from 'commander';
 import { removeTasks } from '../../spool/bulk.js';
-import type { TaskState } from '../../spool/listing.js';
+import type { TaskState } from '../../spool/layout.js';
 import { printable } from '../../spool/printable.js';
 import { bulkCommand, count, runWithProgress, selectTasks, type BulkOptions } from '../bulk.js';
 import { CliError, EXIT } from '../exit-codes.js';

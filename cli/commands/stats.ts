@@ -1,6 +1,7 @@
 /** `spool stats`: counts by state, priority and task name. */
 import { Command } from 'commander';
-import { listSpool, TASK_STATES } from '../../spool/listing.js';
+import { TASK_STATES } from '../../spool/layout.js';
+import { listSpool } from '../../spool/listing.js';
 import { spoolFrom, withDirOption, type DirOption } from '../find-task.js';
 import { table, toJson } from '../output.js';
 

@@ -8,10 +8,8 @@
  * (browser tabs, `spool top`) refreshing every second cost one scan between them.
  */
 import { SpoolDirectoryError } from '../../spool/errors.js';
-import type { SpoolLayout } from '../../spool/layout.js';
-import { QUARANTINE_REASON_SUFFIX } from '../../spool/listing.js';
-import { parseTaskName } from '../../spool/name.js';
-import type { TaskName } from '../../spool/name.js';
+import { QUARANTINE_REASON_SUFFIX, stateAt, TASK_STATES, type SpoolLayout, type TaskState } from '../../spool/layout.js';
+import { parseTaskName, type TaskName } from '../../spool/name.js';
 import { readNames } from '../../spool/read-names.js';
 import { assertRealFolder } from '../../spool/trust.js';
 
@@ -24,8 +22,8 @@ export const SCAN_TTL_MS = 1000;
 export const SCAN_COST_FACTOR = 5;
 
 /** The states a scan counts: those of `spool ls` but archived (archive/ may grow without end and is not watched). */
-export const SCAN_STATES = ['active', 'due', 'scheduled', 'invalid', 'dead', 'quarantined'] as const;
-export type ScanState = (typeof SCAN_STATES)[number];
+export type ScanState = Exclude<TaskState, 'archived'>;
+export const SCAN_STATES: readonly ScanState[] = TASK_STATES.filter((s): s is ScanState => s !== 'archived');
 export type Counts = Record<ScanState, number>;
 
 /** One task as a page of a listing shows it. */
@@ -193,11 +191,10 @@ export class FolderReader {
 export function scanSpool(layout: SpoolLayout, now: number, reader = new FolderReader()): SpoolScan {
   const rows: Record<ScanState, ScanRow[]> = { active: [], due: [], scheduled: [], invalid: [], dead: [], quarantined: [] };
   const seen = new Set<string>([layout.incoming, layout.pending, layout.dead, layout.quarantine]);
-  for (const dir of [layout.incoming, layout.pending]) {
-    for (const row of reader.rows(dir)) {
+  for (const location of ['incoming', 'pending'] as const) {
+    for (const row of reader.rows(layout[location])) {
       if (row.task === undefined) rows.invalid.push(row);
-      else if (row.task.due > now) rows.scheduled.push(row);
-      else rows.due.push(row);
+      else rows[stateAt(location, row.task.due, now) as 'due' | 'scheduled'].push(row);
     }
   }
   for (const owner of names(layout.active)) {
