@@ -136,7 +136,7 @@ export class Discovery {
     const incoming = readNames(layout.incoming);
     this.reconciler.pendingLoaded(statSync(layout.pending).mtimeMs);
     const rejected = this.feed.load(pending, incoming, now);
-    for (const [n, dir] of rejected) this.incoming.considerBadName(n, dir, undefined);
+    for (const [n, dir] of rejected) this.incoming.arrivals.considerBadName(n, dir, undefined);
     this.host.unmatched()?.checkAll(this.feed.inDir('pending'));
     this.host.unmatched()?.checkAll(this.feed.inDir('incoming'));
     return incoming.length;

@@ -6,13 +6,9 @@
  * asserts the mode it leaves.
  */
 import { lstatSync, statSync } from 'node:fs';
-import { sep } from 'node:path';
-import { dueOfTaskName, explainBadName } from '../../spool/name.js';
+import { dueOfTaskName } from '../../spool/name.js';
 import { readNames } from '../../spool/read-names.js';
-import type { Logger } from '../logger.js';
-import type { PendingDir } from '../task-queue.js';
-import type { UnmatchedNames } from '../task-names.js';
-import type { QueueFeed } from './feed.js';
+import { Arrivals, type ArrivalsFs, type ArrivalsHost } from './arrivals.js';
 import { ListingPace } from './listing-pace.js';
 import { assertIncomingTransition, type IncomingMode } from './mode.js';
 import { FutureMover } from './mover.js';
@@ -30,16 +26,12 @@ export const WATCH_MAX_BACKLOG = 1000;
 const INCOMING_FULL_SCAN_MS = 60_000;
 
 /** The filesystem as incoming/ discovery sees it; tests give fakes. */
-export interface IncomingFs {
+export interface IncomingFs extends ArrivalsFs {
   watch: typeof watchDirectory;
   /** The names in a directory (spool/read-names.ts). */
   list(dir: string): string[];
   /** The directory's stamp (poll-policy.ts). */
   stamp(dir: string): DirectoryStamp;
-  /** A file's mtime (never following a link). */
-  mtimeOf(path: string): number;
-  /** Moves a task from incoming/ to pending/ (spool/claim.ts accept()); false: it was gone. */
-  moveToPending(fileName: string): boolean;
 }
 
 export const realIncomingFs = (moveToPending: (fileName: string) => boolean): IncomingFs => ({
@@ -51,21 +43,9 @@ export const realIncomingFs = (moveToPending: (fileName: string) => boolean): In
 });
 
 /** What incoming/ discovery needs from the rest of the daemon. */
-export interface IncomingHost {
-  readonly dirs: { readonly incoming: string; readonly pending: string };
-  readonly scanIntervalMs: number;
-  readonly settleMs: number;
-  readonly log: Logger;
-  readonly feed: QueueFeed;
-  /** The spool clock now (spool/clock.ts). */
-  now(): number;
-  unmatched(): UnmatchedNames | undefined;
+export interface IncomingHost extends ArrivalsHost {
   /** Whether other daemons serve the spool (then a listing also forgets what they claimed). */
   shared(): boolean;
-  /** Whether a move of this file failed and is being retried (stuck-moves.ts). */
-  moveUnderWay(fileName: string): boolean;
-  /** Moves a file that is not a valid task to quarantine/. */
-  quarantine(path: string, fileName: string, reason: string, from: PendingDir): void;
 }
 
 /** Beside other daemons, a listing of incoming/ of at most this many names also drops from the queue the tasks it no longer holds. */
@@ -84,15 +64,15 @@ export class IncomingDiscovery {
   private crowdedSaid = false;
   private readonly pace: ListingPace;
   private readonly mover: FutureMover;
+  readonly arrivals: Arrivals;
 
   constructor(
     private readonly host: IncomingHost,
-    /** Names this process moved out of incoming/: the watch event their departure causes is not an arrival. */
-    readonly departed: Set<string>,
-    /** Files to leave alone until the given time (possibly still being written, or a claim that failed). */
-    readonly held: Map<string, number>,
+    departed: Set<string>,
+    held: Map<string, number>,
     private readonly fs: IncomingFs,
   ) {
+    this.arrivals = new Arrivals(host, fs, departed, held);
     const costs = { lastListingMs: () => this.lastListingMs, lastListingAdded: () => this.lastListingAdded, readyCount: () => host.feed.readyCount };
     this.pace = new ListingPace(host.scanIntervalMs, costs, () => this.listUnwatched());
     this.mover = new FutureMover({
@@ -230,8 +210,8 @@ export class IncomingDiscovery {
       this.list();
       return this.pauseIfCrowded();
     }
-    if (this.departed.delete(fileName)) return;
-    this.consider(fileName, this.host.now());
+    if (this.arrivals.departed.delete(fileName)) return;
+    this.arrivals.consider(fileName, this.host.now(), this.mode === 'watching');
     this.host.feed.wake();
     this.pauseIfCrowded();
   }
@@ -251,13 +231,14 @@ export class IncomingDiscovery {
       this.host.log.error('cannot read incoming/', { err });
       return 0;
     }
-    this.departed.clear();
+    this.arrivals.departed.clear();
     const now = this.host.now();
     const feed = this.host.feed;
     // Beside other daemons: what they claimed since the last listing is gone from it; a claim of it would be lost.
     if (this.host.shared() && names.length <= PRUNE_MAX_NAMES) feed.forgetAbsentFromIncoming(new Set(names));
     const known = feed.size;
-    for (const name of names) this.consider(name, now);
+    const watched = this.mode === 'watching';
+    for (const name of names) this.arrivals.consider(name, now, watched);
     this.lastListingAdded = feed.size - known;
     // Listing included: on a crowded incoming/ it is most of the cost.
     this.lastListingMs = Date.now() - started;
@@ -297,67 +278,11 @@ export class IncomingDiscovery {
   }
 
   private mayHaveChanged(now: number): boolean {
-    if (this.held.size > 0 || now - this.lastListingAt >= INCOMING_FULL_SCAN_MS) return true;
+    if (this.arrivals.held.size > 0 || now - this.lastListingAt >= INCOMING_FULL_SCAN_MS) return true;
     try {
       return this.gate.decide(this.fs.stamp(this.host.dirs.incoming), now).list;
     } catch {
       return true;
     }
-  }
-
-  /** Forgets holds long past (a file held and then gone); `now` by the spool clock. */
-  forgetOldHolds(now: number): void {
-    for (const [name, until] of this.held) if (until < now - 10 * this.host.settleMs) this.held.delete(name);
-  }
-
-  /** Decides what to do with a name in incoming/: queue it, move it to pending/, hold it or quarantine it. */
-  consider(fileName: string, now: number): void {
-    const feed = this.host.feed;
-    if (fileName.charCodeAt(0) === 46 /* "." */ || feed.has(fileName)) return;
-    const heldUntil = this.held.get(fileName);
-    if (heldUntil !== undefined) {
-      if (now < heldUntil) return;
-      this.held.delete(fileName);
-    }
-    const due = dueOfTaskName(fileName);
-    if (due === undefined) return this.considerBadName(fileName, 'incoming', undefined);
-    this.host.unmatched()?.check(fileName);
-    // Not due for a while and incoming/ is watched: move it out of the watched directory now.
-    // While incoming/ is too large to watch, the mover does this in the background.
-    if (due > now + this.host.scanIntervalMs && this.mode === 'watching') {
-      this.departed.add(fileName);
-      let accepted = false;
-      try {
-        accepted = this.fs.moveToPending(fileName);
-      } catch (err) {
-        this.host.log.error('cannot move a task to pending/; it waits in incoming/', { file: fileName, err });
-        this.departed.delete(fileName);
-        feed.add(fileName, 'incoming', now);
-        return;
-      }
-      if (accepted) feed.add(fileName, 'pending', now);
-      else this.departed.delete(fileName);
-      return;
-    }
-    feed.add(fileName, 'incoming', now);
-  }
-
-  /** A name that is not a task name: quarantine it once it has settled (a producer may rename it yet). */
-  considerBadName(fileName: string, from: PendingDir, mtimeMs: number | undefined): void {
-    if (this.host.moveUnderWay(fileName)) return;
-    const path = this.host.dirs[from] + sep + fileName;
-    let mtime = mtimeMs;
-    if (mtime === undefined) {
-      try {
-        mtime = this.fs.mtimeOf(path);
-      } catch {
-        return;
-      }
-    }
-    if (this.host.now() - mtime < this.host.settleMs) {
-      this.held.set(fileName, mtime + this.host.settleMs);
-      return;
-    }
-    this.host.quarantine(path, fileName, `bad file name: ${explainBadName(fileName)}`, from);
   }
 }

@@ -104,7 +104,7 @@ export class Reconciler {
     const local = Date.now();
     const now = this.host.clock.now();
     this.lastScanAt = local;
-    this.host.incoming.forgetOldHolds(now);
+    this.host.incoming.arrivals.forgetOldHolds(now);
     this.host.incoming.relistIfChanged(local);
     this.rescanPendingIfChanged();
     this.host.retryFailedClaims(now);
