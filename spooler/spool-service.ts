@@ -238,11 +238,11 @@ export class SpoolService {
   }
 
   private get lastIncomingScan(): number {
-    return this.discovery.incoming.lastListing.at;
+    return this.discovery.incoming.lastListedAt;
   }
 
   private get incomingScanCost(): number {
-    return this.discovery.incoming.lastListing.ms;
+    return this.discovery.incoming.lastListingCost;
   }
 
   private scanIncoming(): void {

@@ -98,9 +98,14 @@ export class IncomingDiscovery {
     return this.poll === undefined ? 'inotify' : 'poll';
   }
 
-  /** When incoming/ was last listed (ms epoch), and what that listing cost (ms). */
-  get lastListing(): { at: number; ms: number } {
-    return { at: this.lastListingAt, ms: this.lastListingMs };
+  /** When incoming/ was last listed (ms epoch). */
+  get lastListedAt(): number {
+    return this.lastListingAt;
+  }
+
+  /** What the last listing of incoming/ cost (ms). */
+  get lastListingCost(): number {
+    return this.lastListingMs;
   }
 
   /** Start-up, once the backlog is queued: watch incoming/, or list it while it holds more than WATCH_MAX_BACKLOG entries. */
