@@ -15,24 +15,18 @@
  * state `stuck` and is tried again with a backoff until it succeeds
  * (stuck-moves.ts).
  *
- * Discovery: the watcher on incoming/ (watch.ts), plus a scan every
- * scanInterval that re-reads incoming/ (missed events), re-reads pending/ when
- * its mtime changed (other daemons' moves), reclaims the claims of dead owners
- * and sweeps debris from tmp/.
+ * Discovery (watching or listing incoming/, the reconciliation scan, dead
+ * owners, peers, debris) is discover/discovery.ts's; it feeds `queue`.
  */
-import { lstatSync, readdirSync, statSync } from 'node:fs';
-import { join, sep } from 'node:path';
+import { sep } from 'node:path';
 import { DEFAULT_RETRY, backoffDelay } from '../runtime/backoff.js';
 import { ClaimLostError } from '../runtime/context.js';
 import type { TaskOutcome } from '../runtime/results.js';
 import { sampleClock, SpoolClock, type ClockEstimate } from '../spool/clock.js';
 import type { SpoolLayout } from '../spool/layout.js';
 import { folderMode } from '../spool/trust.js';
-import { dueOfTaskName, explainBadName } from '../spool/name.js';
-import { accept, bury, DEBRIS_AGE_MS, finish, quarantine, reclaimOwner, release, removeClaimed, retryLater, sweepRecordDebris, sweepTmp } from '../spool/protocol.js';
-import { readNames } from '../spool/read-names.js';
 import { decodeTask, type TaskFile } from '../spool/task-file.js';
-import { ownShare } from './claim-shares.js';
+import { bury, finish, quarantine, release, removeClaimed, retryLater } from '../spool/protocol.js';
 import { openDirHandle, wantsDirHandles, type DirHandle } from './dir-handles.js';
 import type { Execution, Executor, SettledByRunner } from './executor.js';
 import { ClaimStatus, NAME_SEPARATOR, UnlinkStatus, type ClaimReply } from './file-ops.js';
@@ -41,29 +35,12 @@ import { SpoolFolders } from './folders.js';
 import type { Logger } from './logger.js';
 import type { DaemonOptions } from './options.js';
 import { Tally } from './observer.js';
-import { isOwnerAlive, Owner } from './owner.js';
-import { removeStatusFile } from './status-file.js';
+import { Owner } from './owner.js';
 import { StuckMoves, type StuckMove } from './stuck-moves.js';
 import { TaskQueue, type PendingDir } from './task-queue.js';
-import { pollSettingsFor } from './poll.js';
-import { directoryStamp, ListingGate, type PollSettings } from './poll-policy.js';
-import { watchDirectory, type DirectoryWatch } from './watch.js';
+import { Discovery } from './discover/discovery.js';
 import { UnmatchedNames, type RegisteredTasks } from './task-names.js';
 
-/**
- * Above this many files in incoming/, the watcher waits: on activity chokidar
- * re-reads (and lstats) the whole directory once a second, which a large
- * backlog makes expensive. Until then the daemon scans incoming/ itself.
- */
-const WATCH_MAX_BACKLOG = 1000;
-/**
- * While incoming/ is unwatched and its last listing found new tasks, list it
- * again quickly once fewer than this many due tasks are queued (scheduleScan()).
- */
-const QUICK_SCAN_BELOW = 1000;
-const QUICK_SCAN_MIN_MS = 10;
-/** A watched incoming/ whose mtime has not moved is still listed this often (incomingMayHaveChanged()). */
-const INCOMING_FULL_SCAN_MS = 60_000;
 /** A host clock off the spool clock by more than this is warned about (the daemon goes by the spool clock either way). */
 const CLOCK_WARN_MS = 1000;
 /** The measured offset is logged again when it moves by this much. */
@@ -140,13 +117,6 @@ const SHORT_TASK_MS = 1;
  */
 const UNLINK_BATCH = 64;
 const UNLINK_DELAY_MS = 5;
-/** Beside other daemons, a lost claim race makes the daemon look at the owners serving the spool again, at most this often. */
-const PEER_LOOK_MIN_MS = 1000;
-/**
- * Beside other daemons, a listing of incoming/ of at most this many names also
- * drops from the queue the tasks it no longer holds (claimed by another daemon).
- */
-const PRUNE_MAX_NAMES = 200_000;
 /** Beside other daemons, before claiming others' tasks, incoming/ is listed again if its last listing is older than this (refreshBeforeStealing()). */
 const STEAL_LISTING_MIN_AGE_MS = 250;
 /** Backoff of a claim that failed (not a lost race): from the first, doubling up to the most. */
@@ -156,6 +126,7 @@ const CLAIM_RETRY_MAX_MS = 30_000;
 export class SpoolService {
   readonly layout: SpoolLayout;
   readonly queue: TaskQueue;
+  private readonly discovery: Discovery;
   /**
    * The spool clock (spool/clock.ts): the filesystem server's time, sampled at
    * start and at every liveness refresh. Everything compared with a due time in
@@ -170,10 +141,6 @@ export class SpoolService {
   /** When start() finished (ms epoch; 0 before), for readiness (http-server.ts). */
   servingSince = 0;
   private owner: Owner | undefined;
-  private watcher: DirectoryWatch | undefined;
-  /** How incoming/ is watched: polled on this schedule (network filesystems), or with inotify when undefined. */
-  private poll: PollSettings | undefined;
-  private scanTimer: NodeJS.Timeout | undefined;
   /** Names this process moved out of incoming/: the watch event their departure causes is not an arrival. */
   private readonly departed = new Set<string>();
   /** Files to leave alone until the given time (possibly still being written). */
@@ -191,16 +158,6 @@ export class SpoolService {
   private readonly inFlight = new Set<Promise<void>>();
   /** Average run time of recent tasks (ms), to decide whether to claim ahead. */
   private runMsAverage = 10 * SHORT_TASK_MS;
-  private pendingMtime = -1;
-  /** Whether another daemon has served this spool since pending/ was last read: only then can pending/ hold tasks we do not know. */
-  private otherOwnersSeen = false;
-  /** Another daemon's claim directory was seen here once: claim batches start at a random place. */
-  private sharedSpool = false;
-  /** The owners serving this spool as last seen, ours included, sorted: they split the due tasks into claim shares (claim-shares.ts). */
-  private peers: string[] = [];
-  /** Owners the last scan found dead (their lock stale or gone), left out of `peers` until their directory goes. */
-  private readonly deadPeers = new Set<string>();
-  private lastPeerLook = 0;
   /**
    * On a network filesystem, handles of incoming/ and pending/ and of our claim
    * directory, through which claims, reads and unlinks go (dir-handles.ts);
@@ -209,26 +166,8 @@ export class SpoolService {
    */
   private sourceHandles: { incoming: DirHandle; pending: DirHandle } | undefined;
   private claimDirHandle: DirHandle | undefined;
-  private nextPendingScan = 0;
-  private lastTmpSweep = 0;
-  private lastRecordSweep = 0;
-  /** Tasks the last listing of incoming/ queued, and when the last full scan ran (scheduleScan()). */
-  private lastScanAdded = 0;
-  private lastFullScan = 0;
-  /** incoming/'s stamp just before each listing, and whether it proves that nothing changed since (incomingMayHaveChanged()). */
-  private readonly incomingGate = new ListingGate();
-  private lastIncomingScan = 0;
-  /** How long the last scan of incoming/ took (ms), to space scans out while incoming/ is unwatched. */
-  private incomingScanCost = 0;
-  /** A scan is under way (it schedules the next one when it ends), or when the scheduled one fires. */
-  private scanning = false;
-  private scanDueAt = Infinity;
   /** Warns about task names nothing registered (set before start()). */
   private unmatched: UnmatchedNames | undefined;
-  /** Whether the first pause of the watcher (pauseWatching()) was logged: later ones go to debug. */
-  private crowdedSaid = false;
-  /** Whether moveFutureOutOfIncoming() is under way. */
-  private moving = false;
   private stopping = false;
   /** A spool folder was replaced while we ran (folders.ts): nothing more is moved here, outcomes included. */
   private untrusted = false;
@@ -252,6 +191,65 @@ export class SpoolService {
     this.log = options.log.child({ spool: this.layout.root });
     this.stuck = new StuckMoves(this.log);
     this.queue = new TaskQueue(() => slots.wake(), () => this.clock.now());
+    this.discovery = new Discovery(
+      {
+        layout: this.layout,
+        folders: this.folders,
+        options,
+        log: this.log,
+        clock: this.clock,
+        queue: this.queue,
+        wake: () => slots.wake(),
+        ownerId: () => this.owner?.id,
+        unmatched: () => this.unmatched,
+        moveUnderWay: (fileName) => this.stuck.has(fileName),
+        quarantine: (path, fileName, reason, from) => this.quarantine(path, fileName, reason, from),
+        retryFailedClaims: (now) => {
+          if (this.failedClaims.size > 0) this.retryFailedClaims(now);
+        },
+        reclaimed: (tasks) => void (this.stats.reclaimed += tasks),
+        untrusted: () => {
+          this.untrusted = true;
+          // Nothing more is moved here, failed moves included: they stay where they are.
+          this.stuck.stop();
+          void this.stopDiscovery();
+        },
+      },
+      this.departed,
+      this.held,
+    );
+  }
+
+  // --- what the claim half asks of discovery (discover/) ----------------------------
+
+  /** The owners serving this spool, ours included: they split the due tasks into claim shares (claim-shares.ts). */
+  private get peers(): readonly string[] {
+    return this.discovery.peers.ids;
+  }
+
+  /** Another daemon's claim directory was seen here once: claim batches start at a random place. */
+  private get sharedSpool(): boolean {
+    return this.discovery.peers.shared;
+  }
+
+  private lookForPeers(): void {
+    this.discovery.peers.lookAgain();
+  }
+
+  private get lastIncomingScan(): number {
+    return this.discovery.incoming.lastListedAt;
+  }
+
+  private get incomingScanCost(): number {
+    return this.discovery.incoming.lastListingCost;
+  }
+
+  private scanIncoming(): void {
+    this.discovery.incoming.list();
+  }
+
+  private hurryScanIfStarved(): void {
+    this.discovery.incoming.hurry();
   }
 
   /** Before start(): what the task modules registered, to warn about tasks none of it runs. */
@@ -279,7 +277,7 @@ export class SpoolService {
 
   /** When the last periodic scan began (ms epoch; 0: none yet). */
   get lastScanAt(): number {
-    return this.lastFullScan;
+    return this.discovery.reconciler.lastScanAt;
   }
 
   /** Tasks held in active/<owner>/: being claimed, waiting for a slot, running or being settled. */
@@ -314,25 +312,17 @@ export class SpoolService {
     this.openSourceHandles();
     this.owner = await this.acquireOwner();
     const started = Date.now();
-    const incoming = this.loadBacklog(this.clock.now());
-    // Counted before the first await: from then on, claims may already be taking tasks from the queue.
-    const due = this.queue.readyCount;
-    const scheduled = this.queue.size - due;
-    await this.reclaimDeadOwners();
-    this.poll = pollSettingsFor(this.layout.incoming, this.options, this.log);
-    if (incoming <= WATCH_MAX_BACKLOG) await this.startWatching();
-    else this.moveFutureOutOfIncoming();
+    const { due, scheduled } = await this.discovery.start();
     this.log.info('serving spool', {
       owner: this.owner.id,
       due,
       scheduled,
       ms: Date.now() - started,
-      watching: this.watcher !== undefined,
-      discovery: this.poll === undefined ? 'inotify' : 'poll',
+      watching: this.discovery.incoming.watching,
+      discovery: this.discovery.incoming.how,
     });
     this.servingSince = Date.now();
     this.slots.wake();
-    this.scheduleScan();
   }
 
   private acquireOwner(): Promise<Owner> {
@@ -481,10 +471,7 @@ export class SpoolService {
   /** Stops discovery and claiming; running tasks go on. */
   async stopDiscovery(): Promise<void> {
     this.stopping = true;
-    clearTimeout(this.scanTimer);
-    this.queue.close();
-    await this.watcher?.close();
-    this.watcher = undefined;
+    await this.discovery.stop();
   }
 
   /** Waits until no claim or unlink is under way (after the running tasks have ended or been stopped). */
@@ -976,465 +963,6 @@ export class SpoolService {
       return this.stuck.add({ fileName, what, fields: { reason }, attempt: move, settled: quarantined }, err);
     }
     quarantined(moved);
-  }
-
-  // --- discovery --------------------------------------------------------------
-
-  /**
-   * Start-up: every task name in pending/ and incoming/ into the queue at once
-   * (O(n), one listing of each directory). Returns how many entries incoming/ has.
-   */
-  private loadBacklog(now: number): number {
-    const pending = readNames(this.layout.pending);
-    const incoming = readNames(this.layout.incoming);
-    this.pendingMtime = statSync(this.layout.pending).mtimeMs;
-    this.nextPendingScan = Date.now() + this.options.scanInterval;
-    const rejected = this.queue.load(
-      [
-        [pending, 'pending'],
-        [incoming, 'incoming'],
-      ],
-      now,
-    );
-    for (const [n, dir] of rejected) this.considerBadName(this.layout[dir] + sep + n, n, dir, undefined);
-    this.unmatched?.checkAll(this.queue.inDir('pending'));
-    this.unmatched?.checkAll(this.queue.inDir('incoming'));
-    return incoming.length;
-  }
-
-  /** Reads incoming/ and considers every entry. Returns how many entries it holds. */
-  private scanIncoming(): number {
-    const started = Date.now();
-    this.lastIncomingScan = started;
-    let names: string[];
-    try {
-      // Before the listing: a file that arrives after it moves the stamp, or shares its timestamp tick (the gate lists again then).
-      this.incomingGate.listed(directoryStamp(statSync(this.layout.incoming)), started);
-      // Names only: a file's type is checked when it is claimed (safe-read.ts), which also
-      // catches a file swapped after listing, and a million Dirents would cost ~200 MB.
-      names = readNames(this.layout.incoming);
-    } catch (err) {
-      this.log.error('cannot read incoming/', { err });
-      return 0;
-    }
-    this.departed.clear();
-    const now = this.clock.now();
-    // Beside other daemons: what they claimed since the last listing is gone from it; a claim of it would be lost.
-    if (this.peers.length > 1 && names.length <= PRUNE_MAX_NAMES) this.queue.forgetAbsent('incoming', new Set(names));
-    const known = this.queue.size;
-    for (const name of names) this.consider(name, now);
-    this.lastScanAdded = this.queue.size - known;
-    // Listing included: on a crowded incoming/ it is most of the cost.
-    this.incomingScanCost = Date.now() - started;
-    if (names.length > 0) this.slots.wake();
-    return names.length;
-  }
-
-  /**
-   * A watch event names a file that arrived in incoming/ or left it. Our own
-   * departures are in `departed`; anything else is queued, and a departure by
-   * another daemon then costs one failed claim, which is cheaper than an lstat
-   * of every arrival.
-   */
-  private onWatchEvent(fileName: string | undefined): void {
-    if (this.stopping) return;
-    if (fileName === undefined) {
-      this.scanIncoming();
-      if (this.queue.incomingCount > WATCH_MAX_BACKLOG) this.pauseWatching();
-      return;
-    }
-    if (this.departed.delete(fileName)) return;
-    this.consider(fileName, this.clock.now());
-    this.slots.wake();
-    if (this.queue.incomingCount > WATCH_MAX_BACKLOG) this.pauseWatching();
-  }
-
-  /**
-   * Producers are outrunning the daemon: stop watching incoming/ and scan it
-   * instead, until a scan finds it small again (scan()). chokidar answers every
-   * burst of events by re-reading the whole directory with an lstat per entry,
-   * which on a crowded incoming/ took most of the daemon's time and throughput
-   * fell to a few hundred tasks/s (BENCHMARKS.md, side by side, "sustained").
-   */
-  private pauseWatching(): void {
-    const watcher = this.watcher;
-    if (watcher === undefined) return;
-    this.watcher = undefined;
-    watcher.close().catch((err: unknown) => this.log.error('cannot close the watcher', { err }));
-    // Normal operation under load, and it may come and go many times a minute: said once, at info.
-    const fields = { queued: this.queue.incomingCount, threshold: WATCH_MAX_BACKLOG };
-    if (this.crowdedSaid) this.log.debug('incoming/ is crowded again; watching paused', fields);
-    else {
-      this.crowdedSaid = true;
-      this.log.info('incoming/ is crowded; watching paused, scanning it instead until it is small again', {
-        ...fields,
-        reason: 'a watcher re-reads the whole folder on every burst of arrivals, which costs more than scanning it; this is said once, later pauses are logged at debug',
-      });
-    }
-    clearTimeout(this.scanTimer);
-    this.scheduleScan();
-    this.moveFutureOutOfIncoming();
-  }
-
-  /** Decides what to do with a name in incoming/: queue it, move it to pending/, hold it or quarantine it. */
-  private consider(fileName: string, now: number): void {
-    if (fileName.charCodeAt(0) === 46 /* "." */ || this.queue.has(fileName)) return;
-    const heldUntil = this.held.get(fileName);
-    if (heldUntil !== undefined) {
-      if (now < heldUntil) return;
-      this.held.delete(fileName);
-    }
-    const due = dueOfTaskName(fileName);
-    if (due === undefined) {
-      this.considerBadName(join(this.layout.incoming, fileName), fileName, 'incoming', undefined);
-      return;
-    }
-    this.unmatched?.check(fileName);
-    // Not due for a while and incoming/ is watched: move it out of the watched directory now.
-    // While incoming/ is too large to watch, moveFutureOutOfIncoming() does this in the background.
-    if (due > now + this.options.scanInterval && this.watcher !== undefined) {
-      this.departed.add(fileName);
-      let accepted = false;
-      try {
-        accepted = accept(this.layout, fileName);
-      } catch (err) {
-        this.log.error('cannot move a task to pending/; it waits in incoming/', { file: fileName, err });
-        this.departed.delete(fileName);
-        this.queue.add(fileName, 'incoming', now);
-        return;
-      }
-      if (accepted) this.queue.add(fileName, 'pending', now);
-      else this.departed.delete(fileName);
-      return;
-    }
-    this.queue.add(fileName, 'incoming', now);
-  }
-
-  /**
-   * Start-up with a backlog in incoming/ (producers filled it while no daemon
-   * ran): moves the tasks not due soon to pending/ a slice at a time, between
-   * dispatches, so that incoming/ becomes small enough to watch. Due tasks are
-   * claimed straight from incoming/ meanwhile.
-   */
-  private moveFutureOutOfIncoming(): void {
-    if (this.moving || this.stopping) return;
-    this.moving = true;
-    const candidates = this.queue.inDir('incoming');
-    const step = () => {
-      if (this.stopping) return void (this.moving = false);
-      const until = Date.now() + 20;
-      const horizon = this.clock.now() + this.options.scanInterval;
-      for (let r = candidates.next(); ; r = candidates.next()) {
-        if (r.done) return void (this.moving = false);
-        const fileName = r.value;
-        try {
-          if (dueOfTaskName(fileName)! > horizon && accept(this.layout, fileName)) this.queue.setDir(fileName, 'pending');
-        } catch (err) {
-          this.log.error('cannot move tasks to pending/; incoming/ stays unwatched and is scanned instead', { err });
-          return void (this.moving = false);
-        }
-        if (Date.now() >= until) break;
-      }
-      // Leave the rest of this turn to dispatching and I/O.
-      setTimeout(step, 5);
-    };
-    step();
-  }
-
-  /** A name that is not a task name: quarantine it once it has settled (a producer may rename it yet). */
-  private considerBadName(path: string, fileName: string, from: string, mtimeMs: number | undefined): void {
-    if (this.stuck.has(fileName)) return;
-    let mtime = mtimeMs;
-    if (mtime === undefined) {
-      try {
-        mtime = lstatSync(path).mtimeMs;
-      } catch {
-        return;
-      }
-    }
-    const now = this.clock.now();
-    if (now - mtime < this.options.settle) {
-      this.held.set(fileName, mtime + this.options.settle);
-      return;
-    }
-    this.quarantine(path, fileName, `bad file name: ${explainBadName(fileName)}`, from);
-  }
-
-  private async startWatching(): Promise<void> {
-    this.watcher = await watchDirectory(
-      this.layout.incoming,
-      { poll: this.poll },
-      (fileName) => this.onWatchEvent(fileName),
-      (err) => this.log.error('watcher error; relying on scans until it recovers', { err }),
-    );
-    // Anything that arrived between the scan and the watch being in place.
-    this.scanIncoming();
-  }
-
-  private scheduleScan(): void {
-    // A scan under way schedules the next one when it ends.
-    if (this.stopping || this.scanning) return;
-    let interval = this.options.scanInterval;
-    let quick = false;
-    if (this.watcher === undefined) {
-      if (this.starvedForIncoming()) {
-        interval = this.quickScanDelay();
-        quick = true;
-      } else {
-        // While incoming/ is too large to watch, scanning it is the only way to see arrivals: scan at
-        // least every second, but keep scanning under 2% of the time (a million names take ~0.5 s).
-        interval = Math.max(Math.min(1000, this.options.scanInterval), 50 * this.incomingScanCost);
-      }
-    }
-    this.armScan(interval, quick);
-  }
-
-  private armScan(interval: number, quick: boolean): void {
-    clearTimeout(this.scanTimer);
-    // Reclaims, pending/ and tmp/ keep the reconciliation period however often incoming/ is listed.
-    const full = !quick || Date.now() + interval - this.lastFullScan >= this.options.scanInterval;
-    this.scanDueAt = Date.now() + interval;
-    this.scanTimer = setTimeout(() => {
-      this.scanning = true;
-      this.scanDueAt = Infinity;
-      (full ? this.scan() : this.scanUnwatchedIncoming())
-        .catch((err: unknown) => this.log.error('scan failed', { err }))
-        .finally(() => {
-          this.scanning = false;
-          this.scheduleScan();
-        });
-    }, interval);
-  }
-
-  /**
-   * Producers are filling the unwatched incoming/ (its last listing found new
-   * tasks) and the daemon has (almost) run out of the due tasks it knows: it
-   * should list incoming/ again as soon as the last listing's cost allows, or
-   * it idles while tasks wait.
-   */
-  private starvedForIncoming(): boolean {
-    return this.watcher === undefined && this.lastScanAdded > 0 && this.queue.readyCount < QUICK_SCAN_BELOW;
-  }
-
-  private quickScanDelay(): number {
-    return Math.max(QUICK_SCAN_MIN_MS, 2 * this.incomingScanCost);
-  }
-
-  /**
-   * Brings the next scan forward when the daemon runs low on due tasks between
-   * scans. The delay is chosen when a scan ends; a listing that found 400,000
-   * new tasks schedules the next one ~20 s later, and once those were done the
-   * daemon sat idle (seconds at a time in a sustained flood) with incoming/ full.
-   */
-  private hurryScanIfStarved(): void {
-    if (this.scanning || this.stopping || !this.starvedForIncoming()) return;
-    const delay = this.quickScanDelay();
-    if (this.scanDueAt > Date.now() + delay) this.armScan(delay, true);
-  }
-
-  /**
-   * Whether the watched incoming/ needs re-reading by the reconciliation scan
-   * (which is there for events the watcher missed): only if its stamp moved
-   * since the last listing or that listing came within the stamp's timestamp
-   * tick (a whole second on sshfs: poll-policy.ts; on a local disk that costs
-   * one more listing after a burst), while files are held, or once every
-   * INCOMING_FULL_SCAN_MS. An ext4 directory keeps the size of the largest
-   * backlog it ever held: an empty incoming/ that once held a million names
-   * took ~37 ms to list, every 5 s, 0.75% of a core on an idle daemon.
-   */
-  private incomingMayHaveChanged(now: number): boolean {
-    if (this.held.size > 0 || now - this.lastIncomingScan >= INCOMING_FULL_SCAN_MS) return true;
-    try {
-      return this.incomingGate.decide(directoryStamp(statSync(this.layout.incoming)), now).list;
-    } catch {
-      return true;
-    }
-  }
-
-  /** Lists the unwatched incoming/, then watches it again if it has become small. */
-  private async scanUnwatchedIncoming(): Promise<void> {
-    if (this.stopping) return;
-    const incoming = this.scanIncoming();
-    if (this.watcher !== undefined || this.stopping) return;
-    if (incoming <= WATCH_MAX_BACKLOG) {
-      await this.startWatching();
-      this.log.debug('incoming/ is small again; watching it', { queued: incoming });
-    } else this.moveFutureOutOfIncoming();
-  }
-
-  /** The periodic reconciliation scan. */
-  private async scan(): Promise<void> {
-    if (this.stopping || !this.foldersStillTrusted()) return;
-    const local = Date.now();
-    const now = this.clock.now();
-    this.lastFullScan = local;
-    for (const [name, until] of this.held) if (until < now - 10 * this.options.settle) this.held.delete(name);
-    if (this.watcher === undefined) await this.scanUnwatchedIncoming();
-    else if (this.incomingMayHaveChanged(local)) this.scanIncoming();
-    this.rescanPendingIfChanged();
-    if (this.failedClaims.size > 0) this.retryFailedClaims(now);
-    await this.reclaimDeadOwners();
-    this.sweepTmp();
-  }
-
-  /**
-   * Re-checks every folder checked at start-up (one lstat each, once per scan).
-   * A folder replaced meanwhile (by a link, or another directory) ends the
-   * serving of this spool: no more claims, moves or deletes here; running
-   * tasks finish, and their files stay claimed for a daemon that checked its
-   * folders to reclaim.
-   */
-  private foldersStillTrusted(): boolean {
-    const problems = this.folders.checkAll();
-    if (problems.length === 0) return true;
-    for (const p of problems) this.log.error(p.message);
-    this.log.error('a spool folder was replaced while spoolerd ran: this spool is no longer served; restore the folder and restart spoolerd');
-    this.untrusted = true;
-    // Nothing more is moved here, failed moves included: they stay where they are.
-    this.stuck.stop();
-    void this.stopDiscovery();
-    return false;
-  }
-
-  /**
-   * pending/ is written only by daemons; it holds tasks we do not know only when
-   * another daemon serves the same spool. Re-read it only then, only if its
-   * mtime moved, and no more often than 50 times the last read's cost, so a
-   * million idle files cost nothing.
-   */
-  private rescanPendingIfChanged(): void {
-    const now = Date.now();
-    if (now < this.nextPendingScan || !this.otherOwnersSeen) return;
-    const mtime = statSync(this.layout.pending).mtimeMs;
-    if (mtime === this.pendingMtime) return;
-    this.pendingMtime = mtime;
-    this.otherOwnersSeen = false;
-    const started = Date.now();
-    const spoolNow = this.clock.now();
-    let added = 0;
-    for (const n of readNames(this.layout.pending)) {
-      if (n.charCodeAt(0) !== 46 && this.queue.add(n, 'pending', spoolNow)) {
-        added++;
-        this.unmatched?.check(n);
-      }
-    }
-    const cost = Date.now() - started;
-    this.nextPendingScan = Date.now() + Math.max(this.options.scanInterval, 50 * cost);
-    if (added > 0) {
-      this.log.debug('found tasks in pending/ moved there by another daemon', { added });
-      this.slots.wake();
-    }
-  }
-
-  /** Returns the claims of owners whose liveness lock is stale or gone to incoming/. */
-  private async reclaimDeadOwners(): Promise<void> {
-    let owners: string[];
-    try {
-      this.folders.check('active', 'incoming', 'locks');
-      owners = readdirSync(this.layout.active);
-    } catch (err) {
-      this.log.error('claims of dead daemons are not reclaimed', { err: (err as Error).message });
-      return;
-    }
-    this.deadPeers.clear();
-    for (const id of owners) {
-      if (id === this.owner?.id || this.stopping) continue;
-      this.otherOwnersSeen = true;
-      this.sharedSpool = true;
-      if (await isOwnerAlive(this.layout, id, this.options.staleAfter, this.clock)) continue;
-      this.deadPeers.add(id);
-      const dir = join(this.layout.active, id);
-      // Never followed: a link or a foreign directory here is refused (logged once), and the
-      // directory listed must still be the one checked when its files are moved.
-      const checked = this.folders.claimDir(dir, this.log);
-      if (checked === undefined) continue;
-      let names: string[];
-      try {
-        names = readdirSync(dir);
-      } catch {
-        continue;
-      }
-      if (!this.folders.sameFolder(dir, checked)) continue;
-      const reclaimed = reclaimOwner(this.layout, dir, names, this.clock.now());
-      try {
-        this.folders.check('state');
-        removeStatusFile(this.layout, id);
-      } catch {
-        // state/ replaced: the scan's folder check reports it.
-      }
-      if (reclaimed.length === 0) continue;
-      this.stats.reclaimed += reclaimed.length;
-      this.log.warn('reclaimed tasks of a daemon that died; their attempt is counted', { owner: id, tasks: reclaimed.length });
-      const now = this.clock.now();
-      for (const n of reclaimed) this.queue.add(n, 'incoming', now);
-      this.unmatched?.checkAll(reclaimed);
-      this.slots.wake();
-    }
-    this.setPeers(owners);
-  }
-
-  /**
-   * Another daemon won a claim of ours: the owners may have changed since we
-   * last looked (one started), so look again, at most once a second (one
-   * listing of active/). Owners found dead by the last scan stay out.
-   */
-  private lookForPeers(): void {
-    const now = Date.now();
-    if (now - this.lastPeerLook < PEER_LOOK_MIN_MS || this.stopping) return;
-    try {
-      this.setPeers(readNames(this.layout.active));
-    } catch (err) {
-      this.log.debug('cannot list active/ for the owners serving this spool', { err: (err as Error).message });
-    }
-  }
-
-  /** Splits the due tasks into claim shares among the live owners in `ids` (claim-shares.ts). */
-  private setPeers(ids: readonly string[]): void {
-    this.lastPeerLook = Date.now();
-    const me = this.owner?.id;
-    if (me === undefined) return;
-    const live = ids.filter((id) => !this.deadPeers.has(id) && id.charCodeAt(0) !== 46 /* "." */);
-    if (!live.includes(me)) live.push(me);
-    live.sort();
-    if (live.length === this.peers.length && live.every((id, i) => id === this.peers[i])) return;
-    this.peers = live;
-    if (live.length > 1) this.sharedSpool = true;
-    this.queue.setShare(ownShare(live, me));
-    this.log.debug('owners serving this spool changed; claiming from this share first', { owners: live.length, share: live.indexOf(me) });
-  }
-
-  /** Deletes staging debris of crashed producers, at most once a minute. */
-  private sweepTmp(): void {
-    const now = this.clock.now();
-    if (Date.now() - this.lastTmpSweep < 60_000) return;
-    this.lastTmpSweep = Date.now();
-    try {
-      this.folders.check('tmp');
-    } catch (err) {
-      this.log.error('tmp/ is not swept', { err: (err as Error).message });
-      return;
-    }
-    sweepTmp(this.layout, readdirSync(this.layout.tmp), now);
-    this.sweepRecordDebris(now);
-  }
-
-  /**
-   * Records are staged beside their target (spool/protocol.ts), out of the producers'
-   * tmp/; a daemon killed between the write and the rename leaves a `.record-*`
-   * file there. At the first sweep and then hourly (state/ may hold many records),
-   * those older than an hour go.
-   */
-  private sweepRecordDebris(now: number): void {
-    if (Date.now() - this.lastRecordSweep < DEBRIS_AGE_MS) return;
-    this.lastRecordSweep = Date.now();
-    for (const sub of ['state', 'quarantine'] as const) {
-      try {
-        this.folders.check(sub);
-        sweepRecordDebris(this.layout[sub], readNames(this.layout[sub]), now);
-      } catch (err) {
-        this.log.error(`${sub}/ is not swept of unfinished records`, { err: (err as Error).message });
-      }
-    }
   }
 }
 

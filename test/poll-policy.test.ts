@@ -4,7 +4,7 @@
  * real polling over a network mount is tested in test/multihost-pickup.test.ts.
  */
 import { describe, expect, it } from 'vitest';
-import { filesystemKindOf } from '../spooler/fs-kind.js';
+import { filesystemKindOf } from '../spooler/discover/fs-kind.js';
 import {
   BACKOFF_FACTOR,
   COARSE_RESOLUTION_MS,
@@ -15,7 +15,7 @@ import {
   PollPace,
   RESOLUTION_MARGIN_MS,
   type DirectoryStamp,
-} from '../spooler/poll-policy.js';
+} from '../spooler/discover/poll-policy.js';
 
 const T0 = 1_796_000_000_000; // a whole second
 const stamp = (mtimeMs: number, more: Partial<DirectoryStamp> = {}): DirectoryStamp => ({ mtimeMs, ctimeMs: mtimeMs, size: 4096, ino: 7, ...more });

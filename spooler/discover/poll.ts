@@ -5,8 +5,8 @@
  */
 import { statSync } from 'node:fs';
 import { filesystemKind } from './fs-kind.js';
-import type { Logger } from './logger.js';
-import { POLL_FAST_MS, type DaemonOptions } from './options.js';
+import type { Logger } from '../logger.js';
+import { POLL_FAST_MS, type DaemonOptions } from '../options.js';
 import { directoryStamp, ListingGate, PollPace, type DirectoryStamp, type PollSettings } from './poll-policy.js';
 
 export class DirectoryPoller {

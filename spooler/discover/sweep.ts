@@ -1,0 +1,57 @@
+/**
+ * Debris sweeps, run by the reconciliation scan (reconcile.ts): staging files
+ * of crashed producers in tmp/, and unfinished records of crashed daemons in
+ * state/ and quarantine/.
+ */
+import { readdirSync } from 'node:fs';
+import { DEBRIS_AGE_MS, sweepRecordDebris, sweepTmp } from '../../spool/protocol.js';
+import { readNames } from '../../spool/read-names.js';
+import type { SpoolLayout } from '../../spool/layout.js';
+import type { SpoolFolders } from '../folders.js';
+import type { Logger } from '../logger.js';
+/** tmp/ is swept at most this often. */
+const TMP_SWEEP_EVERY_MS = 60_000;
+
+export class DebrisSweeper {
+  private lastTmpSweep = 0;
+  private lastRecordSweep = 0;
+
+  constructor(
+    private readonly layout: SpoolLayout,
+    private readonly folders: SpoolFolders,
+    private readonly log: Logger,
+  ) {}
+
+  /** Deletes staging debris of crashed producers, at most once a minute; `now` by the spool clock (files' mtimes). */
+  sweep(now: number): void {
+    if (Date.now() - this.lastTmpSweep < TMP_SWEEP_EVERY_MS) return;
+    this.lastTmpSweep = Date.now();
+    try {
+      this.folders.check('tmp');
+    } catch (err) {
+      this.log.error('tmp/ is not swept', { err: (err as Error).message });
+      return;
+    }
+    sweepTmp(this.layout, readdirSync(this.layout.tmp), now);
+    this.sweepRecordDebris(now);
+  }
+
+  /**
+   * Records are staged beside their target (spool/protocol.ts), out of the producers'
+   * tmp/; a daemon killed between the write and the rename leaves a `.record-*`
+   * file there. At the first sweep and then hourly (state/ may hold many records),
+   * those older than an hour go.
+   */
+  private sweepRecordDebris(now: number): void {
+    if (Date.now() - this.lastRecordSweep < DEBRIS_AGE_MS) return;
+    this.lastRecordSweep = Date.now();
+    for (const sub of ['state', 'quarantine'] as const) {
+      try {
+        this.folders.check(sub);
+        sweepRecordDebris(this.layout[sub], readNames(this.layout[sub]), now);
+      } catch (err) {
+        this.log.error(`${sub}/ is not swept of unfinished records`, { err: (err as Error).message });
+      }
+    }
+  }
+}
