@@ -33,13 +33,14 @@
  *                3 rename F/N -> quarantine/Q                quarantine/Q with its reason             - (spool rm)
  *   revoke       1 rename F/N -> tmp/.revoked-P-X            tmp/.revoked-P-X: revoked, never runs    tmp/ sweep, once over an hour old
  *                  (F: incoming, pending, dead, quarantine, archive; never active)
- *                2 [unlink quarantine/Q.reason.json]         an entry without its reason (harmless)   - (spool rm removes it)
- *                3 unlink (or empty and rmdir) the revoked   gone, its failure record orphaned        nothing reads an orphan record
- *                4 unlink state/<id>.json                    gone                                     -
+ *                2 [unlink quarantine/Q.reason.json]         tmp/.revoked-P-X                         tmp/ sweep
+ *                3 unlink tmp/.revoked-P-X (a directory:     gone, its failure record orphaned        nothing reads an orphan record
+ *                  emptied by /proc/self/fd/, then rmdir)
+ *                4 unlink state/<id>.json (best effort)      gone                                     -
  *   revive       rename dead/N -> incoming/N'(now, a0)       incoming/N'; state/<id>.json kept        any daemon's watch or scan
  *   reclaim      1 rename active/D/N -> incoming/N'(now,     each file in incoming/ or still in       the next reclaim (any daemon's scan), per file
  *                  aN+1), per file                           active/D/
- *                2 rmdir active/D                            an orphan lock (debris)                  the next daemon to start as D: never (ids are fresh)
+ *                2 rmdir active/D                            an orphan lock (debris)                  nobody: harmless (owner ids are never reused)
  *                3 rmdir locks/owner-D.lock                  nothing                                  -
  *
  * Released and reclaimed tasks go to incoming/ rather than pending/ because
@@ -54,7 +55,7 @@
  * double-run a task here: the lock is only consulted to decide *whether* to
  * reclaim; the reclaim itself is a rename per file, which only one process can win.
  *
- * Every function here is synchronous and touches only the paths it is given
+ * Every function here but writeTask is synchronous, and touches only the paths it is given
  * (the callers check the folders, spool/trust.ts, spooler/folders.ts).
  */
 import { randomBytes } from 'node:crypto';
