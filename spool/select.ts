@@ -6,7 +6,7 @@
  */
 import { lstatSync } from 'node:fs';
 import type { SpoolEntry } from './entries.js';
-import { locationsOf, TASK_LOCATIONS, type SpoolLayout, type TaskState } from './layout.js';
+import { LOCATIONS_OF, locationsOf, TASK_LOCATIONS, TASK_STATES, type SpoolLayout, type TaskState } from './layout.js';
 import { listSpool } from './listing.js';
 
 /**
@@ -16,9 +16,12 @@ import { listSpool } from './listing.js';
  * the bodies do not matter.
  */
 export function statesNeedBodies(states: ReadonlySet<TaskState>): boolean {
-  const n = (['due', 'scheduled', 'invalid'] as const).filter((s) => states.has(s)).length;
-  return n > 0 && n < 3;
+  const n = SHARED_STATES.filter((s) => states.has(s)).length;
+  return n > 0 && n < SHARED_STATES.length;
 }
+
+/** The states of incoming/ and pending/ (due, scheduled, invalid): the folders that hold more than one (layout.ts). */
+const SHARED_STATES = TASK_STATES.filter((s) => LOCATIONS_OF[s].includes('incoming'));
 
 /** A filter: an entry matches when it matches every part given. */
 export interface TaskFilter {

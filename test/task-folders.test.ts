@@ -89,6 +89,18 @@ describe('the state<->location table', () => {
     ]);
     expect(TASK_LOCATIONS.map(invalidStateAt)).toEqual(['invalid', 'invalid', 'invalid', 'dead', 'quarantined', 'archived']);
   });
+
+  it('is the table SPOOL-FORMAT.md gives', () => {
+    const doc = readFileSync(fileURLToPath(new URL('../SPOOL-FORMAT.md', import.meta.url)), 'utf8');
+    const table = doc.slice(doc.indexOf('| state | folder | when |'));
+    const rows = new Map<string, string[]>();
+    for (const m of table.matchAll(/^\| `([a-z]+)` \| ([^|]+) \|/gm)) {
+      // The folders named before any parenthesis: `active/<owner>/` is active/.
+      const folders = [...m[2]!.split('(')[0]!.matchAll(/`([a-z]+)\/[^`]*`/g)].map((f) => f[1]!);
+      rows.set(m[1]!, folders);
+    }
+    expect(Object.fromEntries(rows)).toEqual(LOCATIONS_OF);
+  });
 });
 
 describe('getTasks (listByName)', () => {
