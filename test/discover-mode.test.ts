@@ -355,3 +355,16 @@ describe('the reconciliation scan', () => {
     expect(r.current).toBe('stopped');
   });
 });
+
+describe('a stop during start-up', () => {
+  it('leaves incoming/ stopped: start() after stop() neither watches nor lists', async () => {
+    const t = setup();
+    await t.discovery.stop();
+    await t.discovery.start(0, undefined);
+    await t.discovery.start(WATCH_MAX_BACKLOG + 1, undefined);
+    await vi.advanceTimersByTimeAsync(10 * SCAN_INTERVAL);
+    expect(t.discovery.current).toBe('stopped');
+    expect(t.watches.length).toBe(0);
+    expect(t.listings()).toBe(0);
+  });
+});
