@@ -26,7 +26,6 @@ import {
   ownerLockPath,
   publishStagedSync,
   quarantine,
-  QUARANTINE_REASON_SUFFIX,
   reclaimOwner,
   RECORD_STAGING_PREFIX,
   release,
@@ -43,6 +42,7 @@ import {
   writeTaskSync,
   type FailureRecord,
 } from '../spool/protocol.js';
+import { QUARANTINE_REASON_SUFFIX } from '../spool/layout.js';
 import { claimAndRead, ClaimStatus, NAME_SEPARATOR } from '../spooler/file-ops.js';
 import { ROOT, tempDir } from './helpers/cli.js';
 import { describeSpool, killLeftoverDaemons, readRecords, startServing, waitFor } from './helpers/daemon.js';
