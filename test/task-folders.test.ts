@@ -92,7 +92,9 @@ describe('the state<->location table', () => {
 
   it('is the table SPOOL-FORMAT.md gives', () => {
     const doc = readFileSync(fileURLToPath(new URL('../SPOOL-FORMAT.md', import.meta.url)), 'utf8');
-    const table = doc.slice(doc.indexOf('| state | folder | when |'));
+    const start = doc.indexOf('| state | folder | when |');
+    // The table ends at the first line that is not a row.
+    const table = doc.slice(start, doc.indexOf('\n\n', start));
     const rows = new Map<string, string[]>();
     for (const m of table.matchAll(/^\| `([a-z]+)` \| ([^|]+) \|/gm)) {
       // The folders named before any parenthesis: `active/<owner>/` is active/.
