@@ -1,5 +1,5 @@
 /**
- * The polling schedule of a directory inotify cannot watch (spooler/poll-policy.ts),
+ * The polling schedule of a directory inotify cannot watch (spooler/discover/poll-policy.ts),
  * on a fake clock: when a poll lists, and how its period adapts. The daemon's
  * real polling over a network mount is tested in test/multihost-pickup.test.ts.
  */

@@ -111,6 +111,8 @@ export class IncomingDiscovery {
   /** Start-up, once the backlog is queued: watch incoming/, or list it while it holds more than WATCH_MAX_BACKLOG entries. */
   async start(entries: number, poll: PollSettings | undefined): Promise<void> {
     this.poll = poll;
+    // Stopped while the backlog loaded (a signal during start-up): nothing to start.
+    if (this.mode === 'stopped') return;
     if (entries <= WATCH_MAX_BACKLOG) await this.startWatching();
     else this.setModeListing();
   }

@@ -9,7 +9,7 @@
  * it.
  *
  * Watchers miss events (inotify queue overflow is dropped silently), so the
- * daemon pairs this with periodic scans (daemon.ts).
+ * daemon pairs this with the reconciliation scan (reconcile.ts).
  */
 import { watch } from 'chokidar';
 import { basename } from 'node:path';
