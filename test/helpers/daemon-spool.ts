@@ -1,0 +1,151 @@
+/**
+ * The setup every daemon test file shares: a fresh temp directory per test
+ * holding the spool (<dir>/spool) and the fixtures' record file
+ * (<dir>/records.jsonl); after each test every daemon still running is
+ * SIGKILLed and waited for, then the directory is removed.
+ *
+ *   let dir: string, root: string, records: string;
+ *   const testSpool = useDaemonSpool('spoolerd-runs-', { bind: (s) => ({ dir, root, records } = s) });
+ *   ...
+ *   const daemon = await testSpool.serve({ imports: ['basic'], args: ['--concurrency', '1'] });
+ *
+ * The paths change with each test, so the handle reads them through getters;
+ * `bind` hands them to a file's own variables before each test instead, so its
+ * tests read as before. Call it at the top level of a file (or in a describe),
+ * like beforeEach itself.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, beforeEach } from 'vitest';
+import { Spooler, type TaskHandle } from '../../runtime/index.js';
+import { STATUS_FILE_PREFIX, type DaemonStatusRecord } from '../../spool/status-file.js';
+import { tempDir } from './cli.js';
+import { describeSpool, killLeftoverDaemons, readRecords, startDaemon, startServing, waitFor, type DaemonProcess, type DaemonStartOptions, type TaskRecord } from './daemon.js';
+
+/** One test's paths. */
+export interface DaemonSpoolPaths {
+  /** The test's own temp directory: the spool, the record file, and anything else the test makes (gates, markers). */
+  dir: string;
+  /** <dir>/spool, the spool the daemons serve (created by the first daemon's --create, or by `open: true`). */
+  root: string;
+  /** <dir>/records.jsonl, $SPOOLERD_TEST_RECORDS of the daemons this fixture starts (test/fixtures/tasks/_record.mjs). */
+  records: string;
+}
+
+export interface DaemonSpoolOptions {
+  /** Give the current test's paths to the file's own variables, before each test. */
+  bind?: (paths: DaemonSpoolPaths) => void;
+  /** Create the spool's folders before each test (Spooler.open), for tests that drop files before any daemon runs. */
+  open?: boolean;
+  /** Runs after the test's daemons are gone and before its directory is removed (e.g. unmount what the test mounted there). */
+  afterDaemons?: () => void | Promise<void>;
+}
+
+export interface DaemonSpool extends DaemonSpoolPaths {
+  /** Spawns spoolerd on this spool with this test's record file (both overridable); does not wait. */
+  start(options?: DaemonStartOptions): DaemonProcess;
+  /** start(), then waits until it serves each of its spools. */
+  serve(options?: DaemonStartOptions): Promise<DaemonProcess>;
+  /** The producer API on this spool (creates its folders). */
+  open(): Spooler;
+  /** The runs the task fixtures recorded so far. */
+  runs(): TaskRecord[];
+  /** What the spool holds, and the daemons' last log lines, for failure messages. */
+  describe(...daemons: DaemonProcess[]): string;
+  /** The daemon's status file (state/daemon-<owner>.json) as last written, or undefined while there is none. */
+  status(daemon: DaemonProcess): DaemonStatusRecord | undefined;
+  /**
+   * Waits for a status file the daemon writes from now on (not one written
+   * before the call) for which `match` holds, and returns it. The file is
+   * rewritten about once a second, so a match proves the daemon's main loop
+   * ran after the call: the event to wait for where a test would otherwise
+   * sleep.
+   */
+  waitForStatus(daemon: DaemonProcess, match: (status: DaemonStatusRecord) => boolean, options?: { timeoutMs?: number; what?: string }): Promise<DaemonStatusRecord>;
+  /**
+   * Enqueues a marker task due `afterMs` from now at the lowest priority, and
+   * waits until it has run: the fixture `done_explicitly` (the daemon must
+   * import 'basic'), which records under its own name, so tests that count
+   * their `echo` runs are not disturbed. Any task due before it runs before
+   * it: once it has run, "no further run came" is an assertion about a
+   * daemon that got past that time, not a hope that it did within a sleep.
+   */
+  runMarker(daemon: DaemonProcess, afterMs: number, options?: { timeoutMs?: number }): Promise<TaskHandle>;
+}
+
+/** Registers this file's beforeEach/afterEach for a per-test spool; see the header. */
+export function useDaemonSpool(prefix: string, options: DaemonSpoolOptions = {}): DaemonSpool {
+  let current: (DaemonSpoolPaths & { cleanup: () => void }) | undefined;
+  const paths = (): DaemonSpoolPaths => {
+    if (!current) throw new Error('useDaemonSpool: its paths exist only inside a test (from its beforeEach to its afterEach)');
+    return current;
+  };
+
+  beforeEach(() => {
+    const { dir, cleanup } = tempDir(prefix);
+    current = { dir, root: join(dir, 'spool'), records: join(dir, 'records.jsonl'), cleanup };
+    if (options.open) Spooler.open(current.root);
+    options.bind?.({ dir: current.dir, root: current.root, records: current.records });
+  });
+  afterEach(async () => {
+    const test = current;
+    current = undefined;
+    await killLeftoverDaemons();
+    try {
+      await options.afterDaemons?.();
+    } finally {
+      test?.cleanup();
+    }
+  });
+
+  const withDefaults = (o: DaemonStartOptions): DaemonStartOptions => ({ dir: paths().root, records: paths().records, ...o });
+  const status = (daemon: DaemonProcess): DaemonStatusRecord | undefined => {
+    const path = join(paths().root, 'state', `${STATUS_FILE_PREFIX}${daemon.owner}.json`);
+    if (!existsSync(path)) return undefined;
+    try {
+      return JSON.parse(readFileSync(path, 'utf8')) as DaemonStatusRecord;
+    } catch {
+      return undefined; // replaced between the check and the read
+    }
+  };
+
+  const handle: DaemonSpool = {
+    get dir() {
+      return paths().dir;
+    },
+    get root() {
+      return paths().root;
+    },
+    get records() {
+      return paths().records;
+    },
+    start: (o = {}) => startDaemon(withDefaults(o)),
+    serve: (o = {}) => startServing(withDefaults(o)),
+    open: () => Spooler.open(paths().root),
+    runs: () => readRecords(paths().records),
+    describe: (...daemons) => [describeSpool(paths().root), ...daemons.map((d) => d.describe(20))].join('\n'),
+    status,
+    waitForStatus: (daemon, match, o = {}) => {
+      const since = Date.now();
+      return waitFor(
+        () => {
+          if (daemon.exit) throw new Error(`the daemon exited before ${o.what ?? 'the status file matched'}\n${daemon.describe(20)}`);
+          const s = status(daemon);
+          return s !== undefined && s.updatedAt > since && match(s) && s;
+        },
+        { timeoutMs: o.timeoutMs ?? 20_000, what: o.what ?? `a status file matching ${match.toString()}`, explain: () => `last status: ${JSON.stringify(status(daemon))}\n${daemon.describe(20)}` },
+      );
+    },
+    runMarker: async (daemon, afterMs, o = {}) => {
+      const label = `marker-${Date.now()}-${Math.random().toString(16).slice(2, 8)}`;
+      const h = await Spooler.open(paths().root).enqueue({ name: 'done_explicitly', args: [label], options: { priority: 99, postpone: afterMs } });
+      await waitFor(() => readRecords(paths().records).some((r) => r.task === 'done_explicitly' && (r.args as unknown[])[0] === label), {
+        timeoutMs: o.timeoutMs ?? 20_000,
+        what: `the marker task due in ${afterMs} ms to run`,
+        explain: () => `${describeSpool(paths().root)}\n${daemon.describe(20)}`,
+      });
+      return h;
+    },
+  };
+  return handle;
+}
