@@ -99,15 +99,6 @@ export function useDaemonSpool(prefix: string, options: DaemonSpoolOptions = {})
   });
 
   const withDefaults = (o: DaemonStartOptions): DaemonStartOptions => ({ dir: paths().root, records: paths().records, ...o });
-  const status = (daemon: DaemonProcess): DaemonStatusRecord | undefined => {
-    const path = join(paths().root, 'state', `${STATUS_FILE_PREFIX}${daemon.owner}.json`);
-    if (!existsSync(path)) return undefined;
-    try {
-      return JSON.parse(readFileSync(path, 'utf8')) as DaemonStatusRecord;
-    } catch {
-      return undefined; // replaced between the check and the read
-    }
-  };
 
   const handle: DaemonSpool = {
     get dir() {
@@ -124,18 +115,8 @@ export function useDaemonSpool(prefix: string, options: DaemonSpoolOptions = {})
     open: () => Spooler.open(paths().root),
     runs: () => readRecords(paths().records),
     describe: (...daemons) => [describeSpool(paths().root), ...daemons.map((d) => d.describe(20))].join('\n'),
-    status,
-    waitForStatus: (daemon, match, o = {}) => {
-      const since = Date.now();
-      return waitFor(
-        () => {
-          if (daemon.exit) throw new Error(`the daemon exited before ${o.what ?? 'the status file matched'}\n${daemon.describe(20)}`);
-          const s = status(daemon);
-          return s !== undefined && s.updatedAt > since && match(s) && s;
-        },
-        { timeoutMs: o.timeoutMs ?? 20_000, what: o.what ?? `a status file matching ${match.toString()}`, explain: () => `last status: ${JSON.stringify(status(daemon))}\n${daemon.describe(20)}` },
-      );
-    },
+    status: (daemon) => readDaemonStatus(paths().root, daemon),
+    waitForStatus: (daemon, match, o) => waitForDaemonStatus(paths().root, daemon, match, o),
     runMarker: async (daemon, afterMs, o = {}) => {
       const label = `marker-${Date.now()}-${Math.random().toString(16).slice(2, 8)}`;
       const h = await Spooler.open(paths().root).enqueue({ name: 'done_explicitly', args: [label], options: { priority: 99, postpone: afterMs } });
@@ -148,4 +129,35 @@ export function useDaemonSpool(prefix: string, options: DaemonSpoolOptions = {})
     },
   };
   return handle;
+}
+
+/** The daemon's status file on spool `root` (state/daemon-<owner>.json) as last written, or undefined while there is none. */
+export function readDaemonStatus(root: string, daemon: DaemonProcess): DaemonStatusRecord | undefined {
+  const path = join(root, 'state', `${STATUS_FILE_PREFIX}${daemon.owner}.json`);
+  if (!existsSync(path)) return undefined;
+  try {
+    return JSON.parse(readFileSync(path, 'utf8')) as DaemonStatusRecord;
+  } catch {
+    return undefined; // replaced between the check and the read
+  }
+}
+
+/** DaemonSpool.waitForStatus for a spool the fixture did not make (the multi-host rig's). */
+export function waitForDaemonStatus(
+  root: string,
+  daemon: DaemonProcess,
+  match: (status: DaemonStatusRecord) => boolean,
+  options: { timeoutMs?: number; what?: string } = {},
+): Promise<DaemonStatusRecord> {
+  // The daemon's clock: a status written after this instant (updatedAt is the writer's Date.now(); the rig's hosts share this one).
+  const since = Date.now();
+  const what = options.what ?? `a status file matching ${match.toString()}`;
+  return waitFor(
+    () => {
+      if (daemon.exit) throw new Error(`the daemon exited before ${what}\n${daemon.describe(20)}`);
+      const s = readDaemonStatus(root, daemon);
+      return s !== undefined && s.updatedAt > since && match(s) && s;
+    },
+    { timeoutMs: options.timeoutMs ?? 20_000, what, explain: () => `last status: ${JSON.stringify(readDaemonStatus(root, daemon))}\n${daemon.describe(20)}` },
+  );
 }
