@@ -13,14 +13,20 @@
  * `bind` hands them to a file's own variables before each test instead, so its
  * tests read as before. Call it at the top level of a file (or in a describe),
  * like beforeEach itself.
+ *
+ * A test that must show that something did NOT happen waits for an event that
+ * proves the daemon got past the point where it would have: waitForStatus (a
+ * status file written after now), runMarker (a task due later has run), or a
+ * log line (DaemonProcess.waitForLog). Never a fixed sleep: on a slow machine
+ * a sleep ends before the daemon gets there, and the test passes vacuously.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach } from 'vitest';
 import { Spooler, type TaskHandle } from '../../runtime/index.js';
 import { STATUS_FILE_PREFIX, type DaemonStatusRecord } from '../../spool/status-file.js';
 import { tempDir } from './cli.js';
-import { describeSpool, killLeftoverDaemons, readRecords, startDaemon, startServing, waitFor, type DaemonProcess, type DaemonStartOptions, type TaskRecord } from './daemon.js';
+import { describeSpool, killLeftoverDaemons, readRecords, startDaemon, startServing, waitFor, type DaemonProcess, type DaemonStartOptions } from './daemon.js';
 
 /** One test's paths. */
 export interface DaemonSpoolPaths {
@@ -46,14 +52,6 @@ export interface DaemonSpool extends DaemonSpoolPaths {
   start(options?: DaemonStartOptions): DaemonProcess;
   /** start(), then waits until it serves each of its spools. */
   serve(options?: DaemonStartOptions): Promise<DaemonProcess>;
-  /** The producer API on this spool (creates its folders). */
-  open(): Spooler;
-  /** The runs the task fixtures recorded so far. */
-  runs(): TaskRecord[];
-  /** What the spool holds, and the daemons' last log lines, for failure messages. */
-  describe(...daemons: DaemonProcess[]): string;
-  /** The daemon's status file (state/daemon-<owner>.json) as last written, or undefined while there is none. */
-  status(daemon: DaemonProcess): DaemonStatusRecord | undefined;
   /**
    * Waits for a status file the daemon writes from now on (not one written
    * before the call) for which `match` holds, and returns it. The file is
@@ -112,10 +110,6 @@ export function useDaemonSpool(prefix: string, options: DaemonSpoolOptions = {})
     },
     start: (o = {}) => startDaemon(withDefaults(o)),
     serve: (o = {}) => startServing(withDefaults(o)),
-    open: () => Spooler.open(paths().root),
-    runs: () => readRecords(paths().records),
-    describe: (...daemons) => [describeSpool(paths().root), ...daemons.map((d) => d.describe(20))].join('\n'),
-    status: (daemon) => readDaemonStatus(paths().root, daemon),
     waitForStatus: (daemon, match, o) => waitForDaemonStatus(paths().root, daemon, match, o),
     runMarker: async (daemon, afterMs, o = {}) => {
       const label = `marker-${Date.now()}-${Math.random().toString(16).slice(2, 8)}`;
@@ -133,12 +127,17 @@ export function useDaemonSpool(prefix: string, options: DaemonSpoolOptions = {})
 
 /** The daemon's status file on spool `root` (state/daemon-<owner>.json) as last written, or undefined while there is none. */
 export function readDaemonStatus(root: string, daemon: DaemonProcess): DaemonStatusRecord | undefined {
+  return readStatusFile(root, daemon)?.status;
+}
+
+/** The status file with the time its content was written (its mtime, set by the kernel: true even for a daemon under a skewed clock). */
+function readStatusFile(root: string, daemon: DaemonProcess): { status: DaemonStatusRecord; writtenAt: number } | undefined {
   const path = join(root, 'state', `${STATUS_FILE_PREFIX}${daemon.owner}.json`);
-  if (!existsSync(path)) return undefined;
   try {
-    return JSON.parse(readFileSync(path, 'utf8')) as DaemonStatusRecord;
+    const writtenAt = statSync(path).mtimeMs;
+    return { status: JSON.parse(readFileSync(path, 'utf8')) as DaemonStatusRecord, writtenAt };
   } catch {
-    return undefined; // replaced between the check and the read
+    return undefined; // not written yet, or replaced between the stat and the read
   }
 }
 
@@ -149,14 +148,15 @@ export function waitForDaemonStatus(
   match: (status: DaemonStatusRecord) => boolean,
   options: { timeoutMs?: number; what?: string } = {},
 ): Promise<DaemonStatusRecord> {
-  // The daemon's clock: a status written after this instant (updatedAt is the writer's Date.now(); the rig's hosts share this one).
+  // Written after this instant: judged by the file's mtime, not its updatedAt (the writer's clock, which a test may skew).
+  // The kernel stamps files from a clock a few ms behind Date.now(), so a write can only look older than it is.
   const since = Date.now();
   const what = options.what ?? `a status file matching ${match.toString()}`;
   return waitFor(
     () => {
       if (daemon.exit) throw new Error(`the daemon exited before ${what}\n${daemon.describe(20)}`);
-      const s = readDaemonStatus(root, daemon);
-      return s !== undefined && s.updatedAt > since && match(s) && s;
+      const file = readStatusFile(root, daemon);
+      return file !== undefined && file.writtenAt > since && match(file.status) && file.status;
     },
     { timeoutMs: options.timeoutMs ?? 20_000, what, explain: () => `last status: ${JSON.stringify(readDaemonStatus(root, daemon))}\n${daemon.describe(20)}` },
   );
