@@ -16,7 +16,6 @@ import {
   lsActive,
   parseName,
   readRecords,
-  startServing,
   waitFor,
   type DaemonProcess,
   type TaskRecord,
@@ -29,7 +28,7 @@ let records: string;
 const testSpool = useDaemonSpool('spoolerd-retry-', { bind: (s) => ({ dir, root, records } = s) });
 
 // --concurrency 1: a fixture reads its own attempt from the one file it has claimed.
-const serve = () => startServing({ dir: root, imports: ['retry', 'basic'], records, args: ['--concurrency', '1', '--scan-interval', '1s'] });
+const serve = () => testSpool.serve({ imports: ['retry', 'basic'], args: ['--concurrency', '1', '--scan-interval', '1s'] });
 
 const runsOf = (task: string, key: string): TaskRecord[] => readRecords(records).filter((r) => r.task === task && (r.args as unknown[])[0] === key);
 

@@ -8,14 +8,14 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { Spooler } from '../runtime/index.js';
 import { spool } from './helpers/cli.js';
-import { describeSpool, ls, lsRecords, lsActive, readRecords, startServing, waitFor, type DaemonProcess, type TaskRecord } from './helpers/daemon.js';
+import { describeSpool, ls, lsRecords, lsActive, readRecords, waitFor, type DaemonProcess, type TaskRecord } from './helpers/daemon.js';
 import { useDaemonSpool } from './helpers/daemon-spool.js';
 
 let root: string;
 let records: string;
-useDaemonSpool('spoolerd-runs-', { bind: (s) => ({ root, records } = s) });
+const testSpool = useDaemonSpool('spoolerd-runs-', { bind: (s) => ({ root, records } = s) });
 
-const serve = (args: string[] = []) => startServing({ dir: root, imports: ['basic'], records, args: ['--log-level', 'debug', ...args] });
+const serve = (args: string[] = []) => testSpool.serve({ imports: ['basic'], args: ['--log-level', 'debug', ...args] });
 
 /** Waits until `n` runs are recorded and nothing is left to run or running. */
 async function waitForRuns(n: number, daemon: DaemonProcess): Promise<TaskRecord[]> {

@@ -16,7 +16,7 @@ let root: string;
 let records: string;
 const testSpool = useDaemonSpool('spoolerd-sigterm-', { bind: (s) => ({ dir, root, records } = s) });
 
-const serve = (grace: string) => startServing({ dir: root, imports: ['block', 'retry'], records, args: ['--concurrency', '1', '--grace', grace] });
+const serve = (grace: string) => testSpool.serve({ imports: ['block', 'retry'], args: ['--concurrency', '1', '--grace', grace] });
 
 function waitForStart(daemon: DaemonProcess, task: string, where: (r: TaskRecord) => boolean = () => true): Promise<TaskRecord> {
   return waitFor(() => readRecords(records).find((r) => r.task === task && r.phase === 'started' && where(r)), {
