@@ -33,7 +33,7 @@ describe('a worker that cannot start', () => {
 
     const failures = daemon.logsWith('a replacement worker process cannot import the task modules');
     const delays = daemon.logsWith('a worker process died soon after it started; starting another after a delay').map((l) => l.delayMs);
-    // Without a backoff a worker that fails in ~100 ms would be restarted 20 times or more in the 1.5 s those delays take.
+    // Without a backoff a worker that fails in ~100 ms would be restarted several times in the 0.7 s those delays take.
     expect(failures.length).toBeGreaterThanOrEqual(2);
     expect(failures.length).toBeLessThanOrEqual(6);
     expect(failures[0]!.error).toMatch(/^cannot import task module .*fragile-import\.mjs: fragile-import: the marker file exists \(at .*fragile-import\.mjs:\d+:\d+\)$/);
