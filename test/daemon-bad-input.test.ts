@@ -227,8 +227,12 @@ function checkQuarantine(bad: BadFile[]): void {
  * no process opened the FIFO for reading before that event.
  */
 function blockedOpeningFifo(pid: number): boolean {
-  const state = readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /s, '')[0];
-  return state === 'S' && readFileSync(`/proc/${pid}/wchan`, 'utf8') === 'wait_for_partner';
+  try {
+    const state = readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /s, '')[0];
+    return state === 'S' && readFileSync(`/proc/${pid}/wchan`, 'utf8') === 'wait_for_partner';
+  } catch {
+    throw new Error(`process ${pid} is gone: it got past open() (something opened the FIFO for reading) and exited`);
+  }
 }
 
 async function waitForQuarantine(daemon: DaemonProcess, files: string[], timeoutMs = 20_000): Promise<void> {
