@@ -7,20 +7,13 @@
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Spooler } from '../runtime/index.js';
-import { tempDir } from './helpers/cli.js';
-import { describeSpool, fixture, killLeftoverDaemons, readRecords, SPOOLERD_BIN, startDaemon, waitFor } from './helpers/daemon.js';
+import { describeSpool, fixture, readRecords, SPOOLERD_BIN, startDaemon, waitFor } from './helpers/daemon.js';
+import { useDaemonSpool } from './helpers/daemon-spool.js';
 
 let dir: string;
-let cleanup: () => void;
-beforeEach(() => {
-  ({ dir, cleanup } = tempDir('spoolerd-config-'));
-});
-afterEach(async () => {
-  await killLeftoverDaemons();
-  cleanup();
-});
+useDaemonSpool('spoolerd-config-', { bind: (s) => ({ dir } = s) });
 
 /** Runs spoolerd to completion with only the given SPOOLERD_* / SPOOL_* variables. */
 function spoolerd(args: string[], env: NodeJS.ProcessEnv = {}) {

@@ -9,10 +9,11 @@
  */
 import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { printable } from '../spool/printable.js';
-import { lsJson, spool, tempDir } from './helpers/cli.js';
-import { killLeftoverDaemons, startDaemon, waitFor } from './helpers/daemon.js';
+import { lsJson, spool } from './helpers/cli.js';
+import { startDaemon, waitFor } from './helpers/daemon.js';
+import { useDaemonSpool } from './helpers/daemon-spool.js';
 
 /** A terminal acts on these; none may reach it raw (newlines only end lines). */
 const RAW_CONTROL = /[\x00-\x09\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/;
@@ -38,17 +39,12 @@ function put(where: string, file: string, body = BODY): string {
 /** The file name of issue 12: clears the screen and retitles the terminal. */
 const CLEAR_AND_RETITLE = '\x1b[2J\x1b]0;pwned\x07';
 
-let dir: string;
-let cleanup: () => void;
 let root: string;
-beforeEach(() => {
-  ({ dir, cleanup } = tempDir('spool-terminal-'));
-  root = join(dir, 'spool');
-  for (const d of ['tmp', 'incoming', 'pending', 'active', 'dead', 'quarantine', 'archive', 'state', 'locks']) mkdirSync(join(root, d), { recursive: true });
-});
-afterEach(async () => {
-  await killLeftoverDaemons();
-  cleanup();
+useDaemonSpool('spool-terminal-', {
+  bind: (s) => {
+    ({ root } = s);
+    for (const d of ['tmp', 'incoming', 'pending', 'active', 'dead', 'quarantine', 'archive', 'state', 'locks']) mkdirSync(join(root, d), { recursive: true });
+  },
 });
 
 describe('printable', () => {

@@ -11,28 +11,26 @@ import { randomBytes } from 'node:crypto';
 import { closeSync, ftruncateSync, linkSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, symlinkSync, writeFileSync, writeSync, type Stats } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { Packr } from 'msgpackr';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { Spooler } from '../runtime/index.js';
-import { tempDir } from './helpers/cli.js';
-import { describeSpool, killLeftoverDaemons, ls, lsActive, readRecords, sleep, startServing, waitFor, type DaemonProcess } from './helpers/daemon.js';
+import { describeSpool, ls, lsActive, readRecords, sleep, startServing, waitFor, type DaemonProcess } from './helpers/daemon.js';
+import { useDaemonSpool } from './helpers/daemon-spool.js';
 
 let dir: string;
-let cleanup: () => void;
 let root: string;
 let incoming: string;
 let records: string;
 const helpers: ChildProcess[] = [];
-beforeEach(() => {
-  ({ dir, cleanup } = tempDir('spoolerd-bad-'));
-  root = join(dir, 'spool');
-  incoming = join(root, 'incoming');
-  records = join(dir, 'records.jsonl');
-  Spooler.open(root); // creates the spool's directories
+const testSpool = useDaemonSpool('spoolerd-bad-', {
+  open: true,
+  bind: (s) => {
+    ({ dir, root, records } = s);
+    incoming = join(root, 'incoming');
+  },
 });
-afterEach(async () => {
+// Runs before the fixture's afterEach (hooks after a test run in reverse order): helpers go before the daemons.
+afterEach(() => {
   for (const h of helpers.splice(0)) if (h.exitCode === null && h.signalCode === null) h.kill('SIGKILL');
-  await killLeftoverDaemons();
-  cleanup();
 });
 
 const packr = new Packr({ useRecords: false });
@@ -222,6 +220,21 @@ function checkQuarantine(bad: BadFile[]): void {
   }
 }
 
+/**
+ * Whether process `pid` sleeps in open() of a FIFO, waiting for a reader
+ * (Linux: its wait channel is wait_for_partner). A reader's open() wakes it
+ * and it leaves that wait for good, so seeing it there after an event proves
+ * no process opened the FIFO for reading before that event.
+ */
+function blockedOpeningFifo(pid: number): boolean {
+  try {
+    const state = readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /s, '')[0];
+    return state === 'S' && readFileSync(`/proc/${pid}/wchan`, 'utf8') === 'wait_for_partner';
+  } catch {
+    throw new Error(`process ${pid} is gone: it got past open() (something opened the FIFO for reading) and exited`);
+  }
+}
+
 async function waitForQuarantine(daemon: DaemonProcess, files: string[], timeoutMs = 20_000): Promise<void> {
   await waitFor(() => files.every((f) => quarantined().has(f)), {
     timeoutMs,
@@ -379,7 +392,7 @@ describe('bad files in incoming/', () => {
     let writerOut = '';
     writer.stdout!.setEncoding('utf8').on('data', (d: string) => (writerOut += d));
     await waitFor(() => writerOut.startsWith('ready'), { what: 'the writer to start' });
-    await sleep(300);
+    await waitFor(() => blockedOpeningFifo(writer.pid!), { what: 'the writer to block in open()' });
     // A second name for the same FIFO, in incoming/: the writer's name stays, so however late the
     // writer reaches open() it opens the FIFO (and blocks), never a regular file of its own.
     const name = taskName('echo', 'msgpack');
@@ -387,7 +400,9 @@ describe('bad files in incoming/', () => {
     await spooler.enqueue({ name: 'echo', args: ['after-fifo'] });
     await waitForQuarantine(daemon, [name]);
     await waitFor(() => goodRuns().length === 1, { what: 'the good task', explain: () => daemon.describe() });
-    await sleep(500);
+    // Still asleep in open(), now that the daemon is past the FIFO: had anything opened it for reading, the kernel
+    // would have let the writer's open() return (and the writer out of that sleep for good).
+    await waitFor(() => blockedOpeningFifo(writer.pid!), { what: 'the writer still blocked in open()', explain: () => `writer: ${JSON.stringify(writerOut)}` });
     expect(quarantined().get(name)?.kind).toBe('fifo');
     expect(writerOut, 'the daemon opened the FIFO (the writer got past open())').toBe('ready\n');
     expect(writer.exitCode).toBeNull();
@@ -427,7 +442,8 @@ describe('a producer that writes a task in place in incoming/', () => {
         what: 'the task written in place to run',
         explain: () => `${describeSpool(root)}\n${daemon.describe()}`,
       });
-      await sleep(1000);
+      // Past the --settle time of the half-written file first seen, and a scan: no second run, no quarantine.
+      await testSpool.runMarker(daemon, 2500);
       expect(goodRuns()).toEqual(['written-in-place']);
       expect(readRecords(records)[0]!.args).toEqual(body.args);
       expect(ls(join(root, 'quarantine'))).toEqual([]);

@@ -6,24 +6,18 @@
  * takes the other's live lock for stale. The same over sshfs between hosts is
  * test/multihost-faults.test.ts; this one needs no root.
  */
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Spooler } from '../runtime/index.js';
-import { killLeftoverDaemons, startDaemon, waitFor, type DaemonProcess, type TaskRecord } from './helpers/daemon.js';
+import { startDaemon, waitFor, type DaemonProcess, type TaskRecord } from './helpers/daemon.js';
+import { useDaemonSpool } from './helpers/daemon-spool.js';
 import { LIBFAKETIME, skewedClockEnv } from './helpers/multihost-scenarios.js';
 
 const ARGS = ['--stale-after', '3s', '--scan-interval', '1s', '--processes', '0', '--concurrency', '4'];
 
 let dir: string;
-beforeEach(() => {
-  dir = mkdtempSync(join(tmpdir(), 'spoolerd-skew-'));
-});
-afterEach(async () => {
-  await killLeftoverDaemons();
-  rmSync(dir, { recursive: true, force: true });
-});
+useDaemonSpool('spoolerd-skew-', { bind: (s) => ({ dir } = s) });
 
 /** Every record in `file`, stamped with the real time this process first saw it (polled every 20 ms). */
 function watchRecords(files: Record<string, string>): { seen: Array<TaskRecord & { daemon: string; seenAt: number }>; stop: () => void } {

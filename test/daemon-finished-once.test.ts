@@ -9,24 +9,14 @@
  * they returned), not go back to the spool.
  */
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Spooler } from '../runtime/index.js';
-import { tempDir } from './helpers/cli.js';
-import { describeSpool, killLeftoverDaemons, ls, lsActive, parseName, readRecords, startServing, waitFor } from './helpers/daemon.js';
+import { describeSpool, ls, lsActive, parseName, readRecords, startServing, waitFor } from './helpers/daemon.js';
+import { useDaemonSpool } from './helpers/daemon-spool.js';
 
-let dir: string;
-let cleanup: () => void;
 let root: string;
 let records: string;
-beforeEach(() => {
-  ({ dir, cleanup } = tempDir('spoolerd-finished-once-'));
-  root = join(dir, 'spool');
-  records = join(dir, 'records.jsonl');
-});
-afterEach(async () => {
-  await killLeftoverDaemons();
-  cleanup();
-});
+useDaemonSpool('spoolerd-finished-once-', { bind: (s) => ({ root, records } = s) });
 
 const KILLED = 'a task did not stop within the kill grace after its timeout: killing its worker process';
 

@@ -4,24 +4,14 @@
  * and scans instead, and every task still runs exactly once.
  */
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Spooler } from '../runtime/index.js';
-import { tempDir } from './helpers/cli.js';
-import { describeSpool, killLeftoverDaemons, ls, lsActive, readRecords, startDaemon, waitFor } from './helpers/daemon.js';
+import { describeSpool, ls, lsActive, readRecords, startDaemon, waitFor } from './helpers/daemon.js';
+import { useDaemonSpool } from './helpers/daemon-spool.js';
 
-let dir: string;
-let cleanup: () => void;
 let root: string;
 let records: string;
-beforeEach(() => {
-  ({ dir, cleanup } = tempDir('spoolerd-flood-'));
-  root = join(dir, 'spool');
-  records = join(dir, 'records.jsonl');
-});
-afterEach(async () => {
-  await killLeftoverDaemons();
-  cleanup();
-});
+useDaemonSpool('spoolerd-flood-', { bind: (s) => ({ root, records } = s) });
 
 const FLOOD = 3000;
 

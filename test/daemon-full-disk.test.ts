@@ -9,25 +9,21 @@
  */
 import { closeSync, openSync, statSync, unlinkSync, readdirSync, renameSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { BatchNotEnqueuedError, Spooler } from '../runtime/index.js';
-import { tempDir } from './helpers/cli.js';
-import { killLeftoverDaemons, lsRecords, readRecords, sleep, startServing, waitFor, type DaemonProcess } from './helpers/daemon.js';
+import { lsRecords, readRecords, sleep, startServing, waitFor, type DaemonProcess } from './helpers/daemon.js';
+import { useDaemonSpool } from './helpers/daemon-spool.js';
 import { fillDisk, mountExt4, mountSkipReason, mountTmpfs, type Mounted } from './helpers/mounts.js';
 
-let dir: string;
-let cleanup: () => void;
 let records: string;
 let mounted: Mounted | undefined;
-beforeEach(() => {
-  ({ dir, cleanup } = tempDir('spoolerd-full-'));
-  records = join(dir, 'records.jsonl');
-});
-afterEach(async () => {
-  await killLeftoverDaemons();
-  mounted?.unmount();
-  mounted = undefined;
-  cleanup();
+useDaemonSpool('spoolerd-full-', {
+  bind: (s) => ({ records } = s),
+  // The tests' spools live on a filesystem mounted for the test: off once its daemons are gone.
+  afterDaemons: () => {
+    mounted?.unmount();
+    mounted = undefined;
+  },
 });
 
 const ARGS = ['--archive', '--settle', '200ms', '--scan-interval', '500ms', '--log-level', 'debug'];

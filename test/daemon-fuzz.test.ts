@@ -12,29 +12,19 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Packr } from 'msgpackr';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Spooler } from '../runtime/index.js';
-import { tempDir } from './helpers/cli.js';
-import { describeSpool, killLeftoverDaemons, ls, lsActive, readRecords, startServing, waitFor } from './helpers/daemon.js';
+import { describeSpool, ls, lsActive, readRecords, startServing, waitFor } from './helpers/daemon.js';
 import { random } from './helpers/random.js';
+import { useDaemonSpool } from './helpers/daemon-spool.js';
 
 const SEED = Number(process.env.FUZZ_SEED ?? 20261201);
 const FILES = Number(process.env.FUZZ_FILES ?? 160);
 
 let dir: string;
-let cleanup: () => void;
 let root: string;
 let records: string;
-beforeEach(() => {
-  ({ dir, cleanup } = tempDir('spoolerd-fuzz-'));
-  root = join(dir, 'spool');
-  records = join(dir, 'records.jsonl');
-  Spooler.open(root);
-});
-afterEach(async () => {
-  await killLeftoverDaemons();
-  cleanup();
-});
+useDaemonSpool('spoolerd-fuzz-', { open: true, bind: (s) => ({ dir, root, records } = s) });
 
 const packr = new Packr({ useRecords: false, moreTypes: false, variableMapSize: true });
 

@@ -8,25 +8,16 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Spooler } from '../runtime/index.js';
-import { tempDir } from './helpers/cli.js';
-import { describeSpool, killLeftoverDaemons, ls, readRecords, startDaemon, startServing, waitFor, type DaemonProcess } from './helpers/daemon.js';
+import { describeSpool, ls, readRecords, startDaemon, startServing, waitFor, type DaemonProcess } from './helpers/daemon.js';
 import { mountSkipReason, mountTmpfs, type Mounted } from './helpers/mounts.js';
+import { useDaemonSpool } from './helpers/daemon-spool.js';
 
 let dir: string;
-let cleanup: () => void;
 let root: string;
 let records: string;
-beforeEach(() => {
-  ({ dir, cleanup } = tempDir('spoolerd-http-'));
-  root = join(dir, 'spool');
-  records = join(dir, 'records.jsonl');
-});
-afterEach(async () => {
-  await killLeftoverDaemons();
-  cleanup();
-});
+useDaemonSpool('spoolerd-http-', { bind: (s) => ({ dir, root, records } = s) });
 
 /** Starts a daemon with --http on a free port and returns it with the base URL it logged. */
 async function serveHttp(spool: string, args: string[] = [], imports = ['basic', 'retry', 'block']): Promise<{ daemon: DaemonProcess; url: string }> {

@@ -5,25 +5,14 @@
  * a task name nothing registered is warned about once; and a crowded
  * incoming/ is reported once at info, later pauses at debug.
  */
-import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Spooler } from '../runtime/index.js';
-import { tempDir } from './helpers/cli.js';
-import { describeSpool, killLeftoverDaemons, readRecords, startDaemon, startServing, waitFor, type LogLine } from './helpers/daemon.js';
+import { describeSpool, readRecords, startDaemon, startServing, waitFor, type LogLine } from './helpers/daemon.js';
+import { useDaemonSpool } from './helpers/daemon-spool.js';
 
-let dir: string;
-let cleanup: () => void;
 let root: string;
 let records: string;
-beforeEach(() => {
-  ({ dir, cleanup } = tempDir('spoolerd-logs-'));
-  root = join(dir, 'spool');
-  records = join(dir, 'records.jsonl');
-});
-afterEach(async () => {
-  await killLeftoverDaemons();
-  cleanup();
-});
+useDaemonSpool('spoolerd-logs-', { bind: (s) => ({ root, records } = s) });
 
 const retryOptions = { retries: 1, backoff: { kind: 'constant' as const, delay: 100 } };
 

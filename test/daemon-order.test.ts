@@ -5,24 +5,15 @@
  */
 import { renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Spooler } from '../runtime/index.js';
-import { tempDir } from './helpers/cli.js';
-import { describeSpool, killLeftoverDaemons, ls, lsActive, readRecords, startServing, waitFor, type DaemonProcess } from './helpers/daemon.js';
+import { describeSpool, ls, lsActive, readRecords, startServing, waitFor, type DaemonProcess } from './helpers/daemon.js';
+import { useDaemonSpool } from './helpers/daemon-spool.js';
 
 let dir: string;
-let cleanup: () => void;
 let root: string;
 let records: string;
-beforeEach(() => {
-  ({ dir, cleanup } = tempDir('spoolerd-order-'));
-  root = join(dir, 'spool');
-  records = join(dir, 'records.jsonl');
-});
-afterEach(async () => {
-  await killLeftoverDaemons();
-  cleanup();
-});
+const testSpool = useDaemonSpool('spoolerd-order-', { bind: (s) => ({ dir, root, records } = s) });
 
 const labels = () => readRecords(records).filter((r) => r.task === 'echo').map((r) => (r.args as unknown[])[0]);
 
@@ -78,9 +69,9 @@ describe('spoolerd runs due tasks in order', () => {
     await e('a-5', 5);
     await e('b-30-earlier', 30, 500);
     await e('b-30-later-2', 30, 100);
-    // Let the daemon see all of them (watch events, within milliseconds; 1 s is generous) before the slot frees.
+    // The daemon has seen all of them (its status file counts them queued) before the slot frees.
     await waitFor(() => ls(join(root, 'incoming')).length + ls(join(root, 'pending')).length === 5, { what: 'five queued tasks' });
-    await new Promise((done) => setTimeout(done, 1000));
+    await testSpool.waitForStatus(daemon, (s) => s.queue.known === 5, { what: 'the daemon to have queued the five tasks' });
     writeFileSync(gate, '');
     expect(await waitForLabels(5, daemon)).toEqual(['a-5', 'b-30-earlier', 'b-30-later', 'b-30-later-2', 'c-70']);
   });

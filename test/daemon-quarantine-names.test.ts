@@ -7,23 +7,14 @@
  */
 import { closeSync, existsSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { Spooler } from '../runtime/index.js';
-import { lsJson, spool, tempDir } from './helpers/cli.js';
-import { killLeftoverDaemons, startServing } from './helpers/daemon.js';
+import { describe, expect, it } from 'vitest';
+import { lsJson, spool } from './helpers/cli.js';
+import { startServing } from './helpers/daemon.js';
+import { useDaemonSpool } from './helpers/daemon-spool.js';
 
 let dir: string;
-let cleanup: () => void;
 let root: string;
-beforeEach(() => {
-  ({ dir, cleanup } = tempDir('spoolerd-qnames-'));
-  root = join(dir, 'spool');
-  Spooler.open(root);
-});
-afterEach(async () => {
-  await killLeftoverDaemons();
-  cleanup();
-});
+useDaemonSpool('spoolerd-qnames-', { open: true, bind: (s) => ({ dir, root } = s) });
 
 const ARGS = ['--settle', '200ms', '--scan-interval', '500ms'];
 const ls = (path: string): string[] => readdirSync(path).sort();

@@ -7,21 +7,12 @@
  */
 import { existsSync, mkdirSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, beforeEach, expect, it } from 'vitest';
-import { tempDir } from './helpers/cli.js';
-import { killLeftoverDaemons, startServing, waitFor } from './helpers/daemon.js';
+import { expect, it } from 'vitest';
+import { startServing, waitFor } from './helpers/daemon.js';
+import { useDaemonSpool } from './helpers/daemon-spool.js';
 
-let cleanup: () => void;
 let root: string;
-beforeEach(() => {
-  let dir: string;
-  ({ dir, cleanup } = tempDir('spoolerd-debris-'));
-  root = join(dir, 'spool');
-});
-afterEach(async () => {
-  await killLeftoverDaemons();
-  cleanup();
-});
+useDaemonSpool('spoolerd-debris-', { bind: (s) => ({ root } = s) });
 
 it('sweeps staged records older than an hour from state/ and quarantine/, and leaves fresh ones and other files', async () => {
   const twoHoursAgo = new Date(Date.now() - 2 * 3_600_000);

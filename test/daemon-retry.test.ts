@@ -7,38 +7,28 @@
  */
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Spooler } from '../runtime/index.js';
-import { spool, tempDir } from './helpers/cli.js';
+import { spool } from './helpers/cli.js';
 import {
   describeSpool,
-  killLeftoverDaemons,
   ls,
   lsActive,
   parseName,
   readRecords,
-  startServing,
   waitFor,
   type DaemonProcess,
   type TaskRecord,
 } from './helpers/daemon.js';
+import { useDaemonSpool } from './helpers/daemon-spool.js';
 
 let dir: string;
-let cleanup: () => void;
 let root: string;
 let records: string;
-beforeEach(() => {
-  ({ dir, cleanup } = tempDir('spoolerd-retry-'));
-  root = join(dir, 'spool');
-  records = join(dir, 'records.jsonl');
-});
-afterEach(async () => {
-  await killLeftoverDaemons();
-  cleanup();
-});
+const testSpool = useDaemonSpool('spoolerd-retry-', { bind: (s) => ({ dir, root, records } = s) });
 
 // --concurrency 1: a fixture reads its own attempt from the one file it has claimed.
-const serve = () => startServing({ dir: root, imports: ['retry', 'basic'], records, args: ['--concurrency', '1', '--scan-interval', '1s'] });
+const serve = () => testSpool.serve({ imports: ['retry', 'basic'], args: ['--concurrency', '1', '--scan-interval', '1s'] });
 
 const runsOf = (task: string, key: string): TaskRecord[] => readRecords(records).filter((r) => r.task === task && (r.args as unknown[])[0] === key);
 
@@ -96,8 +86,8 @@ describe('a task that throws', () => {
     expect(ls(join(root, 'incoming'))).toEqual([]);
     expect(ls(join(root, 'pending'))).toEqual([]);
     expect(lsActive(root)).toEqual([]);
-    // It stays dead: no further runs.
-    await new Promise((done) => setTimeout(done, 600));
+    // It stays dead: no further runs, not even one due 200 ms on (its backoff), which would run before a marker due later.
+    await testSpool.runMarker(daemon, 600);
     expect(runsOf('always_fails', 'k1')).toHaveLength(3);
   });
 
@@ -199,7 +189,8 @@ describe('a task that returns rescheduled()', () => {
       ['info', h.id, 1, 300, 'not yet (again)'],
     ]);
     for (const sub of ['incoming', 'pending', 'dead']) expect(ls(join(root, sub)), sub).toEqual([]);
-    await new Promise((done) => setTimeout(done, 500));
+    // No fourth run: one rescheduled again would be due 300 ms on, before the marker.
+    await testSpool.runMarker(daemon, 600);
     expect(runsOf('resched', 'again')).toHaveLength(3);
   });
 

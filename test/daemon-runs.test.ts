@@ -5,26 +5,17 @@
  * (README, "Running tasks"; SPOOL-FORMAT.md, "Results a task can return").
  */
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Spooler } from '../runtime/index.js';
-import { spool, tempDir } from './helpers/cli.js';
-import { describeSpool, killLeftoverDaemons, ls, lsRecords, lsActive, readRecords, startServing, waitFor, type DaemonProcess, type TaskRecord } from './helpers/daemon.js';
+import { spool } from './helpers/cli.js';
+import { describeSpool, ls, lsRecords, lsActive, readRecords, waitFor, type DaemonProcess, type TaskRecord } from './helpers/daemon.js';
+import { useDaemonSpool } from './helpers/daemon-spool.js';
 
-let dir: string;
-let cleanup: () => void;
 let root: string;
 let records: string;
-beforeEach(() => {
-  ({ dir, cleanup } = tempDir('spoolerd-runs-'));
-  root = join(dir, 'spool');
-  records = join(dir, 'records.jsonl');
-});
-afterEach(async () => {
-  await killLeftoverDaemons();
-  cleanup();
-});
+const testSpool = useDaemonSpool('spoolerd-runs-', { bind: (s) => ({ root, records } = s) });
 
-const serve = (args: string[] = []) => startServing({ dir: root, imports: ['basic'], records, args: ['--log-level', 'debug', ...args] });
+const serve = (args: string[] = []) => testSpool.serve({ imports: ['basic'], args: ['--log-level', 'debug', ...args] });
 
 /** Waits until `n` runs are recorded and nothing is left to run or running. */
 async function waitForRuns(n: number, daemon: DaemonProcess): Promise<TaskRecord[]> {

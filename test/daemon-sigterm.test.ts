@@ -6,26 +6,17 @@
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Spooler } from '../runtime/index.js';
-import { tempDir } from './helpers/cli.js';
-import { describeSpool, killLeftoverDaemons, ls, lsActive, parseName, readRecords, startServing, waitFor, type DaemonProcess, type TaskRecord } from './helpers/daemon.js';
+import { describeSpool, ls, lsActive, parseName, readRecords, startServing, waitFor, type DaemonProcess, type TaskRecord } from './helpers/daemon.js';
+import { useDaemonSpool } from './helpers/daemon-spool.js';
 
 let dir: string;
-let cleanup: () => void;
 let root: string;
 let records: string;
-beforeEach(() => {
-  ({ dir, cleanup } = tempDir('spoolerd-sigterm-'));
-  root = join(dir, 'spool');
-  records = join(dir, 'records.jsonl');
-});
-afterEach(async () => {
-  await killLeftoverDaemons();
-  cleanup();
-});
+const testSpool = useDaemonSpool('spoolerd-sigterm-', { bind: (s) => ({ dir, root, records } = s) });
 
-const serve = (grace: string) => startServing({ dir: root, imports: ['block', 'retry'], records, args: ['--concurrency', '1', '--grace', grace] });
+const serve = (grace: string) => testSpool.serve({ imports: ['block', 'retry'], args: ['--concurrency', '1', '--grace', grace] });
 
 function waitForStart(daemon: DaemonProcess, task: string, where: (r: TaskRecord) => boolean = () => true): Promise<TaskRecord> {
   return waitFor(() => readRecords(records).find((r) => r.task === task && r.phase === 'started' && where(r)), {
@@ -46,7 +37,8 @@ describe('SIGTERM', () => {
     const signalledAt = Date.now();
     daemon.signal('SIGTERM');
     await daemon.waitForLog((l) => l.msg === 'stopping: no new tasks are claimed; running ones may finish');
-    await new Promise((done) => setTimeout(done, 500));
+    // Its status file, rewritten every second until the stop ends, is rewritten once more with the task still running.
+    await testSpool.waitForStatus(daemon, (s) => s.running.length === 1, { what: 'a status file written while stopping, the task still running' });
     expect(daemon.exit, 'the daemon did not wait for its running task').toBeUndefined();
     writeFileSync(gate, '');
     expect(await daemon.waitForExit(25_000)).toEqual({ code: 0, signal: null });
@@ -82,7 +74,8 @@ describe('SIGTERM', () => {
     process.kill(started.workerPid as number, 'SIGINT');
     daemon.signal('SIGINT');
     await daemon.waitForLog((l) => l.msg === 'stopping: no new tasks are claimed; running ones may finish');
-    await new Promise((done) => setTimeout(done, 500));
+    // Its status file, rewritten every second until the stop ends, is rewritten once more with the task still running.
+    await testSpool.waitForStatus(daemon, (s) => s.running.length === 1, { what: 'a status file written while stopping, the task still running' });
     expect(daemon.exit, 'the daemon did not wait for its running task').toBeUndefined();
     writeFileSync(gate, '');
     expect(await daemon.waitForExit(25_000)).toEqual({ code: 0, signal: null });

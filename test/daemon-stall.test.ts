@@ -8,24 +8,15 @@
  */
 import { existsSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Spooler } from '../runtime/index.js';
-import { tempDir } from './helpers/cli.js';
-import { describeSpool, killLeftoverDaemons, ls, lsActive, readRecords, sleep, startDaemon, waitFor, type TaskRecord } from './helpers/daemon.js';
+import { describeSpool, ls, lsActive, readRecords, sleep, startDaemon, waitFor, type TaskRecord } from './helpers/daemon.js';
+import { useDaemonSpool } from './helpers/daemon-spool.js';
 
 let dir: string;
-let cleanup: () => void;
 let root: string;
 let records: string;
-beforeEach(() => {
-  ({ dir, cleanup } = tempDir('spoolerd-stall-'));
-  root = join(dir, 'spool');
-  records = join(dir, 'records.jsonl');
-});
-afterEach(async () => {
-  await killLeftoverDaemons();
-  cleanup();
-});
+useDaemonSpool('spoolerd-stall-', { bind: (s) => ({ dir, root, records } = s) });
 
 const STALE_MS = 3000;
 const FIRST = 40;

@@ -7,23 +7,14 @@
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { tempDir } from './helpers/cli.js';
-import { fixture, killLeftoverDaemons, readRecords, startDaemon, type DaemonStartOptions } from './helpers/daemon.js';
+import { describe, expect, it } from 'vitest';
+import { fixture, readRecords, startDaemon, type DaemonStartOptions } from './helpers/daemon.js';
+import { useDaemonSpool } from './helpers/daemon-spool.js';
 
 let dir: string;
-let cleanup: () => void;
 let root: string;
 let records: string;
-beforeEach(() => {
-  ({ dir, cleanup } = tempDir('spoolerd-startup-'));
-  root = join(dir, 'spool');
-  records = join(dir, 'records.jsonl');
-});
-afterEach(async () => {
-  await killLeftoverDaemons();
-  cleanup();
-});
+useDaemonSpool('spoolerd-startup-', { bind: (s) => ({ dir, root, records } = s) });
 
 /** Runs spoolerd expecting it to give up by itself; returns its exit and what it said. */
 async function failsToStart(options: DaemonStartOptions) {

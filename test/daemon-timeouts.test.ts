@@ -8,12 +8,10 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Spooler } from '../runtime/index.js';
-import { tempDir } from './helpers/cli.js';
 import {
   describeSpool,
-  killLeftoverDaemons,
   ls,
   lsActive,
   parseName,
@@ -23,20 +21,11 @@ import {
   type DaemonProcess,
   type TaskRecord,
 } from './helpers/daemon.js';
+import { useDaemonSpool } from './helpers/daemon-spool.js';
 
-let dir: string;
-let cleanup: () => void;
 let root: string;
 let records: string;
-beforeEach(() => {
-  ({ dir, cleanup } = tempDir('spoolerd-timeouts-'));
-  root = join(dir, 'spool');
-  records = join(dir, 'records.jsonl');
-});
-afterEach(async () => {
-  await killLeftoverDaemons();
-  cleanup();
-});
+useDaemonSpool('spoolerd-timeouts-', { bind: (s) => ({ root, records } = s) });
 
 const RETRY = { retries: 1, backoff: { kind: 'constant', delay: 100 } } as const;
 const runsOf = (task: string, phase?: string): TaskRecord[] => readRecords(records).filter((r) => r.task === task && (phase === undefined || r.phase === phase));

@@ -11,9 +11,10 @@ import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, readdirSync, renameSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { SPOOL_BIN, spool, tempDir } from './helpers/cli.js';
-import { killLeftoverDaemons, readRecords, startDaemon, startServing, waitFor, type DaemonProcess } from './helpers/daemon.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SPOOL_BIN, spool } from './helpers/cli.js';
+import { readRecords, startDaemon, startServing, waitFor, type DaemonProcess } from './helpers/daemon.js';
+import { useDaemonSpool } from './helpers/daemon-spool.js';
 
 /** Why this machine cannot run these tests, or undefined when it can. */
 function cannotRun(): string | undefined {
@@ -50,7 +51,6 @@ function asProducer(cmd: string[]): SpawnSyncReturns<string> {
 const spoolAsProducer = (args: string[]) => asProducer([process.execPath, SPOOL_BIN, ...args]);
 
 let dir: string;
-let cleanup: () => void;
 let root: string;
 let records: string;
 beforeAll(() => {
@@ -66,16 +66,12 @@ afterAll(() => {
   spawnSync('userdel', [USER]);
   spawnSync('groupdel', [GROUP]);
 });
-beforeEach(() => {
-  ({ dir, cleanup } = tempDir('spoolerd-trust-'));
-  // The producer must reach the spool; what it may do there is up to the spool's own modes.
-  chmodSync(dir, 0o755);
-  root = join(dir, 'spool');
-  records = join(dir, 'records.jsonl');
-});
-afterEach(async () => {
-  await killLeftoverDaemons();
-  cleanup();
+useDaemonSpool('spoolerd-trust-', {
+  bind: (s) => {
+    ({ dir, root, records } = s);
+    // The producer must reach the spool; what it may do there is up to the spool's own modes.
+    chmodSync(dir, 0o755);
+  },
 });
 
 const mode = (path: string) => lstatSync(path).mode & 0o7777;

@@ -3,24 +3,14 @@
  * "Claiming"): each task runs in exactly one of them while none crashes.
  */
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Spooler } from '../runtime/index.js';
-import { tempDir } from './helpers/cli.js';
-import { describeSpool, killLeftoverDaemons, ls, lsActive, readRecords, sleep, startDaemon, waitFor } from './helpers/daemon.js';
+import { describeSpool, ls, lsActive, readRecords, sleep, startDaemon, waitFor } from './helpers/daemon.js';
+import { useDaemonSpool } from './helpers/daemon-spool.js';
 
-let dir: string;
-let cleanup: () => void;
 let root: string;
 let records: string;
-beforeEach(() => {
-  ({ dir, cleanup } = tempDir('spoolerd-two-'));
-  root = join(dir, 'spool');
-  records = join(dir, 'records.jsonl');
-});
-afterEach(async () => {
-  await killLeftoverDaemons();
-  cleanup();
-});
+const testSpool = useDaemonSpool('spoolerd-two-', { bind: (s) => ({ root, records } = s) });
 
 const TOTAL = 5000;
 const PREFILLED = 2500;
@@ -51,8 +41,8 @@ describe('two daemons on one spool', () => {
         explain: () => `${readRecords(records).length} runs\n${describeSpool(root).slice(0, 4000)}\n${a.describe(10)}\n${b.describe(10)}`,
       },
     );
-    // Give a duplicate run every chance to show up before counting.
-    await sleep(1500);
+    // Give a duplicate run every chance to show up before counting: each daemon has nothing left queued or running.
+    for (const d of [a, b]) await testSpool.waitForStatus(d, (s) => s.queue.known === 0 && s.running.length === 0, { what: `daemon ${d.pid} idle`, timeoutMs: 30_000 });
     expect(await a.stop('SIGTERM')).toEqual({ code: 0, signal: null });
     expect(await b.stop('SIGTERM')).toEqual({ code: 0, signal: null });
 

@@ -7,24 +7,15 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Spooler } from '../runtime/index.js';
-import { spool, tempDir } from './helpers/cli.js';
-import { describeSpool, killLeftoverDaemons, ls, lsActive, parseName, readRecords, startServing, waitFor } from './helpers/daemon.js';
+import { spool } from './helpers/cli.js';
+import { describeSpool, ls, lsActive, parseName, readRecords, startServing, waitFor } from './helpers/daemon.js';
+import { useDaemonSpool } from './helpers/daemon-spool.js';
 
-let dir: string;
-let cleanup: () => void;
 let root: string;
 let records: string;
-beforeEach(() => {
-  ({ dir, cleanup } = tempDir('spoolerd-unknown-'));
-  root = join(dir, 'spool');
-  records = join(dir, 'records.jsonl');
-});
-afterEach(async () => {
-  await killLeftoverDaemons();
-  cleanup();
-});
+const testSpool = useDaemonSpool('spoolerd-unknown-', { bind: (s) => ({ root, records } = s) });
 
 describe('a task no module registers', () => {
   it('is retried by its backoff with attempts counted, then is a dead letter whose error names the task; good tasks around it run', async () => {
@@ -73,8 +64,8 @@ describe('a task no module registers', () => {
     await daemon.waitForLog((l) => l.msg === 'task processed' && l.id === after.id);
     expect(daemon.logsWith('task processed').map((l) => l.id).sort()).toEqual([before.id, after.id, live.id].sort());
 
-    // It is not retried any more.
-    await new Promise((done) => setTimeout(done, 1500));
+    // It is not retried any more: a retry would be due 150 ms on (its backoff), long before the marker.
+    await testSpool.runMarker(daemon, 1500);
     expect(daemon.logsWith('task rescheduled').filter((l) => l.id === unknown.id)).toHaveLength(2);
     expect(ls(join(root, 'dead'))).toEqual([deadName]);
     for (const sub of ['incoming', 'pending']) expect(ls(join(root, sub)), sub).toEqual([]);

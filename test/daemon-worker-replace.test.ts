@@ -4,24 +4,14 @@
  * the limit once its running tasks are done; no task is lost or run twice.
  */
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Spooler } from '../runtime/index.js';
-import { tempDir } from './helpers/cli.js';
-import { describeSpool, killLeftoverDaemons, ls, lsActive, readRecords, startServing, waitFor, type DaemonProcess, type TaskRecord } from './helpers/daemon.js';
+import { describeSpool, ls, lsActive, readRecords, startServing, waitFor, type DaemonProcess, type TaskRecord } from './helpers/daemon.js';
+import { useDaemonSpool } from './helpers/daemon-spool.js';
 
-let dir: string;
-let cleanup: () => void;
 let root: string;
 let records: string;
-beforeEach(() => {
-  ({ dir, cleanup } = tempDir('spoolerd-replace-'));
-  root = join(dir, 'spool');
-  records = join(dir, 'records.jsonl');
-});
-afterEach(async () => {
-  await killLeftoverDaemons();
-  cleanup();
-});
+useDaemonSpool('spoolerd-replace-', { bind: (s) => ({ root, records } = s) });
 
 const runsOf = (task: string): TaskRecord[] => readRecords(records).filter((r) => r.task === task);
 const REPLACING = 'replacing a worker process once its tasks are done';

@@ -7,24 +7,15 @@
  */
 import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Spooler } from '../runtime/index.js';
-import { tempDir } from './helpers/cli.js';
-import { describeSpool, killLeftoverDaemons, ls, lsActive, readRecords, sleep, startServing, waitFor } from './helpers/daemon.js';
+import { describeSpool, ls, lsActive, readRecords, startServing, waitFor } from './helpers/daemon.js';
+import { useDaemonSpool } from './helpers/daemon-spool.js';
 
 let dir: string;
-let cleanup: () => void;
 let root: string;
 let records: string;
-beforeEach(() => {
-  ({ dir, cleanup } = tempDir('spoolerd-restart-'));
-  root = join(dir, 'spool');
-  records = join(dir, 'records.jsonl');
-});
-afterEach(async () => {
-  await killLeftoverDaemons();
-  cleanup();
-});
+const testSpool = useDaemonSpool('spoolerd-restart-', { bind: (s) => ({ dir, root, records } = s) });
 
 describe('a worker that cannot start', () => {
   it('is restarted after growing delays, not in a loop; once it can start again, waiting tasks run', async () => {
@@ -35,11 +26,14 @@ describe('a worker that cannot start', () => {
     // Ends the only worker; every replacement now fails to import its task module.
     const exit = await spooler.enqueue({ name: 'fragile_exit', args: ['x'], options: { retries: 0 } });
     await waitFor(() => ls(join(root, 'dead')).some((f) => f.includes(exit.id)), { what: 'the exiting task to be buried', explain: () => daemon.describe() });
-    await sleep(2500);
+    // Until the third replacement has failed (the delays before it: 100, 200, 400 ms); a restart loop without backoff never logs a delay of 800 ms.
+    await daemon.waitForLog((l) => l.msg === 'a worker process died soon after it started; starting another after a delay' && l.delayMs === 800, {
+      what: 'the fourth restart delay (800 ms)',
+    });
 
     const failures = daemon.logsWith('a replacement worker process cannot import the task modules');
     const delays = daemon.logsWith('a worker process died soon after it started; starting another after a delay').map((l) => l.delayMs);
-    // Without a backoff a worker that fails in ~100 ms would be restarted 20 times or more in 2.5 s.
+    // Without a backoff a worker that fails in ~100 ms would be restarted several times in the 0.7 s those delays take.
     expect(failures.length).toBeGreaterThanOrEqual(2);
     expect(failures.length).toBeLessThanOrEqual(6);
     expect(failures[0]!.error).toMatch(/^cannot import task module .*fragile-import\.mjs: fragile-import: the marker file exists \(at .*fragile-import\.mjs:\d+:\d+\)$/);
@@ -51,7 +45,7 @@ describe('a worker that cannot start', () => {
 
     // No worker can take it: the daemon leaves a new task unclaimed.
     const waiting = await spooler.enqueue({ name: 'fragile_count', args: ['after'] });
-    await sleep(300);
+    await testSpool.waitForStatus(daemon, (s) => s.queue.known === 1, { what: 'the daemon to have queued the new task' });
     expect(lsActive(root)).toEqual([]);
     expect(ls(join(root, 'incoming')).concat(ls(join(root, 'pending'))).some((f) => f.includes(waiting.id))).toBe(true);
 

@@ -11,11 +11,12 @@ import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { get as httpGet } from 'node:http';
 import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { ROOT, spool, tempDir } from './helpers/cli.js';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { ROOT, spool } from './helpers/cli.js';
 import { startDashboardProcess, type DashboardProcess } from './helpers/dashboard.js';
 import { statusFile } from './helpers/status-files.js';
-import { killLeftoverDaemons, readRecords, startServing, waitFor } from './helpers/daemon.js';
+import { readRecords, startServing, waitFor } from './helpers/daemon.js';
+import { useDaemonSpool } from './helpers/daemon-spool.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const TOKEN = 'test-token-0123456789';
@@ -33,19 +34,13 @@ afterAll(async () => {
 });
 
 let dir: string;
-let cleanup: () => void;
 let root: string;
 let records: string;
 const dashboards: DashboardProcess[] = [];
-beforeEach(() => {
-  ({ dir, cleanup } = tempDir('spool-dashboard-'));
-  root = join(dir, 'spool');
-  records = join(dir, 'records.jsonl');
-});
+useDaemonSpool('spool-dashboard-', { bind: (s) => ({ dir, root, records } = s) });
+// Runs before the fixture's afterEach (hooks after a test run in reverse order): dashboards stop before the daemons.
 afterEach(async () => {
   for (const d of dashboards.splice(0)) await d.stop();
-  await killLeftoverDaemons();
-  cleanup();
 });
 
 function add(args: string[]): string {

@@ -8,10 +8,10 @@
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { Spooler } from '../runtime/index.js';
-import { ROOT, tempDir } from './helpers/cli.js';
-import { killLeftoverDaemons, ls, readRecords, startServing, waitFor } from './helpers/daemon.js';
+import { describe, expect, it } from 'vitest';
+import { ROOT } from './helpers/cli.js';
+import { ls, readRecords, startServing, waitFor } from './helpers/daemon.js';
+import { useDaemonSpool } from './helpers/daemon-spool.js';
 import { PYTHON, requirePythonMsgpack } from './helpers/python.js';
 
 /** The first fenced block of `lang` after `heading` in `doc`. */
@@ -25,19 +25,9 @@ function example(doc: string, heading: string, lang: string): string {
 }
 
 let dir: string;
-let cleanup: () => void;
 let root: string;
 let records: string;
-beforeEach(() => {
-  ({ dir, cleanup } = tempDir('docs-producers-'));
-  root = join(dir, 'spool');
-  records = join(dir, 'records.jsonl');
-  Spooler.open(root);
-});
-afterEach(async () => {
-  await killLeftoverDaemons();
-  cleanup();
-});
+useDaemonSpool('docs-producers-', { open: true, bind: (s) => ({ dir, root, records } = s) });
 
 function run(command: string, args: string[], cwd: string): void {
   const r = spawnSync(command, args, { cwd, encoding: 'utf8', timeout: 20_000 });

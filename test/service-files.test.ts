@@ -9,23 +9,17 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { toMs } from '../runtime/duration.js';
 import { Spooler } from '../runtime/index.js';
-import { ROOT, tempDir } from './helpers/cli.js';
-import { describeSpool, fixture, killLeftoverDaemons, readRecords, startDaemon, waitFor } from './helpers/daemon.js';
+import { ROOT } from './helpers/cli.js';
+import { describeSpool, fixture, readRecords, startDaemon, waitFor } from './helpers/daemon.js';
+import { useDaemonSpool } from './helpers/daemon-spool.js';
 
 const UNIT = join(ROOT, 'examples/systemd/spoolerd.service');
 
 let dir: string;
-let cleanup: () => void;
-beforeEach(() => {
-  ({ dir, cleanup } = tempDir('spoolerd-service-'));
-});
-afterEach(async () => {
-  await killLeftoverDaemons();
-  cleanup();
-});
+useDaemonSpool('spoolerd-service-', { bind: (s) => ({ dir } = s) });
 
 /** The unit's settings (continuation lines joined), by key; a key given twice keeps every value. */
 function unitSettings(text: string): Map<string, string[]> {
