@@ -314,7 +314,7 @@ export function writeJsonAtomic(target: string, value: unknown): void {
  * The longest file name a quarantined file may have: its reason file adds
  * QUARANTINE_REASON_SUFFIX, and both must fit the 255 bytes Linux filesystems allow.
  */
-export const QUARANTINE_NAME_MAX_BYTES = 255 - Buffer.byteLength(QUARANTINE_REASON_SUFFIX);
+const QUARANTINE_NAME_MAX_BYTES = 255 - Buffer.byteLength(QUARANTINE_REASON_SUFFIX);
 
 /**
  * The name a file gets in quarantine/. A valid task name is kept (its id makes it
@@ -322,7 +322,7 @@ export const QUARANTINE_NAME_MAX_BYTES = 255 - Buffer.byteLength(QUARANTINE_REAS
  * files never collide, and is cut to QUARANTINE_NAME_MAX_BYTES (at a character
  * boundary): the full original name is kept in the reason file.
  */
-export function quarantineName(fileName: string, now: number): string {
+function quarantineName(fileName: string, now: number): string {
   if (parseTaskName(fileName)) return fileName;
   const prefix = `${now}-${randomBytes(3).toString('hex')}-`;
   // One byte spare for the "_" that keeps a name from ending like a reason file.
@@ -534,5 +534,5 @@ function unlinkQuietly(path: string): void {
   }
 }
 
-export const isMissing = (err: unknown): boolean => (err as NodeJS.ErrnoException).code === 'ENOENT';
+const isMissing = (err: unknown): boolean => (err as NodeJS.ErrnoException).code === 'ENOENT';
 
