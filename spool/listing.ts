@@ -5,10 +5,10 @@
  */
 import type { Dirent } from 'node:fs';
 import { join, sep } from 'node:path';
-import type { TaskBody } from './body.js';
+import { isValidBody, type TaskBody } from './body.js';
 import type { SpoolLayout, TaskLocation } from './layout.js';
 import { explainBadName, parseTaskName, type TaskName } from './name.js';
-import { BodyChecks, isValidBody, VALID } from './parallel-check.js';
+import { BodyChecks, VALID } from './parallel-check.js';
 import { readEntries } from './read-names.js';
 import { DEFAULT_MAX_BYTES, describeIrregular, readRegularFile } from './safe-read.js';
 import { decodeTask } from './task-file.js';
