@@ -5,7 +5,9 @@
  * run. Bodies are never rewritten after enqueue: every change of state is a
  * rename (see SPOOL-FORMAT.md).
  */
-import type { PlainValue } from './wire.js';
+import { findMsgpackProblem, NOT_SIMPLE, RootEntries, scalarAt } from './msgpack-scan.js';
+import type { Encoding } from './name.js';
+import { decodeScannedMsgpack, decodeWire, type PlainValue } from './wire.js';
 
 export const FORMAT_VERSION = 1;
 
@@ -59,62 +61,224 @@ export const RESERVED_FIELDS = ['unique', 'chain', 'overlap', 'periodic', 'resul
 export const TASK_TYPE_PATTERN = /^[a-z][a-z0-9_-]{0,63}$/;
 
 /**
+ * What a field's value must be. A rule looks at as little of the value as it
+ * needs, and `array`, `map`, `any` and `reserved` never look inside: the check
+ * of raw MessagePack bytes (isValidBody) relies on it, and decodes only what
+ * `valueNeeded` says.
+ */
+export type FieldRule =
+  | { kind: 'version' }
+  | { kind: 'string'; pattern?: RegExp; nonEmpty?: boolean }
+  | { kind: 'integer'; min: 0 | 1 }
+  | { kind: 'number'; min: number; max?: number }
+  | { kind: 'oneOf'; values: readonly string[] }
+  | { kind: 'array' }
+  | { kind: 'map' }
+  | { kind: 'any' }
+  | { kind: 'record'; fields: readonly BodyField[] }
+  | { kind: 'reserved' };
+
+/** One field of the body, or of a map inside it. */
+export interface BodyField {
+  name: string;
+  rule: FieldRule;
+  required: boolean;
+  /** The problem with a value that breaks the rule (or is missing, when required). */
+  problem: string;
+  /** The problem when a required field is missing, where it is not `problem`. */
+  missing?: string;
+  /** A task type this field is not allowed on, and the problem if it is there. */
+  notOnType?: { type: string; problem: string };
+}
+
+const field = (name: string, rule: FieldRule, problem: string, more: Partial<BodyField> = {}): BodyField => ({ name, rule, required: false, problem, ...more });
+
+/** retry.backoff (SPOOL-FORMAT.md, "Body": the backoff table). Other fields are carried and ignored. */
+export const BACKOFF_FIELDS: readonly BodyField[] = [
+  field('kind', { kind: 'oneOf', values: BACKOFF_KINDS }, `"retry.backoff.kind" must be one of ${BACKOFF_KINDS.join(', ')}`, { required: true }),
+  field('delay', { kind: 'integer', min: 0 }, '"retry.backoff.delay" must be a non-negative integer of ms', { required: true }),
+  field('factor', { kind: 'number', min: 1 }, '"retry.backoff.factor" must be a number ≥ 1'),
+  field('floor', { kind: 'integer', min: 0 }, '"retry.backoff.floor" must be a non-negative integer of ms'),
+  field('ceiling', { kind: 'integer', min: 0 }, '"retry.backoff.ceiling" must be a non-negative integer of ms'),
+  field('jitter', { kind: 'number', min: 0, max: 1 }, '"retry.backoff.jitter" must be a number from 0 to 1'),
+];
+
+/** retry. Other fields are carried and ignored. */
+export const RETRY_FIELDS: readonly BodyField[] = [
+  field('limit', { kind: 'integer', min: 0 }, '"retry.limit" must be a non-negative integer', { required: true }),
+  field('backoff', { kind: 'record', fields: BACKOFF_FIELDS }, '"retry.backoff" must be a map'),
+];
+
+/**
+ * The fields of a version-1 body (SPOOL-FORMAT.md, "Body", lists the same:
+ * test/body.test.ts holds the two together). Checked in this order, so a body
+ * with several problems is told the first. Any other field is carried and
+ * ignored (forward compatibility), except the reserved ones.
+ */
+export const BODY_FIELDS: readonly BodyField[] = [
+  field('version', { kind: 'version' }, '', { required: true, missing: 'the body has no "version" field' }),
+  field('type', { kind: 'string', pattern: TASK_TYPE_PATTERN }, '"type" must be a lowercase identifier such as "fcall"', { required: true }),
+  field('args', { kind: 'array' }, '"args" must be an array'),
+  field('message', { kind: 'string' }, '"message" must be a string', { notOnType: { type: 'fcall', problem: 'an fcall task has "args", not "message"' } }),
+  field('timeout', { kind: 'integer', min: 1 }, '"timeout" must be a positive integer of ms'),
+  field('parent', { kind: 'string', nonEmpty: true }, '"parent" must be a task id'),
+  field('meta', { kind: 'map' }, '"meta" must be a map'),
+  field('retry', { kind: 'record', fields: RETRY_FIELDS }, '"retry" must be a map'),
+  field('payload', { kind: 'any' }, ''),
+  ...RESERVED_FIELDS.map((name) => field(name, { kind: 'reserved' }, `"${name}" is reserved for a later format version`)),
+];
+
+/**
  * Checks a decoded body. Returns the problem as a sentence, or undefined when the
  * body is valid. Unknown fields are allowed (forward compatibility), except the
  * reserved ones.
  */
 export function findBodyProblem(body: unknown): string | undefined {
-  if (typeof body !== 'object' || body === null || Array.isArray(body) || body instanceof Uint8Array) {
-    return 'the body must be a map (a JSON object)';
-  }
-  const b = body as Record<string, unknown>;
-  if (!('version' in b)) return 'the body has no "version" field';
-  if (b.version !== FORMAT_VERSION) {
-    // Quote the version only when it looks like one: nothing else of an invalid file is echoed.
-    const v = b.version;
-    const kind = v === null ? 'null' : Array.isArray(v) ? 'an array' : typeof v === 'object' ? 'a map' : `a ${typeof v}`;
-    const shown = Number.isSafeInteger(v) && (v as number) >= 0 && (v as number) < 1_000_000 ? ` ${v as number}` : ` (${kind})`;
-    return `format version${shown} is not supported; this spoolerd reads version ${FORMAT_VERSION} (upgrade spoolerd, or write version ${FORMAT_VERSION})`;
-  }
-  if (typeof b.type !== 'string' || !TASK_TYPE_PATTERN.test(b.type)) {
-    return '"type" must be a lowercase identifier such as "fcall"';
-  }
-  if (b.args !== undefined && !Array.isArray(b.args)) return '"args" must be an array';
-  if (b.type === 'fcall' && b.message !== undefined) return 'an fcall task has "args", not "message"';
-  if (b.message !== undefined && typeof b.message !== 'string') return '"message" must be a string';
-  if (b.timeout !== undefined && !isPositiveInt(b.timeout)) return '"timeout" must be a positive integer of ms';
-  if (b.parent !== undefined && (typeof b.parent !== 'string' || b.parent.length === 0)) return '"parent" must be a task id';
-  if (b.meta !== undefined && !isMap(b.meta)) return '"meta" must be a map';
-  if (b.retry !== undefined) {
-    const problem = findRetryProblem(b.retry);
-    if (problem) return problem;
-  }
-  for (const field of RESERVED_FIELDS) {
-    if (field in b) return `"${field}" is reserved for a later format version`;
+  if (!isMap(body)) return 'the body must be a map (a JSON object)';
+  return findFieldsProblem(body, BODY_FIELDS, body);
+}
+
+function findFieldsProblem(value: Record<string, unknown>, fields: readonly BodyField[], body: Record<string, unknown>): string | undefined {
+  for (const f of fields) {
+    const v = value[f.name];
+    if (v === undefined) {
+      if (f.required) return f.missing ?? f.problem;
+      continue;
+    }
+    if (f.notOnType !== undefined && body.type === f.notOnType.type) return f.notOnType.problem;
+    const problem = findValueProblem(v, f, body);
+    if (problem !== undefined) return problem;
   }
   return undefined;
 }
 
-function findRetryProblem(retry: unknown): string | undefined {
-  if (!isMap(retry)) return '"retry" must be a map';
-  if (!isNonNegativeInt(retry.limit)) return '"retry.limit" must be a non-negative integer';
-  if (retry.backoff === undefined) return undefined;
-  const b = retry.backoff;
-  if (!isMap(b)) return '"retry.backoff" must be a map';
-  if (!(BACKOFF_KINDS as readonly unknown[]).includes(b.kind)) {
-    return `"retry.backoff.kind" must be one of ${BACKOFF_KINDS.join(', ')}`;
+function findValueProblem(v: unknown, f: BodyField, body: Record<string, unknown>): string | undefined {
+  const rule = f.rule;
+  switch (rule.kind) {
+    case 'version':
+      return v === FORMAT_VERSION ? undefined : unsupportedVersion(v);
+    case 'string':
+      return typeof v === 'string' && (rule.pattern === undefined || rule.pattern.test(v)) && (rule.nonEmpty !== true || v.length > 0) ? undefined : f.problem;
+    case 'integer':
+      return Number.isSafeInteger(v) && (v as number) >= rule.min ? undefined : f.problem;
+    case 'number':
+      return typeof v === 'number' && v >= rule.min && (rule.max === undefined || v <= rule.max) ? undefined : f.problem;
+    case 'oneOf':
+      return rule.values.includes(v as string) ? undefined : f.problem;
+    case 'array':
+      return Array.isArray(v) ? undefined : f.problem;
+    case 'map':
+      return isMap(v) ? undefined : f.problem;
+    case 'any':
+      return undefined;
+    case 'record':
+      return isMap(v) ? findFieldsProblem(v, rule.fields, body) : f.problem;
+    case 'reserved':
+      return f.problem;
   }
-  if (!isNonNegativeInt(b.delay)) return '"retry.backoff.delay" must be a non-negative integer of ms';
-  if (b.factor !== undefined && !(typeof b.factor === 'number' && b.factor >= 1)) return '"retry.backoff.factor" must be a number ≥ 1';
-  if (b.floor !== undefined && !isNonNegativeInt(b.floor)) return '"retry.backoff.floor" must be a non-negative integer of ms';
-  if (b.ceiling !== undefined && !isNonNegativeInt(b.ceiling)) return '"retry.backoff.ceiling" must be a non-negative integer of ms';
-  if (b.jitter !== undefined && !(typeof b.jitter === 'number' && b.jitter >= 0 && b.jitter <= 1)) {
-    return '"retry.backoff.jitter" must be a number from 0 to 1';
+}
+
+/** Quotes the version only when it looks like one: nothing else of an invalid file is echoed. */
+function unsupportedVersion(v: unknown): string {
+  const kind = v === null ? 'null' : Array.isArray(v) ? 'an array' : typeof v === 'object' ? 'a map' : `a ${typeof v}`;
+  const shown = Number.isSafeInteger(v) && (v as number) >= 0 && (v as number) < 1_000_000 ? ` ${v as number}` : ` (${kind})`;
+  return `format version${shown} is not supported; this spoolerd reads version ${FORMAT_VERSION} (upgrade spoolerd, or write version ${FORMAT_VERSION})`;
+}
+
+/**
+ * How much of a field's value its rule looks at: nothing but that it is there
+ * (`any`, `reserved`), whether it is an array or a map (`array`, `map`: what
+ * is inside is not looked at), or the value itself.
+ */
+export function valueNeeded(rule: FieldRule): 'presence' | 'kind' | 'value' {
+  switch (rule.kind) {
+    case 'any':
+    case 'reserved':
+      return 'presence';
+    case 'array':
+    case 'map':
+      return 'kind';
+    default:
+      return 'value';
   }
-  return undefined;
 }
 
 const isMap = (v: unknown): v is Record<string, unknown> =>
   typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Uint8Array);
-const isNonNegativeInt = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0;
-const isPositiveInt = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) > 0;
+
+/**
+ * Whether a task file's bytes hold a valid body: what decodeTask (task-file.ts)
+ * accepts, as a yes or no, for `spool ls`, which checks every body of a spool.
+ *
+ * A MessagePack body is not decoded whole. The scan that the full decode makes
+ * first (msgpack-scan.ts) also notes where the root map's entries are, and only
+ * the values of BODY_FIELDS are decoded, as much as their rules look at
+ * (valueNeeded): an `args` array of any size is seen as an empty array, a
+ * `payload` only as being there. findBodyProblem then checks that view, so the
+ * body's rules are applied by the same code as for a full decode. The only
+ * thing the full decode refuses after a clean scan is a NaN or an infinity
+ * (wire.ts, checkDecoded), which the scan notes. JSON bodies are decoded whole.
+ */
+export function isValidBody(bytes: Uint8Array, encoding: Encoding): boolean {
+  if (encoding === 'json') {
+    try {
+      return findBodyProblem(decodeWire(bytes, encoding)) === undefined;
+    } catch {
+      return false;
+    }
+  }
+  if (findMsgpackProblem(bytes, root) !== undefined || root.nonFinite) return false;
+  // A root that is not a map decodes to a value findBodyProblem refuses.
+  if (!root.isMap) return false;
+  return findBodyProblem(viewOfFields(bytes, root)) === undefined;
+}
+
+const root = new RootEntries();
+/** Stand-ins for a value whose rule looks only at its kind (array, map) or only at its presence. */
+const SOME_ARRAY: readonly never[] = Object.freeze([]);
+const SOME_MAP: Readonly<Record<string, never>> = Object.freeze({});
+const PRESENT = true;
+
+/** The body as findBodyProblem sees it: the BODY_FIELDS entries of the root map, each decoded as far as its rule looks. */
+function viewOfFields(bytes: Uint8Array, entries: RootEntries): Record<string, unknown> {
+  const view: Record<string, unknown> = {};
+  const count = entries.count;
+  for (let i = 0; i < count; i++) {
+    const text = entries.keyText[i]!;
+    // An integer key reads as digits, which no field's name is.
+    if (text < 0) continue;
+    const f = fieldNamed(bytes, text, entries.keyLength[i]!);
+    if (f === undefined) continue;
+    const start = entries.valueAt[i]!;
+    const end = i + 1 < count ? entries.keyAt[i + 1]! : bytes.length;
+    // Assigned in the order found: for a key written twice, the last value counts, as in a decode.
+    view[f.name] = valueOf(bytes, start, end, valueNeeded(f.rule));
+  }
+  return view;
+}
+
+function valueOf(bytes: Uint8Array, start: number, end: number, needed: 'presence' | 'kind' | 'value'): unknown {
+  if (needed === 'presence') return PRESENT;
+  if (needed === 'kind') {
+    const b = bytes[start]!;
+    if ((b >= 0x90 && b <= 0x9f) || b === 0xdc || b === 0xdd) return SOME_ARRAY;
+    if ((b >= 0x80 && b <= 0x8f) || b === 0xde || b === 0xdf) return SOME_MAP;
+  }
+  const scalar = scalarAt(bytes, start, end);
+  return scalar !== NOT_SIMPLE ? scalar : decodeScannedMsgpack(bytes.subarray(start, end));
+}
+
+/** BODY_FIELDS by the length of their names: a key is matched by its UTF-8 bytes, whatever string format holds it. */
+const FIELDS_BY_LENGTH: BodyField[][] = [];
+for (const f of BODY_FIELDS) (FIELDS_BY_LENGTH[f.name.length] ??= []).push(f);
+
+function fieldNamed(bytes: Uint8Array, text: number, length: number): BodyField | undefined {
+  const candidates = FIELDS_BY_LENGTH[length];
+  if (candidates === undefined) return undefined;
+  next: for (const f of candidates) {
+    const name = f.name;
+    for (let k = 0; k < length; k++) if (bytes[text + k] !== name.charCodeAt(k)) continue next;
+    return f;
+  }
+  return undefined;
+}

@@ -5,11 +5,12 @@
  */
 import type { Dirent } from 'node:fs';
 import { join, sep } from 'node:path';
+import { isValidBody } from './body.js';
 import { entryByName, type SpoolEntry } from './entries.js';
 import { byName, sortInExecutionOrder, STATE_RANK, stateGroups } from './execution-order.js';
-import { invalidStateAt, locationsOf, QUARANTINE_REASON_SUFFIX, TASK_LOCATIONS, TASK_STATES, type SpoolLayout, type TaskLocation, type TaskState } from './layout.js';
-import { parseTaskName, type Encoding, type TaskName } from './name.js';
-import { BodyChecks, isValidBody, VALID } from './parallel-check.js';
+import { invalidStateAt, locationsOf, QUARANTINE_REASON_SUFFIX, TASK_STATES, type SpoolLayout, type TaskLocation } from './layout.js';
+import { parseTaskName } from './name.js';
+import { BodyChecks, VALID } from './parallel-check.js';
 import { readTaskFolders, type TaskFolder } from './read-names.js';
 import { DEFAULT_MAX_BYTES, readRegularFile } from './safe-read.js';
 import { decodeTask } from './task-file.js';

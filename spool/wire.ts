@@ -180,6 +180,14 @@ export function decodeWire(bytes: Uint8Array, encoding: Encoding): unknown {
   return value;
 }
 
+/**
+ * Decodes MessagePack bytes that findMsgpackProblem has passed (a whole body, or
+ * one value inside one), as decodeWire does but without its checks.
+ */
+export function decodeScannedMsgpack(bytes: Uint8Array): unknown {
+  return unpackr.unpack(bytes);
+}
+
 /** A \uD800–\uDFFF escape in JSON text. */
 const SURROGATE_ESCAPE = /\\u[dD][89abcdefABCDEF]/;
 
@@ -206,7 +214,13 @@ function checkWellFormed(value: unknown, path: string, depth: number): void {
   }
 }
 
-/** Like walk, for decoded values: no conversion, and a cheaper pass (decoders cannot make cycles). */
+/**
+ * Like walk, for decoded values: no conversion, and a cheaper pass (decoders
+ * cannot make cycles). For MessagePack, findMsgpackProblem has already refused
+ * every other thing this refuses, so the only values that reach here and fail
+ * are NaN and infinities (which it refuses here, with their path): body.ts's
+ * isValidBody relies on that.
+ */
 function checkDecoded(value: unknown, encoding: Encoding, path: string, depth: number): void {
   switch (typeof value) {
     case 'string':
@@ -222,9 +236,9 @@ function checkDecoded(value: unknown, encoding: Encoding, path: string, depth: n
     default:
       throw new UnencodableValueError(path, `${typeof value} is not a plain MessagePack value (an extension type?)`);
   }
-  if (value === null) return;
+  // Bytes are a scalar: like every scalar, they do not count towards the nesting limit (SPOOL-FORMAT.md, "Values").
+  if (value === null || value instanceof Uint8Array) return;
   if (depth >= MAX_DEPTH) throw new UnencodableValueError(path, `nested deeper than ${MAX_DEPTH} levels`);
-  if (value instanceof Uint8Array) return;
   if (Array.isArray(value)) {
     for (let i = 0; i < value.length; i++) checkDecoded(value[i], encoding, `${path}[${i}]`, depth + 1);
     return;

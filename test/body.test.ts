@@ -1,8 +1,16 @@
 /**
- * findBodyProblem: the checks a decoded body must pass (SPOOL-FORMAT.md, "Body").
+ * The body check (spool/body.ts): findBodyProblem, the checks a decoded body
+ * must pass (SPOOL-FORMAT.md, "Body"), the table of fields that drives it and
+ * the document that lists them, and isValidBody, the same check on raw bytes
+ * that `spool ls` makes of every file.
  */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Packr } from 'msgpackr';
 import { describe, expect, it } from 'vitest';
-import { findBodyProblem, FORMAT_VERSION, RESERVED_FIELDS } from '../spool/body.js';
+import { BACKOFF_FIELDS, BODY_FIELDS, findBodyProblem, FORMAT_VERSION, isValidBody, RESERVED_FIELDS, RETRY_FIELDS } from '../spool/body.js';
+import { decodeTask, encodeTask } from '../spool/task-file.js';
+import { ROOT } from './helpers/cli.js';
 
 const base = { version: 1, type: 'fcall' };
 const withField = (field: string, value: unknown): Record<string, unknown> => ({ ...base, [field]: value });
@@ -192,4 +200,183 @@ describe('findBodyProblem: reserved fields', () => {
       expect(findBodyProblem({ version: 1, type: 'message', message: 'm', [field]: 1 })).toBe(`"${field}" is reserved for a later format version`);
     });
   }
+});
+
+describe('the table of fields and SPOOL-FORMAT.md', () => {
+  const doc = readFileSync(join(ROOT, 'SPOOL-FORMAT.md'), 'utf8');
+  const section = doc.slice(doc.indexOf('## Body ('), doc.indexOf('### Values'));
+  /** The rows of the first table after `heading`: the first column's names (`a`, `b` give two) and the rest. */
+  const tableAfter = (from: number): Array<{ names: string[]; cells: string[] }> => {
+    const lines = section.slice(from).split('\n');
+    const start = lines.findIndex((l) => l.startsWith('| field'));
+    const rows: Array<{ names: string[]; cells: string[] }> = [];
+    for (const line of lines.slice(start + 2)) {
+      if (!line.startsWith('|')) break;
+      const cells = line.split(' | ').map((c) => c.replace(/^\| ?| ?\|$/g, '').trim());
+      rows.push({ names: [...cells[0]!.matchAll(/`([^`]+)`/g)].map((m) => m[1]!), cells: cells.slice(1) });
+    }
+    return rows;
+  };
+  const namesOf = (fields: readonly { name: string; rule: { kind: string } }[]) => fields.filter((f) => f.rule.kind !== 'reserved').map((f) => f.name).sort();
+
+  it('the body table lists exactly the fields of BODY_FIELDS, and says which are required', () => {
+    const rows = tableAfter(0);
+    expect(rows.flatMap((r) => r.names).sort()).toEqual(namesOf(BODY_FIELDS));
+    const required = rows.filter((r) => r.cells[1]!.startsWith('yes')).flatMap((r) => r.names).sort();
+    expect(required).toEqual(BODY_FIELDS.filter((f) => f.required).map((f) => f.name).sort());
+  });
+
+  it('the backoff table lists exactly the fields of BACKOFF_FIELDS; retry is limit and backoff', () => {
+    const rows = tableAfter(section.indexOf('`retry` is'));
+    expect(rows.flatMap((r) => r.names).sort()).toEqual(namesOf(BACKOFF_FIELDS));
+    const retry = /`retry` is `([^`]+)`/.exec(section)![1]!;
+    expect([...retry.matchAll(/"(\w+)"/g)].map((m) => m[1]).sort()).toEqual(namesOf(RETRY_FIELDS));
+  });
+
+  it('the reserved names are the ones the document reserves', () => {
+    const sentence = /These names are reserved[^:]*:([^(]*)\(/.exec(section)![1]!;
+    expect([...sentence.matchAll(/`(\w+)`/g)].map((m) => m[1])).toEqual([...RESERVED_FIELDS]);
+    expect(BODY_FIELDS.filter((f) => f.rule.kind === 'reserved').map((f) => f.name)).toEqual([...RESERVED_FIELDS]);
+  });
+});
+
+/**
+ * isValidBody reads a MessagePack body's fields from the bytes without
+ * decoding the rest (body.ts). Each case says whether the body is valid; both
+ * decodeTask (the daemon's read) and isValidBody must say so.
+ */
+describe('isValidBody: the check `spool ls` makes of raw bytes', () => {
+  const MSGPACK_NAME = '50-1763797200000-1763797190000a3f09c2d4e5b6f71-a0-t.msgpack';
+  const JSON_NAME = '50-1763797200000-1763797190000a3f09c2d4e5b6f71-a0-t.json';
+  // A plain encoder, as a foreign producer would use, including what the runtime refuses to write.
+  const packr = new Packr({ useRecords: false, variableMapSize: true });
+  const verdicts = (name: string, bytes: Uint8Array) => ({ decodeTask: decodeTask(name, bytes).ok, isValidBody: isValidBody(bytes, name.endsWith('.json') ? 'json' : 'msgpack') });
+  const expectValid = (bytes: Uint8Array, valid: boolean, what: string, name = MSGPACK_NAME) =>
+    expect(verdicts(name, bytes), what).toEqual({ decodeTask: valid, isValidBody: valid });
+  const fromHex = (hex: string) => Buffer.from(hex.replace(/\s+/g, ''), 'hex');
+  /** A fixstr key or value. */
+  const str = (s: string) => Buffer.concat([Buffer.from([0xa0 | s.length]), Buffer.from(s)]);
+  const VERSION_1 = Buffer.concat([str('version'), Buffer.from([0x01])]);
+  const TYPE_FCALL = Buffer.concat([str('type'), str('fcall')]);
+  const map = (pairs: number, ...parts: Buffer[]) => Buffer.concat([Buffer.from([0x80 | pairs]), ...parts]);
+
+  it('accepts the bodies the runtime writes', () => {
+    const task = (body: Record<string, unknown>) => encodeTask({ name: 't', priority: 50, body: body as never }).bytes;
+    const bodies = [
+      task({ type: 'fcall', args: [] }),
+      task({ type: 'fcall', args: ['user-1@example.com', 1] }),
+      task({ type: 'fcall', args: [null, true, false, -1, -200, 70000, -70000, 4294967295, -2147483648, 2 ** 40, 1.5, -0.25, 'x'.repeat(300), 'é日本', new Uint8Array(3)] }),
+      task({ type: 'fcall', args: [{ a: 1, b: [1, 2, { c: 'd' }], e: {} }, [[[[]]]]] }),
+      task({ type: 'fcall', args: [1], retry: { limit: 3 } }),
+      task({ type: 'fcall', args: [1], retry: { limit: 0, backoff: { kind: 'exponential', delay: 1000, factor: 2, floor: 10, ceiling: 60000, jitter: 0.5 } } }),
+      task({ type: 'fcall', args: [1], retry: { limit: 5, backoff: { kind: 'constant', delay: 5 } }, timeout: 30_000, parent: '1763797190000a3f09c2d4e5b6f71', meta: { who: 'me', n: 1 } }),
+      task({ type: 'message', message: 'hello' }),
+      task({ type: 'message', message: 'héllo wörld' }),
+      task({ type: 'raw-handler_2', payload: { anything: [1, 'two', null] } }),
+      task({ type: 'x'.repeat(64), args: [] }),
+      task({ type: 'fcall', args: Array.from({ length: 70_000 }, (_, i) => i) }),
+    ];
+    for (const bytes of bodies) expectValid(bytes, true, bytes.subarray(0, 40).toString('hex'));
+  });
+
+  it('says what decodeTask says, for each field and value SPOOL-FORMAT.md rules on', () => {
+    const cases: Array<[unknown, boolean]> = [
+      [{ version: 1, type: 'fcall', args: [], message: 'm' }, false],
+      [{ version: 1, type: 'fcall', args: [], message: 7 }, false],
+      [{ version: 2, type: 'fcall', args: [] }, false],
+      [{ version: 1.0001, type: 'fcall', args: [] }, false],
+      [{ version: '1', type: 'fcall', args: [] }, false],
+      [{ type: 'fcall', args: [] }, false],
+      [{ version: 1, args: [] }, false],
+      [{ version: 1, type: 'Fcall', args: [] }, false],
+      [{ version: 1, type: 'fcallé', args: [] }, false],
+      [{ version: 1, type: 'x'.repeat(65), args: [] }, false],
+      [{ version: 1, type: 'fcall', args: 'x' }, false],
+      [{ version: 1, type: 'fcall', args: null }, false],
+      [{ version: 1, type: 'fcall', args: new Uint8Array(2) }, false],
+      [{ version: 1, type: 'fcall', args: {} }, false],
+      [{ version: 1, type: 'fcall', args: [], timeout: 0 }, false],
+      [{ version: 1, type: 'fcall', args: [], timeout: -5 }, false],
+      [{ version: 1, type: 'fcall', args: [], timeout: 1.5 }, false],
+      [{ version: 1, type: 'fcall', args: [], timeout: 2 ** 40 }, true],
+      [{ version: 1, type: 'fcall', args: [], parent: '' }, false],
+      [{ version: 1, type: 'fcall', args: [], parent: 5 }, false],
+      [{ version: 1, type: 'fcall', args: [], meta: [] }, false],
+      [{ version: 1, type: 'fcall', args: [], meta: null }, false],
+      [{ version: 1, type: 'fcall', args: [], retry: { limit: -1 } }, false],
+      [{ version: 1, type: 'fcall', args: [], retry: {} }, false],
+      [{ version: 1, type: 'fcall', args: [], retry: [] }, false],
+      [{ version: 1, type: 'fcall', args: [], retry: { limit: 1, backoff: { kind: 'fast', delay: 1 } } }, false],
+      [{ version: 1, type: 'fcall', args: [], retry: { limit: 1, backoff: { kind: 'linear' } } }, false],
+      [{ version: 1, type: 'fcall', args: [], retry: { limit: 1, backoff: { kind: 'linear', delay: 1, factor: 0.5 } } }, false],
+      [{ version: 1, type: 'fcall', args: [], retry: { limit: 1, backoff: { kind: 'linear', delay: 1, jitter: 2 } } }, false],
+      [{ version: 1, type: 'fcall', args: [], retry: { limit: 1, backoff: { kind: 'linear', delay: 1, other: 3 } } }, true],
+      [{ version: 1, type: 'message', message: 7 }, false],
+      [{ version: 1, type: 'message', message: 'hi', args: [] }, true],
+      [{ version: 1, type: 'fcall', args: [], unique: true }, false],
+      [{ version: 1, type: 'fcall', args: [], expires: null }, false],
+      [{ version: 1, type: 'fcall', args: [], extra: 1, 'é': 2 }, true],
+      [{ version: 1, type: 'fcall', args: [JSON.parse('{"__proto__":1}')] }, true],
+      // NaN and infinities anywhere, even where no rule looks.
+      [{ version: 1, type: 'fcall', args: [1, [NaN]] }, false],
+      [{ version: 1, type: 'fcall', args: [], payload: { x: Infinity } }, false],
+      [{ version: 1, type: 'fcall', args: [], extra: -Infinity }, false],
+      [[{ version: 1, type: 'fcall' }], false],
+      ['fcall', false],
+      [null, false],
+    ];
+    for (const [body, valid] of cases) expectValid(packr.pack(body), valid, JSON.stringify(body));
+    for (const [body, valid] of cases) {
+      // The same in JSON, where JSON can say it (no bytes, no NaN).
+      const json = JSON.stringify(body);
+      if (json.includes('null') && JSON.stringify(body, (_k, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? 'x' : v)) !== json) continue;
+      if (/"0":/.test(json)) continue;
+      expectValid(Buffer.from(json), valid, json, JSON_NAME);
+    }
+  });
+
+  it('reads a field however the producer encoded it: longer string and integer forms, integer keys, keys written twice', () => {
+    // "version" as str8 and the value 1 as uint8 and int64; "type" as str16.
+    const str8 = (s: string) => Buffer.concat([Buffer.from([0xd9, s.length]), Buffer.from(s)]);
+    const str16 = (s: string) => Buffer.concat([Buffer.from([0xda, 0, s.length]), Buffer.from(s)]);
+    expectValid(map(2, str8('version'), fromHex('cc01'), str16('type'), str16('fcall')), true, 'str8/str16 keys, uint8 version');
+    expectValid(map(2, str8('version'), fromHex('d3 0000000000000001'), TYPE_FCALL), true, 'int64 version');
+    expectValid(map(2, str8('version'), fromHex('cb 3ff0000000000000'), TYPE_FCALL), true, 'float64 version 1.0, the number 1');
+    expectValid(map(2, str8('version'), fromHex('cb 3ff0000000000001'), TYPE_FCALL), false, 'float64 version just above 1');
+    // A bad value behind a key in a longer form is still seen.
+    expectValid(map(3, VERSION_1, TYPE_FCALL, str8('timeout'), fromHex('00')), false, 'str8 "timeout": 0');
+    expectValid(map(3, VERSION_1, TYPE_FCALL, str16('unique'), fromHex('c3')), false, 'str16 reserved key');
+    expectValid(map(3, VERSION_1, TYPE_FCALL, Buffer.concat([Buffer.from([0xdb, 0, 0, 0, 4]), Buffer.from('args')]), fromHex('a178')), false, 'str32 "args": "x"');
+    // Integer keys read as digits: never a field.
+    expectValid(map(3, VERSION_1, TYPE_FCALL, fromHex('01'), fromHex('c0')), true, 'an integer key');
+    // Written twice, the last counts: either way round.
+    expectValid(map(3, VERSION_1, TYPE_FCALL, str('type'), str('Bad')), false, 'type written twice, the last bad');
+    expectValid(map(3, VERSION_1, str('type'), str('Bad'), TYPE_FCALL), true, 'type written twice, the last good');
+    expectValid(map(3, str('version'), fromHex('02'), TYPE_FCALL, VERSION_1), true, 'version 2 then 1');
+    // map16 and map32 bodies, arrays in any length format.
+    expectValid(Buffer.concat([fromHex('de0003'), VERSION_1, TYPE_FCALL, str('args'), fromHex('dc0001 01')]), true, 'map16 body, array16 args');
+    expectValid(Buffer.concat([fromHex('df00000003'), VERSION_1, TYPE_FCALL, str('args'), fromHex('dd00000001 01')]), true, 'map32 body, array32 args');
+    expectValid(Buffer.concat([fromHex('df00000003'), VERSION_1, TYPE_FCALL, str('meta'), fromHex('dd00000000')]), false, 'array32 meta');
+  });
+
+  it('refuses what the scan refuses, inside fields no rule looks into', () => {
+    const withArgs = (arg: string) => map(3, VERSION_1, TYPE_FCALL, str('args'), fromHex('91' + arg));
+    expectValid(withArgs('c0'), true, 'nil');
+    expectValid(withArgs('a2c328'), false, 'invalid UTF-8');
+    expectValid(withArgs('d6ff00000000'), false, 'a timestamp extension');
+    expectValid(withArgs('cf0020000000000000'), false, '2^53 as uint64');
+    expectValid(withArgs('92 01'), false, 'truncated');
+    expectValid(Buffer.concat([withArgs('01'), fromHex('c0')]), false, 'a byte after the map');
+    expectValid(withArgs('81 90 01'), false, 'an array as a map key');
+  });
+
+  it('nesting: 64 levels of arrays and maps; bytes are a scalar and do not count', () => {
+    const arrays = (levels: number, inner: string) => '91'.repeat(levels) + inner;
+    // body (1) + args (2) + 62 arrays = 64 levels.
+    const withArgs = (hex: string) => map(3, VERSION_1, TYPE_FCALL, str('args'), fromHex('91' + hex));
+    expectValid(withArgs(arrays(61, '90')), true, '64 levels');
+    expectValid(withArgs(arrays(62, '90')), false, '65 levels');
+    expectValid(withArgs(arrays(62, 'c40101')), true, 'bytes inside the 64th level');
+    expectValid(withArgs(arrays(62, 'a178')), true, 'a string inside the 64th level');
+  });
 });

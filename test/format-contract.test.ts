@@ -156,7 +156,7 @@ out["json_bom"] = "\\ufeff".encode() + b'{"version":1,"type":"fcall"}'
     expect(refused(JSON_NAME, py.json_bom!)).toBe('the body is not valid JSON: the text starts with a byte order mark (U+FEFF); write UTF-8 without one');
   });
 
-  it('spool ls reports a body with invalid UTF-8 as invalid (its quick check defers non-ASCII to the full decode)', () => {
+  it('spool ls reports a body with invalid UTF-8 as invalid, and valid non-ASCII text as valid', () => {
     const { dir, cleanup } = tempDir('contract-ls-');
     try {
       const root = join(dir, 'spool');

@@ -1,9 +1,7 @@
 /**
- * The shortcuts the listing takes for large spools, each held against the code
- * it stands in for: the name parser against parseTaskName (spool/name.ts), the
- * quick MessagePack body check against isValidBody (the full decode), and the
- * listing that checks bodies while it sorts against the one that reads every
- * body in turn (keepBodies).
+ * listSpool: the listing that checks bodies on other threads while it sorts
+ * gives what the one that reads every body in turn (keepBodies) gives, and the
+ * listing is in execution order.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -13,155 +11,10 @@ import { SpoolLayout } from '../spool/layout.js';
 import type { SpoolEntry } from '../spool/entries.js';
 import { executionOrder } from '../spool/execution-order.js';
 import { listSpool } from '../spool/listing.js';
-import { formatTaskName, parseTaskName } from '../spool/name.js';
-import { isCommonMsgpackBody, isValidBody } from '../spool/parallel-check.js';
-import { encodeTask } from '../spool/task-file.js';
+import { formatTaskName } from '../spool/name.js';
 import { tempDir } from './helpers/cli.js';
 import { random } from './helpers/random.js';
 
-
-describe('isCommonMsgpackBody: says valid only where isValidBody does', () => {
-  const packr = new Packr({ useRecords: false });
-  const task = (body: Record<string, unknown>) => encodeTask({ name: 't', priority: 50, body: body as never }).bytes;
-
-  it('accepts the bodies the runtime writes', () => {
-    const bodies = [
-      task({ type: 'fcall', args: [] }),
-      task({ type: 'fcall', args: ['user-1@example.com', 1] }),
-      task({ type: 'fcall', args: [null, true, false, -1, -200, 70000, -70000, 4294967295, -2147483648, 1.5, -0.25, 3.5e-5, 'x'.repeat(300), new Uint8Array(3)] }),
-      task({ type: 'fcall', args: [{ a: 1, b: [1, 2, { c: 'd' }], e: {} }, [[[[]]]]] }),
-      task({ type: 'fcall', args: [1], retry: { limit: 3 } }),
-      task({ type: 'fcall', args: [1], retry: { limit: 0, backoff: { kind: 'exponential', delay: 1000, factor: 2, floor: 10, ceiling: 60000, jitter: 0.5 } } }),
-      task({ type: 'fcall', args: [1], retry: { limit: 5, backoff: { kind: 'linear', delay: 0, factor: 1.5, jitter: 1 } } }),
-      task({ type: 'fcall', args: [1], retry: { limit: 5, backoff: { kind: 'constant', delay: 5 } }, timeout: 30_000, parent: '1763797190000a3f09c2d4e5b6f71', meta: { who: 'me', n: 1 } }),
-      task({ type: 'message', message: 'hello' }),
-      task({ type: 'raw-handler_2', payload: { anything: [1, 'two', null] } }),
-      task({ type: 'x'.repeat(64), args: [] }),
-    ];
-    for (const bytes of bodies) {
-      expect(isValidBody(bytes, 'msgpack')).toBe(true);
-      expect(isCommonMsgpackBody(bytes)).toBe(true);
-    }
-  });
-
-  it('refuses what the full check refuses, and leaves the unusual to it', () => {
-    const cases: Array<[unknown, boolean]> = [
-      // [body, whether isValidBody accepts it]
-      [{ version: 1, type: 'fcall', args: [], message: 'm' }, false],
-      [{ version: 2, type: 'fcall', args: [] }, false],
-      [{ version: 1.0001, type: 'fcall', args: [] }, false],
-      [{ type: 'fcall', args: [] }, false],
-      [{ version: 1, args: [] }, false],
-      [{ version: 1, type: 'Fcall', args: [] }, false],
-      [{ version: 1, type: 'x'.repeat(65), args: [] }, false],
-      [{ version: 1, type: 'fcall', args: 'x' }, false],
-      [{ version: 1, type: 'fcall', args: null }, false],
-      [{ version: 1, type: 'fcall', args: [NaN] }, false],
-      [{ version: 1, type: 'fcall', args: [Infinity] }, false],
-      [{ version: 1, type: 'fcall', args: [], timeout: 0 }, false],
-      [{ version: 1, type: 'fcall', args: [], timeout: -5 }, false],
-      [{ version: 1, type: 'fcall', args: [], timeout: 1.5 }, false],
-      [{ version: 1, type: 'fcall', args: [], parent: '' }, false],
-      [{ version: 1, type: 'fcall', args: [], parent: 5 }, false],
-      [{ version: 1, type: 'fcall', args: [], meta: [] }, false],
-      [{ version: 1, type: 'fcall', args: [], retry: { limit: -1 } }, false],
-      [{ version: 1, type: 'fcall', args: [], retry: {} }, false],
-      [{ version: 1, type: 'fcall', args: [], retry: { limit: 1, backoff: { kind: 'fast', delay: 1 } } }, false],
-      [{ version: 1, type: 'fcall', args: [], retry: { limit: 1, backoff: { kind: 'linear' } } }, false],
-      [{ version: 1, type: 'fcall', args: [], retry: { limit: 1, backoff: { kind: 'linear', delay: 1, factor: 0.5 } } }, false],
-      [{ version: 1, type: 'fcall', args: [], retry: { limit: 1, backoff: { kind: 'linear', delay: 1, factor: Infinity } } }, false],
-      [{ version: 1, type: 'fcall', args: [], retry: { limit: 1, backoff: { kind: 'linear', delay: 1, jitter: 2 } } }, false],
-      [{ version: 1, type: 'message', message: 7 }, false],
-      [{ version: 1, type: 'fcall', args: [], unique: true }, false],
-      // Valid, but left to the full check (the quick one may say either).
-      [{ version: 1, type: 'fcall', args: ['é', '日本'] }, true],
-      [{ version: 1, type: 'fcall', args: [], extra: 1 }, true],
-      [{ version: 1, type: 'fcall', args: [JSON.parse('{"__proto__":1}')] }, true],
-      [{ version: 1, type: 'fcall', args: [2 ** 40, -(2 ** 40)] }, true],
-      [{ version: 1, type: 'fcall', args: [], retry: { limit: 1, backoff: { kind: 'linear', delay: 1, other: 3 } } }, true],
-      [{ version: 1, type: 'message', message: 'hi', args: [] }, true],
-    ];
-    for (const [body, valid] of cases) {
-      // Built with a plain encoder, as a foreign producer would, including what the runtime refuses.
-      const bytes = packr.pack(body);
-      expect(isValidBody(bytes, 'msgpack'), JSON.stringify(body)).toBe(valid);
-      if (!valid) expect(isCommonMsgpackBody(bytes), JSON.stringify(body)).toBe(false);
-    }
-  });
-
-  it('never says valid where the full check does not, on mutated, cut, extended and random bytes', () => {
-    const rand = random(0xb0d1e5);
-    const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)]!;
-    const leaf = (): unknown =>
-      pick([
-        () => null,
-        () => rand() < 0.5,
-        () => Math.floor(rand() * 256) - 128,
-        () => Math.floor(rand() * 2 ** 33) - 2 ** 32,
-        () => rand() * 1e6,
-        () => Math.fround(rand()),
-        () => 'abcdefgh'.slice(0, Math.floor(rand() * 8)),
-        () => 'x'.repeat(Math.floor(rand() * 40)),
-        () => new Uint8Array(Math.floor(rand() * 5)),
-        () => 2 ** 53,
-        () => NaN,
-      ])();
-    const value = (depth: number): unknown => {
-      const r = rand();
-      if (depth > 3 || r < 0.5) return leaf();
-      if (r < 0.75) return Array.from({ length: Math.floor(rand() * 4) }, () => value(depth + 1));
-      return Object.fromEntries(Array.from({ length: Math.floor(rand() * 4) }, (_, i) => [pick(['a', 'b', 'key', String(i)]), value(depth + 1)]));
-    };
-    const body = (): Record<string, unknown> => {
-      const b: Record<string, unknown> = { version: 1, type: pick(['fcall', 'fcall', 'message', 'x']) };
-      if (rand() < 0.9) b.args = Array.from({ length: Math.floor(rand() * 4) }, () => value(1));
-      if (rand() < 0.2) b.message = pick(['hi', 3]);
-      if (rand() < 0.2) b.timeout = pick([1, 30_000, 0, 2 ** 31]);
-      if (rand() < 0.2) b.parent = pick(['p', '']);
-      if (rand() < 0.2) b.meta = value(1);
-      if (rand() < 0.2) b.payload = value(1);
-      if (rand() < 0.3) {
-        b.retry = { limit: pick([0, 3, -1, 300]) };
-        if (rand() < 0.7) {
-          (b.retry as Record<string, unknown>).backoff = {
-            kind: pick(['constant', 'linear', 'exponential', 'other']),
-            delay: pick([0, 1000, 70000, -1]),
-            ...(rand() < 0.5 && { factor: pick([1, 2, 1.5, 0.5]) }),
-            ...(rand() < 0.3 && { floor: pick([0, 5]) }),
-            ...(rand() < 0.3 && { ceiling: pick([0, 100000]) }),
-            ...(rand() < 0.3 && { jitter: pick([0, 0.5, 1, 1.5]) }),
-          };
-        }
-      }
-      if (rand() < 0.05) b.version = pick([2, 1.5, '1']);
-      return b;
-    };
-    let quick = 0;
-    let tried = 0;
-    const check = (bytes: Uint8Array) => {
-      tried++;
-      if (!isCommonMsgpackBody(bytes)) return;
-      quick++;
-      if (!isValidBody(bytes, 'msgpack')) throw new Error(`the quick check accepted bytes the full check refuses: ${Buffer.from(bytes).toString('hex')}`);
-    };
-    for (let i = 0; i < 3000; i++) {
-      const bytes = packr.pack(body());
-      check(bytes);
-      for (let k = 0; k < 8; k++) {
-        const changed = Buffer.from(bytes);
-        const at = Math.floor(rand() * changed.length);
-        changed[at] = rand() < 0.5 ? Math.floor(rand() * 256) : changed[at]! ^ (1 << Math.floor(rand() * 8));
-        check(changed);
-      }
-      check(bytes.subarray(0, Math.floor(rand() * bytes.length)));
-      check(Buffer.concat([bytes, Buffer.of(Math.floor(rand() * 256))]));
-    }
-    for (let i = 0; i < 3000; i++) check(Buffer.from(Array.from({ length: 1 + Math.floor(rand() * 40) }, () => Math.floor(rand() * 256))));
-    expect(tried).toBeGreaterThan(30_000);
-    // It must also take the common path often enough to be worth having.
-    expect(quick).toBeGreaterThan(1000);
-  });
-});
 
 describe('listSpool', () => {
   let dir: string;
