@@ -1,7 +1,10 @@
 /**
  * Listing a spool: every entry of the task directories, classified into a state,
- * in execution order. Used by `spool ls`, `spool stats`, `spool rm` and
- * `Spooler.getTasks()`. Only reads; never moves anything.
+ * in execution order, with the bodies checked. Used by `spool ls`, `spool stats`,
+ * `spool rm` and the other `spool` commands; the folders are read by
+ * read-names.ts (readTaskFolders), each entry made by its name by entries.ts
+ * (which is all getTasks() needs), and sorted by execution-order.ts. Only
+ * reads; never moves anything.
  */
 import type { Dirent } from 'node:fs';
 import { join, sep } from 'node:path';
