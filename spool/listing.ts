@@ -308,11 +308,15 @@ function classify(entry: Dirent, folder: TaskFolder, ctx: Context, position: num
     if (checked !== undefined && e.owner !== undefined) checked.owner = e.owner;
     return checked;
   }
-  e.mtimeMs = undefined;
+  // A new literal with its mtimeMs slot, as checkEntry makes them: adding the property to `e` would move
+  // each entry of a large listing to a bigger, out-of-object layout (the likely cause of most of the ~10 MB
+  // more peak RSS that `spool ls` of 100,000 tasks showed with it).
+  const checking: SpoolEntry = { location: e.location, fileName: e.fileName, path: e.path, state: e.state, task: e.task, mtimeMs: undefined };
+  if (e.owner !== undefined) checking.owner = e.owner;
   ctx.checks.add(folder.path, e.fileName);
   ctx.toCheck.push(position);
   ctx.toCheckDirs.push(folder.path);
-  return e;
+  return checking;
 }
 
 /**
