@@ -4,14 +4,14 @@
  * producer API's listing by name (entries.ts), which must not pull in the
  * `spool ls` machinery (listing.ts).
  */
-import { mkdirSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, renameSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { listByName } from '../spool/entries.js';
 import { SpoolDirectoryError } from '../spool/errors.js';
 import { invalidStateAt, LOCATIONS_OF, locationsOf, SpoolLayout, stateAt, TASK_LOCATIONS, TASK_STATES, type TaskLocation } from '../spool/layout.js';
-import { listSpool } from '../spool/listing.js';
+import { listFirst, listSpool } from '../spool/listing.js';
 import { readTaskFolders } from '../spool/read-names.js';
 import { Spooler } from '../runtime/index.js';
 import { tempDir } from './helpers/cli.js';
@@ -93,7 +93,6 @@ describe('the state<->location table', () => {
   it('is the table SPOOL-FORMAT.md gives', () => {
     const doc = readFileSync(fileURLToPath(new URL('../SPOOL-FORMAT.md', import.meta.url)), 'utf8');
     const start = doc.indexOf('| state | folder | when |');
-    // The table ends at the first line that is not a row.
     const table = doc.slice(start, doc.indexOf('\n\n', start));
     const rows = new Map<string, string[]>();
     for (const m of table.matchAll(/^\| `([a-z]+)` \| ([^|]+) \|/gm)) {
@@ -120,6 +119,27 @@ describe('getTasks (listByName)', () => {
     expect(expected).toHaveLength(32);
     expect(listByName(layout, ['incoming', 'pending'], now)).toEqual(expected);
     expect(spooler.getTasks().map((e) => e.path)).toEqual(expected.map((e) => e.path));
+  });
+});
+
+describe('listFirst (spool ls --limit)', () => {
+  it('gives the first entries of the whole listing when a claim folder holds a file that is not a task (it is invalid, after the due ones)', async () => {
+    const root = join(dir, 'spool');
+    const spooler = Spooler.open(root);
+    const claimed = await spooler.enqueue({ name: 'claimed', args: [] });
+    await spooler.enqueue({ name: 'due', args: [] });
+    const layout = new SpoolLayout(root);
+    mkdirSync(join(layout.active, 'owner-a'));
+    const name = readdirSync(layout.incoming).find((n) => n.includes(claimed.id))!;
+    renameSync(join(layout.incoming, name), join(layout.active, 'owner-a', name));
+    writeFileSync(join(layout.active, 'owner-a', 'junk'), 'x');
+    const all = listSpool(layout);
+    expect(all.map((e) => [e.state, e.task?.name ?? e.fileName])).toEqual([
+      ['active', 'claimed'],
+      ['due', 'due'],
+      ['invalid', 'junk'],
+    ]);
+    for (const limit of [1, 2, 3]) expect(listFirst(layout, limit, () => true)).toEqual(all.slice(0, limit));
   });
 });
 
