@@ -127,9 +127,18 @@ export class Daemon {
   };
 
   private dispatch(): void {
-    for (let progress = true; progress && this.running < this.options.concurrency; ) {
+    // Bounded: with --processes 0 a synchronous task ends inside dispatch() and frees its slot at once, so
+    // `running` alone would never stop the loop before the queue is empty. The slots it freed woke the next round.
+    let budget = Math.max(DISPATCH_BATCH, this.options.concurrency) * this.services.length;
+    for (let progress = true; progress && budget > 0 && this.running < this.options.concurrency; ) {
       progress = false;
-      for (const service of this.services) if (service.dispatch(DISPATCH_BATCH) > 0) progress = true;
+      for (const service of this.services) {
+        const started = service.dispatch(DISPATCH_BATCH);
+        if (started > 0) {
+          progress = true;
+          budget -= started;
+        }
+      }
     }
   }
 

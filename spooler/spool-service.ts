@@ -50,6 +50,9 @@ import { pollSettingsFor } from './poll.js';
 import { directoryStamp, ListingGate, type PollSettings } from './poll-policy.js';
 import { watchDirectory, type DirectoryWatch } from './watch.js';
 import { UnmatchedNames, type RegisteredTasks } from './task-names.js';
+import { InProcessRunner } from './run/in-process-runner.js';
+import { Code, type Report, type Site } from './run/task-path.js';
+import { parseTaskName } from '../spool/name.js';
 
 /**
  * Above this many files in incoming/, the watcher waits: on activity chokidar
@@ -242,6 +245,13 @@ export class SpoolService {
   private readonly failedClaims = new Map<string, { dir: PendingDir; tries: number; retryAt: number }>();
   /** File moves that failed (a full disk) and are tried again until they succeed. */
   private readonly stuck: StuckMoves;
+  /**
+   * --processes 0: the runner that owns the per-task path on this thread
+   * (run/in-process-runner.ts): names go in, reports come out (onReport());
+   * no file-ops lane, no executor. One per owner; undefined otherwise.
+   */
+  private runner: InProcessRunner | undefined;
+  private readonly byRunner: boolean;
 
   constructor(
     dir: string,
@@ -255,6 +265,7 @@ export class SpoolService {
     this.log = options.log.child({ spool: this.layout.root });
     this.stuck = new StuckMoves(this.log);
     this.queue = new TaskQueue(() => slots.wake(), () => this.clock.now());
+    this.byRunner = options.processes === 0;
   }
 
   /** Before start(): what the task modules registered, to warn about tasks none of it runs. */
@@ -305,6 +316,12 @@ export class SpoolService {
     const out: Array<{ id: string; name: string; attempt: number; startedAt: number }> = [];
     for (const h of this.owned.values()) {
       if (out.length >= limit) break;
+      if (h.state === 'running' && h.task === undefined) {
+        // Given to a runner: what its name says (the body stays with the runner).
+        const n = parseTaskName(h.fileName);
+        if (n !== undefined) out.push({ id: n.id, name: n.name, attempt: n.attempts, startedAt: Math.round(performance.timeOrigin + h.startedAt!) });
+        continue;
+      }
       if (h.state !== 'running' || h.task === undefined) continue;
       out.push({ id: h.task.id, name: h.task.name, attempt: h.task.attempts, startedAt: Math.round(performance.timeOrigin + h.startedAt!) });
     }
@@ -349,6 +366,7 @@ export class SpoolService {
     ).then((acquired) => {
       this.folders.adoptClaimDir(acquired.dir);
       if (this.sourceHandles !== undefined) this.claimDirHandle = openDirHandle(acquired.dir, this.folders.checkedId(acquired.dir)!);
+      if (this.byRunner) this.runner = this.openRunner(acquired);
       return acquired;
     });
     return owner;
@@ -398,7 +416,11 @@ export class SpoolService {
     this.readyHead = 0;
     this.claiming = 0;
     this.unlinkQueue = [];
-    if (running > 0) this.executor.revoke(this.layout.root, new ClaimLostError());
+    if (this.runner !== undefined) {
+      // Its running tasks report Revoked as they end, which frees their slots (onReport()).
+      running = this.runner.revoke(new ClaimLostError());
+      this.runner = undefined;
+    } else if (running > 0) this.executor.revoke(this.layout.root, new ClaimLostError());
     this.log.error(
       'this daemon lost its claims: it was stalled (or could not refresh its liveness lock) for longer than --stale-after, and other daemons may already be running the tasks it held. ' +
         'The tasks it was running were told to stop (AbortSignal, ClaimLostError) and may have run twice; their outcomes are ignored and nothing it held is touched. Rejoining as a new owner.',
@@ -466,6 +488,7 @@ export class SpoolService {
 
   /** Starts as many claimed tasks as the daemon has slots for, and claims more. Returns how many started. */
   dispatch(limit: number): number {
+    if (this.byRunner) return this.giveToRunner(limit);
     let started = 0;
     while (started < limit && !this.stopping && this.readyHead < this.ready.length && this.slots.free() > 0) {
       const h = this.ready[this.readyHead++]!;
@@ -513,6 +536,7 @@ export class SpoolService {
     // A last try for the moves that failed; what still fails stays where it is.
     if (this.stuck.size > 0) this.stuck.retry(true);
     this.stuck.stop();
+    this.runner?.stop(true);
     for (const h of this.owned.values()) {
       try {
         if (h.state === 'stuck') {
@@ -541,6 +565,113 @@ export class SpoolService {
 
   async releaseOwner(): Promise<void> {
     await this.owner?.release();
+  }
+
+  // --- giving names to a runner (--processes 0: run/in-process-runner.ts) -----
+
+  /** The runner of the owner just acquired: it claims into that owner's directory. */
+  private openRunner(owner: Owner): InProcessRunner {
+    const claimDir = this.claimDirHandle?.path ?? owner.dir;
+    const handles = this.sourceHandles;
+    const site: Site = {
+      layout: this.layout,
+      root: this.layout.root,
+      sources: handles !== undefined ? { incoming: handles.incoming.path, pending: handles.pending.path } : this.layout,
+      claimDir,
+      claimDirPath: owner.dir,
+      maxBytes: this.options.maxBytes,
+      settle: this.options.settle,
+      archive: this.options.archive,
+      taskTimeout: this.options.taskTimeout,
+      clock: this.clock,
+      check: (...subs) => this.folders.check(...subs),
+      log: this.log,
+    };
+    return new InProcessRunner(site, (r) => this.onReport(r), this.options.killGrace);
+  }
+
+  /**
+   * Hands the next due tasks to the runner, one per free slot: each is
+   * claimed, read, run and settled by the runner (a synchronous task before
+   * give() returns). Returns how many were given.
+   */
+  private giveToRunner(limit: number): number {
+    let given = 0;
+    const runner = this.runner;
+    if (runner !== undefined && !this.stopping && !this.untrusted && this.owner !== undefined) {
+      const now = this.clock.now();
+      if (this.peers.length > 1) this.refreshBeforeStealing(now);
+      const ownerDir = this.owner.dir + sep;
+      while (given < limit && this.slots.free() > 0 && this.runner === runner && !this.stopping) {
+        const next = this.queue.take(now);
+        if (next === undefined) break;
+        // A late watch event can queue a task this process still holds (see claimMore()).
+        if (this.owned.has(next.fileName)) continue;
+        if (next.dir === 'incoming') this.departed.add(next.fileName);
+        this.owned.set(next.fileName, { fileName: next.fileName, path: ownerDir + next.fileName, from: next.dir, state: 'running', startedAt: performance.now() });
+        this.slots.acquire();
+        given++;
+        runner.give({ name: next.fileName, dir: next.dir });
+      }
+    }
+    this.hurryScanIfStarved();
+    return given;
+  }
+
+  /** What a runner says became of a name it was given: the counters, the queue and the slots follow. */
+  private onReport(r: Report): void {
+    const h = this.owned.get(r.name);
+    if (r.code === Code.Revoked) return this.slots.release(); // its owner was lost; `owned` was cleared then
+    if (h === undefined) return; // dealt with already (a second signal's releaseAll())
+    if (r.ms !== undefined) {
+      const name = { name: r.task! };
+      this.tally.started(name, 0);
+      this.tally.ran(name, r.ms, r.failed === true);
+      this.runMsAverage += 0.2 * (r.ms - this.runMsAverage);
+    }
+    if (r.code === Code.Stuck) {
+      // Its slot is free; the runner reports again once the move is done.
+      h.state = 'stuck';
+      return this.slots.release();
+    }
+    this.owned.delete(r.name);
+    if (h.state === 'running') this.slots.release();
+    if (this.failedClaims.size > 0 && r.code !== Code.ClaimFailed) this.failedClaims.delete(r.name);
+    const task = r.task === undefined ? undefined : { name: r.task };
+    switch (r.code) {
+      case Code.Processed:
+        this.stats.processed++;
+        return this.tally.processed(task!);
+      case Code.Skipped:
+        this.stats.skipped++;
+        return this.tally.skipped(task!);
+      case Code.Rescheduled:
+        this.stats.rescheduled++;
+        this.tally.rescheduled(task!);
+        return void this.queue.add(r.next!, 'pending', this.clock.now());
+      case Code.Dead:
+        this.stats.dead++;
+        return this.tally.dead(task!);
+      case Code.Quarantined:
+        this.stats.quarantined++;
+        return;
+      case Code.Race:
+        this.stats.claimRaces++;
+        return this.lookForPeers();
+      case Code.TakenOver:
+        this.stats.lost++;
+        return;
+      case Code.Held:
+        this.held.set(r.name, r.until!);
+        return;
+      case Code.ClaimFailed:
+        return this.claimFailed(h, r.reason, this.clock.now());
+      case Code.OwnerGone:
+        if (this.owner !== undefined) this.ownerLost(this.owner, 'its claim directory is gone (a claim into it failed)');
+        return;
+      case Code.Unclaimed:
+        return void this.queue.add(r.name, r.from ?? h.from, this.clock.now());
+    }
   }
 
   // --- claiming and running -------------------------------------------------
