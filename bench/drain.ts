@@ -5,7 +5,6 @@
  */
 import { Spooler } from '../runtime/index.js';
 import { median, printTable, startDaemon, stopDaemon, tempDir, verdict, waitForLine } from './lib.js';
-import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 
 /**
@@ -14,14 +13,12 @@ import { join } from 'node:path';
  */
 const BEST = { concurrency: 32, ioThreads: 2 };
 
-export async function drain(options: { tasks?: number; runs?: number; concurrency?: number; ioThreads?: number; processes?: number | 'default' } = {}): Promise<void> {
+export async function drain(options: { tasks?: number; runs?: number; concurrency?: number; ioThreads?: number } = {}): Promise<void> {
   const tasks = options.tasks ?? 100_000;
   const runs = options.runs ?? 3;
   const concurrency = options.concurrency ?? BEST.concurrency;
   const ioThreads = options.ioThreads ?? BEST.ioThreads;
   const settings = ['--concurrency', String(concurrency), '--io-threads', String(ioThreads)];
-  // --processes 0 unless asked otherwise (startDaemon()); 'default' runs spoolerd's own default, availableParallelism().
-  if (options.processes !== undefined) settings.push(...(options.processes === 'default' ? ['--processes', String(availableParallelism())] : ['--processes', String(options.processes)]));
   const rates: number[] = [];
   const wallRates: number[] = [];
   for (let run = 1; run <= runs; run++) {
@@ -46,7 +43,7 @@ export async function drain(options: { tasks?: number; runs?: number; concurrenc
     }
   }
   const best = Math.max(...rates);
-  printTable(`drain: ${tasks} prefilled no-op tasks, one spoolerd (${settings.includes('--processes') ? '' : '--processes 0 '}${settings.join(' ')}), ${runs} runs`, [
+  printTable(`drain: ${tasks} prefilled no-op tasks, one spoolerd (--processes 0 ${settings.join(' ')}), ${runs} runs`, [
     ['tasks/s, first→last (median)', median(rates).toFixed(0), '≥ 20000', verdict(median(rates) >= 20_000)],
     ['tasks/s, first→last (best)', best.toFixed(0), '', ''],
     ['tasks/s, spawn→last (median)', median(wallRates).toFixed(0), '', ''],

@@ -16,7 +16,7 @@
  *   npm run bench -- multihost-drain --runs 3  1 vs 3 hosts draining over sshfs, with round trips per task
  *
  * Options: --runs N, --tasks N (each benchmark has its own defaults), --cold,
- * --topdir, --concurrency N, --io-threads N, --processes N|default (drain), --json, --list. Results: BENCHMARKS.md.
+ * --topdir, --concurrency N, --io-threads N, --json, --list. Results: BENCHMARKS.md.
  */
 import { cleanUpDeferred, collectedResults } from './report.js';
 
@@ -27,8 +27,6 @@ interface CommonOptions {
   topdir?: boolean;
   concurrency?: number;
   ioThreads?: number;
-  /** drain: the daemon's --processes (default 0; 'default' leaves spoolerd's own default). */
-  processes?: number | 'default';
 }
 
 /** Each benchmark is a module under bench/, loaded only when it runs. */
@@ -107,10 +105,6 @@ function parse(argv: string[]): { names: string[]; options: CommonOptions; json:
     else if (arg === '--tasks') options.tasks = number();
     else if (arg === '--concurrency') options.concurrency = number();
     else if (arg === '--io-threads') options.ioThreads = Number(argv[++i]);
-    else if (arg === '--processes') {
-      const v = argv[++i]!;
-      options.processes = v === 'default' ? 'default' : Number(v);
-    }
     else if (arg === '--cold') options.cold = true;
     else if (arg === '--topdir') options.topdir = true;
     else if (arg === '--json') json = true;

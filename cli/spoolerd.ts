@@ -12,7 +12,7 @@ import { DaemonHttpServer, parseHttpAddress, type HttpAddress } from '../spooler
 import { createLogger, LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevel, type Logger } from '../spooler/logger.js';
 import { DEFAULTS, POLL_FAST_MS } from '../spooler/options.js';
 import { importTaskModule, TaskModuleError } from '../spooler/task-modules.js';
-import { WorkerStartError } from '../spooler/worker-pool.js';
+import { WorkerStartError } from '../spooler/run/process-runners.js';
 import { EXIT } from './exit-codes.js';
 import { completionScript, SHELLS, type Shell } from './completion.js';
 import { applyConfigFile, ConfigFileError, configurableOptions, type ConfigApplied } from './config-file.js';

@@ -15,8 +15,12 @@
  *   serving --revoke()--> revoked (its running tasks' signals fired; reports Revoked as they end)
  *      '------stop()---> stopped (gives nothing more; running tasks end and report as usual)
  */
-import type { Item, PathHooks, Report, Site } from './task-path.js';
-import { TaskPath } from './task-path.js';
+import type { TaskOutcome } from '../../runtime/results.js';
+import type { Logger } from '../logger.js';
+import { registeredInThisProcess, type RegisteredTasks } from '../task-names.js';
+import type { PendingDir } from '../task-queue.js';
+import type { Runners, SiteRunner } from './runners.js';
+import { Code, TaskPath, type Item, type PathHooks, type Report, type Site } from './task-path.js';
 
 type RunnerState = 'serving' | 'revoked' | 'stopped';
 
@@ -26,13 +30,21 @@ const NEXT: Record<RunnerState, readonly RunnerState[]> = {
   stopped: [],
 };
 
-export class InProcessRunner {
+export class InProcessRunner implements SiteRunner {
   private state: RunnerState = 'serving';
   private readonly path: TaskPath;
 
-  constructor(site: Site, report: (r: Report) => void, killGrace: number) {
+  constructor(
+    site: Site,
+    private readonly report: (r: Report) => void,
+    killGrace: number,
+  ) {
     const hooks: PathHooks = { report, graceExpired: { killGrace } };
     this.path = new TaskPath(site, hooks);
+  }
+
+  room(): number {
+    return this.state === 'serving' ? Infinity : 0;
   }
 
   private go(to: RunnerState): void {
@@ -40,17 +52,23 @@ export class InProcessRunner {
     this.state = to;
   }
 
-  /** Runs one task now (claim, read, decode, run; settled at once if it is synchronous). */
-  give(item: Item): void {
-    if (this.state !== 'serving') throw new Error(`in-process runner: given a task while ${this.state}`);
-    this.path.start(item);
+  /**
+   * Runs each task now (claim, read, decode, run; settled at once if it is
+   * synchronous). A report can revoke this runner midway (its claim directory
+   * was gone): the rest go back unclaimed.
+   */
+  give(items: Item[]): void {
+    for (const item of items) {
+      if (this.state === 'serving') this.path.start(item);
+      else this.report({ name: item.name, code: Code.Unclaimed, from: item.dir });
+    }
   }
 
   /** The owner was lost: fires the running tasks' AbortSignals; their outcomes are ignored and their files left alone. */
-  revoke(reason: Error): number {
+  revoke(reason: Error): void {
     this.go('revoked');
     this.path.stopStuck(false);
-    return this.path.revoke(reason);
+    this.path.revoke(reason);
   }
 
   /** No more tasks (a stop); with `lastTry`, stuck moves are tried once more first. */
@@ -59,8 +77,27 @@ export class InProcessRunner {
     this.path.stopStuck(lastTry);
   }
 
-  /** A task whose claimed file the supervisor must settle itself (read again here). */
-  settleOrphan(...args: Parameters<TaskPath['settleOrphan']>): void {
-    this.path.settleOrphan(...args);
+  settleOrphan(name: string, from: PendingDir, outcome: TaskOutcome): void {
+    this.path.settleOrphan(name, from, outcome);
+  }
+}
+
+/** --processes 0 as the daemon sees it: the task modules were imported into this process by the CLI. */
+export class InProcessRunners implements Runners {
+  constructor(private readonly log: Logger) {}
+  async start(): Promise<void> {
+    this.log.debug('tasks run on the daemon\'s own thread (--processes 0)');
+  }
+  accepting(): boolean {
+    return true;
+  }
+  registered(): RegisteredTasks {
+    return registeredInThisProcess();
+  }
+  drain(): void {}
+  async stop(): Promise<void> {}
+  forceStop(): void {}
+  describe(): Record<string, unknown> {
+    return { processes: 0 };
   }
 }

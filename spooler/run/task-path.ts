@@ -30,7 +30,7 @@ import { decodeTask, type TaskFile } from '../../spool/task-file.js';
 import { bury, claim, finish, release, retryLater, type ClaimSources } from '../claim.js';
 import type { Logger } from '../logger.js';
 import { quarantine } from '../records.js';
-import { TaskRun } from '../run-task.js';
+import { TaskRun } from './run-task.js';
 import { StuckMoves } from '../stuck-moves.js';
 import type { PendingDir } from '../task-queue.js';
 
