@@ -47,12 +47,8 @@ import { pollSettingsFor } from './poll.js';
 import { directoryStamp, ListingGate, type PollSettings } from './poll-policy.js';
 import { watchDirectory, type DirectoryWatch } from './watch.js';
 import { UnmatchedNames, type RegisteredTasks } from './task-names.js';
-import { InProcessRunner } from './run/in-process-runner.js';
-import { ProcessSite, type Orphan, type ProcessRunners } from './run/process-runners.js';
-import type { SiteRunner } from './run/runners.js';
-import { Code, TaskPath, type Item, type Report, type Site } from './run/task-path.js';
-import { TaskTimeoutError } from '../runtime/context.js';
-import { parseTaskName } from '../spool/name.js';
+import type { ProcessRunners } from './run/process-runners.js';
+import { SpoolRuns, type RunsHost, type Slots, type SpoolStats } from './run/spool-runs.js';
 
 /**
  * Above this many files in incoming/, the watcher waits: on activity chokidar
@@ -75,47 +71,8 @@ const CLOCK_WARN_MS = 1000;
 /** The measured offset is logged again when it moves by this much. */
 const CLOCK_LOG_STEP_MS = 250;
 
-/** What the daemon gives each spool: a way to ask for a run slot and to say one is free. */
-export interface Slots {
-  /** How many more tasks could start now (0 while the executor takes none). */
-  free(): number;
-  /** Whether the executor takes tasks at all now (false while every worker process is being replaced). */
-  accepting(): boolean;
-  acquire(): void;
-  release(): void;
-  /** Ask the daemon to dispatch soon (coalesced). */
-  wake(): void;
-}
+export type { Slots, SpoolStats } from './run/spool-runs.js';
 
-export interface SpoolStats {
-  processed: number;
-  skipped: number;
-  rescheduled: number;
-  dead: number;
-  quarantined: number;
-  reclaimed: number;
-  lost: number;
-  /** Claims another daemon won first (a lost race costs a round trip on a network filesystem). */
-  claimRaces: number;
-}
-
-/**
- * A task this process holds, from the moment its name is given to a runner
- * to its report:
- *
- *   running  given to a runner (claimed when the runner starts it; holds a slot)
- *   stuck    a move of its file failed; the runner tries it again until it succeeds (no slot)
- */
-interface Held {
-  fileName: string;
-  /** Its path in our claim directory. */
-  path: string;
-  /** Where the queue last saw it. */
-  from: PendingDir;
-  state: 'running' | 'stuck';
-  /** performance.now() when it was given (status-file.ts). */
-  startedAt: number;
-}
 
 /** Beside other daemons, a lost claim race makes the daemon look at the owners serving the spool again, at most this often. */
 const PEER_LOOK_MIN_MS = 1000;
@@ -155,8 +112,8 @@ export class SpoolService {
   private readonly departed = new Set<string>();
   /** Files to leave alone until the given time (possibly still being written). */
   private readonly held = new Map<string, number>();
-  /** Every task this process holds, by file name (see Held). */
-  private readonly owned = new Map<string, Held>();
+  /** The claim/run/settle half: names to this spool's runner, reports back (run/spool-runs.ts). */
+  private readonly runs: SpoolRuns;
   private pendingMtime = -1;
   /** Whether another daemon has served this spool since pending/ was last read: only then can pending/ hold tasks we do not know. */
   private otherOwnersSeen = false;
@@ -205,12 +162,6 @@ export class SpoolService {
   private readonly failedClaims = new Map<string, { dir: PendingDir; tries: number; retryAt: number }>();
   /** File moves that failed (a full disk) and are tried again until they succeed. */
   private readonly stuck: StuckMoves;
-  /**
-   * --processes 0: the runner that owns the per-task path on this thread
-   * (run/in-process-runner.ts): names go in, reports come out (onReport());
-   * no file-ops lane, no executor. One per owner; undefined otherwise.
-   */
-  private runner: SiteRunner | undefined;
 
   constructor(
     dir: string,
@@ -224,6 +175,27 @@ export class SpoolService {
     this.log = options.log.child({ spool: this.layout.root });
     this.stuck = new StuckMoves(this.log);
     this.queue = new TaskQueue(() => slots.wake(), () => this.clock.now());
+    const host: RunsHost = {
+      layout: this.layout,
+      queue: this.queue,
+      stats: this.stats,
+      tally: this.tally,
+      clock: this.clock,
+      log: this.log,
+      options,
+      slots,
+      held: this.held,
+      departed: this.departed,
+      sharedSpool: () => this.sharedSpool,
+      lookForPeers: () => this.lookForPeers(),
+      claimFailed: (fileName, from, reason, now) => this.claimFailed(fileName, from, reason, now),
+      claimSettled: (fileName) => void (this.failedClaims.size > 0 && this.failedClaims.delete(fileName)),
+      ownerGone: () => this.owner !== undefined && this.ownerLost(this.owner, 'its claim directory is gone (a claim into it failed)'),
+      stopping: () => this.stopping,
+      check: (...subs) => this.folders.check(...subs),
+      checkedId: (path) => this.folders.checkedId(path),
+    };
+    this.runs = new SpoolRuns(host, processRunners);
   }
 
   /** Before start(): what the task modules registered, to warn about tasks none of it runs. */
@@ -256,7 +228,7 @@ export class SpoolService {
 
   /** Tasks held in active/<owner>/: being claimed, waiting for a slot, running or being settled. */
   get heldCount(): number {
-    return this.owned.size;
+    return this.runs.heldCount;
   }
 
   /** Claimed tasks waiting for a run slot: none (a runner claims a task when it starts it). */
@@ -266,21 +238,14 @@ export class SpoolService {
 
   /** The file names of the tasks held in active/<owner>/ (a census, not per task). */
   heldNames(): IterableIterator<string> {
-    return this.owned.keys();
+    return this.runs.heldNames();
   }
 
   /** The tasks running now, at most `limit`, with their start as ms epoch (status-file.ts; walked once a second, not per task). */
   runningTasks(limit: number): Array<{ id: string; name: string; attempt: number; startedAt: number }> {
-    const out: Array<{ id: string; name: string; attempt: number; startedAt: number }> = [];
-    for (const h of this.owned.values()) {
-      if (out.length >= limit) break;
-      if (h.state !== 'running') continue;
-      // What its name says (the body stays with the runner).
-      const n = parseTaskName(h.fileName);
-      if (n !== undefined) out.push({ id: n.id, name: n.name, attempt: n.attempts, startedAt: Math.round(performance.timeOrigin + h.startedAt) });
-    }
-    return out;
+    return this.runs.runningTasks(limit);
   }
+
 
   async start(): Promise<void> {
     // Before the lock is stamped and anything is judged due.
@@ -320,7 +285,7 @@ export class SpoolService {
     ).then((acquired) => {
       this.folders.adoptClaimDir(acquired.dir);
       if (this.sourceHandles !== undefined) this.claimDirHandle = openDirHandle(acquired.dir, this.folders.checkedId(acquired.dir)!);
-      this.runner = this.openRunner(acquired);
+      this.runs.open(acquired.dir, this.claimDirHandle?.path ?? acquired.dir, this.sourceHandles);
       return acquired;
     });
     return owner;
@@ -359,14 +324,8 @@ export class SpoolService {
     this.claimDirHandle = undefined;
     // Runners on this thread may still use it for revoked tasks' last steps (none move files): closed at the next turn.
     if (handle !== undefined) setImmediate(() => handle.close());
-    let running = 0;
-    for (const h of this.owned.values()) if (h.state === 'running') running++;
-    const held = this.owned.size;
-    // Every name it held is released from the slots now; the reports that still come for them are ignored (onReport()).
-    for (let i = 0; i < running; i++) this.slots.release();
-    this.owned.clear();
-    this.runner?.revoke(new ClaimLostError());
-    this.runner = undefined;
+    // Every name it held is forgotten and its slot freed now; the reports that still come for them are ignored.
+    const { running, held } = this.runs.revoke();
     this.log.error(
       'this daemon lost its claims: it was stalled (or could not refresh its liveness lock) for longer than --stale-after, and other daemons may already be running the tasks it held. ' +
         'The tasks it was running were told to stop (AbortSignal, ClaimLostError) and may have run twice; their outcomes are ignored and nothing it held is touched. Rejoining as a new owner.',
@@ -434,7 +393,13 @@ export class SpoolService {
 
   /** Gives as many due tasks to the runners as there are free slots (at most `limit`). Returns how many. */
   dispatch(limit: number): number {
-    return this.giveToRunner(limit);
+    let given = 0;
+    if (!this.stopping && !this.untrusted && this.owner !== undefined) {
+      if (this.peers.length > 1) this.refreshBeforeStealing(this.clock.now());
+      given = this.runs.give(limit);
+    }
+    this.hurryScanIfStarved();
+    return given;
   }
 
   /** Stops discovery and claiming; running tasks go on. */
@@ -458,218 +423,15 @@ export class SpoolService {
    */
   releaseAll(): number {
     if (this.untrusted) return 0; // left claimed: reclaimed after the stale time by a daemon that checked its folders
-    let returned = 0;
-    let unstarted = 0;
     // A last try for the moves that failed; what still fails stays where it is.
     if (this.stuck.size > 0) this.stuck.retry(true);
     this.stuck.stop();
-    this.runner?.stop(true);
-    for (const h of this.owned.values()) {
-      try {
-        if (h.state === 'stuck') {
-          // Its function may have returned: running it again from incoming/ without counting the attempt would be wrong.
-          this.log.error('a task whose file could not be moved stays claimed; the next daemon reclaims it after the stale time', { file: h.fileName });
-        } else if (release(h.path, this.layout)) {
-          // Claimed: it had started (a runner claims a task when it starts it).
-          returned++;
-          this.log.warn('task returned to the spool unfinished; it will run again', { file: h.fileName });
-        } else {
-          unstarted++;
-        }
-      } catch (err) {
-        this.log.error('cannot return a task to the spool; it stays claimed and is reclaimed after the stale time', { file: h.fileName, err });
-      }
-    }
-    if (unstarted > 0) this.log.debug('tasks given to runners that had not started stay where they were', { tasks: unstarted });
-    this.owned.clear();
-    return returned;
+    return this.runs.releaseAll();
   }
+
 
   async releaseOwner(): Promise<void> {
     await this.owner?.release();
-  }
-
-  // --- giving names to a runner (--processes 0: run/in-process-runner.ts) -----
-
-  /** The runner of the owner just acquired: it claims into that owner's directory. Reports of an earlier owner's runner are ignored. */
-  private openRunner(owner: Owner): SiteRunner {
-    const claimDir = this.claimDirHandle?.path ?? owner.dir;
-    const handles = this.sourceHandles;
-    const site: Site = {
-      layout: this.layout,
-      root: this.layout.root,
-      sources: handles !== undefined ? { incoming: handles.incoming.path, pending: handles.pending.path } : this.layout,
-      claimDir,
-      claimDirPath: owner.dir,
-      maxBytes: this.options.maxBytes,
-      settle: this.options.settle,
-      archive: this.options.archive,
-      taskTimeout: this.options.taskTimeout,
-      clock: this.clock,
-      check: (...subs) => this.folders.check(...subs),
-      log: this.log,
-    };
-    let runner: SiteRunner;
-    const report = (r: Report) => {
-      if (this.runner === runner) this.onReport(r);
-    };
-    const pool = this.processRunners;
-    if (pool === undefined) return (runner = new InProcessRunner(site, report, this.options.killGrace));
-    const id = (path: string): [number, number] => {
-      const f = this.folders.checkedId(path)!;
-      return [f.dev, f.ino];
-    };
-    const checked = (['incoming', 'pending', 'state', 'dead', 'quarantine', 'archive'] as const).map((sub) => [sub, ...id(this.layout[sub])] as [typeof sub, number, number]);
-    const key = pool.serve(
-      {
-        root: this.layout.root,
-        incoming: this.layout.incoming,
-        pending: this.layout.pending,
-        claimDir: owner.dir,
-        claimDirId: id(owner.dir),
-        maxBytes: this.options.maxBytes,
-        settle: this.options.settle,
-        archive: this.options.archive,
-        taskTimeout: this.options.taskTimeout,
-        checked,
-      },
-      { report, orphaned: (names, pid, how) => runner === this.runner && this.orphaned(names, pid, how) },
-    );
-    return (runner = new ProcessSite(pool, key, new TaskPath(site, { report })));
-  }
-
-  /**
-   * Hands the next due tasks to the runner, as many as it and the daemon's
-   * free slots take: each is claimed, read, run and settled by the runner
-   * (on this thread, a synchronous task before give() returns). Returns how many were given.
-   */
-  private giveToRunner(limit: number): number {
-    const runner = this.runner;
-    if (runner === undefined || this.stopping || this.untrusted || this.owner === undefined || !this.slots.accepting()) return 0;
-    const want = Math.min(limit, this.slots.free(), runner.room());
-    if (want <= 0) return this.hurryScanIfStarved(), 0;
-    const now = this.clock.now();
-    if (this.peers.length > 1) this.refreshBeforeStealing(now);
-    const ownerDir = this.owner.dir + sep;
-    const started = performance.now();
-    const batch: Item[] = [];
-    while (batch.length < want) {
-      const next = this.queue.take(now);
-      if (next === undefined) break;
-      // A late watch event (its `departed` entry cleared by a scan meanwhile) can queue a task this process
-      // still holds; claim()'s NFS check would then find the file in our claim directory and run it twice.
-      if (this.owned.has(next.fileName)) continue;
-      if (next.dir === 'incoming') this.departed.add(next.fileName);
-      this.owned.set(next.fileName, { fileName: next.fileName, path: ownerDir + next.fileName, from: next.dir, state: 'running', startedAt: started });
-      this.slots.acquire();
-      batch.push({ name: next.fileName, dir: next.dir });
-    }
-    if (batch.length > 0) {
-      // Beside other daemons, from a random place in the batch (then round to its start): daemons sharing a spool
-      // list the same due tasks in the same order; had each claimed from the head, the fastest would win every
-      // race and the others none (seen over a network filesystem: one host ran 600 of 600).
-      if (this.sharedSpool && batch.length > 1) rotate(batch, Math.floor(Math.random() * batch.length));
-      runner.give(batch);
-    }
-    this.hurryScanIfStarved();
-    return batch.length;
-  }
-
-  /**
-   * A runner process died with these names given (run/process-runners.ts has
-   * the table). Its claim directory tells which it had started.
-   */
-  private orphaned(names: Orphan[], pid: number, how: string): void {
-    const runner = this.runner!;
-    for (const { name, dir, cause, timeoutMs } of names) {
-      const h = this.owned.get(name);
-      if (h === undefined) continue;
-      try {
-        if (exists(h.path)) {
-          if (cause === 'killed') {
-            this.owned.delete(name);
-            this.slots.release();
-            if (release(h.path, this.layout)) {
-              this.queue.add(name, 'incoming', this.clock.now());
-              this.log.warn('task returned to the spool without counting an attempt', { file: name, reason: `its worker process (pid ${pid}) was killed to stop a task that outlived its timeout` });
-            }
-            continue;
-          }
-          const error =
-            cause === 'timed-out'
-              ? new TaskTimeoutError(timeoutMs ?? this.options.taskTimeout, `, nor within ${this.options.killGrace} ms after its AbortSignal fired; its worker process (pid ${pid}) was killed`)
-              : new WorkerCrashedError(`its worker process (pid ${pid}) died (${how}) while running it${names.length > 1 ? ` or one of ${names.length - 1} other task(s) given to it` : ''}`);
-          runner.settleOrphan(name, dir, { kind: 'rescheduled', error });
-        } else if (exists(this.layout.incoming + sep + name) || exists(this.layout.pending + sep + name)) {
-          this.onReport({ name, code: Code.Unclaimed, from: dir });
-        } else {
-          // Ended and its file removed by the runner, which died before the report left: done.
-          const n = parseTaskName(name);
-          this.log.info('task finished in a worker process that ended before reporting it; its file was already removed, so it is done (counted as processed)', { task: n?.name, id: n?.id, attempt: n?.attempts });
-          this.onReport({ name, code: Code.Processed, ...(n !== undefined && { task: n.name }) });
-        }
-      } catch (err) {
-        this.log.error('cannot settle a task of a worker process that died; it stays claimed until this daemon stops', { file: name, err });
-      }
-    }
-  }
-
-
-  /** What a runner says became of a name it was given: the counters, the queue and the slots follow. */
-  private onReport(r: Report): void {
-    const h = this.owned.get(r.name);
-    if (h === undefined) return; // dealt with already (a second signal's releaseAll())
-    if (r.ms !== undefined) {
-      const name = { name: r.task! };
-      this.tally.started(name, 0);
-      this.tally.ran(name, r.ms, r.failed === true);
-    }
-    if (r.code === Code.Stuck) {
-      // Its slot is free; the runner reports again once the move is done.
-      h.state = 'stuck';
-      return this.slots.release();
-    }
-    this.owned.delete(r.name);
-    if (h.state === 'running') this.slots.release();
-    if (this.failedClaims.size > 0 && r.code !== Code.ClaimFailed) this.failedClaims.delete(r.name);
-    const task = r.task === undefined ? undefined : { name: r.task };
-    switch (r.code) {
-      case Code.Processed:
-        this.stats.processed++;
-        return this.tally.processed(task!);
-      case Code.Skipped:
-        this.stats.skipped++;
-        return this.tally.skipped(task!);
-      case Code.Rescheduled:
-        this.stats.rescheduled++;
-        this.tally.rescheduled(task!);
-        return void this.queue.add(r.next!, 'pending', this.clock.now());
-      case Code.Dead:
-        this.stats.dead++;
-        return this.tally.dead(task!);
-      case Code.Quarantined:
-        this.stats.quarantined++;
-        return;
-      case Code.Race:
-        this.stats.claimRaces++;
-        return this.lookForPeers();
-      case Code.TakenOver:
-        this.stats.lost++;
-        return;
-      case Code.Held:
-        this.held.set(r.name, r.until!);
-        return;
-      case Code.ClaimFailed:
-        return this.claimFailed(h.fileName, h.from, r.reason, this.clock.now());
-      case Code.OwnerGone:
-        if (this.owner !== undefined) this.ownerLost(this.owner, 'its claim directory is gone (a claim into it failed)');
-        return;
-      case Code.Unclaimed:
-        if (!this.stopping) this.queue.add(r.name, r.from ?? h.from, this.clock.now());
-        return;
-      case Code.Revoked:
-        return;
-    }
   }
 
   /**
@@ -690,16 +452,15 @@ export class SpoolService {
    * (retryFailedClaims()), and only the first failure is logged as an error.
    */
   private claimFailed(fileName: string, from: PendingDir, reason: string | undefined, now: number): void {
-    const h = { fileName };
     const entry = this.failedClaims.get(fileName) ?? { dir: from, tries: 0, retryAt: 0 };
     entry.tries++;
     const delay = Math.min(CLAIM_RETRY_FIRST_MS * 2 ** (entry.tries - 1), CLAIM_RETRY_MAX_MS);
     entry.retryAt = now + delay;
-    this.failedClaims.set(h.fileName, entry);
+    this.failedClaims.set(fileName, entry);
     // A watch event or a scan of incoming/ must not queue it again before then.
-    this.held.set(h.fileName, entry.retryAt);
-    if (entry.tries === 1) this.log.error('cannot claim a task; will try again until it succeeds', { file: h.fileName, retryInMs: delay, err: reason });
-    else this.log.debug('still cannot claim a task', { file: h.fileName, tries: entry.tries, retryInMs: delay, err: reason });
+    this.held.set(fileName, entry.retryAt);
+    if (entry.tries === 1) this.log.error('cannot claim a task; will try again until it succeeds', { file: fileName, retryInMs: delay, err: reason });
+    else this.log.debug('still cannot claim a task', { file: fileName, tries: entry.tries, retryInMs: delay, err: reason });
   }
   /** Queues again the tasks whose claim failed, once their backoff is over (from the scan). */
   private retryFailedClaims(now: number): void {
