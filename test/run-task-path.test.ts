@@ -26,6 +26,7 @@ let now: number;
 let spooler: Spooler;
 let lines: Array<Record<string, unknown>>;
 const seen: Array<{ signal: AbortSignal }> = [];
+const registry = new Map<string, (ctx: { signal: AbortSignal }) => unknown>();
 
 function site(over: Partial<Site> = {}): Site {
   return {
@@ -79,7 +80,6 @@ function spooler_task(name: string, fn: (ctx: { signal: AbortSignal }) => unknow
   registry.set(name, fn);
   return name;
 }
-const registry = new Map<string, (ctx: { signal: AbortSignal }) => unknown>();
 
 async function enqueue(name: string, options: { retries?: number; timeout?: number } = {}): Promise<string> {
   const fn = registry.get(name)!;

@@ -36,6 +36,7 @@
  * does not spin.
  */
 import { fork, type ChildProcess } from 'node:child_process';
+import { lstatSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseTaskName } from '../../spool/name.js';
 import type { LogFormat, LogLevel, Logger } from '../logger.js';
@@ -90,6 +91,17 @@ export type WorkerRestartReason = 'crashed' | 'killed' | 'max-tasks' | 'max-memo
 /** How a name given to a runner that died ended up (orphaned()). */
 export type OrphanCause = 'crashed' | 'timed-out' | 'killed';
 
+/** How a runner process ended, for the supervisor's log line and errors. */
+export interface RunnerDeath {
+  pid: number;
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  /** "exit code 3", "killed by SIGKILL". */
+  how: string;
+  /** It died by itself (not killed by the daemon): its started tasks fail with WorkerCrashedError, and the supervisor logs it. */
+  crashed: boolean;
+}
+
 export interface Orphan {
   name: string;
   dir: PendingDir;
@@ -101,7 +113,7 @@ export interface Orphan {
 /** What a site's supervisor (the spool's coordinator) does with what its runners say. */
 export interface SiteSink {
   report(r: Report): void;
-  orphaned(names: Orphan[], pid: number, how: string): void;
+  orphaned(names: Orphan[], death: RunnerDeath): void;
 }
 
 type RunnerState = 'starting' | 'ready' | 'retiring' | 'killed' | 'exited';
@@ -290,6 +302,7 @@ export class ProcessRunners implements Runners {
       tasks: left.map(([name]) => describeName(name)),
       killGraceMs: this.options.killGrace,
       worker: w.pid,
+      alsoRunning: this.startedBesides(w, (_, g) => g.revoked !== true),
     });
     w.child.kill('SIGKILL');
   }
@@ -436,9 +449,21 @@ export class ProcessRunners implements Runners {
       timeoutMs,
       killGraceMs: this.options.killGrace,
       worker: w.pid,
-      alsoGiven: w.given.size - 1,
+      alsoRunning: this.startedBesides(w, (other) => other !== name),
     });
     w.child.kill('SIGKILL');
+  }
+
+  /** The other tasks `w` had started (their files are in their claim directories), for the kill's log line: rare, so the lstats are cheap. */
+  private startedBesides(w: RunnerProcess, which: (name: string, g: Given) => boolean): Array<{ task: string; id: string }> {
+    const out: Array<{ task: string; id: string }> = [];
+    for (const [other, g] of w.given) {
+      const site = this.sites.get(g.key);
+      if (!which(other, g) || site === undefined || !isFile(site.wire.claimDir + '/' + other)) continue;
+      const n = parseTaskName(other);
+      if (n !== undefined) out.push({ task: n.name, id: n.id });
+    }
+    return out;
   }
 
   private onExit(w: RunnerProcess, code: number | null, signal: NodeJS.Signals | null): void {
@@ -464,12 +489,14 @@ export class ProcessRunners implements Runners {
     w.given.clear();
     if (state === 'starting' && w.importError !== undefined) {
       this.log.error('a replacement worker process cannot import the task modules', { worker: w.pid, error: w.importError, stack: w.importStack });
-    } else if (state !== 'killed' && (had > 0 || state !== 'retiring' || code !== 0)) {
-      this.log.error('a worker process died; the tasks it was running are rescheduled with their attempt counted', { worker: w.pid, code, signal, given: had });
-    } else if (state === 'retiring') {
+    } else if (state !== 'killed' && had === 0 && (state !== 'retiring' || code !== 0)) {
+      // With names given, each site's supervisor says it, naming the tasks that were running (it looks at its claim directory).
+      this.log.error('a worker process died; the tasks it was running are rescheduled with their attempt counted', { worker: w.pid, code, signal, running: [] });
+    } else if (state === 'retiring' && had === 0) {
       this.log.debug('worker process retired', { worker: w.pid });
     }
-    for (const [key, names] of bySite) this.sites.get(key)?.sink.orphaned(names, w.pid, how);
+    const death: RunnerDeath = { pid: w.pid, code, signal, how, crashed: state !== 'killed' };
+    for (const [key, names] of bySite) this.sites.get(key)?.sink.orphaned(names, death);
     if (!w.replaced) this.replace(w, state);
     this.options.wake();
   }
@@ -496,6 +523,15 @@ export class ProcessRunners implements Runners {
   }
 }
 
+function isFile(path: string): boolean {
+  try {
+    lstatSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 function fromWire(w: WireReport): Report {
   const [name, code, task, ms, failed, extra] = w;
   const r: Report = { name, code };
@@ -512,9 +548,9 @@ function fromWire(w: WireReport): Report {
 }
 
 /** A task as its file name says (the body stays with the runner). */
-export function describeName(fileName: string): { task?: string; id?: string; attempt?: number; file: string } {
+export function describeName(fileName: string): { task: string; id: string; attempt: number } | { file: string } {
   const n = parseTaskName(fileName);
-  return n === undefined ? { file: fileName } : { task: n.name, id: n.id, attempt: n.attempts, file: fileName };
+  return n === undefined ? { file: fileName } : { task: n.name, id: n.id, attempt: n.attempts };
 }
 
 /**

@@ -28,7 +28,7 @@ import type { Tally } from '../observer.js';
 import type { DaemonOptions } from '../options.js';
 import type { PendingDir, TaskQueue } from '../task-queue.js';
 import { InProcessRunner } from './in-process-runner.js';
-import { ProcessSite, type Orphan, type ProcessRunners } from './process-runners.js';
+import { describeName, ProcessSite, type Orphan, type ProcessRunners, type RunnerDeath } from './process-runners.js';
 import { WorkerCrashedError, type SiteRunner } from './runners.js';
 import { Code, TaskPath, type Item, type Report, type Site } from './task-path.js';
 
@@ -185,7 +185,7 @@ export class SpoolRuns {
         taskTimeout: options.taskTimeout,
         checked,
       },
-      { report, orphaned: (names, pid, how) => runner === this.runner && this.orphaned(names, pid, how) },
+      { report, orphaned: (names, death) => runner === this.runner && this.orphaned(names, death) },
     );
     this.runner = runner = new ProcessSite(pool, key, new TaskPath(site, { report }));
   }
@@ -331,42 +331,55 @@ export class SpoolRuns {
     }
   }
 
-  /** A runner process died with these names given (process-runners.ts has the table): its claim directory tells which it had started. */
-  private orphaned(names: Orphan[], pid: number, how: string): void {
+  /**
+   * A runner process died with these names given (process-runners.ts has the
+   * table): its claim directory tells which it had started; the rest were
+   * never claimed.
+   */
+  private orphaned(names: Orphan[], death: RunnerDeath): void {
     const runner = this.runner!;
     const { layout, log, options } = this.host;
-    for (const { name, dir, cause, timeoutMs } of names) {
-      const h = this.owned.get(name);
+    const started: Orphan[] = [];
+    for (const o of names) {
+      const h = this.owned.get(o.name);
       if (h === undefined) continue;
+      if (exists(h.path)) started.push(o);
+      else if (exists(layout.incoming + sep + o.name) || exists(layout.pending + sep + o.name)) this.onReport({ name: o.name, code: Code.Unclaimed, from: o.dir });
+      else {
+        // Ended and its file settled by the runner, which died before the report left: done.
+        const n = parseTaskName(o.name);
+        log.info('task finished in a worker process that ended before reporting it; its file was already removed, so it is done (counted as processed)', { task: n?.name, id: n?.id, attempt: n?.attempts });
+        this.onReport({ name: o.name, code: Code.Processed, ...(n !== undefined && { task: n.name }) });
+      }
+    }
+    if (death.crashed) {
+      const running = started.map((o) => describeName(o.name));
+      log.error('a worker process died; the tasks it was running are rescheduled with their attempt counted', { worker: death.pid, code: death.code, signal: death.signal, running });
+    }
+    for (const { name, dir, cause, timeoutMs } of started) {
+      const h = this.owned.get(name)!;
       try {
-        if (exists(h.path)) {
-          if (cause === 'killed') {
-            this.owned.delete(name);
-            this.host.slots.release();
-            if (release(h.path, layout)) {
-              this.host.queue.add(name, 'incoming', this.host.clock.now());
-              log.warn('task returned to the spool without counting an attempt', { file: name, reason: `its worker process (pid ${pid}) was killed to stop a task that outlived its timeout` });
-            }
-            continue;
+        if (cause === 'killed') {
+          this.owned.delete(name);
+          this.host.slots.release();
+          if (release(h.path, layout)) {
+            this.host.queue.add(name, 'incoming', this.host.clock.now());
+            log.warn('task returned to the spool without counting an attempt', { file: name, reason: `its worker process (pid ${death.pid}) was killed to stop a task that outlived its timeout` });
           }
-          const error =
-            cause === 'timed-out'
-              ? new TaskTimeoutError(timeoutMs ?? options.taskTimeout, `, nor within ${options.killGrace} ms after its AbortSignal fired; its worker process (pid ${pid}) was killed`)
-              : new WorkerCrashedError(`its worker process (pid ${pid}) died (${how}) while running it${names.length > 1 ? ` or one of ${names.length - 1} other task(s) given to it` : ''}`);
-          runner.settleOrphan(name, dir, { kind: 'rescheduled', error });
-        } else if (exists(layout.incoming + sep + name) || exists(layout.pending + sep + name)) {
-          this.onReport({ name, code: Code.Unclaimed, from: dir });
-        } else {
-          // Ended and its file removed by the runner, which died before the report left: done.
-          const n = parseTaskName(name);
-          log.info('task finished in a worker process that ended before reporting it; its file was already removed, so it is done (counted as processed)', { task: n?.name, id: n?.id, attempt: n?.attempts });
-          this.onReport({ name, code: Code.Processed, ...(n !== undefined && { task: n.name }) });
+          continue;
         }
+        const others = started.length - 1;
+        const error =
+          cause === 'timed-out'
+            ? new TaskTimeoutError(timeoutMs ?? options.taskTimeout, `, nor within ${options.killGrace} ms after its AbortSignal fired; its worker process (pid ${death.pid}) was killed`)
+            : new WorkerCrashedError(`its worker process (pid ${death.pid}) died (${death.how}) while running it${others > 0 ? ` and ${others} other task(s)` : ''}`);
+        runner.settleOrphan(name, dir, { kind: 'rescheduled', error });
       } catch (err) {
         log.error('cannot settle a task of a worker process that died; it stays claimed until this daemon stops', { file: name, err });
       }
     }
   }
+
 }
 
 function exists(path: string): boolean {
