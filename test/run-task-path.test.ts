@@ -11,7 +11,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { ClaimLostError, TaskTimeoutError } from '../runtime/context.js';
 import { Spooler } from '../runtime/index.js';
 import { SpoolLayout } from '../spool/layout.js';
-import { parseTaskName } from '../spool/name.js';
+import { formatTaskName, parseTaskName, renameTask } from '../spool/name.js';
 import { createLogger } from '../spooler/logger.js';
 import { WorkerCrashedError } from '../spooler/run/runners.js';
 import { Code, TaskPath, type PathHooks, type Report, type Site } from '../spooler/run/task-path.js';
@@ -153,20 +153,23 @@ describe('the per-task path (run/task-path.ts)', () => {
 
   it('an unknown task name is a failure (UnknownTaskError), retried like any other', async () => {
     const name = await enqueue(ok);
-    const renamed = name.replace(/_ok\./, '_nobody.').replace('ok', 'nobody');
+    const renamed = formatTaskName({ ...parseTaskName(name)!, name: 'nobody' });
     writeFileSync(join(layout.incoming, renamed), readFileSync(join(layout.incoming, name)));
     path().start({ name: renamed, dir: 'incoming' });
-    expect(reports[0]!.code === Code.Rescheduled || reports[0]!.code === Code.Quarantined).toBe(true);
+    expect(reports[0]).toEqual(expect.objectContaining({ name: renamed, code: Code.Rescheduled, task: 'nobody', failed: true }));
+    const line = lines.find((l) => l.msg === 'task rescheduled')!;
+    expect(line.error).toMatch(/^no task named "nobody"/);
   });
 
   it('a task over its retry limit when claimed (reclaimed after crashes) is buried without running', async () => {
-    const name = await enqueue(ok, { retries: 0 });
-    const n = parseTaskName(name)!;
-    const crashed = name.replace(`.a${String(n.attempts).padStart(6, '0')}`, '.a000003');
-    expect(crashed).not.toBe(name);
+    const name = await enqueue(fails, { retries: 0 });
+    const crashed = renameTask(parseTaskName(name)!, { attempts: 3 });
     writeFileSync(join(layout.incoming, crashed), readFileSync(join(layout.incoming, name)));
     path().start({ name: crashed, dir: 'incoming' });
     expect(reports[0]).toEqual(expect.objectContaining({ name: crashed, code: Code.Dead }));
+    // Not run: a run of `fails` would have been reported with its run time.
+    expect(reports[0]!.ms).toBeUndefined();
+    expect(readdirSync(layout.dead)).toHaveLength(1);
   });
 
   it('revoke: a running task gets ClaimLostError on its signal; its end is reported Revoked and its claimed file is left alone', async () => {
