@@ -468,7 +468,7 @@ export class ProcessRunners implements Runners {
 
   private onExit(w: RunnerProcess, code: number | null, signal: NodeJS.Signals | null): void {
     const state = w.state;
-    w.state = 'exited';
+    w.go('exited');
     this.runners.delete(w);
     clearTimeout(w.revokeTimer);
     this.splitSlots();
