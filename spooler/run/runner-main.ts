@@ -269,10 +269,18 @@ function revoke(key: number, message: string): void {
   flush();
 }
 
-/** A stop: nothing more starts here; the names not started go back. */
+/**
+ * A stop: nothing more starts here; the names not started go back. Stuck
+ * moves get a last try and then stay where they are (the daemon leaves them
+ * claimed for the next one): no record is written after this, so none is left
+ * half-written when this process is told to exit.
+ */
 function drain(): void {
   if (state === 'serving') go('draining');
-  for (const here of sites.values()) here.reports.push(...unstarted(here));
+  for (const here of sites.values()) {
+    here.reports.push(...unstarted(here));
+    here.path.stopStuck(true);
+  }
   flush();
 }
 
