@@ -102,6 +102,9 @@ interface Held {
   startedAt: number;
 }
 
+/** Tally.started() observes the wait only. */
+const ANY_TASK = { name: '' };
+
 export class SpoolRuns {
   /** Every task given to this spool's runner and not yet reported, by file name. */
   private readonly owned = new Map<string, Held>();
@@ -213,6 +216,8 @@ export class SpoolRuns {
       if (next.dir === 'incoming') host.departed.add(next.fileName);
       this.owned.set(next.fileName, { fileName: next.fileName, path: this.ownerDir + next.fileName, from: next.dir, state: 'running', startedAt: started });
       host.slots.acquire();
+      // Claimed when it starts, at once or after the names given before it: the claim-to-start wait is 0.
+      host.tally.started(ANY_TASK, 0);
       batch.push({ name: next.fileName, dir: next.dir });
     }
     if (batch.length === 0) return 0;
@@ -278,10 +283,9 @@ export class SpoolRuns {
     const h = this.owned.get(r.name);
     if (h === undefined) return; // dealt with already (a second signal's releaseAll())
     const { stats, tally, slots, queue, clock } = this.host;
-    if (r.ms !== undefined && h.state === 'running') {
-      const name = { name: r.task! };
-      tally.started(name, 0);
-      tally.ran(name, r.ms, r.failed === true);
+    if (h.state === 'running' && (r.ms !== undefined || r.failed === true)) {
+      // A task its runner died with has no run time of its own: the time since it was given.
+      tally.ran({ name: r.task! }, r.ms ?? performance.now() - h.startedAt, r.failed === true);
     }
     if (r.code === Code.Stuck) {
       // Its slot is free; the runner reports again once the move is done.
