@@ -11,7 +11,7 @@ import { DaemonHttpServer, type HttpAddress } from '../spooler/http-server.js';
 import { createLogger, type Logger } from '../spooler/logger.js';
 import { DAEMON_OPTIONS, type OptionDeclaration, type OptionValues } from '../spooler/options.js';
 import { importTaskModule, TaskModuleError } from '../spooler/task-modules.js';
-import { WorkerStartError } from '../spooler/worker-pool.js';
+import { WorkerStartError } from '../spooler/run/process-runners.js';
 import { EXIT } from './exit-codes.js';
 import { completionScript, SHELLS, type Shell } from './completion.js';
 import { applyConfigFile, ConfigFileError, type ConfigApplied } from './config-file.js';

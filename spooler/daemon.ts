@@ -6,15 +6,14 @@
  * up to the grace period, then returns whatever is still running to incoming/
  * (no attempt counted) and releases the liveness locks. forceStop() does the
  * returning at once, synchronously, for a second signal. Where tasks run is
- * the executor's business (executor.ts): in this process, or in worker processes.
+ * the runners' business (run/runners.ts): on this thread, or in worker processes.
  */
-import type { Executor } from './executor.js';
-import { FileOpsLane } from './file-ops-lane.js';
-import { InProcessExecutor } from './in-process-executor.js';
 import { workerOptions, type DaemonOptions } from './options.js';
+import { InProcessRunners } from './run/in-process-runner.js';
+import { ProcessRunners } from './run/process-runners.js';
+import type { Runners } from './run/runners.js';
 import { SpoolService, type Slots, type SpoolStats } from './spool-service.js';
 import { STATUS_EVERY_MS, StatusFile } from './status-file.js';
-import { WorkerPool } from './worker-pool.js';
 
 /** Tasks started per spool per turn, so several spools share the slots fairly. */
 const DISPATCH_BATCH = 64;
@@ -24,8 +23,9 @@ const MICROTASK_ROUNDS = 64;
 
 export class Daemon {
   readonly services: SpoolService[];
-  readonly executor: Executor;
-  private readonly lane: FileOpsLane;
+  readonly executor: Runners;
+  /** --processes N: the runner processes, shared by every spool; undefined with --processes 0. */
+  private readonly processRunners: ProcessRunners | undefined;
   private running = 0;
   private wakeScheduled = false;
   /** Dispatch rounds run as microtasks since the last one run from the event loop (wake()). */
@@ -44,10 +44,11 @@ export class Daemon {
   serving = false;
 
   constructor(private readonly options: DaemonOptions) {
-    this.executor = createExecutor(options, () => this.wake());
-    this.lane = new FileOpsLane(options.ioThreads, options.log);
+    this.processRunners = createProcessRunners(options, () => this.wake());
+    this.executor = this.processRunners ?? new InProcessRunners(options.log);
     const slots: Slots = {
-      free: () => (this.executor.accepting() ? options.concurrency - this.running : 0),
+      // With runner processes, names beyond the slots may be given ahead (process-runners.ts): the runners say how many.
+      free: () => (this.processRunners !== undefined ? this.processRunners.free() : options.concurrency - this.running),
       accepting: () => this.executor.accepting(),
       acquire: () => void this.running++,
       release: () => {
@@ -57,7 +58,7 @@ export class Daemon {
       },
       wake: () => this.wake(),
     };
-    this.services = options.dirs.map((dir) => new SpoolService(dir, options, slots, this.executor, this.lane));
+    this.services = options.dirs.map((dir) => new SpoolService(dir, options, slots, this.processRunners));
     this.statusFiles = this.services.map((s) => new StatusFile(s, options.concurrency, options.log));
   }
 
@@ -127,9 +128,18 @@ export class Daemon {
   };
 
   private dispatch(): void {
-    for (let progress = true; progress && this.running < this.options.concurrency; ) {
+    // Bounded: with --processes 0 a synchronous task ends inside dispatch() and frees its slot at once, so
+    // `running` alone would never stop the loop before the queue is empty. The slots it freed woke the next round.
+    let budget = Math.max(DISPATCH_BATCH, this.options.concurrency) * this.services.length;
+    for (let progress = true; progress && budget > 0; ) {
       progress = false;
-      for (const service of this.services) if (service.dispatch(DISPATCH_BATCH) > 0) progress = true;
+      for (const service of this.services) {
+        const started = service.dispatch(DISPATCH_BATCH);
+        if (started > 0) {
+          progress = true;
+          budget -= started;
+        }
+      }
     }
   }
 
@@ -139,16 +149,15 @@ export class Daemon {
     this.serving = false;
     clearInterval(this.progressTimer);
     await Promise.all(this.services.map((s) => s.stopDiscovery()));
+    // Names given and not started come back (reported Unclaimed): only running tasks are waited for.
+    this.executor.drain();
     const finished = this.running === 0 || (await this.waitForRunning(this.options.grace));
     // Stop what still runs before its file goes back, so no task runs here and elsewhere at once.
     await this.executor.stop();
-    // Claims and unlinks still under way in the file-ops lane end before anything is given back.
-    await Promise.all(this.services.map((s) => s.settleFileOps()));
     const returned = this.services.reduce((n, s) => n + s.releaseAll(), 0);
     this.removeStatusFiles();
     await Promise.all(this.services.map((s) => s.releaseOwner()));
     this.logProgress(true);
-    await this.lane.close();
     return { finished, returned };
   }
 
@@ -192,7 +201,8 @@ export class Daemon {
     this.options.log.info(final ? 'stopped' : 'progress', {
       ...totals,
       ...this.executor.describe(),
-      ioThreads: this.lane.threadCount,
+      // --io-threads is accepted but no longer used (runners claim, read and delete themselves): echoed as set.
+      ioThreads: this.options.ioThreads,
       running: this.running,
       pending: this.services.reduce((n, s) => n + s.queue.size, 0),
       rssMb: Math.round(memory.rss / 1048576),
@@ -201,10 +211,11 @@ export class Daemon {
   }
 }
 
-function createExecutor(options: DaemonOptions, wake: () => void): Executor {
-  if (options.processes === 0) return new InProcessExecutor(options.log, options.killGrace);
-  return new WorkerPool({
+function createProcessRunners(options: DaemonOptions, wake: () => void): ProcessRunners | undefined {
+  if (options.processes === 0) return undefined;
+  return new ProcessRunners({
     processes: options.processes,
+    concurrency: options.concurrency,
     worker: workerOptions(options),
     maxTasks: options.maxTasks,
     maxMemory: options.maxMemory * 1048576,

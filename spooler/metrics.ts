@@ -22,7 +22,7 @@ import { readNames } from '../spool/read-names.js';
 import type { Daemon } from './daemon.js';
 import { MAX_TASK_NAMES, OTHER_TASKS, type LocalHistogram, type TaskNameTally } from './observer.js';
 import type { SpoolService } from './spool-service.js';
-import { WorkerPool } from './worker-pool.js';
+import { ProcessRunners } from './run/process-runners.js';
 
 export const CENSUS_MIN_AGE_MS = 5000;
 /** A census's cost per queued task (ns) as measured on a busy 2-core machine, for the first one's budget. */
@@ -242,7 +242,7 @@ export class DaemonMetrics {
       }),
     );
 
-    const pool = daemon.executor instanceof WorkerPool ? daemon.executor : undefined;
+    const pool = daemon.executor instanceof ProcessRunners ? daemon.executor : undefined;
     new Counter({
       name: 'spoolerd_worker_restarts_total',
       help: 'Worker processes replaced: crashed (died by itself), killed (a task outlived its timeout or claim), max-tasks, max-memory.',

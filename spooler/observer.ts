@@ -10,7 +10,8 @@
  * scrape time. Totals that need no task name (quarantined, lost, reclaimed)
  * are SpoolService.stats, counted there already.
  */
-import type { TaskFile } from '../spool/task-file.js';
+/** What the tally needs of a task: its registered name (runners report only that, never a body). */
+export type TaskFile = { readonly name: string };
 
 export interface SpoolObserver {
   /** A claimed task starts running; it was claimed (read, decoded) `waitMs` ago. */

@@ -136,6 +136,8 @@ export const DAEMON_OPTIONS = {
     parse: duration,
     default: 5000,
     defaultText: '5s',
+    // Runners claim, read, decode and time their tasks themselves.
+    worker: true,
   }),
   maxBytes: option({
     flags: '--max-bytes <n>',
@@ -144,6 +146,8 @@ export const DAEMON_OPTIONS = {
     parse: positiveInt,
     default: DEFAULT_MAX_BYTES,
     defaultText: '16 MiB',
+    // Runners claim, read, decode and time their tasks themselves.
+    worker: true,
   }),
   processes: option({
     flags: '-p, --processes <n>',
@@ -156,7 +160,7 @@ export const DAEMON_OPTIONS = {
   ioThreads: option({
     flags: '--io-threads <n>',
     env: 'SPOOLERD_IO_THREADS',
-    help: 'threads that claim, read and delete task files beside the main thread (0: the main thread does it)',
+    help: 'accepted for compatibility, no effect: each runner claims, reads and deletes its own tasks\' files',
     parse: wholeNumber,
     default: 1,
   }),
@@ -183,6 +187,8 @@ export const DAEMON_OPTIONS = {
     parse: durationOrNone,
     default: 0,
     defaultText: 'none',
+    // Runners claim, read, decode and time their tasks themselves.
+    worker: true,
   }),
   killGrace: option({
     flags: '--kill-grace <duration>',
@@ -255,5 +261,13 @@ export type WorkerOptions = { [K in WorkerOptionName]: K extends keyof DaemonOpt
 
 /** The options of `daemon` that a worker process is sent. The type makes this list the one the table marks `worker`. */
 export function workerOptions(daemon: DaemonOptions): WorkerOptions {
-  return { import: daemon.modules, archive: daemon.archive, logLevel: daemon.logLevel, logFormat: daemon.logFormat };
+  return {
+    import: daemon.modules,
+    archive: daemon.archive,
+    settle: daemon.settle,
+    maxBytes: daemon.maxBytes,
+    taskTimeout: daemon.taskTimeout,
+    logLevel: daemon.logLevel,
+    logFormat: daemon.logFormat,
+  };
 }

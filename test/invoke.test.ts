@@ -7,7 +7,7 @@
 import { describe, expect, it } from 'vitest';
 import { processed, rescheduled, skipped } from '../runtime/results.js';
 import type { TaskFile } from '../spool/task-file.js';
-import { invoke } from '../spooler/execute.js';
+import { invoke } from '../spooler/run/execute.js';
 
 const task = { name: 't', body: { version: 1, type: 'fcall', args: [] } } as unknown as TaskFile;
 

@@ -73,7 +73,7 @@ describe('the option table', () => {
     expectTypeOf<OptionValues['logLevel']>().toEqualTypeOf<LogLevel>();
     expectTypeOf<OptionValues['logFormat']>().toEqualTypeOf<LogFormat | undefined>();
     expectTypeOf<OptionValues['http']>().toEqualTypeOf<HttpAddress | undefined>();
-    expectTypeOf<WorkerOptions>().toEqualTypeOf<{ import: string[]; archive: boolean; logLevel: LogLevel; logFormat: LogFormat }>();
+    expectTypeOf<WorkerOptions>().toEqualTypeOf<{ import: string[]; archive: boolean; settle: number; maxBytes: number; taskTimeout: number; logLevel: LogLevel; logFormat: LogFormat }>();
     expectTypeOf<DaemonOptions['group']>().toEqualTypeOf<number | undefined>();
   });
 });

@@ -2,10 +2,10 @@
  * Running one task: finding the code for it among what the imported modules
  * registered, calling it, and reading how it ended.
  */
-import { outcomeOf, type TaskOutcome } from '../runtime/results.js';
-import { Spooler } from '../runtime/spooler.js';
-import { FCALL, type TaskTypeHandler } from '../runtime/task-types.js';
-import type { TaskFile } from '../spool/task-file.js';
+import { outcomeOf, type TaskOutcome } from '../../runtime/results.js';
+import { Spooler } from '../../runtime/spooler.js';
+import { FCALL, type TaskTypeHandler } from '../../runtime/task-types.js';
+import type { TaskFile } from '../../spool/task-file.js';
 
 /** Raised (as a task failure) for a task no loaded module can run. */
 export class UnknownTaskError extends Error {

@@ -2,12 +2,12 @@
  * Running one task in this process, inside its task context (runtime/context.ts):
  * the same code serves the daemon itself (--processes 0) and each worker process.
  */
-import { runInTaskContext, type TaskContext, type TaskLogger } from '../runtime/context.js';
-import type { TaskOutcome } from '../runtime/results.js';
-import { Spooler } from '../runtime/spooler.js';
-import type { TaskFile } from '../spool/task-file.js';
+import { runInTaskContext, type TaskContext, type TaskLogger } from '../../runtime/context.js';
+import type { TaskOutcome } from '../../runtime/results.js';
+import { Spooler } from '../../runtime/spooler.js';
+import type { TaskFile } from '../../spool/task-file.js';
 import { describeRegistered, findHandler, invoke, UnknownTaskError } from './execute.js';
-import type { Logger } from './logger.js';
+import type { Logger } from '../logger.js';
 
 const spoolers = new Map<string, Spooler>();
 

@@ -1,0 +1,438 @@
+/**
+ * The per-task path, owned by a runner (uWSGI's model: the process that runs a
+ * task also claims, reads and settles it, so no body crosses a thread or a
+ * process): claim → read → decode → run → settle. The same code serves the
+ * daemon's own thread (--processes 0, in-process-runner.ts) and each worker
+ * process. The main thread hands names in and gets one small Report per name
+ * back (a code, the task's name and run time for the tally, the new name of a
+ * rescheduled task so its queue can hold it); it never sees a body.
+ *
+ * The file moves are claim.ts's and records.ts's (the crash table of
+ * SPOOL-FORMAT.md holds whatever happens here). A task inside a runner:
+ *
+ *   given --claim--> claimed --read, decode--> running --ended--> settling --moved--> reported
+ *     |                 |                         |                   '--move failed--> stuck --moved or gone--> reported
+ *     |                 |                         '--revoke()--> revoked --ended--> reported (Revoked; nothing moved)
+ *     |                 '--unreadable, bad body, over its retry limit--> quarantined | held | dead (reported)
+ *     '--lost race, claim failed, claim directory gone--> reported
+ *
+ * A task is claimed when it starts, not ahead of it: after a runner dies, the
+ * files its outstanding names left in the claim directory are exactly the
+ * tasks it had started (its supervisor counts their attempt, WorkerCrashedError),
+ * and the names it never claimed are still in incoming/ or pending/.
+ */
+import { DEFAULT_RETRY, backoffDelay } from '../../runtime/backoff.js';
+import { TaskTimeoutError } from '../../runtime/context.js';
+import type { TaskOutcome } from '../../runtime/results.js';
+import type { SpoolLayout, Subdir } from '../../spool/layout.js';
+import { readClaimedFile } from '../../spool/safe-read.js';
+import { decodeTask, type TaskFile } from '../../spool/task-file.js';
+import { bury, claim, finish, quarantine, release, retryLater, type ClaimSources } from '../../spool/protocol.js';
+import type { Logger } from '../logger.js';
+import { TaskRun } from './run-task.js';
+import { StuckMoves } from '../stuck-moves.js';
+import type { PendingDir } from '../task-queue.js';
+
+/** What became of a name handed to a runner: one per name, reported once (Stuck: twice, the second time with its final code). */
+export const enum Code {
+  /** Ran, returned; its file is removed (or archived). */
+  Processed = 0,
+  Skipped = 1,
+  /** Moved to pending/ under `next` (due later, one more attempt). */
+  Rescheduled = 2,
+  /** Out of retries: moved to dead/, its failure recorded in state/. */
+  Dead = 3,
+  /** Not a valid task: moved to quarantine/ with its reason. */
+  Quarantined = 4,
+  /** Another process claimed it first (or it was removed): nothing happened here. */
+  Race = 5,
+  /** Claimed, then its claimed file was gone before it could be settled: another daemon reclaimed it. */
+  TakenOver = 6,
+  /** Its body does not decode yet and it is young (possibly still being written): put back in incoming/, leave it alone until `until`. */
+  Held = 7,
+  /** The claim failed (permissions, full disk): the file stays where it was; `reason` says why. */
+  ClaimFailed = 8,
+  /** Our claim directory is gone: the owner was taken for dead. */
+  OwnerGone = 9,
+  /** A move of its file failed (a full disk): the runner tries again until it succeeds, then reports its final code. Frees the slot. */
+  Stuck = 10,
+  /** It ran after the owner it was claimed under was lost: its outcome is ignored and its file left alone. */
+  Revoked = 11,
+  /** Handed over but never claimed (a stop, a revoke): still where the queue saw it. */
+  Unclaimed = 12,
+}
+
+export interface Report {
+  name: string;
+  code: Code;
+  /** The task's registered name (the tally's key), once decoded. */
+  task?: string;
+  /** How long it ran (ms), when it ran. */
+  ms?: number;
+  /** The run ended in an error (an attempt counted). */
+  failed?: boolean;
+  /** Rescheduled: its new name in pending/. */
+  next?: string;
+  /** Held: leave the name alone until this spool time. */
+  until?: number;
+  /** ClaimFailed: why. */
+  reason?: string;
+  /** Where it was claimed from (Rescheduled/Held/Unclaimed: where the queue should look for it). */
+  from?: PendingDir;
+}
+
+/** A name as the queue last saw it. */
+export interface Item {
+  name: string;
+  dir: PendingDir;
+}
+
+/** One spool as a runner serves it: where its files are and how its outcomes are applied. */
+export interface Site {
+  layout: SpoolLayout;
+  /** The spool's root as the daemon names it (task functions open their Spooler on it). */
+  root: string;
+  /** Where claims take tasks from: plain paths, or directory handles' on a network filesystem (dir-handles.ts). */
+  sources: ClaimSources;
+  /** The claim directory claims rename into (a handle's path on a network filesystem). */
+  claimDir: string;
+  /** Its real path (only it says whether the directory is gone). */
+  claimDirPath: string;
+  maxBytes: number;
+  /** A young file that does not decode is left alone until its mtime is this old (ms). */
+  settle: number;
+  archive: boolean;
+  /** --task-timeout (ms, 0: none) for tasks that set none. */
+  taskTimeout: number;
+  /** The spool clock: judging due times and mtimes (now) and stamping new names (stampNow). */
+  clock: { now(): number; stampNow(): number };
+  /** Throws unless these folders are still the ones the daemon checked (folders.ts); before the rare moves into them. */
+  check(...subs: Subdir[]): void;
+  log: Logger;
+}
+
+export interface PathHooks {
+  /** A name's fate is known (or, with Stuck, its slot is free while its move is retried). */
+  report(r: Report): void;
+  /** A task with a run-time limit starts now; its supervisor kills the runner `timeoutMs` + kill grace later if it is still running. */
+  timed?(name: string, timeoutMs: number): void;
+  /**
+   * A timed task ignored its AbortSignal for the kill grace. Undefined in a
+   * worker process (its supervisor kills the process); in the daemon's own
+   * thread nothing can kill it, and it is counted as failed (in-process-runner.ts).
+   */
+  graceExpired?: { killGrace: number };
+}
+
+/** A task that runs (or whose move is stuck): what revoke() and the stop need. */
+interface Running {
+  name: string;
+  run: TaskRun;
+  task: TaskFile;
+  path: string;
+  from: PendingDir;
+  startedAt: number;
+  state: 'running' | 'settling' | 'stuck' | 'revoked';
+  timer?: NodeJS.Timeout;
+  grace?: NodeJS.Timeout;
+  /** Reported already (the grace expired in-process): its later end is ignored. */
+  done?: boolean;
+}
+
+const NEXT_STATE: Record<Running['state'], readonly Running['state'][]> = {
+  running: ['settling', 'revoked'],
+  settling: ['stuck'],
+  stuck: [],
+  revoked: [],
+};
+
+function move(r: Running, to: Running['state']): void {
+  if (!NEXT_STATE[r.state].includes(to)) throw new Error(`task path: ${r.name} cannot go from ${r.state} to ${to}`);
+  r.state = to;
+}
+
+export class TaskPath {
+  /** Tasks whose code runs (not synchronous ones) and stuck moves, by file name. */
+  private readonly running = new Map<string, Running>();
+  private readonly stuck: StuckMoves;
+
+  constructor(
+    readonly site: Site,
+    private readonly hooks: PathHooks,
+  ) {
+    this.stuck = new StuckMoves(site.log);
+  }
+
+  /** Tasks started here whose code has not ended yet. */
+  get runningCount(): number {
+    let n = 0;
+    for (const r of this.running.values()) if (r.state === 'running' || r.state === 'revoked') n++;
+    return n;
+  }
+
+  /**
+   * Claims, reads, decodes and runs one task. A synchronous task is settled
+   * and reported before this returns; an asynchronous one when it ends.
+   * Returns whether a task started running (false: reported already).
+   */
+  start(item: Item): boolean {
+    const site = this.site;
+    let claimed;
+    try {
+      claimed = claim(site.sources, site.claimDir, item.name, item.dir, site.claimDirPath);
+    } catch (err) {
+      this.hooks.report({ name: item.name, code: Code.ClaimFailed, reason: (err as Error).message, from: item.dir });
+      return false;
+    }
+    if (!claimed.claimed) {
+      this.hooks.report({ name: item.name, code: claimed.ownerGone ? Code.OwnerGone : Code.Race });
+      return false;
+    }
+    const path = site.claimDirPath === site.claimDir ? claimed.path : site.claimDirPath + '/' + item.name;
+    const opPath = claimed.path;
+    const read = readClaimedFile(opPath, site.maxBytes);
+    if (!read.ok) {
+      if (read.reason.startsWith('it disappeared')) this.lose(item.name, 'the claimed file vanished');
+      else this.quarantine(opPath, item.name, read.reason, claimed.from);
+      return false;
+    }
+    const decoded = decodeTask(item.name, read.bytes);
+    if (!decoded.ok) {
+      const mtime = read.mtimeMs ?? 0;
+      if (site.clock.now() - mtime < site.settle) return this.holdYoung(opPath, item.name, mtime + site.settle, decoded.reason);
+      this.quarantine(opPath, item.name, decoded.reason, claimed.from);
+      return false;
+    }
+    const task = decoded.task;
+    const limit = task.body.retry?.limit ?? DEFAULT_RETRY.limit;
+    if (task.attempts > limit) {
+      // Only reclaims get a task here: its daemon died with it `attempts` times. Do not run a crash loop again.
+      const error = new Error(`the task was interrupted ${task.attempts} times (daemons died or were killed while running it), over its retry limit of ${limit}`);
+      this.buryTask(opPath, task, task.attempts, describeError(error), limit, undefined);
+      return false;
+    }
+    void path;
+    return this.run(task, opPath, claimed.from);
+  }
+
+  private run(task: TaskFile, path: string, from: PendingDir): boolean {
+    const run = new TaskRun(this.site.root, task, this.site.log);
+    const startedAt = performance.now();
+    const timeout = task.body.timeout ?? this.site.taskTimeout;
+    if (timeout > 0) this.hooks.timed?.(task.fileName, timeout);
+    let outcome: TaskOutcome | Promise<TaskOutcome>;
+    try {
+      outcome = run.execute();
+    } catch (error) {
+      outcome = { kind: 'rescheduled', error };
+    }
+    if (!(outcome instanceof Promise)) {
+      this.settle(task, path, from, outcome, performance.now() - startedAt);
+      return true;
+    }
+    const r: Running = { name: task.fileName, run, task, path, from, startedAt, state: 'running' };
+    this.running.set(r.name, r);
+    if (timeout > 0) this.arm(r, timeout);
+    outcome.then(
+      (o) => this.ended(r, o),
+      (error: unknown) => this.ended(r, { kind: 'rescheduled', error }),
+    );
+    return true;
+  }
+
+  /** The task's own timer: its AbortSignal fires at its timeout; in the daemon's own thread, the kill grace later it is counted as failed. */
+  private arm(r: Running, timeoutMs: number): void {
+    r.timer = setTimeout(() => {
+      r.run.abort(new TaskTimeoutError(timeoutMs));
+      const grace = this.hooks.graceExpired;
+      if (grace === undefined) return;
+      r.grace = setTimeout(() => {
+        if (r.state !== 'running') return;
+        const fields = { task: r.task.name, id: r.task.id, attempt: r.task.attempts, timeoutMs, killGraceMs: grace.killGrace };
+        this.site.log.error('a task ignored its AbortSignal after its timeout; with --processes 0 it cannot be killed and may still be running in the daemon; it is counted as failed (run with --processes 1 or more to have such tasks killed)', fields);
+        r.done = true;
+        const error = new TaskTimeoutError(timeoutMs, `, nor within ${grace.killGrace} ms after its AbortSignal fired; it could not be killed (--processes 0) and may still be running`);
+        this.settleRunning(r, { kind: 'rescheduled', error });
+      }, grace.killGrace);
+    }, timeoutMs);
+  }
+
+  private ended(r: Running, outcome: TaskOutcome): void {
+    clearTimeout(r.timer);
+    clearTimeout(r.grace);
+    if (r.done === true) return void this.running.delete(r.name);
+    if (r.state === 'revoked') {
+      this.running.delete(r.name);
+      this.site.log.warn('a task whose claim was lost has ended; its outcome is ignored (another daemon may have run it too)', { file: r.name, outcome: outcome.kind });
+      return this.hooks.report({ name: r.name, code: Code.Revoked, task: r.task.name });
+    }
+    this.settleRunning(r, outcome);
+  }
+
+  private settleRunning(r: Running, outcome: TaskOutcome): void {
+    move(r, 'settling');
+    this.running.delete(r.name);
+    this.settle(r.task, r.path, r.from, outcome, performance.now() - r.startedAt);
+  }
+
+  /** Fires the AbortSignal of every task running here; their outcomes are ignored and their files left alone. */
+  revoke(reason: Error): number {
+    let n = 0;
+    for (const r of this.running.values()) {
+      if (r.state !== 'running') continue;
+      move(r, 'revoked');
+      clearTimeout(r.timer);
+      clearTimeout(r.grace);
+      r.run.abort(reason);
+      n++;
+    }
+    return n;
+  }
+
+  /** The supervisor's decision for a task whose runner died with it claimed (read again here, on the main thread). */
+  settleOrphan(name: string, from: PendingDir, outcome: TaskOutcome): void {
+    const path = this.site.claimDir + '/' + name;
+    const read = readClaimedFile(path, this.site.maxBytes);
+    if (!read.ok) {
+      if (read.reason.startsWith('it disappeared')) return this.lose(name, 'the claimed file vanished');
+      return this.quarantine(path, name, read.reason, from);
+    }
+    const decoded = decodeTask(name, read.bytes);
+    if (!decoded.ok) return this.quarantine(path, name, decoded.reason, from);
+    this.settle(decoded.task, path, from, outcome, undefined);
+  }
+
+  /** Stops retrying stuck moves (their files stay where they are: stuck-moves.ts); with `lastTry`, tries each once more first. */
+  stopStuck(lastTry: boolean): void {
+    if (lastTry && this.stuck.size > 0) this.stuck.retry(true);
+    this.stuck.stop();
+  }
+
+  /** Applies an outcome to the claimed file and reports it. */
+  private settle(task: TaskFile, path: string, from: PendingDir, outcome: TaskOutcome, ms: number | undefined): void {
+    const failed = outcome.kind === 'rescheduled' && outcome.error !== undefined;
+    const base = { name: task.fileName, task: task.name, ms, failed };
+    try {
+      switch (outcome.kind) {
+        case 'processed':
+        case 'skipped': {
+          const done = (moved: boolean) => {
+            if (!moved) return this.lose(task.fileName, 'the claim was taken over before the task finished', base);
+            if (outcome.kind === 'processed') {
+              if (this.site.log.enabled('debug')) this.site.log.debug('task processed', { task: task.name, id: task.id, attempt: task.attempts });
+              this.hooks.report({ ...base, code: Code.Processed });
+            } else {
+              this.site.log.info('task skipped', { task: task.name, id: task.id, attempt: task.attempts, reason: outcome.reason ?? 'no reason given' });
+              this.hooks.report({ ...base, code: Code.Skipped });
+            }
+          };
+          const what = this.site.archive ? 'move a finished task to archive/' : 'delete a finished task';
+          return this.moveClaimed(task, from, what, () => finish(path, this.site.layout, this.site.archive), done, base);
+        }
+        case 'rescheduled':
+          return this.reschedule(task, path, from, outcome, base);
+      }
+    } catch (err) {
+      // The file stays claimed; if this daemon cannot move it, the next one reclaims it after we are gone.
+      this.site.log.error('cannot record the outcome of a task; it stays claimed', { task: task.name, id: task.id, outcome: outcome.kind, err });
+      this.hooks.report({ ...base, code: Code.Stuck });
+    }
+  }
+
+  private reschedule(task: TaskFile, path: string, from: PendingDir, outcome: Extract<TaskOutcome, { kind: 'rescheduled' }>, base: Omit<Report, 'code'>): void {
+    const failures = task.attempts + 1;
+    const retry = task.body.retry ?? DEFAULT_RETRY;
+    const error = describeError(outcome.error ?? outcome.reason ?? 'rescheduled by the task');
+    if (failures > retry.limit) return this.buryTask(path, task, failures, error, retry.limit, base);
+    const delay = outcome.delay ?? backoffDelay(retry.backoff ?? DEFAULT_RETRY.backoff!, failures);
+    const due = this.site.clock.stampNow() + delay;
+    const fields = { task: task.name, id: task.id, attempt: task.attempts };
+    let next: string | undefined;
+    const rescheduled = (moved: boolean) => {
+      if (!moved) return this.lose(task.fileName, 'the claim was taken over before the task was rescheduled', base);
+      // One line per retry: the stack goes to the dead letter's record (and here only at debug),
+      // or a run where a tenth of the tasks fail once writes thousands of stacks.
+      const level = outcome.error === undefined ? 'info' : 'warn';
+      const stack = outcome.error !== undefined && this.site.log.enabled('debug') ? error.stack : undefined;
+      this.site.log[level]('task rescheduled', { ...fields, inMs: delay, nextTry: new Date(due).toISOString(), retriesLeft: retry.limit - failures, error: error.message, stack });
+      this.hooks.report({ ...base, code: Code.Rescheduled, next: next! });
+    };
+    this.moveClaimed(task, from, 'move a task to pending/ for its retry', () => (next = retryLater(path, this.site.layout, due)) !== undefined, rescheduled, base);
+  }
+
+  /** Moves a task out of retries to dead/, its error recorded in state/<id>.json. */
+  private buryTask(path: string, task: TaskFile, attempts: number, error: ReturnType<typeof describeError>, retries: number, base: Omit<Report, 'code'> | undefined): void {
+    const record = { id: task.id, name: task.name, attempts, at: this.site.clock.now(), error };
+    const b = base ?? { name: task.fileName, task: task.name };
+    const buried = (moved: boolean) => {
+      if (!moved) return this.lose(task.fileName, 'the claim was taken over before the task was buried', b);
+      this.site.log.warn('task is a dead letter: out of retries', { task: task.name, id: task.id, attempt: task.attempts, retries, error: error.message, stack: error.stack });
+      this.hooks.report({ ...b, code: Code.Dead });
+    };
+    const moveIt = () => {
+      this.site.check('state', 'dead');
+      return bury(path, this.site.layout, record) !== undefined;
+    };
+    this.moveClaimed(task, 'incoming', 'move a task to dead/ (its failure record first)', moveIt, buried, b);
+  }
+
+  /**
+   * Makes a move of a claimed file (true: moved; false: its file was gone),
+   * then `settled`. A move that throws (a full disk) reports Stuck, which
+   * frees the slot, and is tried again until it succeeds (stuck-moves.ts);
+   * `settled` then reports the final code.
+   */
+  private moveClaimed(task: TaskFile | undefined, _from: PendingDir, what: string, attempt: () => boolean, settled: (moved: boolean) => void, base: Omit<Report, 'code'>): void {
+    let moved: boolean;
+    try {
+      moved = attempt();
+    } catch (err) {
+      this.hooks.report({ ...base, code: Code.Stuck });
+      const fields = task === undefined ? {} : { task: task.name, id: task.id, attempt: task.attempts };
+      this.stuck.add({ fileName: base.name, what, fields, attempt, settled }, err);
+      return;
+    }
+    settled(moved);
+  }
+
+  /** A young file that does not decode: back to incoming/, left alone until it has settled. */
+  private holdYoung(path: string, name: string, until: number, reason: string): false {
+    const report = () => this.hooks.report({ name, code: Code.Held, until, from: 'incoming' });
+    this.moveClaimed(undefined, 'incoming', 'return a task file that does not decode yet to incoming/', () => release(path, this.site.layout), report, { name, until });
+    this.site.log.debug('task file does not decode yet; holding it while it may still be written', { file: name, reason });
+    return false;
+  }
+
+  private lose(name: string, why: string, base?: Omit<Report, 'code'>): void {
+    this.site.log.warn(`${why}; another daemon reclaimed it and will run it again`, { file: name });
+    this.hooks.report({ ...(base ?? { name }), code: Code.TakenOver });
+  }
+
+  /** Moves a claimed file that is not a valid task to quarantine/, with its reason. */
+  private quarantine(path: string, name: string, reason: string, from: PendingDir): void {
+    let to: string | undefined;
+    const quarantined = (moved: boolean) => {
+      if (!moved) return this.hooks.report({ name, code: Code.TakenOver });
+      this.site.log.warn('quarantined a file that is not a valid task', { file: name, reason, to });
+      this.hooks.report({ name, code: Code.Quarantined });
+    };
+    const moveIt = () => {
+      this.site.check('quarantine');
+      return (to = quarantine(this.site.layout, path, name, reason, from, this.site.clock.now())) !== undefined;
+    };
+    this.moveClaimed(undefined, from, 'quarantine an invalid file', moveIt, quarantined, { name });
+  }
+}
+
+export function describeError(error: unknown): { name?: string; message: string; stack?: string } {
+  if (error instanceof Error) return { name: error.name, message: error.message, ...(error.stack !== undefined && { stack: error.stack }) };
+  return { message: typeof error === 'string' ? error : `non-Error thrown: ${safeString(error)}` };
+}
+
+function safeString(value: unknown): string {
+  try {
+    return JSON.stringify(value) ?? String(value);
+  } catch {
+    return String(value);
+  }
+}
