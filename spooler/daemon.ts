@@ -1,6 +1,6 @@
 /**
  * The daemon: serves one or more spools with one pool of run slots, and stops
- * gracefully. Discovery, claiming and running live in SpoolService.
+ * gracefully. Discovery, claiming and running live in ServedSpool.
  *
  * Shutdown: stop() stops discovery and claiming, lets running tasks finish for
  * up to the grace period, then returns whatever is still running to incoming/
@@ -12,7 +12,7 @@ import { workerOptions, type DaemonOptions } from './options.js';
 import { InProcessRunners } from './run/in-process-runner.js';
 import { ProcessRunners } from './run/process-runners.js';
 import type { Runners } from './run/runners.js';
-import { SpoolService, type Slots, type SpoolStats } from './spool-service.js';
+import { ServedSpool, type Slots, type SpoolStats } from './served-spool.js';
 import { STATUS_EVERY_MS, StatusFile } from './status-file.js';
 
 /** Tasks started per spool per turn, so several spools share the slots fairly. */
@@ -22,7 +22,7 @@ const PROGRESS_EVERY_MS = 60_000;
 const MICROTASK_ROUNDS = 64;
 
 export class Daemon {
-  readonly services: SpoolService[];
+  readonly services: ServedSpool[];
   readonly executor: Runners;
   /** --processes N: the runner processes, shared by every spool; undefined with --processes 0. */
   private readonly processRunners: ProcessRunners | undefined;
@@ -58,7 +58,7 @@ export class Daemon {
       },
       wake: () => this.wake(),
     };
-    this.services = options.dirs.map((dir) => new SpoolService(dir, options, slots, this.processRunners));
+    this.services = options.dirs.map((dir) => new ServedSpool(dir, options, slots, this.processRunners));
     this.statusFiles = this.services.map((s) => new StatusFile(s, options.concurrency, options.log));
   }
 

@@ -4,7 +4,7 @@
  * to task modules that load prom-client too).
  *
  * Nothing here runs per task: the tasks' counts and timings are plain fields
- * of each spool's Tally (observer.ts) and SpoolService.stats, read when a
+ * of each spool's Tally (observer.ts) and ServedSpool.stats, read when a
  * scrape asks (each metric's collect()). Counts by state come from the
  * daemon's memory at every scrape: incoming/ and pending/ from its queue (the
  * tasks this daemon knows of; no listing), active from its own claims.
@@ -21,7 +21,7 @@ import { QUARANTINE_REASON_SUFFIX } from '../spool/layout.js';
 import { readNames } from '../spool/read-names.js';
 import type { Daemon } from './daemon.js';
 import { MAX_TASK_NAMES, OTHER_TASKS, type LocalHistogram, type TaskNameTally } from './observer.js';
-import type { SpoolService } from './spool-service.js';
+import type { ServedSpool } from './served-spool.js';
 import { ProcessRunners } from './run/process-runners.js';
 
 export const CENSUS_MIN_AGE_MS = 5000;
@@ -61,7 +61,7 @@ class SpoolCensus {
   private last: Census | undefined;
   private cost = 0;
 
-  constructor(private readonly service: SpoolService) {}
+  constructor(private readonly service: ServedSpool) {}
 
   /**
    * The last census, or a new one if the last is old enough; undefined before
@@ -189,7 +189,7 @@ function snapshotHistogram(name: string, help: string, series: () => Iterable<[L
 /** The daemon's metrics registry. `metrics()` renders the Prometheus text format. */
 export class DaemonMetrics {
   readonly registry = new Registry();
-  private readonly censuses: Map<SpoolService, SpoolCensus>;
+  private readonly censuses: Map<ServedSpool, SpoolCensus>;
   private renderSeconds = 0;
   private renders = 0;
 
@@ -197,7 +197,7 @@ export class DaemonMetrics {
     this.censuses = new Map(daemon.services.map((s) => [s, new SpoolCensus(s)]));
     const registers = [this.registry];
     const services = daemon.services;
-    const spool = (s: SpoolService) => s.layout.root;
+    const spool = (s: ServedSpool) => s.layout.root;
 
     const byName = (name: string, help: string, field: keyof Omit<TaskNameTally, 'runSeconds'>) =>
       new Counter({
@@ -254,7 +254,7 @@ export class DaemonMetrics {
       },
     });
 
-    const gauge = (name: string, help: string, value: (s: SpoolService) => number) =>
+    const gauge = (name: string, help: string, value: (s: ServedSpool) => number) =>
       new Gauge({
         name,
         help,
@@ -280,7 +280,6 @@ export class DaemonMetrics {
     });
     gauge('spoolerd_queue_depth', 'Tasks in incoming/ and pending/ this daemon knows of, due or not, not yet claimed.', (s) => s.queue.size);
     gauge('spoolerd_queue_due', 'Of those, the tasks that are due.', (s) => s.queue.readyCount);
-    gauge('spoolerd_tasks_claimed_waiting', 'Tasks claimed ahead, waiting for a run slot.', (s) => s.readyCount);
     gauge('spoolerd_tasks_running', 'Tasks running now.', (s) => s.runningTasks(Infinity).length);
     gauge('spoolerd_serving', '1 while the spool is served (0: starting, stopping, rejoining after a stall, or a folder was replaced).', (s) => (s.notServingReason === undefined ? 1 : 0));
 

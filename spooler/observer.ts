@@ -3,12 +3,12 @@
  * keeps: a tally per spool that the metrics endpoint (metrics.ts) and the
  * status file (status-file.ts) read when they need it (a scrape, a timer).
  *
- * SpoolService calls an observer at the points where it already decides a
+ * ServedSpool calls an observer at the points where it already decides a
  * task's fate, so these calls are on the per-task path: each one must cost a
  * few field increments. Nothing here allocates per task (after a task name's
  * first appearance), formats, or does I/O; prom-client is only touched at
  * scrape time. Totals that need no task name (quarantined, lost, reclaimed)
- * are SpoolService.stats, counted there already.
+ * are ServedSpool.stats, counted there already.
  */
 /** What the tally needs of a task: its registered name (runners report only that, never a body). */
 export type TaskFile = { readonly name: string };

@@ -14,7 +14,7 @@ import type { SpoolLayout } from '../spool/layout.js';
 import { writeJsonAtomic } from '../spool/protocol.js';
 import { STATUS_FILE_VERSION, STATUS_MAX_RUNNING, statusFilePath, type DaemonStatusRecord as DaemonStatus } from '../spool/status-file.js';
 import type { Logger } from './logger.js';
-import type { SpoolService } from './spool-service.js';
+import type { ServedSpool } from './served-spool.js';
 
 /** How often the file is rewritten (ms). */
 export const STATUS_EVERY_MS = 1000;
@@ -38,7 +38,7 @@ export class StatusFile {
   private readonly host = hostname();
 
   constructor(
-    private readonly service: SpoolService,
+    private readonly service: ServedSpool,
     private readonly concurrency: number,
     private readonly log: Logger,
   ) {}

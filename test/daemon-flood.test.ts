@@ -1,5 +1,5 @@
 /**
- * Producers outrunning a watching daemon (spool-service.ts, pauseWatching):
+ * Producers outrunning a watching daemon (discover/incoming.ts, setModeListing):
  * once more than 1,000 tasks wait in incoming/, the daemon stops watching it
  * and scans instead, and every task still runs exactly once.
  */

@@ -62,7 +62,7 @@ describe.skipIf(impossible !== undefined)('three hosts sharing one spool over ss
     // The claims really raced across hosts: at least two of them ran tasks. Not necessarily all three:
     // a host whose round trips are slower loses claim races (here host 1's mount also carries the
     // producer's writes), and under a loaded machine one host was seen to win none of 600 even with
-    // claim batches started at random places (file-ops.ts, ClaimRequest.start).
+    // claim batches started at random places (run/spool-runs.ts, rotate).
     const hostsThatRan = rig.hosts.filter((h) => runs.some((r) => r.host === h.name)).map((h) => h.name);
     expect(hostsThatRan.length, `hosts that ran tasks: ${hostsThatRan.join(', ')}`).toBeGreaterThanOrEqual(2);
     // Each daemon's count agrees with its records; nothing was reclaimed, lost or quarantined.

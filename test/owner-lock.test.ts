@@ -1,6 +1,6 @@
 /**
  * The liveness lock (spooler/owner.ts): proper-lockfile's lock, stamped in
- * spool time through SpoolTimeLockFs (spooler/lock-fs.ts; SPOOL-FORMAT.md,
+ * spool time through SpoolTimeLockFs (spooler/supervise/lock-fs.ts; SPOOL-FORMAT.md,
  * "Clocks"). With the spool clock 30 s off this host's, the lock's mtime on
  * disk is the spool time, proper-lockfile keeps refreshing it without taking
  * it for compromised, and does report it once the lock directory is removed.
@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { SpoolClock } from '../spool/clock.js';
 import { SpoolLayout } from '../spool/layout.js';
-import { isOwnerAlive, Owner } from '../spooler/owner.js';
+import { isOwnerAlive, Owner } from '../spooler/supervise/owner.js';
 
 const dirs: string[] = [];
 afterEach(() => {

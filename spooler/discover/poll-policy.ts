@@ -21,7 +21,7 @@
  * idle period once it has been quiet for a while. A poll that lists also
  * waits for a multiple of the listing's cost (up to the idle period), so that
  * a crowded directory on a slow mount is not listed back to back; past 1,000
- * entries the daemon stops polling and scans instead (spool-service.ts).
+ * entries the daemon stops polling and scans instead (discover/incoming.ts).
  */
 
 /** A directory's stamp: what a stat says that moves when an entry is added or removed. */

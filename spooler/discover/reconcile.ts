@@ -22,7 +22,7 @@ import { readNames } from '../../spool/read-names.js';
 import { reclaimOwner } from '../../spool/protocol.js';
 import type { SpoolFolders } from '../folders.js';
 import type { Logger } from '../logger.js';
-import { isOwnerAlive } from '../owner.js';
+import { isOwnerAlive } from '../supervise/owner.js';
 import { removeStatusFile } from '../status-file.js';
 import type { UnmatchedNames } from '../task-names.js';
 import type { QueueFeed } from './feed.js';

@@ -7,7 +7,7 @@
  * back (a code, the task's name and run time for the tally, the new name of a
  * rescheduled task so its queue can hold it); it never sees a body.
  *
- * The file moves are claim.ts's and records.ts's (the crash table of
+ * The file moves are spool/protocol.ts's (the crash table of
  * SPOOL-FORMAT.md holds whatever happens here). A task inside a runner:
  *
  *   given --claim--> claimed --read, decode--> running --ended--> settling --moved--> reported

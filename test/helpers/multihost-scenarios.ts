@@ -67,7 +67,7 @@ export class RecordWatch {
   }
 }
 
-/** The error a daemon logs when its liveness lock was taken for stale (spool-service.ts, ownerLost()). */
+/** The error a daemon logs when its liveness lock was taken for stale (supervise/ownership.ts, lost()). */
 const LOST_CLAIMS = 'this daemon lost its claims';
 const logsMatching = (d: DaemonProcess, prefix: string): LogLine[] => d.logs.filter((l) => l.msg.startsWith(prefix));
 const keysOf = (records: SeenRecord[]): string[] => [...new Set(records.map((r) => r.key!))];

@@ -12,7 +12,7 @@
  * that its lock was taken for dead: the others have reclaimed its claims and
  * removed its lock and claim directory. Its next refresh finds the lock gone,
  * and the owner is then lost for good: the daemon gives up everything it held
- * under it and rejoins as a new owner (SpoolService). Nothing may be renamed
+ * under it and rejoins as a new owner (supervise/ownership.ts). Nothing may be renamed
  * into or out of a lost owner's directory by its daemon any more; what is left
  * there is reclaimed like any dead owner's claims.
  */
@@ -22,9 +22,9 @@ import { lstat } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import lockfile from 'proper-lockfile';
-import type { SpoolClock } from '../spool/clock.js';
-import type { SpoolLayout } from '../spool/layout.js';
-import { ownerLockPath, ownerLockTarget } from '../spool/protocol.js';
+import type { SpoolClock } from '../../spool/clock.js';
+import type { SpoolLayout } from '../../spool/layout.js';
+import { ownerLockPath, ownerLockTarget } from '../../spool/protocol.js';
 import { SpoolTimeLockFs } from './lock-fs.js';
 
 /** The least stale time honoured (proper-lockfile's own floor): a refresh takes a round trip or more. */

@@ -1,5 +1,5 @@
 import { lstat, mkdir, rmdir, rmdirSync, utimes, type Stats } from 'node:fs';
-import type { SpoolClock } from '../spool/clock.js';
+import type { SpoolClock } from '../../spool/clock.js';
 
 type Done = (err: NodeJS.ErrnoException | null) => void;
 /** What proper-lockfile reads of a stat: the mtime. */

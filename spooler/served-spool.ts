@@ -1,0 +1,281 @@
+/**
+ * One spool served by the daemon: the few parts that serve it, wired together.
+ *
+ *   discover/   finds tasks (watching or listing incoming/, the reconciliation
+ *               scan, dead owners, peers, debris) and feeds the queue
+ *   TaskQueue   orders them: priority, then due time, then id; one timer for the future ones
+ *   run/        gives due names to a runner, which claims, reads, decodes, runs
+ *               and settles each itself and reports a code per name (spool-runs.ts)
+ *   supervise/  the ownership (liveness lock, claim directory, a lost ownership
+ *               and the rejoin) and the spool clock's samples
+ *
+ * Concurrency over all spools and the stop sequence are the daemon's
+ * (daemon.ts); every move of a task file is spool/protocol.ts's.
+ */
+import type { SpoolLayout } from '../spool/layout.js';
+import { quarantine } from '../spool/protocol.js';
+import { SpoolClock } from '../spool/clock.js';
+import { Discovery } from './discover/discovery.js';
+import { SpoolFolders } from './folders.js';
+import type { Logger } from './logger.js';
+import { Tally } from './observer.js';
+import type { DaemonOptions } from './options.js';
+import { FailedClaims } from './run/failed-claims.js';
+import type { ProcessRunners } from './run/process-runners.js';
+import { SpoolRuns, type Slots, type SpoolStats } from './run/spool-runs.js';
+import { StuckMoves } from './stuck-moves.js';
+import { ClockSampler } from './supervise/clock-sampler.js';
+import { Ownership } from './supervise/ownership.js';
+import { UnmatchedNames, type RegisteredTasks } from './task-names.js';
+import { TaskQueue } from './task-queue.js';
+
+export type { Slots, SpoolStats } from './run/spool-runs.js';
+
+/** Beside other daemons, before claiming others' tasks, incoming/ is listed again if its last listing is older than this (refreshBeforeStealing()). */
+const STEAL_LISTING_MIN_AGE_MS = 250;
+
+export class ServedSpool {
+  readonly layout: SpoolLayout;
+  readonly queue: TaskQueue;
+  /**
+   * The spool clock (spool/clock.ts): the filesystem server's time, sampled at
+   * start and at every liveness refresh. Everything compared with a due time in
+   * a name, a file's mtime or another daemon's lock goes by it; durations and
+   * the daemon's own timers go by the local clock.
+   */
+  readonly clock = new SpoolClock();
+  readonly stats: SpoolStats = { processed: 0, skipped: 0, rescheduled: 0, dead: 0, quarantined: 0, reclaimed: 0, lost: 0, claimRaces: 0 };
+  /** Counts by task name and timings, for the metrics and the status file (observer.ts). */
+  readonly tally = new Tally();
+  /** When start() finished (ms epoch; 0 before), for readiness (http-server.ts). */
+  servingSince = 0;
+  private readonly log: Logger;
+  /** The folders checked at start-up, re-checked before rare moves and at every scan. */
+  private readonly folders: SpoolFolders;
+  private readonly discovery: Discovery;
+  /** The claim/run/settle half: names to this spool's runner, reports back. */
+  private readonly runs: SpoolRuns;
+  private readonly ownership: Ownership;
+  private readonly sampler: ClockSampler;
+  private readonly failedClaims: FailedClaims;
+  /** File moves that failed (a full disk) and are tried again until they succeed. */
+  private readonly stuck: StuckMoves;
+  /** Names this process moved out of incoming/: the watch event their departure causes is not an arrival. */
+  private readonly departed = new Set<string>();
+  /** Files to leave alone until the given time (possibly still being written, or a claim that failed). */
+  private readonly held = new Map<string, number>();
+  /** Warns about task names nothing registered (set before start()). */
+  private unmatched: UnmatchedNames | undefined;
+  private stopping = false;
+  /** A spool folder was replaced while we ran (folders.ts): nothing more is moved here, outcomes included. */
+  private untrusted = false;
+
+  constructor(
+    dir: string,
+    options: DaemonOptions,
+    private readonly slots: Slots,
+    /** --processes N: the runner processes every spool shares; undefined with --processes 0 (each spool runs on this thread). */
+    processRunners: ProcessRunners | undefined,
+  ) {
+    this.folders = SpoolFolders.open(dir, { gid: options.group }, options.log);
+    this.layout = this.folders.layout;
+    this.log = options.log.child({ spool: this.layout.root });
+    this.stuck = new StuckMoves(this.log);
+    this.queue = new TaskQueue(() => slots.wake(), () => this.clock.now());
+    this.failedClaims = new FailedClaims(this.queue, this.held, this.log);
+    this.sampler = new ClockSampler(this.clock, this.layout, this.folders, this.log);
+    this.discovery = new Discovery(
+      {
+        layout: this.layout,
+        folders: this.folders,
+        options,
+        log: this.log,
+        clock: this.clock,
+        queue: this.queue,
+        wake: () => slots.wake(),
+        ownerId: () => this.ownership.id,
+        unmatched: () => this.unmatched,
+        moveUnderWay: (fileName) => this.stuck.has(fileName),
+        quarantine: (path, fileName, reason, from) => this.quarantine(path, fileName, reason, from),
+        retryFailedClaims: (now) => {
+          if (this.failedClaims.size > 0 && this.failedClaims.retry(now)) slots.wake();
+        },
+        reclaimed: (tasks) => void (this.stats.reclaimed += tasks),
+        untrusted: () => {
+          this.untrusted = true;
+          // Nothing more is moved here, failed moves included: they stay where they are.
+          this.stuck.stop();
+          void this.stopDiscovery();
+        },
+      },
+      this.departed,
+      this.held,
+    );
+    this.runs = new SpoolRuns(
+      {
+        layout: this.layout,
+        queue: this.queue,
+        stats: this.stats,
+        tally: this.tally,
+        clock: this.clock,
+        log: this.log,
+        options,
+        slots,
+        held: this.held,
+        departed: this.departed,
+        sharedSpool: () => this.discovery.peers.shared,
+        lookForPeers: () => this.discovery.peers.lookAgain(),
+        claimFailed: (fileName, from, reason, now) => this.failedClaims.failed(fileName, from, reason, now),
+        claimSettled: (fileName) => this.failedClaims.settled(fileName),
+        ownerGone: () => this.ownership.claimDirGone(),
+        stopping: () => this.stopping,
+        check: (...subs) => this.folders.check(...subs),
+        checkedId: (path) => this.folders.checkedId(path),
+      },
+      processRunners,
+    );
+    this.ownership = new Ownership({
+      layout: this.layout,
+      folders: this.folders,
+      clock: this.clock,
+      sampler: this.sampler,
+      options,
+      log: this.log,
+      opened: (ownerDir, claimDir, sources) => this.runs.open(ownerDir, claimDir, sources),
+      revoke: () => this.runs.revoke(),
+      wake: () => slots.wake(),
+      stopping: () => this.stopping,
+    });
+  }
+
+  /** Before start(): what the task modules registered, to warn about tasks none of it runs. */
+  expectTaskNames(registered: RegisteredTasks): void {
+    this.unmatched = new UnmatchedNames(registered, this.log);
+  }
+
+  get ownerId(): string | undefined {
+    return this.ownership.id;
+  }
+
+  /** Why this spool is not served now (readiness, http-server.ts), or undefined while it is. */
+  get notServingReason(): string | undefined {
+    if (this.untrusted) return 'a spool folder was replaced while spoolerd ran; restore it and restart spoolerd';
+    if (this.stopping) return 'stopping';
+    if (this.servingSince === 0) return 'starting';
+    if (!this.ownership.owning) return 'lost its claims (stalled past --stale-after); rejoining as a new owner';
+    return undefined;
+  }
+
+  /** Throws unless these folders are still the ones checked at start-up (folders.ts). */
+  checkFolders(...subs: Parameters<SpoolFolders['check']>): void {
+    this.folders.check(...subs);
+  }
+
+  /** When the last periodic scan began (ms epoch; 0: none yet). */
+  get lastScanAt(): number {
+    return this.discovery.reconciler.lastScanAt;
+  }
+
+  /** Names given to a runner and not yet reported (being claimed, run or settled). */
+  get heldCount(): number {
+    return this.runs.heldCount;
+  }
+
+  /** The file names of the tasks given to a runner (a census, not per task). */
+  heldNames(): IterableIterator<string> {
+    return this.runs.heldNames();
+  }
+
+  /** The tasks running now, at most `limit`, with their start as ms epoch (status-file.ts; walked once a second, not per task). */
+  runningTasks(limit: number): Array<{ id: string; name: string; attempt: number; startedAt: number }> {
+    return this.runs.runningTasks(limit);
+  }
+
+  async start(): Promise<void> {
+    // Before the lock is stamped and anything is judged due.
+    await this.sampler.sample(true);
+    const owner = await this.ownership.acquire();
+    const started = Date.now();
+    const { due, scheduled } = await this.discovery.start();
+    this.log.info('serving spool', {
+      owner: owner.id,
+      due,
+      scheduled,
+      ms: Date.now() - started,
+      watching: this.discovery.incoming.watching,
+      discovery: this.discovery.incoming.how,
+    });
+    this.servingSince = Date.now();
+    this.slots.wake();
+  }
+
+  /** Gives as many due tasks to the runners as there are free slots (at most `limit`). Returns how many. */
+  dispatch(limit: number): number {
+    let given = 0;
+    if (!this.stopping && !this.untrusted && this.ownership.owning) {
+      if (this.discovery.peers.ids.length > 1) this.refreshBeforeStealing(this.clock.now());
+      given = this.runs.give(limit);
+    }
+    this.discovery.incoming.hurry();
+    return given;
+  }
+
+  /** Stops discovery and claiming; running tasks go on. */
+  async stopDiscovery(): Promise<void> {
+    this.stopping = true;
+    await this.discovery.stop();
+  }
+
+  /**
+   * Puts every task this process still holds back where it was, unchanged (no
+   * attempt counted). Synchronous file moves, so it is safe from a second
+   * signal's handler. Returns how many running tasks went back.
+   */
+  releaseAll(): number {
+    if (this.untrusted) return 0; // left claimed: reclaimed after the stale time by a daemon that checked its folders
+    // A last try for the moves that failed; what still fails stays where it is.
+    if (this.stuck.size > 0) this.stuck.retry(true);
+    this.stuck.stop();
+    return this.runs.releaseAll();
+  }
+
+  async releaseOwner(): Promise<void> {
+    await this.ownership.release();
+  }
+
+  /**
+   * Beside other daemons, once every due task of our own claim share is
+   * claimed, the next claims are other shares' tasks (claim-shares.ts); those
+   * their owners claimed since incoming/ was last listed would each be a lost
+   * race, so list incoming/ first (it forgets them) unless the last listing
+   * is fresh.
+   */
+  private refreshBeforeStealing(now: number): void {
+    if (this.queue.readyCount === 0 || this.queue.hasOwnDue(now)) return;
+    if (now - this.discovery.incoming.lastListedAt < Math.max(STEAL_LISTING_MIN_AGE_MS, 10 * this.discovery.incoming.lastListingCost)) return;
+    this.discovery.incoming.list();
+  }
+
+  /** Moves a file that is not a valid task (found by discovery, still where it was dropped) to quarantine/. */
+  private quarantine(path: string, fileName: string, reason: string, from: string): void {
+    let to: string | undefined;
+    const quarantined = (moved: boolean) => {
+      if (!moved) return;
+      this.stats.quarantined++;
+      this.log.warn('quarantined a file that is not a valid task', { file: fileName, reason, to });
+    };
+    const move = () => {
+      this.folders.check('quarantine');
+      return (to = quarantine(this.layout, path, fileName, reason, from, this.clock.now())) !== undefined;
+    };
+    let moved: boolean;
+    try {
+      moved = move();
+    } catch (err) {
+      const what = 'quarantine an invalid file';
+      // Still in incoming/: considerBadName() leaves it to the retries meanwhile.
+      return this.stuck.add({ fileName, what, fields: { reason }, attempt: move, settled: quarantined }, err);
+    }
+    quarantined(moved);
+  }
+}
