@@ -62,7 +62,7 @@ describe('the option table', () => {
     const marked = declarations.filter(([, d]) => d.worker === true).map(([name]) => name);
     const sent = workerOptions(daemon);
     expect(Object.keys(sent).sort()).toEqual(marked.sort());
-    expect(sent).toEqual({ import: ['/m.js'], archive: false, logLevel: 'info', logFormat: 'json' });
+    expect(sent).toEqual({ import: ['/m.js'], archive: false, settle: DEFAULTS.settle, maxBytes: DEFAULTS.maxBytes, taskTimeout: 0, logLevel: 'info', logFormat: 'json' });
   });
 
   it('gives each option the type of its value (undefined where it has no default)', () => {
