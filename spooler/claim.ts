@@ -30,7 +30,7 @@ import { join, sep } from 'node:path';
 import type { SpoolLayout } from '../spool/layout.js';
 import { parseTaskName, renameTask } from '../spool/name.js';
 import { writeFailureRecord, type FailureRecord } from './records.js';
-import type { PendingDir } from './task-queue.js';
+import type { PendingDir } from './order/task-queue.js';
 
 const INCOMING_THEN_PENDING = ['incoming', 'pending'] as const;
 const PENDING_ONLY = ['pending'] as const;

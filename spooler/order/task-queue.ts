@@ -20,7 +20,7 @@
  * time is read from its fixed place in the name. A forgotten task is dropped
  * from `known` and skipped when it surfaces from a heap (lazy deletion).
  */
-import { dueOfTaskName } from '../spool/name.js';
+import { dueOfTaskName } from '../../spool/name.js';
 import { Heap } from './heap.js';
 
 /** Where a pending task's file is: producers drop into incoming/, the daemon moves to pending/. */
