@@ -28,8 +28,9 @@ import type { TaskOutcome } from '../runtime/results.js';
 import { sampleClock, SpoolClock, type ClockEstimate } from '../spool/clock.js';
 import type { SpoolLayout } from '../spool/layout.js';
 import { folderMode } from '../spool/trust.js';
+import { compactDrainedFolder } from '../spool/compact-folder.js';
 import { dueOfTaskName, explainBadName } from '../spool/name.js';
-import { readNames } from '../spool/read-names.js';
+import { eachName, readNames } from '../spool/read-names.js';
 import { decodeTask, type TaskFile } from '../spool/task-file.js';
 import { accept, bury, finish, reclaimOwner, release, removeClaimed, retryLater } from './claim.js';
 import { ownShare } from './order/claim-shares.js';
@@ -45,7 +46,7 @@ import { isOwnerAlive, Owner, removeOwnerLock } from './owner.js';
 import { quarantine, RECORD_STAGING_PREFIX } from './records.js';
 import { removeStatusFile } from './status-file.js';
 import { StuckMoves, type StuckMove } from './stuck-moves.js';
-import { TaskQueue, type PendingDir } from './order/task-queue.js';
+import { TaskQueue, windowFromTestKnob, type PendingDir } from './order/task-queue.js';
 import { pollSettingsFor } from './poll.js';
 import { directoryStamp, ListingGate, type PollSettings } from './poll-policy.js';
 import { watchDirectory, type DirectoryWatch } from './watch.js';
@@ -232,6 +233,10 @@ export class SpoolService {
   private crowdedSaid = false;
   /** Whether moveFutureOutOfIncoming() is under way. */
   private moving = false;
+  /** Whether the spool is on a local filesystem, where a drained folder may be recreated (compactIncomingIfDrained()). */
+  private localFolders: boolean | undefined;
+  /** The queue asked for a refill and it has not run yet (refillQueueSoon()). */
+  private refillPending = false;
   private stopping = false;
   /** A spool folder was replaced while we ran (folders.ts): nothing more is moved here, outcomes included. */
   private untrusted = false;
@@ -254,7 +259,8 @@ export class SpoolService {
     this.layout = this.folders.layout;
     this.log = options.log.child({ spool: this.layout.root });
     this.stuck = new StuckMoves(this.log);
-    this.queue = new TaskQueue(() => slots.wake(), () => this.clock.now());
+    // The queue holds a window of the next tasks; when it runs low it asks for a refill (refillQueue()).
+    this.queue = new TaskQueue(() => slots.wake(), () => this.clock.now(), { window: windowFromTestKnob(), wantsRefill: () => this.refillQueueSoon() });
   }
 
   /** Before start(): what the task modules registered, to warn about tasks none of it runs. */
@@ -984,53 +990,129 @@ export class SpoolService {
   // --- discovery --------------------------------------------------------------
 
   /**
-   * Start-up: every task name in pending/ and incoming/ into the queue at once
-   * (O(n), one listing of each directory). Returns how many entries incoming/ has.
+   * Start-up: the best task names of pending/ and incoming/ into the queue's
+   * window, the directories streamed (never one array of a million names: the
+   * queue keeps what it has room for). Returns how many entries incoming/ has.
    */
   private loadBacklog(now: number): number {
-    const pending = readNames(this.layout.pending);
-    const incoming = readNames(this.layout.incoming);
+    let incoming = 0;
+    const counted = function* (names: Iterable<string>): Generator<string> {
+      for (const n of names) {
+        incoming++;
+        yield n;
+      }
+    };
     this.pendingMtime = statSync(this.layout.pending).mtimeMs;
     this.nextPendingScan = Date.now() + this.options.scanInterval;
-    const rejected = this.queue.load(
+    const rejected = this.queue.refill(
       [
-        [pending, 'pending'],
-        [incoming, 'incoming'],
+        [eachName(this.layout.pending), 'pending'],
+        [counted(eachName(this.layout.incoming)), 'incoming'],
       ],
       now,
     );
     for (const [n, dir] of rejected) this.considerBadName(this.layout[dir] + sep + n, n, dir, undefined);
     this.unmatched?.checkAll(this.queue.inDir('pending'));
     this.unmatched?.checkAll(this.queue.inDir('incoming'));
-    return incoming.length;
+    return incoming;
+  }
+
+  /**
+   * The queue's window ran low while tasks wait on disk beyond it
+   * (order/task-queue.ts): list both directories again, soon but not inside
+   * the claim loop that noticed, and give the queue the best names it has
+   * room for. Tasks this process holds or holds back are not queued again.
+   */
+  private refillQueueSoon(): void {
+    if (this.refillPending) return;
+    this.refillPending = true;
+    const refill = () => {
+      if (this.stopping || this.untrusted) return void (this.refillPending = false);
+      const started = Date.now();
+      const now = this.clock.now();
+      try {
+        this.queue.refill(
+          [
+            [eachName(this.layout.pending), 'pending'],
+            [eachName(this.layout.incoming), 'incoming'],
+          ],
+          now,
+          (n) => this.owned.has(n) || this.departed.has(n) || (this.held.get(n) ?? -Infinity) > now,
+        );
+      } catch (err) {
+        // Still pending: asked again right away, it would fail again at once.
+        this.log.error('cannot list the spool to refill the queue; trying again', { err, inMs: this.options.scanInterval });
+        setTimeout(refill, this.options.scanInterval).unref();
+        return;
+      }
+      this.refillPending = false;
+      this.log.debug('queue refilled from the listings', { ms: Date.now() - started, held: this.queue.size, due: this.queue.readyCount });
+      this.slots.wake();
+    };
+    setImmediate(refill);
   }
 
   /** Reads incoming/ and considers every entry. Returns how many entries it holds. */
   private scanIncoming(): number {
     const started = Date.now();
     this.lastIncomingScan = started;
-    let names: string[];
+    // Beside other daemons the names are kept (up to PRUNE_MAX_NAMES) to forget what they claimed since the last listing.
+    const kept: string[] | undefined = this.peers.length > 1 ? [] : undefined;
+    let count = 0;
+    const known = this.queue.size;
     try {
       // Before the listing: a file that arrives after it moves the stamp, or shares its timestamp tick (the gate lists again then).
       this.incomingGate.listed(directoryStamp(statSync(this.layout.incoming)), started);
-      // Names only: a file's type is checked when it is claimed (safe-read.ts), which also
-      // catches a file swapped after listing, and a million Dirents would cost ~200 MB.
-      names = readNames(this.layout.incoming);
+      this.departed.clear();
+      const now = this.clock.now();
+      // Names only, streamed: a file's type is checked when it is claimed (safe-read.ts), which also catches a
+      // file swapped after listing; a million Dirents would cost ~200 MB, and a million names in one array ~100 MB
+      // (the queue keeps only its window of them).
+      for (const name of eachName(this.layout.incoming)) {
+        count++;
+        if (kept !== undefined && count <= PRUNE_MAX_NAMES) kept.push(name);
+        this.consider(name, now);
+      }
     } catch (err) {
       this.log.error('cannot read incoming/', { err });
       return 0;
     }
-    this.departed.clear();
-    const now = this.clock.now();
     // Beside other daemons: what they claimed since the last listing is gone from it; a claim of it would be lost.
-    if (this.peers.length > 1 && names.length <= PRUNE_MAX_NAMES) this.queue.forgetAbsent('incoming', new Set(names));
-    const known = this.queue.size;
-    for (const name of names) this.consider(name, now);
+    if (kept !== undefined && count <= PRUNE_MAX_NAMES) this.queue.forgetAbsent('incoming', new Set(kept));
     this.lastScanAdded = this.queue.size - known;
     // Listing included: on a crowded incoming/ it is most of the cost.
     this.incomingScanCost = Date.now() - started;
-    if (names.length > 0) this.slots.wake();
-    return names.length;
+    if (count > 0) this.slots.wake();
+    else this.compactIncomingIfDrained();
+    return count;
+  }
+
+  /**
+   * incoming/ was listed empty: if it grew large (ext4 never shrinks a
+   * directory), recreate it empty so that every later listing is cheap again
+   * (spool/compact-folder.ts). Only while watched (the watch is re-armed on the
+   * new folder), alone on the spool (another daemon would take the new folder
+   * for a stranger's swap and stop serving), and not on a network filesystem.
+   */
+  private compactIncomingIfDrained(): void {
+    const watcher = this.watcher;
+    if (watcher === undefined || this.sharedSpool || this.stopping || this.untrusted) return;
+    this.localFolders ??= !wantsDirHandles(this.layout.root);
+    if (!this.localFolders) return;
+    let result;
+    try {
+      result = compactDrainedFolder(this.layout.incoming, this.layout.state, this.folders.checkedId(this.layout.incoming)!);
+    } catch (err) {
+      this.log.warn('cannot recreate the drained incoming/; its listings stay as costly as its largest backlog', { err });
+      return;
+    }
+    if (!result.done) return;
+    this.folders.adoptReplaced('incoming', result.id);
+    this.log.info('incoming/ had drained: recreated it empty, so that listing it is cheap again');
+    // The watch was on the old folder, which is gone: watch the new one (startWatching lists it for what came meanwhile).
+    this.watcher = undefined;
+    watcher.close().catch((err: unknown) => this.log.error('cannot close the watcher', { err }));
+    this.startWatching().catch((err: unknown) => this.log.error('cannot watch incoming/ again; relying on scans', { err }));
   }
 
   /**
@@ -1122,21 +1204,33 @@ export class SpoolService {
   private moveFutureOutOfIncoming(): void {
     if (this.moving || this.stopping) return;
     this.moving = true;
-    const candidates = this.queue.inDir('incoming');
+    // The listing itself, streamed: the queue holds only a window of the names, the rest are on disk.
+    let candidates: Iterator<string>;
+    try {
+      candidates = eachName(this.layout.incoming);
+    } catch (err) {
+      this.log.error('cannot list incoming/ to move future tasks to pending/; it is scanned instead', { err });
+      return void (this.moving = false);
+    }
+    const done = () => {
+      candidates.return?.(undefined);
+      this.moving = false;
+    };
     const step = () => {
-      if (this.stopping) return void (this.moving = false);
+      if (this.stopping) return done();
       const until = Date.now() + 20;
       const horizon = this.clock.now() + this.options.scanInterval;
-      for (let r = candidates.next(); ; r = candidates.next()) {
-        if (r.done) return void (this.moving = false);
-        const fileName = r.value;
-        try {
-          if (dueOfTaskName(fileName)! > horizon && accept(this.layout, fileName)) this.queue.setDir(fileName, 'pending');
-        } catch (err) {
-          this.log.error('cannot move tasks to pending/; incoming/ stays unwatched and is scanned instead', { err });
-          return void (this.moving = false);
+      try {
+        for (let r = candidates.next(); ; r = candidates.next()) {
+          if (r.done) return done();
+          const fileName = r.value;
+          const due = fileName.charCodeAt(0) === 46 /* "." */ ? undefined : dueOfTaskName(fileName);
+          if (due !== undefined && due > horizon && !this.owned.has(fileName) && accept(this.layout, fileName)) this.queue.setDir(fileName, 'pending');
+          if (Date.now() >= until) break;
         }
-        if (Date.now() >= until) break;
+      } catch (err) {
+        this.log.error('cannot move tasks to pending/; incoming/ stays unwatched and is scanned instead', { err });
+        return done();
       }
       // Leave the rest of this turn to dispatching and I/O.
       setTimeout(step, 5);
@@ -1315,7 +1409,7 @@ export class SpoolService {
     const started = Date.now();
     const spoolNow = this.clock.now();
     let added = 0;
-    for (const n of readNames(this.layout.pending)) {
+    for (const n of eachName(this.layout.pending)) {
       if (n.charCodeAt(0) !== 46 && this.queue.add(n, 'pending', spoolNow)) {
         added++;
         this.unmatched?.check(n);
