@@ -8,7 +8,7 @@
  * overtakes what was queued before it, and postponed tasks left on disk run,
  * never early.
  */
-import { renameSync } from 'node:fs';
+import { renameSync, statSync, statfsSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Spooler, type TaskRequest } from '../runtime/index.js';
@@ -30,6 +30,7 @@ afterEach(async () => {
 });
 
 const WINDOW = 40;
+const TMPFS_MAGIC = 0x01021994;
 const echoes = () => readRecords(records).filter((r) => r.task === 'echo');
 const labels = () => echoes().map((r) => (r.args as unknown[])[0] as string);
 
@@ -94,5 +95,42 @@ describe('a backlog larger than the queue window', () => {
     // It overtook what still waited when it came: far from last, whatever the window held then.
     const after = ran.length - ran.indexOf('urgent') - 1;
     expect(after).toBeGreaterThan(300);
+  }, 90_000);
+});
+
+describe('a drained incoming/', () => {
+  /** 4,000 due tasks: incoming/ grows past the size worth recreating (ext4; tmpfs shrinks its own). */
+  async function drainBig(args: string[]): Promise<{ daemon: DaemonProcess; grownIno: number }> {
+    const spooler = Spooler.open(root);
+    await spooler.enqueueMany(Array.from({ length: 4000 }, (_, i) => ({ name: 'echo', args: [`t-${i}`] })));
+    const grownIno = statSync(join(root, 'incoming')).ino;
+    const daemon = await startServing({ dir: root, imports: ['basic'], records, args });
+    await waitForRuns(4000, daemon);
+    return { daemon, grownIno };
+  }
+
+  it('is recreated empty, and the watch follows the new folder', async () => {
+    if (statfsSync(dir).type === TMPFS_MAGIC) return console.log('skipped: the test folder is on tmpfs, which shrinks a drained directory itself');
+    // Scans a minute apart: only the watch can pick up the task enqueued after the swap in time.
+    const { daemon, grownIno } = await drainBig(['--scan-interval', '60s']);
+    await daemon.waitForLog((l) => l.msg === 'incoming/ had drained: recreated it empty, so that listing it is cheap again', { timeoutMs: 20_000 });
+    const now = statSync(join(root, 'incoming'));
+    expect(now.ino).not.toBe(grownIno);
+    expect(now.size).toBeLessThan(64 * 1024);
+    await Spooler.open(root).enqueue({ name: 'echo', args: ['after'] });
+    await waitFor(() => labels().includes('after'), { timeoutMs: 10_000, what: 'the task enqueued after the swap to run (picked up by the watch)' });
+    expect(daemon.logs.filter((l) => l.level === 'error')).toEqual([]);
+  }, 90_000);
+
+  it('is taken by the next folder check as the daemon\'s own folder: it goes on serving', async () => {
+    if (statfsSync(dir).type === TMPFS_MAGIC) return console.log('skipped: the test folder is on tmpfs, which shrinks a drained directory itself');
+    const { daemon } = await drainBig(['--scan-interval', '200ms']);
+    await daemon.waitForLog((l) => l.msg === 'incoming/ had drained: recreated it empty, so that listing it is cheap again', { timeoutMs: 20_000 });
+    // A claim directory that is a link: the scan reports it only after it has checked every folder, the new incoming/ too.
+    symlinkSync(dir, join(root, 'active', 'evil-1-abcdef'));
+    await daemon.waitForLog((l) => l.msg === 'not a claim directory spoolerd can trust; its files are not reclaimed');
+    await Spooler.open(root).enqueue({ name: 'echo', args: ['after'] });
+    await waitFor(() => labels().includes('after'), { what: 'the task enqueued after the swap to run' });
+    expect(daemon.logs.some((l) => l.msg.startsWith('a spool folder was replaced'))).toBe(false);
   }, 90_000);
 });
