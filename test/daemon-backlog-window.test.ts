@@ -8,7 +8,7 @@
  * overtakes what was queued before it, and postponed tasks left on disk run,
  * never early.
  */
-import { renameSync, statSync, statfsSync, symlinkSync } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync, renameSync, statSync, statfsSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Spooler, type TaskRequest } from '../runtime/index.js';
@@ -111,14 +111,16 @@ describe('a drained incoming/', () => {
 
   it('is recreated empty, and the watch follows the new folder', async () => {
     if (statfsSync(dir).type === TMPFS_MAGIC) return console.log('skipped: the test folder is on tmpfs, which shrinks a drained directory itself');
-    // Scans a minute apart: only the watch can pick up the task enqueued after the swap in time.
-    const { daemon, grownIno } = await drainBig(['--scan-interval', '60s']);
+    const { daemon, grownIno } = await drainBig(['--scan-interval', '1s']);
     await daemon.waitForLog((l) => l.msg === 'incoming/ had drained: recreated it empty, so that listing it is cheap again', { timeoutMs: 20_000 });
     const now = statSync(join(root, 'incoming'));
     expect(now.ino).not.toBe(grownIno);
     expect(now.size).toBeLessThan(64 * 1024);
+    // The daemon's inotify watch is on the new folder, no longer on the old one (the kernel's own account of it).
+    await waitFor(() => watchedInodes(daemon.pid).has(now.ino), { what: 'an inotify watch on the new incoming/', explain: () => `${[...watchedInodes(daemon.pid)]}` });
+    expect(watchedInodes(daemon.pid).has(grownIno)).toBe(false);
     await Spooler.open(root).enqueue({ name: 'echo', args: ['after'] });
-    await waitFor(() => labels().includes('after'), { timeoutMs: 10_000, what: 'the task enqueued after the swap to run (picked up by the watch)' });
+    await waitFor(() => labels().includes('after'), { what: 'the task enqueued after the swap to run' });
     expect(daemon.logs.filter((l) => l.level === 'error')).toEqual([]);
   }, 90_000);
 
@@ -134,3 +136,19 @@ describe('a drained incoming/', () => {
     expect(daemon.logs.some((l) => l.msg.startsWith('a spool folder was replaced'))).toBe(false);
   }, 90_000);
 });
+
+/** The inodes a process watches through inotify (from /proc/<pid>/fdinfo: "inotify wd:1 ino:<hex> …"). */
+function watchedInodes(pid: number): Set<number> {
+  const out = new Set<number>();
+  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+    let target: string;
+    try {
+      target = readlinkSync(`/proc/${pid}/fd/${fd}`);
+    } catch {
+      continue;
+    }
+    if (target !== 'anon_inode:inotify') continue;
+    for (const m of readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8').matchAll(/^inotify wd:\S+ ino:([0-9a-f]+)/gm)) out.add(parseInt(m[1]!, 16));
+  }
+  return out;
+}
