@@ -48,7 +48,8 @@ export function compactDrainedFolder(folder: string, stagingDir: string, expecte
   if (!st.isDirectory() || st.dev !== expected.dev || st.ino !== expected.ino) return { done: false, reason: 'it is not the folder that was checked' };
   if (st.size < minBytes) return { done: false, reason: 'it is small' };
   const staging = join(stagingDir, `${STAGING_PREFIX}${basename(folder)}-${process.pid}`);
-  removeIfEmptyFolder(staging);
+  // Here, not on every look: listing stagingDir (state/, which holds every dead letter's record) is not free.
+  sweepCompactionDebris(stagingDir);
   mkdirSync(staging, { mode: 0o700 });
   try {
     const made = lstatSync(staging);

@@ -28,7 +28,7 @@ import type { TaskOutcome } from '../runtime/results.js';
 import { sampleClock, SpoolClock, type ClockEstimate } from '../spool/clock.js';
 import type { SpoolLayout } from '../spool/layout.js';
 import { folderMode } from '../spool/trust.js';
-import { compactDrainedFolder, sweepCompactionDebris } from '../spool/compact-folder.js';
+import { compactDrainedFolder } from '../spool/compact-folder.js';
 import { dueOfTaskName, explainBadName } from '../spool/name.js';
 import { eachName, readNames } from '../spool/read-names.js';
 import { decodeTask, type TaskFile } from '../spool/task-file.js';
@@ -1101,7 +1101,6 @@ export class SpoolService {
     if (!this.localFolders) return;
     let result;
     try {
-      sweepCompactionDebris(this.layout.state);
       result = compactDrainedFolder(this.layout.incoming, this.layout.state, this.folders.checkedId(this.layout.incoming)!);
     } catch (err) {
       this.log.warn('cannot recreate the drained incoming/; its listings stay as costly as its largest backlog', { err });
