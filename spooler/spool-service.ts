@@ -1163,7 +1163,7 @@ export class SpoolService {
 
   /** Decides what to do with a name in incoming/: queue it, move it to pending/, hold it or quarantine it. */
   private consider(fileName: string, now: number): void {
-    if (fileName.charCodeAt(0) === 46 /* "." */ || this.queue.has(fileName)) return;
+    if (fileName.charCodeAt(0) === 46 /* "." */ || this.queue.has(fileName) || this.queue.beyondWindow(fileName, now)) return;
     const heldUntil = this.held.get(fileName);
     if (heldUntil !== undefined) {
       if (now < heldUntil) return;

@@ -23,13 +23,24 @@ export class BestOf<T> {
     return this.kept.size;
   }
 
+  /** Whether offer(item) would keep it: a single comparison, for callers with costlier checks to skip. */
+  wouldKeep(item: T): boolean {
+    if (this.kept.size < this.k) return true;
+    const worst = this.kept.peek();
+    return worst !== undefined && this.better(item, worst);
+  }
+
+  /** Counts an item the caller did not offer because wouldKeep() said no. */
+  passOver(): void {
+    this.leftOut++;
+  }
+
   offer(item: T): void {
     if (this.kept.size < this.k) return this.kept.push(item);
     this.leftOut++;
     const worst = this.kept.peek();
     if (worst === undefined || !this.better(item, worst)) return;
-    this.kept.pop();
-    this.kept.push(item);
+    this.kept.replaceTop(item);
   }
 
   /** The kept items, best first (empties this). */
