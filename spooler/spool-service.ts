@@ -46,7 +46,7 @@ import { isOwnerAlive, Owner, removeOwnerLock } from './owner.js';
 import { quarantine, RECORD_STAGING_PREFIX } from './records.js';
 import { removeStatusFile } from './status-file.js';
 import { StuckMoves, type StuckMove } from './stuck-moves.js';
-import { TaskQueue, windowFromTestKnob, type PendingDir } from './order/task-queue.js';
+import { roughDue, TaskQueue, windowFromTestKnob, type PendingDir } from './order/task-queue.js';
 import { pollSettingsFor } from './poll.js';
 import { directoryStamp, ListingGate, type PollSettings } from './poll-policy.js';
 import { watchDirectory, type DirectoryWatch } from './watch.js';
@@ -235,6 +235,8 @@ export class SpoolService {
   private moving = false;
   /** Whether the spool is on a local filesystem, where a drained folder may be recreated (compactIncomingIfDrained()). */
   private localFolders: boolean | undefined;
+  /** How many names the last listing of incoming/ found not due within a scan interval (moveFutureOutOfIncoming()). */
+  private futureInIncoming = 0;
   /** The queue asked for a refill and it has not run yet (refillQueueSoon()). */
   private refillPending = false;
   private stopping = false;
@@ -996,9 +998,12 @@ export class SpoolService {
    */
   private loadBacklog(now: number): number {
     let incoming = 0;
+    const horizon = now + this.options.scanInterval;
+    let future = 0;
     const counted = function* (names: Iterable<string>): Generator<string> {
       for (const n of names) {
         incoming++;
+        if (roughDue(n) > horizon) future++;
         yield n;
       }
     };
@@ -1014,6 +1019,7 @@ export class SpoolService {
     for (const [n, dir] of rejected) this.considerBadName(this.layout[dir] + sep + n, n, dir, undefined);
     this.unmatched?.checkAll(this.queue.inDir('pending'));
     this.unmatched?.checkAll(this.queue.inDir('incoming'));
+    this.futureInIncoming = future;
     return incoming;
   }
 
@@ -1059,18 +1065,22 @@ export class SpoolService {
     // Beside other daemons the names are kept (up to PRUNE_MAX_NAMES) to forget what they claimed since the last listing.
     const kept: string[] | undefined = this.peers.length > 1 ? [] : undefined;
     let count = 0;
+    let future = 0;
     const known = this.queue.size;
     try {
       // Before the listing: a file that arrives after it moves the stamp, or shares its timestamp tick (the gate lists again then).
       this.incomingGate.listed(directoryStamp(statSync(this.layout.incoming)), started);
       this.departed.clear();
       const now = this.clock.now();
+      const horizon = now + this.options.scanInterval;
+      future = 0;
       // Names only, streamed: a file's type is checked when it is claimed (safe-read.ts), which also catches a
       // file swapped after listing; a million Dirents would cost ~200 MB, and a million names in one array ~100 MB
       // (the queue keeps only its window of them).
       for (const name of eachName(this.layout.incoming)) {
         count++;
         if (kept !== undefined && count <= PRUNE_MAX_NAMES) kept.push(name);
+        if (roughDue(name) > horizon) future++;
         this.consider(name, now);
       }
     } catch (err) {
@@ -1080,6 +1090,7 @@ export class SpoolService {
     // Beside other daemons: what they claimed since the last listing is gone from it; a claim of it would be lost.
     if (kept !== undefined && count <= PRUNE_MAX_NAMES) this.queue.forgetAbsent('incoming', new Set(kept));
     this.lastScanAdded = this.queue.size - known;
+    this.futureInIncoming = future;
     // Listing included: on a crowded incoming/ it is most of the cost.
     this.incomingScanCost = Date.now() - started;
     if (count > 0) this.slots.wake();
@@ -1202,7 +1213,8 @@ export class SpoolService {
    * claimed straight from incoming/ meanwhile.
    */
   private moveFutureOutOfIncoming(): void {
-    if (this.moving || this.stopping) return;
+    // A pass lists the whole of incoming/: not for nothing (a backlog of due tasks has none to move).
+    if (this.moving || this.stopping || this.futureInIncoming === 0) return;
     this.moving = true;
     // The listing itself, streamed: the queue holds only a window of the names, the rest are on disk.
     let candidates: Iterator<string>;
@@ -1224,8 +1236,8 @@ export class SpoolService {
         for (let r = candidates.next(); ; r = candidates.next()) {
           if (r.done) return done();
           const fileName = r.value;
-          const due = fileName.charCodeAt(0) === 46 /* "." */ ? undefined : dueOfTaskName(fileName);
-          if (due !== undefined && due > horizon && !this.owned.has(fileName) && accept(this.layout, fileName)) this.queue.setDir(fileName, 'pending');
+          // The cheap look at the name (NaN for what is not shaped like a task name, never moved): a pass reads every name.
+          if (fileName.charCodeAt(0) !== 46 /* "." */ && roughDue(fileName) > horizon && !this.owned.has(fileName) && accept(this.layout, fileName)) this.queue.setDir(fileName, 'pending');
           if (Date.now() >= until) break;
         }
       } catch (err) {

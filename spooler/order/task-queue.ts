@@ -125,7 +125,7 @@ const dueOf = (fileName: string): number => Number(fileName.slice(DUE_START, DUE
  * check, dueOfTaskName, costs ~6 µs a name). NaN: not the shape of a task name.
  * Only names that enter the window are checked in full.
  */
-function roughDue(fileName: string): number {
+export function roughDue(fileName: string): number {
   if (fileName.length < 50 || fileName.charCodeAt(2) !== 45 || fileName.charCodeAt(DUE_END) !== 45) return NaN;
   let due = 0;
   for (let i = DUE_START; i < DUE_END; i++) {
