@@ -37,7 +37,7 @@ import type { DaemonOptions } from './options.js';
 import { Tally } from './observer.js';
 import { Owner } from './owner.js';
 import { StuckMoves, type StuckMove } from './stuck-moves.js';
-import { TaskQueue, type PendingDir } from './task-queue.js';
+import { TaskQueue, windowFromTestKnob, type PendingDir } from './order/task-queue.js';
 import { Discovery } from './discover/discovery.js';
 import { UnmatchedNames, type RegisteredTasks } from './task-names.js';
 
@@ -190,7 +190,8 @@ export class SpoolService {
     this.layout = this.folders.layout;
     this.log = options.log.child({ spool: this.layout.root });
     this.stuck = new StuckMoves(this.log);
-    this.queue = new TaskQueue(() => slots.wake(), () => this.clock.now());
+    // The queue holds a window of the next tasks; when it runs low, discovery refills it from the listings.
+    this.queue = new TaskQueue(() => slots.wake(), () => this.clock.now(), { window: windowFromTestKnob(), wantsRefill: () => this.discovery.refillSoon() });
     this.discovery = new Discovery(
       {
         layout: this.layout,
@@ -202,6 +203,7 @@ export class SpoolService {
         wake: () => slots.wake(),
         ownerId: () => this.owner?.id,
         unmatched: () => this.unmatched,
+        holds: (fileName) => this.owned.has(fileName),
         moveUnderWay: (fileName) => this.stuck.has(fileName),
         quarantine: (path, fileName, reason, from) => this.quarantine(path, fileName, reason, from),
         retryFailedClaims: (now) => {

@@ -15,7 +15,7 @@ import { FutureMover } from '../spooler/discover/mover.js';
 import { Reconciler } from '../spooler/discover/reconcile.js';
 import type { DirectoryWatch } from '../spooler/discover/watch.js';
 import type { Logger } from '../spooler/logger.js';
-import { TaskQueue } from '../spooler/task-queue.js';
+import { TaskQueue } from '../spooler/order/task-queue.js';
 
 const NOW = 1_800_000_000_000;
 const SCAN_INTERVAL = 5000;
@@ -120,6 +120,7 @@ describe('the mode diagram', () => {
     'arming>watching',
     'arming>listing',
     'arming>stopped',
+    'watching>arming',
     'watching>listing',
     'watching>stopped',
     'listing>arming',
@@ -221,7 +222,7 @@ describe('incoming/ discovery', () => {
     const due = Array.from({ length: 10 }, () => taskName());
     const later = Array.from({ length: WATCH_MAX_BACKLOG + 5 }, () => taskName(NOW + 10 * SCAN_INTERVAL));
     for (const n of [...due, ...later]) t.arrive(n);
-    t.queue.load([[[...t.incoming], 'incoming']], NOW);
+    t.queue.refill([[[...t.incoming], 'incoming']], NOW);
     await t.discovery.start(t.incoming.size, undefined);
     expect(t.discovery.current).toBe('listing');
     await vi.advanceTimersByTimeAsync(100);

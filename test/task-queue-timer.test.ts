@@ -5,7 +5,7 @@
  * The real daemon's timing is tested end to end in test/daemon-order.test.ts.
  */
 import { describe, expect, it, vi } from 'vitest';
-import { TaskQueue } from '../spooler/task-queue.js';
+import { TaskQueue } from '../spooler/order/task-queue.js';
 import { T0, useFakeClock } from './helpers/fake-clock.js';
 
 const clock = useFakeClock();
