@@ -52,7 +52,7 @@ export const TASK_ID_PATTERN = /^\d{13}[0-9a-f]{16}$/;
  *   PP-DUE-ID-aN-NAME.EXT
  *   0  3   17 47
  *
- * The daemon's queue compares names by these offsets (spooler/task-queue.ts).
+ * The daemon's queue compares names by these offsets (spooler/order/task-queue.ts).
  */
 /** Offsets of the 2-digit priority. */
 export const PRIORITY_START = 0;

@@ -302,6 +302,30 @@ describe('incoming/ discovery', () => {
     await t.discovery.stop();
   });
 
+  it('listing a crowded incoming/ of due tasks only: the mover does not list it again for nothing', async () => {
+    const t = setup();
+    const due = Array.from({ length: WATCH_MAX_BACKLOG + 5 }, () => taskName());
+    for (const n of due) t.arrive(n);
+    t.queue.refill([[[...t.incoming], 'incoming']], NOW);
+    // The start-up load counted no name not due soon.
+    t.discovery.backlogCounted(0);
+    await t.discovery.start(t.incoming.size, undefined);
+    expect(t.discovery.current).toBe('listing');
+    expect(t.listings()).toBe(0);
+    // The listing pace's tick lists it (still crowded, still nothing in the future): one listing, not two.
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(t.listings()).toBe(1);
+    await vi.advanceTimersByTimeAsync(100);
+    expect(t.listings()).toBe(1);
+    // A future task arrives: the next listing sees it, and the mover lists the folder to move it out.
+    const later = taskName(NOW + 10 * SCAN_INTERVAL);
+    t.arrive(later);
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(t.listings()).toBe(3);
+    expect(t.pending.has(later)).toBe(true);
+    await t.discovery.stop();
+  });
+
   it('a watch that comes into place after stop() is closed at once, and the mode stays stopped', async () => {
     const t = setup({ readyAtOnce: false });
     const started = t.discovery.start(0, undefined);

@@ -1,5 +1,5 @@
 /**
- * Discovery's output: names handed to the task queue (task-queue.ts), and a
+ * Discovery's output: names handed to the task queue (order/task-queue.ts), and a
  * wake-up of dispatch. Every call discovery makes to the queue is here, so
  * that the queue can change inside (a bounded window of the next tasks, the
  * rest left on disk) with one place to follow on this side.
