@@ -14,6 +14,8 @@
  *   npm run bench -- multihost --tasks 2000   three hosts over sshfs (root; bench/host-rig.ts)
  *   BENCH_BASELINE_DIST=<old dist/> npm run bench -- remote-pickup   pickup without --poll over sshfs, vs an older build's --poll
  *   npm run bench -- multihost-drain --runs 3  1 vs 3 hosts draining over sshfs, with round trips per task
+ *   TMPDIR=/tmp npm run bench -- backlog-cost     1k vs 300k queued, 1M due queued, idle after its drain
+ *   BENCH_DAEMON_DIST=<old dist/> npm run bench -- backlog-cost   the same against an older build's daemon
  *
  * Options: --runs N, --tasks N (each benchmark has its own defaults), --cold,
  * --topdir, --concurrency N, --io-threads N, --json, --list. Results: BENCHMARKS.md.
@@ -62,6 +64,10 @@ const BENCHMARKS: Record<string, { what: string; run: (o: CommonOptions) => Prom
   backlog: {
     what: 'one spoolerd started on a million pending tasks: time to dispatch, RSS, idle CPU (targets ≤ 10 s, ≤ 500 MB)',
     run: async (o) => (await import('./backlog.js')).backlog(o.tasks === undefined ? {} : { tasks: o.tasks }),
+  },
+  'backlog-cost': {
+    what: 'cost that does not grow with the backlog: CPU/task with 1k vs 300k queued (≤ 1.1×), RSS with 1M due queued (≤ 200 MB), spawn → first run (≤ 2 s), idle CPU after the 1M drain (< 0.5%)',
+    run: async (o) => (await import('./backlog-cost.js')).backlogCost(o.tasks === undefined ? {} : { tasks: o.tasks }),
   },
   processes: {
     what: 'worker processes: no-op drain --processes 0 vs 2 (target ≥ 0.5×), 10 ms CPU tasks 1 vs 2 (target ~2×), IPC serialization',

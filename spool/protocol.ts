@@ -42,6 +42,10 @@
  *                  aN+1), per file                           active/D/
  *                2 rmdir active/D                            an orphan lock (debris)                  nobody: harmless (owner ids are never reused)
  *                3 rmdir locks/owner-D.lock                  nothing                                  -
+ *   compact      1 mkdir state/.compact-incoming-P, chown,   an empty staging folder (debris)         the next compaction by any daemon (rmdir)
+ *   (a drained     chmod (the old folder's owner and mode)
+ *   incoming/,   2 rename .compact-incoming-P -> incoming    a new empty incoming/ (rename onto a     nobody needs to: no task was in it (a task
+ *   alone, local   (spool/compact-folder.ts)                 directory succeeds only if it is empty)  that arrived first fails the swap: rmdir 1)
  *
  * Released and reclaimed tasks go to incoming/ rather than pending/ because
  * every daemon watches incoming/: whichever is free picks them up at once.

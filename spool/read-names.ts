@@ -52,6 +52,31 @@ export function readNames(dir: string): string[] {
 }
 
 /**
+ * Every name in `dir`, a batch at a time where listings carry types, so a
+ * million names are never one array (the daemon's queue keeps only the best
+ * few it has room for). Where they do not, readdirSync's one array, as in
+ * readNames(). Never stats an entry; throws what opendir throws.
+ */
+export function* eachName(dir: string): Generator<string, void, undefined> {
+  if (!hasTypes(dir)) return yield* readdirSync(dir);
+  const handle = opendirSync(dir, { bufferSize: BATCH });
+  let byName = false;
+  try {
+    try {
+      for (let entry = handle.readSync(); entry !== null; entry = handle.readSync()) yield entry.name;
+    } catch (err) {
+      if (!isMissing(err)) throw err;
+      listingHasTypes.set(dir, false);
+      byName = true;
+    }
+  } finally {
+    handle.closeSync();
+  }
+  // An entry without a type vanished under Node's lstat: all again by name (the queue takes a name given twice once).
+  if (byName) yield* readdirSync(dir);
+}
+
+/**
  * Every entry of `dir` with its type, a batch at a time where the listing has
  * types; entries that vanish while being read are left out. Throws what
  * opendir throws (ENOENT for a missing `dir` among them).

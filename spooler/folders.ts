@@ -115,6 +115,15 @@ export class SpoolFolders {
     this.ownClaimDir = path;
   }
 
+  /**
+   * This daemon replaced a spool folder itself (a drained folder recreated
+   * empty: spool/compact-folder.ts) and `id` is the new one's identity: checked
+   * as the old one was from now on. The swap was its own act, not a stranger's.
+   */
+  adoptReplaced(sub: Subdir, id: FolderId): void {
+    this.ids.set(this.layout[sub], id);
+  }
+
   /** The identity a checked folder (a spool subfolder, or our claim directory) had when it was checked. */
   checkedId(path: string): FolderId | undefined {
     return this.ids.get(path);

@@ -27,7 +27,7 @@ import { StuckMoves } from './stuck-moves.js';
 import { ClockSampler } from './supervise/clock-sampler.js';
 import { Ownership } from './supervise/ownership.js';
 import { UnmatchedNames, type RegisteredTasks } from './task-names.js';
-import { TaskQueue } from './task-queue.js';
+import { TaskQueue, windowFromTestKnob } from './order/task-queue.js';
 
 export type { Slots, SpoolStats } from './run/spool-runs.js';
 
@@ -81,7 +81,8 @@ export class ServedSpool {
     this.layout = this.folders.layout;
     this.log = options.log.child({ spool: this.layout.root });
     this.stuck = new StuckMoves(this.log);
-    this.queue = new TaskQueue(() => slots.wake(), () => this.clock.now());
+    // The queue holds a window of the next tasks; when it runs low, discovery refills it from the listings.
+    this.queue = new TaskQueue(() => slots.wake(), () => this.clock.now(), { window: windowFromTestKnob(), wantsRefill: () => this.discovery.refillSoon() });
     this.failedClaims = new FailedClaims(this.queue, this.held, this.log);
     this.sampler = new ClockSampler(this.clock, this.layout, this.folders, this.log);
     this.discovery = new Discovery(
@@ -95,6 +96,7 @@ export class ServedSpool {
         wake: () => slots.wake(),
         ownerId: () => this.ownership.id,
         unmatched: () => this.unmatched,
+        holds: (fileName) => this.runs.holds(fileName),
         moveUnderWay: (fileName) => this.stuck.has(fileName),
         quarantine: (path, fileName, reason, from) => this.quarantine(path, fileName, reason, from),
         retryFailedClaims: (now) => {

@@ -1,13 +1,13 @@
 /**
- * Claim shares (spooler/claim-shares.ts) and how the daemon's queue orders
- * claims by them (spooler/task-queue.ts): own share first, others' only when
+ * Claim shares (spooler/order/claim-shares.ts) and how the daemon's queue orders
+ * claims by them (spooler/order/task-queue.ts): own share first, others' only when
  * none of ours is left or one of theirs has a better priority, taken from
  * the far end; a listing forgets what others claimed.
  */
 import { describe, expect, it } from 'vitest';
 import { formatTaskName } from '../spool/name.js';
-import { ownShare, shareOf } from '../spooler/claim-shares.js';
-import { TaskQueue } from '../spooler/task-queue.js';
+import { ownShare, shareOf } from '../spooler/order/claim-shares.js';
+import { TaskQueue } from '../spooler/order/task-queue.js';
 
 const NOW = 1_800_000_000_000;
 let counter = 0;

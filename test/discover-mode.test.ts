@@ -15,7 +15,7 @@ import { FutureMover } from '../spooler/discover/mover.js';
 import { Reconciler } from '../spooler/discover/reconcile.js';
 import type { DirectoryWatch } from '../spooler/discover/watch.js';
 import type { Logger } from '../spooler/logger.js';
-import { TaskQueue } from '../spooler/task-queue.js';
+import { TaskQueue } from '../spooler/order/task-queue.js';
 
 const NOW = 1_800_000_000_000;
 const SCAN_INTERVAL = 5000;
@@ -41,7 +41,7 @@ class FakeWatch implements DirectoryWatch {
   }
 }
 
-function setup(options: { readyAtOnce?: boolean } = {}) {
+function setup(options: { readyAtOnce?: boolean; everShared?: boolean } = {}) {
   const incoming = new Set<string>();
   const pending = new Set<string>();
   const logs: Array<{ level: string; msg: string }> = [];
@@ -57,6 +57,9 @@ function setup(options: { readyAtOnce?: boolean } = {}) {
   const watches: FakeWatch[] = [];
   let listings = 0;
   let stampTick = 0;
+  /** Whether incoming/ "grew large": the fake compaction replaces it only then. */
+  let grown = false;
+  let compactions = 0;
   const fs: IncomingFs = {
     watch: (_dir, _options, onFile) => {
       const w = new FakeWatch(onFile);
@@ -70,6 +73,12 @@ function setup(options: { readyAtOnce?: boolean } = {}) {
     },
     stamp: () => ({ mtimeMs: stampTick, ctimeMs: stampTick, size: incoming.size, ino: 1 }),
     mtimeOf: () => 0,
+    compactDrained: () => {
+      if (!grown || incoming.size > 0) return false;
+      grown = false;
+      compactions++;
+      return true;
+    },
     moveToPending: (n) => {
       if (!incoming.delete(n)) return false;
       pending.add(n);
@@ -92,6 +101,7 @@ function setup(options: { readyAtOnce?: boolean } = {}) {
       moveUnderWay: () => false,
       quarantine: () => undefined,
       shared: () => false,
+      everShared: () => options.everShared === true,
     },
     new Set(),
     new Map(),
@@ -101,7 +111,19 @@ function setup(options: { readyAtOnce?: boolean } = {}) {
     incoming.add(n);
     stampTick++;
   };
-  return { incoming, pending, logs, watches, queue, discovery, arrive, listings: () => listings, wakes: () => wakes };
+  return {
+    incoming,
+    pending,
+    logs,
+    watches,
+    queue,
+    discovery,
+    arrive,
+    listings: () => listings,
+    wakes: () => wakes,
+    grow: () => void (grown = true),
+    compactions: () => compactions,
+  };
 }
 
 beforeEach(() => {
@@ -120,6 +142,7 @@ describe('the mode diagram', () => {
     'arming>watching',
     'arming>listing',
     'arming>stopped',
+    'watching>arming',
     'watching>listing',
     'watching>stopped',
     'listing>arming',
@@ -160,6 +183,51 @@ describe('incoming/ discovery', () => {
     expect(t.discovery.current).toBe('watching');
     expect(t.listings()).toBe(1);
     expect(t.queue.has(a)).toBe(true);
+  });
+
+  it('watching -> arming -> watching when incoming/ is listed empty and recreated: the old watch closed, the new folder watched and listed', async () => {
+    const t = setup({ readyAtOnce: false });
+    const started = t.discovery.start(0, undefined);
+    t.watches[0]!.becomeReady();
+    await started;
+    expect(t.discovery.current).toBe('watching');
+    // Listed empty while small: nothing recreated.
+    t.watches[0]!.emit(undefined);
+    expect(t.compactions()).toBe(0);
+    t.grow();
+    t.watches[0]!.emit(undefined);
+    expect(t.compactions()).toBe(1);
+    expect(t.discovery.current).toBe('arming');
+    expect(t.watches[0]!.closed).toBe(true);
+    expect(t.watches.length).toBe(2);
+    expect(t.logs.some((l) => l.msg.startsWith('incoming/ had drained: recreated it empty'))).toBe(true);
+    // An arrival before the new watch is in place is found by the listing that follows it.
+    const a = taskName();
+    t.arrive(a);
+    const listed = t.listings();
+    t.watches[1]!.becomeReady();
+    await vi.advanceTimersByTimeAsync(0);
+    expect(t.discovery.current).toBe('watching');
+    expect(t.listings()).toBe(listed + 1);
+    expect(t.queue.has(a)).toBe(true);
+    // Events of the old watch are not the new folder's; the new one's are.
+    const b = taskName();
+    t.arrive(b);
+    t.watches[1]!.emit(b);
+    expect(t.queue.has(b)).toBe(true);
+    await t.discovery.stop();
+    expect(t.watches[1]!.closed).toBe(true);
+  });
+
+  it('a drained incoming/ is never recreated once another daemon was seen on the spool', async () => {
+    const t = setup({ everShared: true });
+    await t.discovery.start(0, undefined);
+    t.grow();
+    t.watches[0]!.emit(undefined);
+    expect(t.compactions()).toBe(0);
+    expect(t.discovery.current).toBe('watching');
+    expect(t.watches.length).toBe(1);
+    await t.discovery.stop();
   });
 
   it('watching: a named arrival is queued; one not due soon moves to pending/ at once', async () => {
@@ -221,7 +289,7 @@ describe('incoming/ discovery', () => {
     const due = Array.from({ length: 10 }, () => taskName());
     const later = Array.from({ length: WATCH_MAX_BACKLOG + 5 }, () => taskName(NOW + 10 * SCAN_INTERVAL));
     for (const n of [...due, ...later]) t.arrive(n);
-    t.queue.load([[[...t.incoming], 'incoming']], NOW);
+    t.queue.refill([[[...t.incoming], 'incoming']], NOW);
     await t.discovery.start(t.incoming.size, undefined);
     expect(t.discovery.current).toBe('listing');
     await vi.advanceTimersByTimeAsync(100);
@@ -231,6 +299,30 @@ describe('incoming/ discovery', () => {
     // The next listing finds incoming/ small: watched again.
     await vi.advanceTimersByTimeAsync(1000);
     expect(t.discovery.current).toBe('watching');
+    await t.discovery.stop();
+  });
+
+  it('listing a crowded incoming/ of due tasks only: the mover does not list it again for nothing', async () => {
+    const t = setup();
+    const due = Array.from({ length: WATCH_MAX_BACKLOG + 5 }, () => taskName());
+    for (const n of due) t.arrive(n);
+    t.queue.refill([[[...t.incoming], 'incoming']], NOW);
+    // The start-up load counted no name not due soon.
+    t.discovery.backlogCounted(0);
+    await t.discovery.start(t.incoming.size, undefined);
+    expect(t.discovery.current).toBe('listing');
+    expect(t.listings()).toBe(0);
+    // The listing pace's tick lists it (still crowded, still nothing in the future): one listing, not two.
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(t.listings()).toBe(1);
+    await vi.advanceTimersByTimeAsync(100);
+    expect(t.listings()).toBe(1);
+    // A future task arrives: the next listing sees it, and the mover lists the folder to move it out.
+    const later = taskName(NOW + 10 * SCAN_INTERVAL);
+    t.arrive(later);
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(t.listings()).toBe(3);
+    expect(t.pending.has(later)).toBe(true);
     await t.discovery.stop();
   });
 

@@ -18,7 +18,7 @@ import { createLogger } from '../spooler/logger.js';
 import { Tally } from '../spooler/observer.js';
 import { DEFAULTS, type DaemonOptions } from '../spooler/options.js';
 import { SpoolRuns, type RunsHost, type Slots, type SpoolStats } from '../spooler/run/spool-runs.js';
-import { TaskQueue } from '../spooler/task-queue.js';
+import { TaskQueue } from '../spooler/order/task-queue.js';
 import { tempDir } from './helpers/cli.js';
 
 let dir: string;

@@ -1,11 +1,11 @@
 /**
- * The queue's one wake-up timer for every postponed task (spooler/task-queue.ts),
+ * The queue's one wake-up timer for every postponed task (spooler/order/task-queue.ts),
  * on a fake clock (test/helpers/fake-clock.ts): a postponed task becomes due at
  * its due time, not a millisecond before, and a thousand of them arm one timer.
  * The real daemon's timing is tested end to end in test/daemon-order.test.ts.
  */
 import { describe, expect, it, vi } from 'vitest';
-import { TaskQueue } from '../spooler/task-queue.js';
+import { TaskQueue } from '../spooler/order/task-queue.js';
 import { T0, useFakeClock } from './helpers/fake-clock.js';
 
 const clock = useFakeClock();

@@ -7,7 +7,7 @@
 import { sep } from 'node:path';
 import { dueOfTaskName, explainBadName } from '../../spool/name.js';
 import type { Logger } from '../logger.js';
-import type { PendingDir } from '../task-queue.js';
+import type { PendingDir } from '../order/task-queue.js';
 import type { UnmatchedNames } from '../task-names.js';
 import type { QueueFeed } from './feed.js';
 
@@ -51,7 +51,8 @@ export class Arrivals {
   /** Decides what to do with a name in incoming/: queue it, move it to pending/, hold it or quarantine it. */
   consider(fileName: string, now: number, watched: boolean): void {
     const feed = this.host.feed;
-    if (fileName.charCodeAt(0) === 46 /* "." */ || feed.has(fileName)) return;
+    // beyondWindow: a name after the window's cut-off stays on disk for a later refill (order/task-queue.ts).
+    if (fileName.charCodeAt(0) === 46 /* "." */ || feed.has(fileName) || feed.beyondWindow(fileName, now)) return;
     const heldUntil = this.held.get(fileName);
     if (heldUntil !== undefined) {
       if (now < heldUntil) return;

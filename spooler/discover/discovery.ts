@@ -1,5 +1,6 @@
 /**
  * Discovery of one spool's tasks: what is there at start-up (loadBacklog()),
+ * the next names whenever the queue's window runs low (refillSoon()),
  * arrivals in incoming/ (incoming.ts, an explicit mode machine drawn in
  * mode.ts), and the reconciliation scan on its own timer (reconcile.ts: pending/,
  * dead owners' claims, peers, debris). Its output is names in the task queue
@@ -11,15 +12,19 @@
 import { statSync } from 'node:fs';
 import type { SpoolClock } from '../../spool/clock.js';
 import type { SpoolLayout } from '../../spool/layout.js';
-import { readNames } from '../../spool/read-names.js';
+import { compactDrainedFolder } from '../../spool/compact-folder.js';
+import { roughDue } from '../../spool/name.js';
+import { eachName, readNames } from '../../spool/read-names.js';
 import { accept } from '../../spool/protocol.js';
 import type { SpoolFolders } from '../folders.js';
 import type { Logger } from '../logger.js';
 import type { DaemonOptions } from '../options.js';
-import type { PendingDir } from '../task-queue.js';
+import type { PendingDir } from '../order/task-queue.js';
 import type { UnmatchedNames } from '../task-names.js';
 import { QueueFeed, type QueueForDiscovery } from './feed.js';
+import { filesystemKind } from './fs-kind.js';
 import { IncomingDiscovery, realIncomingFs, type IncomingFs } from './incoming.js';
+import { assertState } from './mode.js';
 import { Peers } from './peers.js';
 import { pollSettingsFor } from './poll.js';
 import { Reconciler } from './reconcile.js';
@@ -37,6 +42,8 @@ export interface DiscoveryHost {
   wake(): void;
   ownerId(): string | undefined;
   unmatched(): UnmatchedNames | undefined;
+  /** Whether this process holds the task (claimed: in active/<owner>/); a refill does not queue it again. */
+  holds(fileName: string): boolean;
   /** Whether a move of this file failed and is being retried (stuck-moves.ts). */
   moveUnderWay(fileName: string): boolean;
   /** Moves a file that is not a valid task to quarantine/. */
@@ -60,14 +67,21 @@ export class Discovery {
   readonly incoming: IncomingDiscovery;
   readonly peers: Peers;
   readonly reconciler: Reconciler;
+  /** refillSoon(): none asked, one to run on the next turn, or one waiting to retry after a failed listing. */
+  private refillState: 'idle' | 'soon' | 'retrying' = 'idle';
+  /** Whether the spool is on a local filesystem, where a drained incoming/ may be recreated (asked once). */
+  private localFolders: boolean | undefined;
 
   constructor(
     private readonly host: DiscoveryHost,
     /** Names this process moved out of incoming/ (incoming.ts); the claimer adds those it claims from there. */
-    departed: Set<string>,
+    private readonly departed: Set<string>,
     /** Files to leave alone until the given time (incoming.ts); the claimer holds back failed claims. */
-    held: Map<string, number>,
-    fs: IncomingFs = realIncomingFs((fileName) => accept(host.layout, fileName)),
+    private readonly held: Map<string, number>,
+    fs: IncomingFs = realIncomingFs(
+      (fileName) => accept(host.layout, fileName),
+      () => this.recreateDrainedIncoming(),
+    ),
   ) {
     const { layout, options, log } = host;
     this.feed = new QueueFeed(host.queue, () => host.wake());
@@ -81,6 +95,8 @@ export class Discovery {
         now: () => host.clock.now(),
         unmatched: () => host.unmatched(),
         shared: () => this.peers.ids.length > 1,
+        everShared: () => this.peers.shared,
+        holds: (fileName) => host.holds(fileName),
         moveUnderWay: (fileName) => host.moveUnderWay(fileName),
         quarantine: (path, fileName, reason, from) => host.quarantine(path, fileName, reason, from),
       },
@@ -127,19 +143,89 @@ export class Discovery {
   }
 
   /**
-   * Every task name in pending/ and incoming/ into the queue at once (O(n), one
-   * listing of each directory). Returns how many entries incoming/ has.
+   * The best task names of pending/ and incoming/ into the queue's window, the
+   * directories streamed (never one array of a million names: the queue keeps
+   * what it has room for). Returns how many entries incoming/ has.
    */
   private loadBacklog(now: number): number {
     const { layout } = this.host;
-    const pending = readNames(layout.pending);
-    const incoming = readNames(layout.incoming);
+    let entries = 0;
+    let future = 0;
+    const horizon = now + this.host.options.scanInterval;
+    const counted = function* (names: Iterable<string>): Generator<string> {
+      for (const n of names) {
+        entries++;
+        if (roughDue(n) > horizon) future++;
+        yield n;
+      }
+    };
     this.reconciler.pendingLoaded(statSync(layout.pending).mtimeMs);
-    const rejected = this.feed.load(pending, incoming, now);
+    const rejected = this.feed.refill(eachName(layout.pending), counted(eachName(layout.incoming)), now);
     for (const [n, dir] of rejected) this.incoming.arrivals.considerBadName(n, dir, undefined);
     this.host.unmatched()?.checkAll(this.feed.inDir('pending'));
     this.host.unmatched()?.checkAll(this.feed.inDir('incoming'));
-    return incoming.length;
+    this.incoming.backlogCounted(future);
+    return entries;
+  }
+
+  /**
+   * The queue's window ran low while tasks wait on disk beyond it
+   * (order/task-queue.ts): list both directories again, soon but not inside
+   * the claim loop that noticed, and give the queue the best names it has room
+   * for. Tasks this process holds or holds back are not queued again. A
+   * listing that fails is tried again after a scan interval.
+   *
+   *          refillSoon()         the refill ran (or discovery stopped)
+   *   idle ──────────────▶ soon ─────────────────────────────────────────▶ idle
+   *                          │ ▲
+   *       the listing failed │ │ a scan interval later
+   *                          ▼ │
+   *                        retrying        (refillSoon() meanwhile: a no-op)
+   */
+  refillSoon(): void {
+    if (this.refillState !== 'idle') return;
+    this.refillState = 'soon';
+    setImmediate(() => this.refill());
+  }
+
+  private refill(): void {
+    assertState('queue refill', this.refillState, ['soon'], 'idle');
+    if (this.incoming.current === 'stopped') return void (this.refillState = 'idle');
+    const { layout, clock, log, options } = this.host;
+    const started = Date.now();
+    const now = clock.now();
+    try {
+      this.feed.refill(eachName(layout.pending), eachName(layout.incoming), now, (n) => this.host.holds(n) || this.departed.has(n) || (this.held.get(n) ?? -Infinity) > now);
+    } catch (err) {
+      // Asked again right away, it would fail again at once.
+      log.error('cannot list the spool to refill the queue; trying again', { err, inMs: options.scanInterval });
+      this.refillState = 'retrying';
+      setTimeout(() => {
+        assertState('queue refill', this.refillState, ['retrying'], 'soon');
+        this.refillState = 'soon';
+        this.refill();
+      }, options.scanInterval).unref();
+      return;
+    }
+    this.refillState = 'idle';
+    log.debug('queue refilled from the listings', { ms: Date.now() - started, held: this.feed.size, due: this.feed.readyCount });
+    this.feed.wake();
+  }
+
+  /**
+   * incoming/ was listed empty (incoming.ts): recreate it empty if it grew
+   * large (spool/compact-folder.ts), and check the new folder as ours from now
+   * on. Only on a local filesystem: rename onto a directory and inotify may not
+   * mean the same on a network or FUSE one.
+   */
+  private recreateDrainedIncoming(): boolean {
+    const { layout, folders } = this.host;
+    this.localFolders ??= filesystemKind(layout.root)?.remote === false;
+    if (!this.localFolders) return false;
+    const result = compactDrainedFolder(layout.incoming, layout.state, folders.checkedId(layout.incoming)!);
+    if (!result.done) return false;
+    folders.adoptReplaced('incoming', result.id);
+    return true;
   }
 }
 

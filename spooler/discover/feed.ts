@@ -1,15 +1,15 @@
 /**
- * Discovery's output: names handed to the task queue (task-queue.ts), and a
+ * Discovery's output: names handed to the task queue (order/task-queue.ts), and a
  * wake-up of dispatch. Every call discovery makes to the queue is here, so
  * that the queue can change inside (a bounded window of the next tasks, the
  * rest left on disk) with one place to follow on this side.
  */
-import type { PendingDir, TaskQueue } from '../task-queue.js';
+import type { PendingDir, TaskQueue } from '../order/task-queue.js';
 
 /** What discovery needs of the queue; TaskQueue has it, tests give a fake. */
 export type QueueForDiscovery = Pick<
   TaskQueue,
-  'load' | 'add' | 'has' | 'setDir' | 'forgetAbsent' | 'inDir' | 'setShare' | 'close' | 'size' | 'readyCount' | 'incomingCount'
+  'refill' | 'add' | 'has' | 'beyondWindow' | 'setDir' | 'forgetAbsent' | 'inDir' | 'setShare' | 'close' | 'size' | 'readyCount' | 'incomingCount'
 >;
 
 export class QueueFeed {
@@ -19,15 +19,26 @@ export class QueueFeed {
     readonly wake: () => void,
   ) {}
 
-  /** Start-up: whole listings at once. Returns the names that are not task names, with their directory. */
-  load(pending: readonly string[], incoming: readonly string[], now: number): Array<[fileName: string, dir: PendingDir]> {
-    return this.queue.load(
+  /**
+   * Start-up, and whenever the queue's window runs low (order/task-queue.ts):
+   * the best names of both listings, streamed, into the window. `skip` refuses
+   * names this process holds or holds back. Returns the names that are not task
+   * names, with their directory.
+   */
+  refill(pending: Iterable<string>, incoming: Iterable<string>, now: number, skip?: (fileName: string) => boolean): Array<[fileName: string, dir: PendingDir]> {
+    return this.queue.refill(
       [
         [pending, 'pending'],
         [incoming, 'incoming'],
       ],
       now,
+      skip,
     );
+  }
+
+  /** Whether the queue would leave this name on disk (after its kind's cut-off): a cheap look, before any costlier check. */
+  beyondWindow(fileName: string, now: number): boolean {
+    return this.queue.beyondWindow(fileName, now);
   }
 
   /** Queues a task found in `dir`; false when it was queued already (its directory is updated) or is not a task name. */

@@ -6,8 +6,8 @@
  * asserts the mode it leaves.
  */
 import { lstatSync, statSync } from 'node:fs';
-import { dueOfTaskName } from '../../spool/name.js';
-import { readNames } from '../../spool/read-names.js';
+import { roughDue } from '../../spool/name.js';
+import { eachName } from '../../spool/read-names.js';
 import { Arrivals, type ArrivalsFs, type ArrivalsHost } from './arrivals.js';
 import { ListingPace } from './listing-pace.js';
 import { assertIncomingTransition, type IncomingMode } from './mode.js';
@@ -28,15 +28,23 @@ const INCOMING_FULL_SCAN_MS = 60_000;
 /** The filesystem as incoming/ discovery sees it; tests give fakes. */
 export interface IncomingFs extends ArrivalsFs {
   watch: typeof watchDirectory;
-  /** The names in a directory (spool/read-names.ts). */
-  list(dir: string): string[];
+  /** The names in a directory, streamed (spool/read-names.ts eachName: a million names are never one array). */
+  list(dir: string): Iterable<string>;
   /** The directory's stamp (poll-policy.ts). */
   stamp(dir: string): DirectoryStamp;
+  /**
+   * incoming/ was listed empty: recreate it empty if it grew large, so that
+   * listing it is cheap again (spool/compact-folder.ts; the daemon then checks
+   * the new folder as its own). True when it was replaced; throws when it could
+   * not be. Absent: never compacted.
+   */
+  compactDrained?(): boolean;
 }
 
-export const realIncomingFs = (moveToPending: (fileName: string) => boolean): IncomingFs => ({
+export const realIncomingFs = (moveToPending: (fileName: string) => boolean, compactDrained?: () => boolean): IncomingFs => ({
   watch: watchDirectory,
-  list: readNames,
+  list: eachName,
+  compactDrained,
   stamp: (dir) => directoryStamp(statSync(dir)),
   mtimeOf: (path) => lstatSync(path).mtimeMs,
   moveToPending,
@@ -46,6 +54,10 @@ export const realIncomingFs = (moveToPending: (fileName: string) => boolean): In
 export interface IncomingHost extends ArrivalsHost {
   /** Whether other daemons serve the spool (then a listing also forgets what they claimed). */
   shared(): boolean;
+  /** Whether another daemon was ever seen on the spool (then incoming/ is never recreated: it would take that for a stranger's swap). */
+  everShared?(): boolean;
+  /** Whether this process holds the task (claimed, in active/<owner>/): the mover leaves its name alone. */
+  holds?(fileName: string): boolean;
 }
 
 /** Beside other daemons, a listing of incoming/ of at most this many names also drops from the queue the tasks it no longer holds. */
@@ -62,6 +74,12 @@ export class IncomingDiscovery {
   private lastListingAdded = 0;
   /** Whether the first pause of the watch was logged: later ones go to debug. */
   private crowdedSaid = false;
+  /**
+   * How many names the last listing of incoming/ (or the start-up load) found
+   * not due within a scan interval: the mover lists the whole folder, not for
+   * nothing (a backlog of due tasks has none to move). Infinity: not counted yet.
+   */
+  private futureSeen = Infinity;
   private readonly pace: ListingPace;
   private readonly mover: FutureMover;
   readonly arrivals: Arrivals;
@@ -76,10 +94,13 @@ export class IncomingDiscovery {
     const costs = { lastListingMs: () => this.lastListingMs, lastListingAdded: () => this.lastListingAdded, readyCount: () => host.feed.readyCount };
     this.pace = new ListingPace(host.scanIntervalMs, costs, () => this.listUnwatched());
     this.mover = new FutureMover({
-      candidates: () => host.feed.inDir('incoming'),
+      // The listing itself, streamed: the queue holds only a window of the names, the rest are on disk.
+      candidates: () => fs.list(host.dirs.incoming)[Symbol.iterator](),
       horizon: () => host.now() + host.scanIntervalMs,
       moveIfLater: (fileName, horizon) => {
-        if (dueOfTaskName(fileName)! > horizon && fs.moveToPending(fileName)) host.feed.movedToPending(fileName);
+        // The cheap look at the name (NaN for what is not shaped like a task name, never moved): a pass reads every name.
+        if (fileName.charCodeAt(0) === 46 /* "." */ || !(roughDue(fileName) > horizon) || host.holds?.(fileName) === true) return;
+        if (fs.moveToPending(fileName)) host.feed.movedToPending(fileName);
       },
       stopped: () => this.mode === 'stopped',
       failed: (err) => host.log.error('cannot move tasks to pending/; incoming/ stays unwatched and is scanned instead', { err }),
@@ -108,6 +129,11 @@ export class IncomingDiscovery {
     return this.lastListingMs;
   }
 
+  /** The start-up load counted `future` names of incoming/ not due within a scan interval (futureSeen). */
+  backlogCounted(future: number): void {
+    this.futureSeen = future;
+  }
+
   /** Start-up, once the backlog is queued: watch incoming/, or list it while it holds more than WATCH_MAX_BACKLOG entries. */
   async start(entries: number, poll: PollSettings | undefined): Promise<void> {
     this.poll = poll;
@@ -125,10 +151,21 @@ export class IncomingDiscovery {
 
   // --- the transitions (mode.ts) ---------------------------------------------
 
+  /**
+   * From `starting` or `listing`: incoming/ is small. From `watching`:
+   * incoming/ was recreated (recreateIfDrained()), and the watch, on the old
+   * folder, which is gone, is closed to be set up on the new one.
+   */
   private setModeArming(): void {
     assertIncomingTransition(this.mode, 'arming');
-    if (this.mode === 'listing') this.pace.stop();
+    const from = this.mode;
     this.mode = 'arming';
+    if (from === 'listing') this.pace.stop();
+    if (from === 'watching') {
+      const watcher = this.watcher!;
+      this.watcher = undefined;
+      watcher.close().catch((err: unknown) => this.host.log.error('cannot close the watcher', { err }));
+    }
   }
 
   private setModeWatching(watch: DirectoryWatch): void {
@@ -155,7 +192,12 @@ export class IncomingDiscovery {
       this.sayCrowded();
     }
     this.pace.start();
-    if (from !== 'arming') this.mover.start();
+    if (from !== 'arming') this.startMover();
+  }
+
+  /** Moves future tasks out of incoming/ in the background, if the last listing saw any. */
+  private startMover(): void {
+    if (this.futureSeen > 0) this.mover.start();
   }
 
   private setModeStopped(): Promise<void> {
@@ -227,37 +269,73 @@ export class IncomingDiscovery {
   list(): number {
     const started = Date.now();
     this.lastListingAt = started;
-    let names: string[];
+    const feed = this.host.feed;
+    // Beside other daemons the names are kept (up to PRUNE_MAX_NAMES) to forget what they claimed since the last listing.
+    const kept: string[] | undefined = this.host.shared() ? [] : undefined;
+    const known = feed.size;
+    const watched = this.mode === 'watching';
+    let count = 0;
+    let future = 0;
     try {
       // Before the listing: a file that arrives after it moves the stamp, or shares its timestamp tick (the gate lists again then).
       this.gate.listed(this.fs.stamp(this.host.dirs.incoming), started);
-      // Names only: a file's type is checked when it is claimed (safe-read.ts), which also
-      // catches a file swapped after listing, and a million Dirents would cost ~200 MB.
-      names = this.fs.list(this.host.dirs.incoming);
+      this.arrivals.departed.clear();
+      const now = this.host.now();
+      const horizon = now + this.host.scanIntervalMs;
+      // Names only, streamed: a file's type is checked when it is claimed (safe-read.ts), which also catches a
+      // file swapped after listing; a million Dirents would cost ~200 MB, and a million names in one array ~100 MB
+      // (the queue keeps only its window of them).
+      for (const name of this.fs.list(this.host.dirs.incoming)) {
+        count++;
+        if (kept !== undefined && count <= PRUNE_MAX_NAMES) kept.push(name);
+        if (roughDue(name) > horizon) future++;
+        this.arrivals.consider(name, now, watched);
+      }
     } catch (err) {
       this.host.log.error('cannot read incoming/', { err });
       return 0;
     }
-    this.arrivals.departed.clear();
-    const now = this.host.now();
-    const feed = this.host.feed;
     // Beside other daemons: what they claimed since the last listing is gone from it; a claim of it would be lost.
-    if (this.host.shared() && names.length <= PRUNE_MAX_NAMES) feed.forgetAbsentFromIncoming(new Set(names));
-    const known = feed.size;
-    const watched = this.mode === 'watching';
-    for (const name of names) this.arrivals.consider(name, now, watched);
+    if (kept !== undefined && count <= PRUNE_MAX_NAMES) feed.forgetAbsentFromIncoming(new Set(kept));
     this.lastListingAdded = feed.size - known;
+    this.futureSeen = future;
     // Listing included: on a crowded incoming/ it is most of the cost.
     this.lastListingMs = Date.now() - started;
-    if (names.length > 0) feed.wake();
-    return names.length;
+    if (count > 0) feed.wake();
+    else this.recreateIfDrained();
+    return count;
+  }
+
+  /**
+   * incoming/ was listed empty: if it grew large (ext4 never shrinks a
+   * directory), recreate it empty so that every later listing is cheap again
+   * (spool/compact-folder.ts), then watch the new folder (watching → arming →
+   * watching). Only while watched by inotify (the watch is re-armed on the new
+   * folder; a polled incoming/ is on a network filesystem), and alone on the
+   * spool (another daemon would take the new folder for a stranger's swap and
+   * stop serving).
+   */
+  private recreateIfDrained(): void {
+    const compact = this.fs.compactDrained;
+    if (compact === undefined || this.mode !== 'watching' || this.poll !== undefined || this.host.everShared?.() !== false) return;
+    let replaced: boolean;
+    try {
+      replaced = compact();
+    } catch (err) {
+      this.host.log.warn('cannot recreate the drained incoming/; its listings stay as costly as its largest backlog', { err });
+      return;
+    }
+    if (!replaced) return;
+    this.host.log.info('incoming/ had drained: recreated it empty, so that listing it is cheap again');
+    // startWatching() lists the new folder once the watch is in place, for what came meanwhile.
+    this.startWatching().catch((err: unknown) => this.host.log.error('cannot watch incoming/ again; relying on scans', { err }));
   }
 
   /** The listing pace's tick (mode `listing`): list, then watch again if incoming/ has become small. */
   private listUnwatched(): void {
     const entries = this.list();
     if (this.mode !== 'listing') return;
-    if (entries > WATCH_MAX_BACKLOG) return this.mover.start();
+    if (entries > WATCH_MAX_BACKLOG) return this.startMover();
     this.startWatching().then(
       () => this.host.log.debug('incoming/ is small again; watching it', { queued: entries }),
       (err: unknown) => this.host.log.error('scan failed', { err }),

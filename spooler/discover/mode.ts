@@ -15,11 +15,16 @@
  *       future tasks move out of it
  *       (mover.ts)
  *
+ *     watching ──incoming/ listed empty and recreated (spool/compact-folder.ts)──▶ arming
+ *       the watch was on the old folder, which is gone: it is closed and set up on the new one
+ *
  *     starting | arming | watching | listing ──stop / a folder replaced──▶ stopped (final)
  *
  *   starting  before start(): nothing is watched or listed.
  *   arming    the watch is being set up; incoming/ is listed once it is in place. Arrivals
  *             meanwhile are queued, but not moved out (only a watched incoming/ needs that).
+ *             Also re-arming: a drained incoming/ that had grown large was recreated empty
+ *             (listing it is cheap again), and the watch follows the new folder.
  *   watching  every arrival is reported by the watch; a task not due soon moves to pending/
  *             at once, so that the watched folder stays small.
  *   listing   incoming/ is too crowded to watch (a watcher re-reads the whole folder on
@@ -48,7 +53,7 @@ export class ImpossibleTransitionError extends Error {
 /** The edges of the diagram above: the modes each mode may be entered from. */
 const ENTERED_FROM: Readonly<Record<IncomingMode, readonly IncomingMode[]>> = {
   starting: [],
-  arming: ['starting', 'listing'],
+  arming: ['starting', 'listing', 'watching'],
   watching: ['arming'],
   listing: ['starting', 'arming', 'watching'],
   stopped: ['starting', 'arming', 'watching', 'listing'],

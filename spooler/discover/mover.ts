@@ -17,7 +17,7 @@ const SLICE_MS = 20;
 const PAUSE_MS = 5;
 
 export interface MoveOut {
-  /** The queued names whose file is in incoming/ (read lazily, a slice at a time). */
+  /** The names in incoming/, from a listing read lazily, a slice at a time (closed when the mover stops). */
   candidates(): Iterator<string>;
   /** The horizon: tasks due after it are moved (the spool clock now + the scan interval). */
   horizon(): number;
@@ -43,19 +43,25 @@ export class FutureMover {
     assertState('future mover', this.state, ['idle'], 'moving');
     this.state = 'moving';
     const candidates = this.out.candidates();
+    const finish = () => {
+      // A listing left part-read holds a directory handle: closed now.
+      candidates.return?.(undefined);
+      this.finish();
+    };
     const step = () => {
-      if (this.out.stopped()) return this.finish();
+      if (this.out.stopped()) return finish();
       const until = Date.now() + SLICE_MS;
       const horizon = this.out.horizon();
-      for (let r = candidates.next(); ; r = candidates.next()) {
-        if (r.done === true) return this.finish();
-        try {
+      try {
+        for (let r = candidates.next(); ; r = candidates.next()) {
+          if (r.done === true) return finish();
           this.out.moveIfLater(r.value, horizon);
-        } catch (err) {
-          this.out.failed(err);
-          return this.finish();
+          if (Date.now() >= until) break;
         }
-        if (Date.now() >= until) break;
+      } catch (err) {
+        // A move, or the listing itself, failed.
+        this.out.failed(err);
+        return finish();
       }
       setTimeout(step, PAUSE_MS);
     };

@@ -4,7 +4,7 @@
  * reconciliation scan (reconcile.ts), and again after a lost claim race.
  */
 import type { Logger } from '../logger.js';
-import { ownShare } from '../claim-shares.js';
+import { ownShare } from '../order/claim-shares.js';
 import type { QueueFeed } from './feed.js';
 
 /** Beside other daemons, a lost claim race makes the daemon look at the owners serving the spool again, at most this often. */

@@ -18,7 +18,7 @@ import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { SpoolClock } from '../../spool/clock.js';
 import type { SpoolLayout } from '../../spool/layout.js';
-import { readNames } from '../../spool/read-names.js';
+import { eachName } from '../../spool/read-names.js';
 import { reclaimOwner } from '../../spool/protocol.js';
 import type { SpoolFolders } from '../folders.js';
 import type { Logger } from '../logger.js';
@@ -144,7 +144,7 @@ export class Reconciler {
     const started = Date.now();
     const spoolNow = this.host.clock.now();
     let added = 0;
-    for (const n of readNames(layout.pending)) {
+    for (const n of eachName(layout.pending)) {
       if (n.charCodeAt(0) !== 46 && feed.add(n, 'pending', spoolNow)) {
         added++;
         this.host.unmatched()?.check(n);

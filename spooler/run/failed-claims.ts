@@ -8,7 +8,7 @@
  * ends its entry (settled()).
  */
 import type { Logger } from '../logger.js';
-import type { PendingDir, TaskQueue } from '../task-queue.js';
+import type { PendingDir, TaskQueue } from '../order/task-queue.js';
 
 const CLAIM_RETRY_FIRST_MS = 500;
 const CLAIM_RETRY_MAX_MS = 30_000;

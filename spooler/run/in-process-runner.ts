@@ -18,7 +18,7 @@
 import type { TaskOutcome } from '../../runtime/results.js';
 import type { Logger } from '../logger.js';
 import { registeredInThisProcess, type RegisteredTasks } from '../task-names.js';
-import type { PendingDir } from '../task-queue.js';
+import type { PendingDir } from '../order/task-queue.js';
 import type { Runners, SiteRunner } from './runners.js';
 import { Code, TaskPath, type Item, type PathHooks, type Report, type Site } from './task-path.js';
 

@@ -42,7 +42,7 @@ import { parseTaskName } from '../../spool/name.js';
 import type { Logger } from '../logger.js';
 import type { WorkerOptions } from '../options.js';
 import type { RegisteredTasks } from '../task-names.js';
-import type { PendingDir } from '../task-queue.js';
+import type { PendingDir } from '../order/task-queue.js';
 import { NAME_SEPARATOR, WORKER_ENV, type FromRunner, type ToRunner, type WireReport, type WireSite } from './runner-protocol.js';
 import type { TaskOutcome } from '../../runtime/results.js';
 import type { Runners, SiteRunner } from './runners.js';

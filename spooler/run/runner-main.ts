@@ -26,7 +26,7 @@ import { createLogger, type Logger } from '../logger.js';
 import type { WorkerOptions } from '../options.js';
 import { importTaskModule, TaskModuleError } from '../task-modules.js';
 import { registeredInThisProcess } from '../task-names.js';
-import type { PendingDir } from '../task-queue.js';
+import type { PendingDir } from '../order/task-queue.js';
 import { NAME_SEPARATOR, type FromRunner, type ToRunner, type WireReport, type WireSite } from './runner-protocol.js';
 import { Code, TaskPath, type Item, type Report } from './task-path.js';
 

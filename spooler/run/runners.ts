@@ -12,7 +12,7 @@
  * crashed runner's started tasks fail with.
  */
 import type { RegisteredTasks } from '../task-names.js';
-import type { PendingDir } from '../task-queue.js';
+import type { PendingDir } from '../order/task-queue.js';
 import type { TaskOutcome } from '../../runtime/results.js';
 import type { Item } from './task-path.js';
 

@@ -26,7 +26,7 @@ import type { DirHandle } from '../dir-handles.js';
 import type { Logger } from '../logger.js';
 import type { Tally } from '../observer.js';
 import type { DaemonOptions } from '../options.js';
-import type { PendingDir, TaskQueue } from '../task-queue.js';
+import type { PendingDir, TaskQueue } from '../order/task-queue.js';
 import { InProcessRunner } from './in-process-runner.js';
 import { describeName, ProcessSite, type Orphan, type ProcessRunners, type RunnerDeath } from './process-runners.js';
 import { WorkerCrashedError, type SiteRunner } from './runners.js';
@@ -124,6 +124,11 @@ export class SpoolRuns {
 
   heldNames(): IterableIterator<string> {
     return this.owned.keys();
+  }
+
+  /** Whether `fileName` is given to the runner (or its move is stuck): a listing must not queue it again. */
+  holds(fileName: string): boolean {
+    return this.owned.has(fileName);
   }
 
   /** The tasks given to the runner now, at most `limit`, as their names say (the body stays with the runner). */

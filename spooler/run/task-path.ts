@@ -31,7 +31,7 @@ import { bury, claim, finish, quarantine, release, retryLater, type ClaimSources
 import type { Logger } from '../logger.js';
 import { TaskRun } from './run-task.js';
 import { StuckMoves } from '../stuck-moves.js';
-import type { PendingDir } from '../task-queue.js';
+import type { PendingDir } from '../order/task-queue.js';
 
 /** What became of a name handed to a runner: one per name, reported once (Stuck: twice, the second time with its final code). */
 export const enum Code {

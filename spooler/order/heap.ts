@@ -39,6 +39,18 @@ export class Heap<T> {
     return top;
   }
 
+  /** Pops the top and pushes `item` in one sift (pop + push would take two). */
+  replaceTop(item: T): T | undefined {
+    const top = this.items[0];
+    if (top === undefined) {
+      this.push(item);
+      return undefined;
+    }
+    this.items[0] = item;
+    this.down(0);
+    return top;
+  }
+
   private up(i: number): void {
     const items = this.items;
     const item = items[i]!;
