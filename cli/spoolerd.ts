@@ -7,7 +7,8 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 import { InvalidOptionError, SpoolDirectoryError, SpoolError } from '../spool/errors.js';
 import { resolveGroup } from '../spool/trust.js';
 import { Daemon } from '../spooler/daemon.js';
-import { DaemonHttpServer, type HttpAddress } from '../spooler/http-server.js';
+import type { HttpAddress } from '../spooler/http-address.js';
+import { DaemonHttpServer } from '../spooler/http-server.js';
 import { createLogger, type Logger } from '../spooler/logger.js';
 import { DAEMON_OPTIONS, type OptionDeclaration, type OptionValues } from '../spooler/options.js';
 import { importTaskModule, TaskModuleError } from '../spooler/task-modules.js';

@@ -4,6 +4,7 @@
  * cli/monitor/status-files.ts). SPOOL-FORMAT.md, "Daemon status files", is the
  * contract.
  */
+import { unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import type { SpoolLayout } from './layout.js';
 
@@ -44,4 +45,13 @@ export interface DaemonStatusRecord {
 
 export function statusFilePath(layout: SpoolLayout, owner: string): string {
   return join(layout.state, `${STATUS_FILE_PREFIX}${owner}.json`);
+}
+
+/** Removes an owner's status file; nothing when it is already gone. */
+export function removeStatusFile(layout: SpoolLayout, owner: string): void {
+  try {
+    unlinkSync(statusFilePath(layout, owner));
+  } catch {
+    // Gone already, or never written.
+  }
 }

@@ -17,7 +17,7 @@ import { availableParallelism } from 'node:os';
 import { toMs } from '../runtime/duration.js';
 import { InvalidOptionError } from '../spool/errors.js';
 import { DEFAULT_MAX_BYTES } from '../spool/safe-read.js';
-import { parseHttpAddress, type HttpAddress } from './http-server.js';
+import { parseHttpAddress, type HttpAddress } from './http-address.js';
 import { LOG_FORMATS, LOG_LEVELS, type LogFormat, type Logger, type LogLevel } from './logger.js';
 
 /** The polling period while incoming/ changes (poll-policy.ts), or --poll-interval if that is shorter. */

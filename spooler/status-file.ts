@@ -8,25 +8,14 @@
  * clean stop, and by the daemon that reclaims the claims of a dead owner. A
  * reader takes a file not updated for 10 s as a daemon that is gone.
  */
-import { unlinkSync } from 'node:fs';
 import { hostname } from 'node:os';
-import type { SpoolLayout } from '../spool/layout.js';
 import { writeJsonAtomic } from '../spool/protocol.js';
-import { STATUS_FILE_VERSION, STATUS_MAX_RUNNING, statusFilePath, type DaemonStatusRecord as DaemonStatus } from '../spool/status-file.js';
+import { removeStatusFile, STATUS_FILE_VERSION, STATUS_MAX_RUNNING, statusFilePath, type DaemonStatusRecord as DaemonStatus } from '../spool/status-file.js';
 import type { Logger } from './logger.js';
 import type { ServedSpool } from './served-spool.js';
 
 /** How often the file is rewritten (ms). */
 export const STATUS_EVERY_MS = 1000;
-
-/** Removes an owner's status file; nothing when it is already gone. */
-export function removeStatusFile(layout: SpoolLayout, owner: string): void {
-  try {
-    unlinkSync(statusFilePath(layout, owner));
-  } catch {
-    // Gone already, or never written.
-  }
-}
 
 /** The status file of one spool served by this daemon. */
 export class StatusFile {

@@ -7,7 +7,7 @@
 import { availableParallelism } from 'node:os';
 import { describe, expect, expectTypeOf, it } from 'vitest';
 import { DAEMON_OPTIONS, DEFAULTS, workerOptions, type DaemonOptions, type OptionDeclaration, type OptionValues, type WorkerOptions } from '../spooler/options.js';
-import type { HttpAddress } from '../spooler/http-server.js';
+import type { HttpAddress } from '../spooler/http-address.js';
 import type { LogFormat, LogLevel } from '../spooler/logger.js';
 import { InvalidOptionError } from '../spool/errors.js';
 

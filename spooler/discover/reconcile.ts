@@ -23,7 +23,7 @@ import { reclaimOwner } from '../../spool/protocol.js';
 import type { SpoolFolders } from '../folders.js';
 import type { Logger } from '../logger.js';
 import { isOwnerAlive } from '../supervise/owner.js';
-import { removeStatusFile } from '../status-file.js';
+import { removeStatusFile } from '../../spool/status-file.js';
 import type { UnmatchedNames } from '../task-names.js';
 import type { QueueFeed } from './feed.js';
 import type { IncomingDiscovery } from './incoming.js';
