@@ -241,6 +241,8 @@ export class ProcessRunners implements Runners {
   }
 
   private room(w: RunnerProcess): number {
+    // With --concurrency below --processes some runners get no slot: names given to one would never start.
+    if (w.slots === 0) return 0;
     const ahead = this.runMsAverage < SHORT_TASK_MS ? Math.max(w.slots, AHEAD_MIN) : 0;
     return w.slots + ahead - w.given.size;
   }
@@ -359,9 +361,13 @@ export class ProcessRunners implements Runners {
     return w;
   }
 
-  /** --concurrency split over the ready runners, exactly (the first ones get the remainder). */
+  /**
+   * --concurrency split over the ready runners, exactly. The remainder (and,
+   * with --concurrency below --processes, every slot) goes first to the
+   * runners that hold names, so that none holds names it has no slot to start.
+   */
   private splitSlots(): void {
-    const ready = [...this.runners].filter((w) => w.state === 'ready');
+    const ready = [...this.runners].filter((w) => w.state === 'ready').sort((a, b) => b.given.size - a.given.size);
     const each = Math.floor(this.options.concurrency / Math.max(1, ready.length));
     let rest = this.options.concurrency - each * ready.length;
     for (const w of ready) w.slots = each + (rest-- > 0 ? 1 : 0);
