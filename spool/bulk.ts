@@ -8,12 +8,12 @@
  * task that moved since it was listed, and reports an outcome per task.
  * A task that is running (in active/) is never touched.
  */
-import { lstatSync, mkdirSync, readdirSync } from 'node:fs';
+import { mkdirSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { TASK_LOCATIONS, type SpoolLayout } from './layout.js';
 import type { SpoolEntry } from './entries.js';
 import { listSpool } from './listing.js';
-import { revive, revoke } from './protocol.js';
+import { existsNoFollow, revive, revoke } from './protocol.js';
 import { assertRealFolder } from './trust.js';
 
 /** What became of one task. `label` is its id, or its file name when it has none. */
@@ -111,16 +111,8 @@ function claimedBy(layout: SpoolLayout, fileName: string): string | undefined {
     return undefined;
   }
   for (const owner of owners) {
-    if (owner.isDirectory() && exists(join(layout.active, owner.name, fileName))) return owner.name;
+    if (owner.isDirectory() && existsNoFollow(join(layout.active, owner.name, fileName))) return owner.name;
   }
   return undefined;
 }
 
-function exists(path: string): boolean {
-  try {
-    lstatSync(path);
-    return true;
-  } catch {
-    return false;
-  }
-}

@@ -521,7 +521,8 @@ function exists(path: string): boolean {
   }
 }
 
-function existsNoFollow(path: string): boolean {
+/** Whether anything (a link included, never followed) has this path. */
+export function existsNoFollow(path: string): boolean {
   try {
     lstatSync(path);
     return true;

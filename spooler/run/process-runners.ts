@@ -36,13 +36,13 @@
  * does not spin.
  */
 import { fork, type ChildProcess } from 'node:child_process';
-import { lstatSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseTaskName } from '../../spool/name.js';
 import type { Logger } from '../logger.js';
 import type { WorkerOptions } from '../options.js';
 import type { RegisteredTasks } from '../task-names.js';
 import type { PendingDir } from '../order/task-queue.js';
+import { existsNoFollow } from '../../spool/protocol.js';
 import { NAME_SEPARATOR, WORKER_ENV, type FromRunner, type ToRunner, type WireReport, type WireSite } from './runner-protocol.js';
 import type { TaskOutcome } from '../../runtime/results.js';
 import type { Runners, SiteRunner } from './runners.js';
@@ -465,7 +465,7 @@ export class ProcessRunners implements Runners {
     const out: Array<{ task: string; id: string }> = [];
     for (const [other, g] of w.given) {
       const site = this.sites.get(g.key);
-      if (!which(other, g) || site === undefined || !isFile(site.wire.claimDir + '/' + other)) continue;
+      if (!which(other, g) || site === undefined || !existsNoFollow(site.wire.claimDir + '/' + other)) continue;
       const n = parseTaskName(other);
       if (n !== undefined) out.push({ task: n.name, id: n.id });
     }
@@ -529,14 +529,6 @@ export class ProcessRunners implements Runners {
   }
 }
 
-function isFile(path: string): boolean {
-  try {
-    lstatSync(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 function fromWire(w: WireReport): Report {
   const [name, code, task, ms, failed, extra] = w;

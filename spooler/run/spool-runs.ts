@@ -15,13 +15,12 @@
  * A runner serves one owner: when the owner is lost (revoke()) every task it
  * held is forgotten at once and its runner's later reports are ignored.
  */
-import { lstatSync } from 'node:fs';
 import { sep } from 'node:path';
 import { ClaimLostError, TaskTimeoutError } from '../../runtime/context.js';
 import type { SpoolClock } from '../../spool/clock.js';
 import type { SpoolLayout, Subdir } from '../../spool/layout.js';
 import { parseTaskName } from '../../spool/name.js';
-import { release } from '../../spool/protocol.js';
+import { existsNoFollow, release } from '../../spool/protocol.js';
 import type { DirHandle } from '../dir-handles.js';
 import type { Logger } from '../logger.js';
 import type { Tally } from '../observer.js';
@@ -348,8 +347,8 @@ export class SpoolRuns {
     for (const o of names) {
       const h = this.owned.get(o.name);
       if (h === undefined) continue;
-      if (exists(h.path)) started.push(o);
-      else if (exists(layout.incoming + sep + o.name) || exists(layout.pending + sep + o.name)) this.onReport({ name: o.name, code: Code.Unclaimed, from: o.dir });
+      if (existsNoFollow(h.path)) started.push(o);
+      else if (existsNoFollow(layout.incoming + sep + o.name) || existsNoFollow(layout.pending + sep + o.name)) this.onReport({ name: o.name, code: Code.Unclaimed, from: o.dir });
       else {
         // Ended and its file settled by the runner, which died before the report left: done.
         const n = parseTaskName(o.name);
@@ -387,14 +386,6 @@ export class SpoolRuns {
 
 }
 
-function exists(path: string): boolean {
-  try {
-    lstatSync(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** Rotates `items` in place so that it starts at `start` (then round to the start). */
 function rotate<T>(items: T[], start: number): void {
