@@ -13,7 +13,7 @@ import { chmodSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync }
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { SPOOL_BIN, spool, tempDir } from './helpers/cli.js';
+import { assertCheckoutReachableByOthers, SPOOL_BIN, spool, tempDir } from './helpers/cli.js';
 import { fixture, SPOOLERD_BIN } from './helpers/daemon.js';
 
 const EXIT_STORAGE = 6;
@@ -86,6 +86,7 @@ describe.skipIf(!canDropPrivileges)('without permission', () => {
   let uid: number;
   let gid: number;
   beforeAll(() => {
+    assertCheckoutReachableByOthers();
     const r = spawnSync('useradd', ['--no-create-home', '--shell', '/usr/sbin/nologin', '--user-group', user], { encoding: 'utf8' });
     if (r.status !== 0) throw new Error(`useradd failed: ${r.stderr}`);
     uid = Number(spawnSync('id', ['-u', user], { encoding: 'utf8' }).stdout);

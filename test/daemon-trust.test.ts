@@ -12,7 +12,7 @@ import { randomBytes } from 'node:crypto';
 import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, readdirSync, renameSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { SPOOL_BIN, spool } from './helpers/cli.js';
+import { assertCheckoutReachableByOthers, SPOOL_BIN, spool } from './helpers/cli.js';
 import { readRecords, startDaemon, startServing, waitFor, type DaemonProcess } from './helpers/daemon.js';
 import { useDaemonSpool } from './helpers/daemon-spool.js';
 
@@ -55,6 +55,7 @@ let root: string;
 let records: string;
 beforeAll(() => {
   if (skipReason !== undefined) return;
+  assertCheckoutReachableByOthers();
   run('groupadd', [GROUP]);
   run('useradd', ['-M', '-s', '/usr/sbin/nologin', '-G', GROUP, USER]);
   uid = Number(run('id', ['-u', USER]).stdout);

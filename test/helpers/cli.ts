@@ -3,9 +3,9 @@
  * before vitest runs) on real directories.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 
 export const ROOT = resolve(import.meta.dirname, '../..');
 export const SPOOL_BIN = join(ROOT, 'dist/cli/spool.js');
@@ -56,4 +56,19 @@ export function lsJson(dir: string, extra: string[] = []): Array<Record<string, 
 export function tempDir(prefix = 'spoolerd-test-'): { dir: string; cleanup: () => void } {
   const dir = mkdtempSync(join(tmpdir(), prefix));
   return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+/**
+ * Tests that run the binaries as a throwaway user need every folder above the
+ * checkout to be searchable by others. A checkout inside a 0700 folder (as
+ * `mktemp -d` makes) fails them with "Cannot find module"; this says why instead.
+ */
+export function assertCheckoutReachableByOthers(): void {
+  for (let dir = ROOT; ; dir = dirname(dir)) {
+    const mode = statSync(dir).mode;
+    if ((mode & 0o001) === 0) {
+      throw new Error(`${dir} (mode ${(mode & 0o777).toString(8)}) is not searchable by other users, so the throwaway user these tests run the binaries as cannot reach ${ROOT}: clone into a folder others can traverse, or chmod o+x ${dir}`);
+    }
+    if (dirname(dir) === dir) return;
+  }
 }

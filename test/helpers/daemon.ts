@@ -312,8 +312,9 @@ export function ls(dir: string): string[] {
 
 /** Every file under active/<owner>/, as "<owner>/<file>". */
 /** ls() without the serving daemons' status files (state/daemon-<owner>.json, SPOOL-FORMAT.md "Daemon status files"). */
+/** The records in state/: not the daemons' status files, nor a record being staged (.record-*, a status file's included) at this instant. */
 export function lsRecords(dir: string): string[] {
-  return ls(dir).filter((n) => !/^daemon-.*\.json$/.test(n));
+  return ls(dir).filter((n) => !/^daemon-.*\.json$/.test(n) && !n.startsWith('.record-'));
 }
 
 export function lsActive(spool: string): string[] {
