@@ -18,7 +18,8 @@ const impossible = hostRigImpossible();
 if (impossible) console.warn(`test/multihost.test.ts skipped: ${impossible}`);
 
 /** Polling as a network filesystem needs; short scans and stale time so that a dead host is noticed within seconds. */
-const DAEMON_ARGS = ['--poll', '--poll-interval', '250ms', '--scan-interval', '1s', '--stale-after', '3s', '--processes', '0'];
+// Debug level: the tests wait for "reconciliation scan finished" lines.
+const DAEMON_ARGS = ['--poll', '--poll-interval', '250ms', '--scan-interval', '1s', '--stale-after', '3s', '--processes', '0', '--log-level', 'debug'];
 const STALE_MS = 3000;
 const SCAN_MS = 1000;
 
@@ -47,8 +48,8 @@ describe.skipIf(impossible !== undefined)('three hosts sharing one spool over ss
     }
 
     await waitFor(() => allRecords(rig).length >= TOTAL && spoolEmpty(), { timeoutMs: 60_000, intervalMs: 200, what: `${TOTAL} runs and an empty spool`, explain: explain(daemons) });
-    // A duplicate would come from a host whose view lags: give every host a few polls and a scan to show one.
-    await sleep(2 * SCAN_MS);
+    // A duplicate would come from a host whose view lags: two more scans on every host give it the chance to show.
+    await Promise.all(daemons.map((d) => d.waitForScans(2)));
     for (const d of daemons) expect(await d.stop('SIGTERM')).toEqual({ code: 0, signal: null });
 
     const runs = allRecords(rig);
@@ -122,7 +123,7 @@ describe.skipIf(impossible !== undefined)('three hosts sharing one spool over ss
       what: `all ${TOTAL} tasks finished and an empty spool`,
       explain: explain(daemons),
     });
-    await sleep(2 * SCAN_MS);
+    await Promise.all(survivors.map((d) => d.waitForScans(2)));
     for (const d of survivors) expect(await d.stop('SIGTERM')).toEqual({ code: 0, signal: null });
 
     const runs = allRecords(rig).filter((r) => r.phase === 'started');

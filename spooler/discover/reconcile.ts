@@ -58,6 +58,8 @@ export class Reconciler {
   private timer: NodeJS.Timeout | undefined;
   /** When the last scan began (ms epoch; 0: none yet). */
   lastScanAt = 0;
+  /** Scans finished so far. */
+  private scans = 0;
   private pendingMtime = -1;
   private nextPendingScan = 0;
 
@@ -92,9 +94,13 @@ export class Reconciler {
   private fire(): void {
     assertState('reconciliation scan', this.state, ['armed'], 'scanning');
     this.state = 'scanning';
+    const began = Date.now();
     this.scan()
       .catch((err: unknown) => this.host.log.error('scan failed', { err }))
       .finally(() => {
+        this.scans++;
+        // Tests wait for this line to know the spool was listed again (rather than sleeping for scan intervals).
+        if (this.host.log.enabled('debug')) this.host.log.debug('reconciliation scan finished', { scan: this.scans, ms: Date.now() - began });
         if (this.state === 'scanning') this.arm();
       });
   }

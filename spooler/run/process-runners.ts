@@ -403,19 +403,20 @@ export class ProcessRunners implements Runners {
 
   private onDone(w: RunnerProcess, m: Extract<FromRunner, { t: 'done' }>): void {
     const sink = this.sites.get(m.key)?.sink;
-    let ended = 0;
+    // Tasks this runner ran (a report with a run time); names it gave back unrun (a race, a hold, a stop) do not count.
+    let ran = 0;
     for (const wire of m.reports) {
       const r = fromWire(wire);
       const g = w.given.get(r.name);
       if (g !== undefined) {
         w.given.delete(r.name);
         clearTimeout(g.timer);
-        ended++;
+        if (r.ms !== undefined) ran++;
       }
       if (r.ms !== undefined) this.runMsAverage += 0.2 * (r.ms - this.runMsAverage);
       sink?.report(r);
     }
-    this.finishedBy.set(w.pid, (this.finishedBy.get(w.pid) ?? 0) + ended);
+    if (ran > 0) this.finishedBy.set(w.pid, (this.finishedBy.get(w.pid) ?? 0) + ran);
     // A runner that finishes tasks is healthy: the next crash restarts it without delay.
     this.restartFailures = 0;
     if (m.rss !== undefined) this.onRss(w, m.rss);

@@ -135,6 +135,22 @@ export class DaemonProcess {
     return this.waitUntil(find, { timeoutMs: options.timeoutMs ?? 20_000, what: options.what ?? `a log line matching ${match.toString()}` });
   }
 
+  /**
+   * Waits until the daemon has finished `n` reconciliation scans that began
+   * after this call (the daemon must run with `--log-level debug`). Proof that it
+   * listed the spool again, in place of sleeping for scan intervals.
+   */
+  async waitForScans(n: number, timeoutMs = 20_000): Promise<void> {
+    const started = (l: LogLine) => l.msg === 'reconciliation scan finished';
+    // A scan under way now may have listed before the call: it does not count.
+    let from = this.logs.length;
+    await this.waitForLog(started, { from, timeoutMs, what: 'a reconciliation scan to finish' });
+    for (let i = 0; i < n; i++) {
+      from = this.logs.findIndex((l, at) => at >= from && started(l)) + 1;
+      await this.waitForLog(started, { from, timeoutMs, what: `reconciliation scan ${i + 1} of ${n} to finish` });
+    }
+  }
+
   /** Waits for the "serving spool" line (one per --dir). */
   async waitUntilServing(spools = 1, timeoutMs = 20_000): Promise<this> {
     await this.waitUntil(() => this.logs.filter((l) => l.msg === 'serving spool').length >= spools || undefined, {

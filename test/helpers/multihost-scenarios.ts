@@ -105,7 +105,7 @@ export async function clockSkewScenario(
   const offset = options.offset ?? '+30s';
   const skewed = options.skewed ?? rig.hosts[1]!;
   const postponeMs = options.postponeMs ?? 12_000;
-  const args = ['--poll', '--poll-interval', '250ms', '--scan-interval', '1s', '--stale-after', options.staleAfter ?? '10s', '--processes', '0', '--concurrency', '4'];
+  const args = ['--poll', '--poll-interval', '250ms', '--scan-interval', '1s', '--stale-after', options.staleAfter ?? '10s', '--processes', '0', '--concurrency', '4', '--log-level', 'debug'];
   const daemons = rig.hosts.map((h) => startOnHost(rig, h, { imports: ['multihost'], args, env: h === skewed ? skewedClockEnv(offset) : {} }));
   const watch = new RecordWatch(rig);
   try {
@@ -123,8 +123,8 @@ export async function clockSkewScenario(
     };
     let allRan = true;
     await waitFor(done, { timeoutMs: postponeMs + 40_000, intervalMs: 100, what: 'every task to run' }).catch(() => (allRan = false));
-    // Let a late duplicate show: two scans past the last run.
-    await sleep(2000);
+    // Let a late duplicate show: two scans past the last run, on every host.
+    await Promise.all(daemons.map((d) => d.waitForScans(2)));
     watch.stop();
 
     const starts = watch.seen.filter((r) => r.phase !== 'finished');
@@ -204,7 +204,7 @@ export async function stallScenario(
   options: { staleAfter?: string; staleMs?: number; newTasks?: number; stopOthers?: boolean } = {},
 ): Promise<StallObservation> {
   const staleMs = options.staleMs ?? 3000;
-  const args = ['--poll', '--poll-interval', '250ms', '--scan-interval', '1s', '--stale-after', options.staleAfter ?? `${staleMs}ms`, '--processes', '1', '--concurrency', '3'];
+  const args = ['--poll', '--poll-interval', '250ms', '--scan-interval', '1s', '--stale-after', options.staleAfter ?? `${staleMs}ms`, '--processes', '1', '--concurrency', '3', '--log-level', 'debug'];
   const daemons = rig.hosts.map((h) => startOnHost(rig, h, { imports: ['multihost'], args }));
   const [stalled, ...others] = daemons as [DaemonProcess, DaemonProcess, DaemonProcess];
   const stalledHost = rig.hosts[0]!;
@@ -224,8 +224,8 @@ export async function stallScenario(
     await Promise.race(others.map((d) => d.waitForLog((l) => l.msg.startsWith('reclaimed tasks of a daemon that died') && l.owner === owner, { timeoutMs: staleMs + 15_000 })))
       .then(() => (reclaimedAfterMs = Date.now() - frozenAt))
       .catch(() => undefined);
-    // A scan more (1 s) past the reclaim, then resume.
-    await sleep(1500);
+    // A scan more past the reclaim on every other host, then resume.
+    await Promise.all(others.map((d) => d.waitForScans(1)));
     const logsAtResume = stalled.logs.length;
     thaw(frozen);
     frozen = [];
@@ -247,7 +247,8 @@ export async function stallScenario(
     await waitFor(() => fresh.every((k) => watch.seen.some((r) => r.key === k && r.phase === 'finished')), { timeoutMs: 30_000, intervalMs: 100, what: 'the new tasks to finish' }).catch(
       () => undefined,
     );
-    await sleep(2000);
+    // Let a late duplicate show: two scans past the last run, on every host still serving.
+    await Promise.all([stalled, ...(options.stopOthers ? [] : others)].map((d) => d.waitForScans(2)));
     watch.stop();
 
     const started = watch.seen.filter((r) => r.phase === 'started');
