@@ -150,3 +150,15 @@ function findResultProblem(v: unknown): string | undefined {
   if (r.error !== undefined && (typeof r.error !== 'object' || r.error === null || typeof (r.error as { message?: unknown }).message !== 'string')) return '"error" must be a map with a "message"';
   return undefined;
 }
+
+/** Every readable result record in results/, oldest ending first (for `spool ls --state processed,...`). Reads each record. */
+export function listResults(layout: SpoolLayout, names: readonly string[]): ResultRecord[] {
+  const records: ResultRecord[] = [];
+  for (const n of names) {
+    const parsed = parseResultFileName(n);
+    if (parsed === undefined) continue;
+    const r = readResultFile(layout.results + '/' + n, parsed.encoding);
+    if (r.ok) records.push(r.record);
+  }
+  return records.sort((a, b) => a.finishedAt - b.finishedAt || (a.id < b.id ? -1 : 1));
+}
