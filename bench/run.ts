@@ -10,6 +10,7 @@
  *   npm run bench -- --json               results as JSON on stdout (progress on stderr)
  *
  *   npm run bench -- drain --concurrency 8 --io-threads 1   the daemon's settings (drain)
+ *   npm run bench -- wait-many --tasks 10000   one process waiting on many results (issue 16)
  *   npm run bench -- metrics --runs 5     drain scraped every second by /metrics vs not (rounds of two runs)
  *   npm run bench -- multihost --tasks 2000   three hosts over sshfs (root; bench/host-rig.ts)
  *   BENCH_BASELINE_DIST=<old dist/> npm run bench -- remote-pickup   pickup without --poll over sshfs, vs an older build's --poll
@@ -52,6 +53,10 @@ const BENCHMARKS: Record<string, { what: string; run: (o: CommonOptions) => Prom
   drain: {
     what: 'one spoolerd draining a prefilled spool of no-op tasks (target ≥ 20,000/s)',
     run: async (o) => (await import('./drain.js')).drain(o),
+  },
+  'wait-many': {
+    what: 'one process waiting on 10,000 results at once with spooler.wait() (targets: peak RSS < 200 MB, one inotify watch)',
+    run: async (o) => (await import('./wait-many.js')).waitMany(o),
   },
   metrics: {
     what: 'the drain with --http /metrics scraped every second vs without, alternating (target: ≥ 0.98× the throughput)',

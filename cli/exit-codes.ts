@@ -21,6 +21,16 @@ export const EXIT = {
   PERMISSION: 7,
   /** The task is not in a state the command acts on: retry of a task that is not a dead letter. */
   WRONG_STATE: 8,
+  /** spool wait: the task was skipped. */
+  SKIPPED: 10,
+  /** spool wait: the task is a dead letter (out of retries, or failed for good). */
+  DEAD: 11,
+  /** spool wait: the task was cancelled. */
+  CANCELLED: 12,
+  /** spool wait: the task expired before it ran. */
+  EXPIRED: 13,
+  /** spool wait: no result within --timeout (still waiting or running, or it keeps no result). */
+  TIMEOUT: 14,
 } as const;
 
 /** The lines `--help` ends with. */
@@ -28,7 +38,8 @@ export const EXIT_HELP =
   '\nExit codes: 0 ok, 1 error, 2 usage (bad option or argument, ambiguous id),\n' +
   '3 no such task, 4 invalid task file, 5 task is running,\n' +
   '6 no space, read-only or failing filesystem, 7 permission denied,\n' +
-  '8 task not in a state the command acts on (retry: not a dead letter).';
+  '8 task not in a state the command acts on (retry: not a dead letter);\n' +
+  'wait: 10 skipped, 11 dead, 12 cancelled, 13 expired, 14 no result within --timeout.';
 
 /** An error that ends the command with a given exit code and message. */
 export class CliError extends Error {

@@ -4,6 +4,17 @@ export { currentTask, taskContext, ClaimLostError, NotInTaskError, TaskTimeoutEr
 export { processed, skipped, rescheduled, outcomeOf, TaskResult, type TaskOutcome } from './results.js';
 export { backoffDelay, toRetrySpec, DEFAULT_RETRY, type BackoffOptions } from './backoff.js';
 export { toMs, toDueTime, type Duration, type Postpone } from './duration.js';
+export {
+  TaskNotProcessedError,
+  TaskFailedError,
+  TaskSkippedError,
+  TaskCancelledError,
+  TaskExpiredError,
+  ResultValueLostError,
+  ResultTimeoutError,
+  type WaitOptions,
+} from './wait.js';
+export { TASK_ENDINGS, type TaskEnding, type ResultRecord } from '../spool/results.js';
 export { FCALL, MESSAGE, type TaskTypeHandler } from './task-types.js';
 export * from '../spool/errors.js';
 export type { TaskFile } from '../spool/task-file.js';

@@ -23,6 +23,8 @@ import { toRetrySpec, type BackoffOptions } from './backoff.js';
 import { currentTask } from './context.js';
 import { toDueTime, toMs, type Duration, type Postpone } from './duration.js';
 import { FCALL, MESSAGE, type TaskTypeHandler } from './task-types.js';
+import { resultWatch, waitForResult, type WaitOptions } from './wait.js';
+import type { ResultRecord } from '../spool/results.js';
 import type { BackoffKind } from '../spool/body.js';
 
 export interface SpoolerOptions {
@@ -50,6 +52,11 @@ export interface EnqueueOptions {
   meta?: { [key: string]: PlainValue };
   /** Id of the task this one is enqueued from; default: the running task's id when enqueued from inside a task. */
   parent?: string;
+  /**
+   * Keep how the task ended (its value, skip reason or final error) in results/ this long after it ends,
+   * for handle.result() and spool wait; default: the daemon's --keep-results (none unless set). 0 keeps none.
+   */
+  keepResult?: Duration;
 }
 
 export interface TaskOptions extends EnqueueOptions {
@@ -73,6 +80,32 @@ export interface TaskHandle {
   priority: number;
   /** Due time, ms since the epoch. */
   due: number;
+  /**
+   * The task's value once a daemon has processed it (runtime/wait.ts). Rejects with TaskFailedError (a dead
+   * letter: the remote error's name, message and stack), TaskSkippedError, TaskCancelledError or
+   * TaskExpiredError, and ResultTimeoutError after `timeout`. Needs a kept result (keepResult, --keep-results).
+   */
+  result(options?: WaitOptions): Promise<unknown>;
+}
+
+/** A TaskHandle: its fields, and result() on the prototype (a bulk enqueue makes one per task). */
+class EnqueuedTask implements TaskHandle {
+  readonly #spooler: Spooler;
+  constructor(
+    spooler: Spooler,
+    readonly id: string,
+    readonly name: string,
+    readonly fileName: string,
+    readonly path: string,
+    readonly priority: number,
+    readonly due: number,
+  ) {
+    this.#spooler = spooler;
+  }
+
+  result(options: WaitOptions = {}): Promise<unknown> {
+    return this.#spooler.wait(this.id, options);
+  }
 }
 
 /** One task of a bulk enqueue. */
@@ -297,6 +330,19 @@ export class Spooler {
     return handles;
   }
 
+  /**
+   * The value of task `id` once a daemon has processed it, from any process (see TaskHandle.result()).
+   * All waiters of a process share one watch on results/.
+   */
+  wait(id: string, options: WaitOptions = {}): Promise<unknown> {
+    return waitForResult(this.layout, id, options);
+  }
+
+  /** The result record of task `id` once there is one, whatever the ending (spool wait uses it). */
+  waitRecord(id: string, options: WaitOptions = {}): Promise<ResultRecord> {
+    return resultWatch(this.layout).record(id, options);
+  }
+
   /** Pending tasks (incoming/ and pending/), in execution order, by name only. */
   getTasks(): SpoolEntry[] {
     return listByName(this.layout, ['incoming', 'pending']);
@@ -321,6 +367,7 @@ export class Spooler {
     const parent = options.parent ?? currentTask()?.id;
     if (parent !== undefined) body.parent = parent;
     if (options.meta !== undefined) body.meta = options.meta;
+    if (options.keepResult !== undefined) body.keepResult = toMs(options.keepResult, 'keepResult');
     return encodeTask(
       { name, priority, due: dueTime(options.postpone, clock, now), body, encoding: options.encoding ?? this.options.encoding, now },
       this.options.maxBytes,
@@ -341,14 +388,7 @@ export class Spooler {
   }
 
   private handle(encoded: EncodedTask, name: string, options: EnqueueOptions, path: string): TaskHandle {
-    return {
-      id: encoded.id,
-      name,
-      fileName: encoded.fileName,
-      path,
-      priority: options.priority ?? PRIORITY_DEFAULT,
-      due: encoded.due,
-    };
+    return new EnqueuedTask(this, encoded.id, name, encoded.fileName, path, options.priority ?? PRIORITY_DEFAULT, encoded.due);
   }
 }
 
@@ -373,6 +413,7 @@ function validateEnqueueOptions(options: EnqueueOptions): void {
   if (options.postpone !== undefined) toDueTime(options.postpone, Date.now());
   toRetrySpec(options.retries, options.backoff);
   if (options.timeout !== undefined) positiveMs(options.timeout, 'timeout');
+  if (options.keepResult !== undefined) toMs(options.keepResult, 'keepResult');
 }
 
 function checkTaskType(type: string): void {

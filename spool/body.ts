@@ -53,6 +53,8 @@ export interface TaskBody {
   parent?: string;
   /** Producer's own annotations; carried, never interpreted. */
   meta?: { [key: string]: PlainValue };
+  /** Keep how the task ended (results/<id>.<encoding>) this many ms after it ends; overrides the daemon's --keep-results. */
+  keepResult?: number;
 }
 
 /** Field names later versions will use; a version-1 file must not use them for something else. */
@@ -124,6 +126,7 @@ export const BODY_FIELDS: readonly BodyField[] = [
   field('parent', { kind: 'string', nonEmpty: true }, '"parent" must be a task id'),
   field('meta', { kind: 'map' }, '"meta" must be a map'),
   field('retry', { kind: 'record', fields: RETRY_FIELDS }, '"retry" must be a map'),
+  field('keepResult', { kind: 'integer', min: 0 }, '"keepResult" must be a non-negative integer of ms'),
   field('payload', { kind: 'any' }, ''),
   ...RESERVED_FIELDS.map((name) => field(name, { kind: 'reserved' }, `"${name}" is reserved for a later format version`)),
 ];

@@ -1,12 +1,16 @@
 /**
- * Reading `state/<id>.json`, the last failure of a task, which the daemon writes
- * (spool/protocol.ts, bury) when a task fails and before it becomes a dead letter.
- * `spool show` prints it; `spool ls` shows its message beside dead letters.
+ * `state/<id>.json`, the failures of a task: the daemon writes it at each
+ * failed attempt (spooler/run/result-store.ts, noteFailure; only failing tasks
+ * pay for it) and when the task becomes a dead letter (spool/protocol.ts,
+ * bury). It holds the last error with its stack and a bounded history of the
+ * attempts' errors. `spool show` prints both; `spool ls` shows the message
+ * beside dead letters.
  */
 import { unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import type { SpoolLayout } from './layout.js';
 import { TASK_ID_PATTERN } from './name.js';
+import type { AttemptFailure } from './protocol.js';
 import { readRegularFile } from './safe-read.js';
 
 /** What a failure record says, as far as it says it in the expected shape. */
@@ -18,7 +22,12 @@ export interface LastError {
   at: number | null;
   /** The attempts count the task had when it failed. */
   attempts: number | null;
+  /** The failed attempts, oldest first (the last FAILURE_HISTORY_MAX). */
+  history: AttemptFailure[];
 }
+
+/** How many failed attempts a record remembers: a task retried a thousand times keeps a small record. */
+export const FAILURE_HISTORY_MAX = 20;
 
 /** Records are small; a larger one is not read (anyone who can write state/ is a daemon, but a cap costs nothing). */
 const RECORD_MAX_BYTES = 1024 * 1024;
@@ -44,7 +53,7 @@ export function readLastError(layout: SpoolLayout, id: string): LastError | unde
     return undefined;
   }
   if (typeof record !== 'object' || record === null) return undefined;
-  const { error, at, attempts } = record as { error?: unknown; at?: unknown; attempts?: unknown };
+  const { error, at, attempts, history } = record as { error?: unknown; at?: unknown; attempts?: unknown; history?: unknown };
   if (typeof error !== 'object' || error === null) return undefined;
   const { name, message, stack } = error as { name?: unknown; message?: unknown; stack?: unknown };
   if (typeof message !== 'string') return undefined;
@@ -54,7 +63,14 @@ export function readLastError(layout: SpoolLayout, id: string): LastError | unde
     stack: typeof stack === 'string' ? stack : null,
     at: typeof at === 'number' && Number.isFinite(at) ? at : null,
     attempts: typeof attempts === 'number' && Number.isFinite(attempts) ? attempts : null,
+    history: Array.isArray(history) ? history.filter(isAttemptFailure) : [],
   };
+}
+
+function isAttemptFailure(v: unknown): v is AttemptFailure {
+  if (typeof v !== 'object' || v === null) return false;
+  const a = v as Record<string, unknown>;
+  return typeof a.attempt === 'number' && typeof a.at === 'number' && typeof a.error === 'object' && a.error !== null && typeof (a.error as { message?: unknown }).message === 'string';
 }
 
 /**

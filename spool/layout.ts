@@ -10,7 +10,8 @@
  *   dead/         dead letters: tasks that used up their retries
  *   quarantine/   files that are not valid tasks, each with a .reason.json beside it
  *   archive/      processed tasks, when the daemon is told to keep them
- *   state/        per-task records (last error; later status and results)
+ *   state/        per-task records (each failed attempt's error, while a task fails)
+ *   results/      how finished tasks ended (value, reason or final error), for tasks that keep a result
  *   locks/        daemon liveness and, later, per-task locks
  */
 import { mkdirSync, statSync } from 'node:fs';
@@ -18,7 +19,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { SpoolDirectoryError } from './errors.js';
 import { assertRealFolder, makeFolder, policyFromEnv, type FolderPolicy } from './trust.js';
 
-export const SUBDIRS = ['tmp', 'incoming', 'pending', 'active', 'dead', 'quarantine', 'archive', 'state', 'locks'] as const;
+export const SUBDIRS = ['tmp', 'incoming', 'pending', 'active', 'dead', 'quarantine', 'archive', 'state', 'results', 'locks'] as const;
 export type Subdir = (typeof SUBDIRS)[number];
 
 /**
@@ -95,6 +96,7 @@ export class SpoolLayout {
   readonly quarantine: string;
   readonly archive: string;
   readonly state: string;
+  readonly results: string;
   readonly locks: string;
 
   constructor(dir: string) {
@@ -107,6 +109,7 @@ export class SpoolLayout {
     this.quarantine = join(this.root, 'quarantine');
     this.archive = join(this.root, 'archive');
     this.state = join(this.root, 'state');
+    this.results = join(this.root, 'results');
     this.locks = join(this.root, 'locks');
   }
 

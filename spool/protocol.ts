@@ -42,6 +42,18 @@
  *                  aN+1), per file                           active/D/
  *                2 rmdir active/D                            an orphan lock (debris)                  nobody: harmless (owner ids are never reused)
  *                3 rmdir locks/owner-D.lock                  nothing                                  -
+ *   keep result  1 open results/.record-P-X O_EXCL, write,   active/D/N, and debris                   reclaim (runs again, counted); record sweep
+ *   (before        futimes(mtime = keep-until)
+ *   finish or    2 rename .record-P-X -> results/<id>.E      active/D/N and its result: a waiter      reclaim: the task runs again (at least
+ *   bury; only                                               may have seen it, yet the task runs      once, as always), and its new ending
+ *   tasks that                                               again                                    replaces the record
+ *   keep one)    3 finish or bury, as above                  as above, with the result kept           -
+ *   expire       unlink results/<id>.E (mtime passed)        nothing                                  -
+ *   result
+ *   note failure 1 open state/.record-P-X O_EXCL, write      active/D/N, and debris                   reclaim (runs again, counted); record sweep
+ *   (each failed 2 rename .record-P-X -> state/<id>.json     active/D/N, its attempt noted            reclaim (the attempt is counted once more)
+ *   attempt, then 3 retry later or bury, as above
+ *   retry later)
  *   compact      1 mkdir state/.compact-incoming-P, chown,   an empty staging folder (debris)         the next compaction by any daemon (rmdir)
  *   (a drained     chmod (the old folder's owner and mode)
  *   incoming/,   2 rename .compact-incoming-P -> incoming    a new empty incoming/ (rename onto a     nobody needs to: no task was in it (a task
@@ -63,7 +75,7 @@
  * (the callers check the folders, spool/trust.ts, spooler/folders.ts).
  */
 import { randomBytes } from 'node:crypto';
-import { closeSync, constants, fsyncSync, lstatSync, openSync, renameSync, rmdirSync, statSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, constants, fsyncSync, futimesSync, lstatSync, openSync, renameSync, rmdirSync, statSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { open, rename, unlink } from 'node:fs/promises';
 import { dirname, join, sep } from 'node:path';
 import { removeFailureRecord } from './failure-record.js';
@@ -280,6 +292,19 @@ export interface FailureRecord {
   attempts: number;
   at: number;
   error: { name?: string; message: string; stack?: string };
+  /** Each failed attempt, oldest first, the last FAILURE_HISTORY_MAX kept (spool/failure-record.ts). */
+  history?: AttemptFailure[];
+}
+
+/** One failed attempt in state/<id>.json's history: its error without the stack (the record's `error` has the last one's). */
+export interface AttemptFailure {
+  attempt: number;
+  at: number;
+  /** The daemon (owner id) that ran it. */
+  owner?: string;
+  error: { name?: string; message: string };
+  /** When it is due again; absent when it became a dead letter. */
+  retryAt?: number;
 }
 
 /** Moves a task that used up its retries to dead/, after writing why to state/<id>.json. Returns the new name, or undefined if the claim was gone. */
@@ -310,6 +335,59 @@ export function writeJsonAtomic(target: string, value: unknown): void {
     unlinkQuietly(staged);
     throw err;
   }
+}
+
+/* ----------------------------------------------------------------- results */
+
+/**
+ * Keeps how a task ended as results/<fileName> (spool/results.ts builds the
+ * bytes): staged beside it, its mtime set to `keepUntil` (the sweep reads
+ * expiry from the mtime alone), then renamed into place, so a reader sees no
+ * record or the whole one. Called before the task's file is finished or
+ * buried (see the table). On any failure the staged file is deleted and the
+ * error thrown: the caller logs it and settles the task anyway.
+ */
+export function keepResult(layout: SpoolLayout, fileName: string, bytes: Uint8Array, keepUntil: number): void {
+  const staged = inside(layout.results, `${RECORD_STAGING_PREFIX}${process.pid}-${randomBytes(4).toString('hex')}`);
+  const fd = openSync(staged, CREATE_NEW, 0o640);
+  try {
+    writeAllSync(fd, bytes);
+    const seconds = keepUntil / 1000;
+    futimesSync(fd, seconds, seconds);
+    closeSync(fd);
+  } catch (err) {
+    closeSync(fd);
+    unlinkQuietly(staged);
+    throw err;
+  }
+  try {
+    renameSync(staged, inside(layout.results, fileName));
+  } catch (err) {
+    unlinkQuietly(staged);
+    throw err;
+  }
+}
+
+/**
+ * The result sweep: deletes the records among `names` (the listing of
+ * results/) whose mtime, their keep-until time, is before `now`. One lstat
+ * per record, no read. Returns how many it deleted.
+ */
+export function sweepExpiredResults(layout: SpoolLayout, names: readonly string[], now: number): number {
+  let deleted = 0;
+  for (const n of names) {
+    if (n.startsWith(RECORD_STAGING_PREFIX)) continue;
+    const path = inside(layout.results, n);
+    try {
+      const st = lstatSync(path);
+      if (!st.isFile() || st.mtimeMs >= now) continue;
+      unlinkSync(path);
+      deleted++;
+    } catch {
+      // Replaced by a newer record or removed meanwhile.
+    }
+  }
+  return deleted;
 }
 
 /* ------------------------------------------------------------- quarantine */

@@ -46,7 +46,7 @@ export class FolderSwappedError extends UntrustedFolderError {
 }
 
 /** Task folders: their files hold the tasks' arguments. */
-const TASK_FOLDERS: readonly Subdir[] = ['incoming', 'pending', 'active', 'dead', 'quarantine', 'archive', 'state'];
+const TASK_FOLDERS: readonly Subdir[] = ['incoming', 'pending', 'active', 'dead', 'quarantine', 'archive', 'state', 'results'];
 
 export class SpoolFolders {
   /** Claim directories of other owners already reported as not trusted, so each is logged once. */

@@ -128,6 +128,16 @@ export const DAEMON_OPTIONS = {
     // Workers remove (or archive) the files of the tasks they finished.
     worker: true,
   }),
+  keepResults: option({
+    flags: '--keep-results <duration>',
+    env: 'SPOOLERD_KEEP_RESULTS',
+    help: 'keep how every task ended (its value, reason or final error) in results/ this long, for spool wait and handle.result(); a task\'s own keepResult overrides it (0 or none: only tasks that ask)',
+    parse: durationOrNone,
+    default: 0,
+    defaultText: 'none',
+    // Runners write the results of the tasks they finish.
+    worker: true,
+  }),
   grace: option({ flags: '--grace <duration>', env: 'SPOOLERD_GRACE', help: 'on SIGTERM/SIGINT, time running tasks get to finish', parse: duration, default: 30_000, defaultText: '30s' }),
   settle: option({
     flags: '--settle <duration>',
@@ -264,6 +274,7 @@ export function workerOptions(daemon: DaemonOptions): WorkerOptions {
   return {
     import: daemon.modules,
     archive: daemon.archive,
+    keepResults: daemon.keepResults,
     settle: daemon.settle,
     maxBytes: daemon.maxBytes,
     taskTimeout: daemon.taskTimeout,

@@ -77,20 +77,23 @@ describe('spool show', () => {
       id: t.id, name: 'send_email', state: 'due', priority: 12, due: now - MIN, created, attempts: 1, encoding: 'msgpack',
       location: 'pending', owner: null, file: t.file, path: t.path, reason: null,
       body,
+      // Its id says when it was enqueued; its name that it failed once and waits for its next try.
+      history: [{ event: 'enqueued', at: created }, { event: 'rescheduled', until: now - MIN, attempts: 1 }],
       error: null,
+      result: null,
     };
     for (const ref of [t.id, t.id.slice(0, 16), t.file]) {
       const r = show(ref);
       expect(r.stderr).toBe('');
       expect(r.code).toBe(0);
       const printed = JSON.parse(r.stdout) as Record<string, unknown>;
-      expect(Object.keys(printed)).toEqual([...ENTRY_KEYS, 'body', 'error']);
+      expect(Object.keys(printed)).toEqual([...ENTRY_KEYS, 'body', 'history', 'error', 'result']);
       expect(printed).toEqual(expected);
     }
 
     // The same fields as ls --json gives for that task.
     const listed = lsJson(root).find((e) => e.id === t.id);
-    const { body: _body, error: _error, ...fields } = JSON.parse(show(t.id).stdout) as Record<string, unknown>;
+    const { body: _body, error: _error, history: _history, result: _result, ...fields } = JSON.parse(show(t.id).stdout) as Record<string, unknown>;
     expect(fields).toEqual(listed);
   });
 
@@ -170,12 +173,14 @@ describe('spool show', () => {
     const r = show(t.id);
     expect(r.code).toBe(4);
     const printed = JSON.parse(r.stdout) as Record<string, unknown>;
-    expect(Object.keys(printed)).toEqual([...ENTRY_KEYS, 'body', 'error']);
+    expect(Object.keys(printed)).toEqual([...ENTRY_KEYS, 'body', 'history', 'error', 'result']);
     expect(printed).toEqual({
       id: t.id, name: 'future', state: 'invalid', priority: 33, due: now - MIN, created: now - MIN, attempts: 0, encoding: 'json',
       location: 'incoming', owner: null, file: t.file, path: t.path, reason: expect.stringContaining('format version 2 is not supported'),
       body: null,
+      history: [{ event: 'enqueued', at: now - MIN }],
       error: null,
+      result: null,
     });
     expect(r.stderr).toContain(t.file);
     expect(r.stderr).toContain(printed.reason as string);
@@ -197,7 +202,7 @@ describe('spool show', () => {
     expect(q.code).toBe(4);
     expect(JSON.parse(q.stdout)).toEqual({
       id: null, name: null, state: 'quarantined', priority: null, due: null, created: null, attempts: null, encoding: null,
-      location: 'quarantine', owner: null, file: 'junk.bin', path: join(root, 'quarantine', 'junk.bin'), reason: 'not a task file name', body: null, error: null,
+      location: 'quarantine', owner: null, file: 'junk.bin', path: join(root, 'quarantine', 'junk.bin'), reason: 'not a task file name', body: null, history: [], error: null, result: null,
     });
     expect(q.stderr).toContain('not a task file name');
   });

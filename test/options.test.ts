@@ -31,6 +31,7 @@ describe('the option table', () => {
       scanInterval: 5000,
       staleAfter: 30_000,
       archive: false,
+      keepResults: 0,
       grace: 30_000,
       settle: 5000,
       maxBytes: 16 * 1024 * 1024,
@@ -62,7 +63,7 @@ describe('the option table', () => {
     const marked = declarations.filter(([, d]) => d.worker === true).map(([name]) => name);
     const sent = workerOptions(daemon);
     expect(Object.keys(sent).sort()).toEqual(marked.sort());
-    expect(sent).toEqual({ import: ['/m.js'], archive: false, settle: DEFAULTS.settle, maxBytes: DEFAULTS.maxBytes, taskTimeout: 0, logLevel: 'info', logFormat: 'json' });
+    expect(sent).toEqual({ import: ['/m.js'], archive: false, keepResults: 0, settle: DEFAULTS.settle, maxBytes: DEFAULTS.maxBytes, taskTimeout: 0, logLevel: 'info', logFormat: 'json' });
   });
 
   it('gives each option the type of its value (undefined where it has no default)', () => {
@@ -73,7 +74,7 @@ describe('the option table', () => {
     expectTypeOf<OptionValues['logLevel']>().toEqualTypeOf<LogLevel>();
     expectTypeOf<OptionValues['logFormat']>().toEqualTypeOf<LogFormat | undefined>();
     expectTypeOf<OptionValues['http']>().toEqualTypeOf<HttpAddress | undefined>();
-    expectTypeOf<WorkerOptions>().toEqualTypeOf<{ import: string[]; archive: boolean; settle: number; maxBytes: number; taskTimeout: number; logLevel: LogLevel; logFormat: LogFormat }>();
+    expectTypeOf<WorkerOptions>().toEqualTypeOf<{ import: string[]; archive: boolean; keepResults: number; settle: number; maxBytes: number; taskTimeout: number; logLevel: LogLevel; logFormat: LogFormat }>();
     expectTypeOf<DaemonOptions['group']>().toEqualTypeOf<number | undefined>();
   });
 });

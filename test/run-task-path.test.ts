@@ -38,6 +38,7 @@ function site(over: Partial<Site> = {}): Site {
     maxBytes: 1 << 20,
     settle: 5000,
     archive: false,
+    keepResults: 0,
     taskTimeout: 0,
     clock: { now: () => now, stampNow: () => now },
     check: () => undefined,

@@ -1,5 +1,5 @@
 /** `spool ls`: tasks in execution order, one line each. */
-import { Command, Option } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { readLastError } from '../../spool/failure-record.js';
 import type { SpoolEntry } from '../../spool/entries.js';
 import { locationsOf, TASK_STATES, type SpoolLayout, type TaskState } from '../../spool/layout.js';
@@ -8,7 +8,9 @@ import { printable } from '../../spool/printable.js';
 import { entryJsonText } from '../entry-json.js';
 import { CliError, EXIT } from '../exit-codes.js';
 import { spoolFrom, withDirOption, type DirOption } from '../find-task.js';
-import { CHUNK_CHARS, formatTime, jsonArrayChunks, TimeTexts, writeStdout, writeStdoutBytes } from '../output.js';
+import { CHUNK_CHARS, formatTime, jsonArrayChunks, TimeTexts, toJson, writeStdout, writeStdoutBytes } from '../output.js';
+import { readNames } from '../../spool/read-names.js';
+import { listResults, TASK_ENDINGS, type ResultRecord } from '../../spool/results.js';
 
 interface LsOptions extends DirOption {
   state?: string[];
@@ -20,11 +22,36 @@ interface LsOptions extends DirOption {
 
 const DEFAULT_STATES: TaskState[] = TASK_STATES.filter((s) => s !== 'archived');
 
+/**
+ * States of finished tasks, listed from their result records (results/): only
+ * tasks that keep a result, while it is kept. `dead` alongside one of them
+ * means result records of dead letters; alone, the files in dead/.
+ */
+const FINISHED_STATES: readonly string[] = TASK_ENDINGS.filter((e) => e !== 'dead');
+const ALL_STATES: readonly string[] = [...TASK_STATES, ...FINISHED_STATES];
+
+/** --state: its values as completion offers them (argChoices), parsed by parseStates (commander's choices() would refuse "a,b"). */
+function stateOption(flags: string, description: string): Option {
+  const option = new Option(flags, description).argParser(parseStates);
+  option.argChoices = [...ALL_STATES];
+  return option;
+}
+
+/** --state takes several values, each as its own argument or comma-separated. */
+function parseStates(text: string, previous: string[] | undefined): string[] {
+  const added = text.split(',').filter(Boolean);
+  for (const s of added) if (!ALL_STATES.includes(s)) throw new InvalidArgumentError(`state ${JSON.stringify(s)} is not one of ${ALL_STATES.join(', ')}`);
+  return [...(previous ?? []), ...added];
+}
+
 export function lsCommand(): Command {
   return withDirOption(new Command('ls'))
     .description('list tasks in execution order: running, then due (by priority), then scheduled (by due time), then the rest')
     .addOption(
-      new Option('-s, --state <state...>', `only these states (default: all but archived)`).choices([...TASK_STATES]),
+      stateOption(
+        '-s, --state <state...>',
+        `only these states, comma-separated or repeated (default: all but archived): ${TASK_STATES.join(', ')}; or finished tasks that keep a result: ${TASK_ENDINGS.join(', ')}`,
+      ),
     )
     .option('-t, --task <name...>', 'only tasks with these names')
     .option('--limit <n>', 'print at most n tasks (n ≥ 1); opens only the files it prints')
@@ -32,6 +59,7 @@ export function lsCommand(): Command {
     .option('--json', 'print a JSON array (see README for the fields)')
     .action((options: LsOptions) => {
       const layout = spoolFrom(options);
+      if (options.state?.some((s) => FINISHED_STATES.includes(s))) return listFinished(layout, options);
       const states = new Set<TaskState>(options.state?.length ? (options.state as TaskState[]) : DEFAULT_STATES);
       const locations = locationsOf(states);
       const now = Date.now();
@@ -83,6 +111,44 @@ export function lsCommand(): Command {
       for (const bytes of held) writeStdoutBytes(bytes);
       for (let chunk = text.next(); chunk.done !== true; chunk = text.next()) writeStdout(chunk.value);
     });
+}
+
+/** `spool ls --state processed,...`: finished tasks from their result records, oldest ending first. */
+function listFinished(layout: SpoolLayout, options: LsOptions): void {
+  const wanted = new Set(options.state);
+  const mixed = [...wanted].filter((s) => !(TASK_ENDINGS as readonly string[]).includes(s));
+  if (mixed.length > 0) {
+    throw new CliError(`finished tasks (${TASK_ENDINGS.join(', ')}) are listed from their results, apart from tasks in the spool: list ${mixed.join(', ')} in another spool ls`, EXIT.USAGE);
+  }
+  const names = options.task ? new Set(options.task) : undefined;
+  let records: ResultRecord[] = [];
+  try {
+    records = listResults(layout, readNames(layout.results));
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+  records = records.filter((r) => wanted.has(r.ending) && (names === undefined || names.has(r.name)));
+  if (options.limit !== undefined) records = records.slice(0, Math.max(1, Number(options.limit) || 1));
+  if (options.json) {
+    const chunks = jsonArrayChunks(records.length, (i) => toJson({ ...records[i]!, state: records[i]!.ending }));
+    for (let chunk = chunks.next(); chunk.done !== true; chunk = chunks.next()) writeStdout(chunk.value);
+    return;
+  }
+  if (records.length === 0) return writeStdout('no finished tasks kept\n');
+  // ATT third: alignedLine right-aligns columns 2 and 5 (5 is a time of fixed width).
+  const header = ['ID', 'TASK', 'ATT', 'STATE', 'FINISHED', 'KEPT UNTIL', 'NOTE'];
+  const rows = records.map((r) => [r.id, printable(r.name), numberText(r.attempts), r.ending, formatTime(r.finishedAt), formatTime(r.keepUntil), printable(noteOf(r))]);
+  const width = header.map((h, c) => Math.max(h.length, ...rows.map((row) => row[c]!.length)));
+  let text = alignedLine(header, width);
+  for (const row of rows) text += alignedLine(row, width);
+  writeStdout(text);
+}
+
+/** A finished task's note: its value (JSON, cut), its reason, or its error's first line. */
+function noteOf(r: ResultRecord): string {
+  let text = r.error !== undefined ? `${r.error.name ?? 'Error'}: ${r.error.message.split('\n', 1)[0]!}` : r.reason ?? r.valueError ?? (r.value === undefined ? '' : toJson(r.value));
+  if (text.length > ERROR_WIDTH) text = text.slice(0, ERROR_WIDTH - 1) + '…';
+  return text;
 }
 
 /**

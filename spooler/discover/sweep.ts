@@ -1,10 +1,13 @@
 /**
  * Debris sweeps, run by the reconciliation scan (reconcile.ts): staging files
- * of crashed producers in tmp/, and unfinished records of crashed daemons in
- * state/ and quarantine/.
+ * of crashed producers in tmp/, unfinished records of crashed daemons in
+ * state/, results/ and quarantine/, and result records past their keep-until
+ * time. A record's keep-until time is its mtime (spool/protocol.ts,
+ * keepResult), so the result sweep lists results/ and lstats each name, at
+ * most once a minute, and reads none: no work per task.
  */
 import { readdirSync } from 'node:fs';
-import { DEBRIS_AGE_MS, sweepRecordDebris, sweepTmp } from '../../spool/protocol.js';
+import { DEBRIS_AGE_MS, sweepExpiredResults, sweepRecordDebris, sweepTmp } from '../../spool/protocol.js';
 import { readNames } from '../../spool/read-names.js';
 import type { SpoolLayout } from '../../spool/layout.js';
 import type { SpoolFolders } from '../folders.js';
@@ -34,6 +37,18 @@ export class DebrisSweeper {
     }
     sweepTmp(this.layout, readdirSync(this.layout.tmp), now);
     this.sweepRecordDebris(now);
+    this.sweepExpiredResults(now);
+  }
+
+  /** Deletes result records whose keep-until time (their mtime) has passed. */
+  private sweepExpiredResults(now: number): void {
+    try {
+      this.folders.check('results');
+      const deleted = sweepExpiredResults(this.layout, readNames(this.layout.results), now);
+      if (deleted > 0) this.log.info('deleted expired results', { count: deleted });
+    } catch (err) {
+      this.log.error('results/ is not swept of expired results', { err: (err as Error).message });
+    }
   }
 
   /**
@@ -45,7 +60,7 @@ export class DebrisSweeper {
   private sweepRecordDebris(now: number): void {
     if (Date.now() - this.lastRecordSweep < DEBRIS_AGE_MS) return;
     this.lastRecordSweep = Date.now();
-    for (const sub of ['state', 'quarantine'] as const) {
+    for (const sub of ['state', 'results', 'quarantine'] as const) {
       try {
         this.folders.check(sub);
         sweepRecordDebris(this.layout[sub], readNames(this.layout[sub]), now);

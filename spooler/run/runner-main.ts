@@ -149,6 +149,7 @@ function openSite(w: WireSite): void {
       maxBytes: options.maxBytes,
       settle: options.settle,
       archive: options.archive,
+      keepResults: options.keepResults,
       taskTimeout: options.taskTimeout,
       clock,
       check: (...subs) => {

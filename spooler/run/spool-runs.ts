@@ -160,6 +160,7 @@ export class SpoolRuns {
       maxBytes: options.maxBytes,
       settle: options.settle,
       archive: options.archive,
+      keepResults: options.keepResults,
       taskTimeout: options.taskTimeout,
       clock: host.clock,
       check: (...subs) => host.check(...subs),
@@ -178,7 +179,7 @@ export class SpoolRuns {
       const f = host.checkedId(path)!;
       return [f.dev, f.ino];
     };
-    const checked = (['incoming', 'pending', 'state', 'dead', 'quarantine', 'archive'] as const).map((sub) => [sub, ...id(layout[sub])] as [Subdir, number, number]);
+    const checked = (['incoming', 'pending', 'state', 'results', 'dead', 'quarantine', 'archive'] as const).map((sub) => [sub, ...id(layout[sub])] as [Subdir, number, number]);
     const key = pool.serve(
       {
         root: layout.root,

@@ -30,6 +30,7 @@ import { decodeTask, type TaskFile } from '../../spool/task-file.js';
 import { bury, claim, finish, quarantine, release, retryLater, type ClaimSources } from '../../spool/protocol.js';
 import type { Logger } from '../logger.js';
 import { TaskRun } from './run-task.js';
+import { historyWithLast, keepEnding, keepMsOf, noteFailure } from './result-store.js';
 import { StuckMoves } from '../stuck-moves.js';
 import type { PendingDir } from '../order/task-queue.js';
 
@@ -102,6 +103,8 @@ export interface Site {
   /** A young file that does not decode is left alone until its mtime is this old (ms). */
   settle: number;
   archive: boolean;
+  /** --keep-results (ms; 0: keep no result unless the task asks, result-store.ts). */
+  keepResults: number;
   /** --task-timeout (ms, 0: none) for tasks that set none. */
   taskTimeout: number;
   /** The spool clock: judging due times and mtimes (now) and stamping new names (stampNow). */
@@ -326,6 +329,11 @@ export class TaskPath {
               this.hooks.report({ ...base, code: Code.Skipped });
             }
           };
+          // Its result first (a crash between leaves both: SPOOL-FORMAT.md, "State changes", keep result).
+          if (keepMsOf(task, this.site) > 0) {
+            if (outcome.kind === 'processed') keepEnding(this.site, task, { ending: 'processed', value: outcome.value, attempts: task.attempts + 1 });
+            else keepEnding(this.site, task, { ending: 'skipped', ...(outcome.reason !== undefined && { reason: outcome.reason }), attempts: task.attempts + 1 });
+          }
           const what = this.site.archive ? 'move a finished task to archive/' : 'delete a finished task';
           return this.moveClaimed(task, from, what, () => finish(path, this.site.layout, this.site.archive), done, base);
         }
@@ -346,6 +354,8 @@ export class TaskPath {
     if (failures > retry.limit) return this.buryTask(path, task, failures, error, retry.limit, base);
     const delay = outcome.delay ?? backoffDelay(retry.backoff ?? DEFAULT_RETRY.backoff!, failures);
     const due = this.site.clock.stampNow() + delay;
+    // A failed attempt is noted in state/<id>.json (a requested reschedule is no failure).
+    if (outcome.error !== undefined) noteFailure(this.site, task, error, due);
     const fields = { task: task.name, id: task.id, attempt: task.attempts };
     let next: string | undefined;
     const rescheduled = (moved: boolean) => {
@@ -362,8 +372,10 @@ export class TaskPath {
 
   /** Moves a task out of retries to dead/, its error recorded in state/<id>.json. */
   private buryTask(path: string, task: TaskFile, attempts: number, error: ReturnType<typeof describeError>, retries: number, base: Omit<Report, 'code'> | undefined): void {
-    const record = { id: task.id, name: task.name, attempts, at: this.site.clock.now(), error };
+    const record = { id: task.id, name: task.name, attempts, at: this.site.clock.now(), error, history: historyWithLast(this.site, task, error, attempts) };
     const b = base ?? { name: task.fileName, task: task.name };
+    // Its result first, as for a finished task.
+    if (keepMsOf(task, this.site) > 0) keepEnding(this.site, task, { ending: 'dead', error, attempts });
     const buried = (moved: boolean) => {
       if (!moved) return this.lose(task.fileName, 'the claim was taken over before the task was buried', b);
       this.site.log.warn('task is a dead letter: out of retries', { task: task.name, id: task.id, attempt: task.attempts, retries, error: error.message, stack: error.stack });
