@@ -1,7 +1,7 @@
 export { Spooler } from './spooler.js';
 export type { SpoolerOptions, EnqueueOptions, TaskOptions, MessageOptions, TaskHandle, TaskRequest, TaskFunction } from './spooler.js';
 export { currentTask, taskContext, ClaimLostError, NotInTaskError, TaskTimeoutError, type TaskContext, type TaskLogger } from './context.js';
-export { processed, skipped, rescheduled, outcomeOf, TaskResult, type TaskOutcome } from './results.js';
+export { processed, skipped, rescheduled, failed, outcomeOf, PermanentError, TaskResult, type TaskOutcome } from './results.js';
 export { backoffDelay, toRetrySpec, DEFAULT_RETRY, type BackoffOptions } from './backoff.js';
 export { toMs, toDueTime, type Duration, type Postpone } from './duration.js';
 export { FCALL, MESSAGE, type TaskTypeHandler } from './task-types.js';

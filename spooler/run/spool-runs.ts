@@ -48,6 +48,8 @@ export interface SpoolStats {
   skipped: number;
   rescheduled: number;
   dead: number;
+  /** Cancelled while running (spool cancel, spooler.cancel()). */
+  cancelled: number;
   quarantined: number;
   reclaimed: number;
   lost: number;
@@ -311,6 +313,9 @@ export class SpoolRuns {
       case Code.Dead:
         stats.dead++;
         return tally.dead(task);
+      case Code.Cancelled:
+        stats.cancelled++;
+        return;
       case Code.Quarantined:
         stats.quarantined++;
         return;
