@@ -14,7 +14,8 @@ import { sampleClockSync, SpoolClock } from '../spool/clock.js';
 import { BatchNotEnqueuedError, InvalidOptionError, TaskNameCollisionError } from '../spool/errors.js';
 import { SpoolLayout } from '../spool/layout.js';
 import { listByName, type SpoolEntry } from '../spool/entries.js';
-import { checkPriority, checkTaskName, PRIORITY_DEFAULT, type Encoding } from '../spool/name.js';
+import { checkPriority, checkTaskName, PRIORITY_DEFAULT, TASK_ID_PATTERN, type Encoding } from '../spool/name.js';
+import { cancelTask, type CancelResult } from '../spool/cancel.js';
 import { DEFAULT_MAX_BYTES } from '../spool/safe-read.js';
 import { encodeTask, readTaskFile, type EncodedTask, type TaskFile } from '../spool/task-file.js';
 import type { PlainValue } from '../spool/wire.js';
@@ -374,6 +375,19 @@ export class Spooler {
     }
     if (this.options.fsync) fsyncDirSync(this.layout.incoming);
     return handles;
+  }
+
+  /**
+   * Cancels the task `id`. A waiting task is revoked (it never runs): 'revoked'.
+   * A running one gets a request in cancel/ that the daemon holding it acts on
+   * within a fraction of a second (its AbortSignal fires with a
+   * TaskCancelledError; it is killed --kill-grace later if it has not
+   * stopped; it ends as cancelled, not retried): 'requested'. 'not-found' when
+   * no task with that id waits or runs (it finished, is a dead letter, or never was).
+   */
+  cancel(id: string): CancelResult {
+    if (typeof id !== 'string' || !TASK_ID_PATTERN.test(id)) throw new InvalidOptionError(`spooler.cancel(): ${JSON.stringify(id)} is not a task id (the id of a TaskHandle)`);
+    return cancelTask(this.layout, id);
   }
 
   /** Pending tasks (incoming/ and pending/), in execution order, by name only. */

@@ -12,13 +12,15 @@
  *   archive/      processed tasks, when the daemon is told to keep them
  *   state/        per-task records (last error; later status and results)
  *   locks/        daemon liveness and, later, per-task locks
+ *   cancel/       requests to cancel a running task: an empty file named by its id
+ *                 (spool/cancel.ts); producers write here, daemons read and remove
  */
 import { mkdirSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { SpoolDirectoryError } from './errors.js';
 import { assertRealFolder, makeFolder, policyFromEnv, type FolderPolicy } from './trust.js';
 
-export const SUBDIRS = ['tmp', 'incoming', 'pending', 'active', 'dead', 'quarantine', 'archive', 'state', 'locks'] as const;
+export const SUBDIRS = ['tmp', 'incoming', 'pending', 'active', 'dead', 'quarantine', 'archive', 'state', 'locks', 'cancel'] as const;
 export type Subdir = (typeof SUBDIRS)[number];
 
 /**
@@ -96,6 +98,7 @@ export class SpoolLayout {
   readonly archive: string;
   readonly state: string;
   readonly locks: string;
+  readonly cancel: string;
 
   constructor(dir: string) {
     this.root = resolve(dir);
@@ -108,6 +111,7 @@ export class SpoolLayout {
     this.archive = join(this.root, 'archive');
     this.state = join(this.root, 'state');
     this.locks = join(this.root, 'locks');
+    this.cancel = join(this.root, 'cancel');
   }
 
   get basename(): string {

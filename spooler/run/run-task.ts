@@ -2,7 +2,7 @@
  * Running one task in this process, inside its task context (runtime/context.ts):
  * the same code serves the daemon itself (--processes 0) and each worker process.
  */
-import { runInTaskContext, type TaskContext, type TaskLogger } from '../../runtime/context.js';
+import { runInTaskContext, TaskCancelledError, type TaskContext, type TaskLogger } from '../../runtime/context.js';
 import type { TaskOutcome } from '../../runtime/results.js';
 import { anyBehaviour, Spooler } from '../../runtime/spooler.js';
 import { applyRetryFilter, callHooks, hooksFor, type Behaviour, type HookTrouble, type RunEnd } from '../../runtime/task-behaviour.js';
@@ -59,6 +59,10 @@ export class TaskRun implements TaskContext {
   }
   get log(): TaskLogger {
     return (this.logger ??= this.daemonLog.child({ task: this.task.name, id: this.task.id, attempt: this.task.attempts }));
+  }
+
+  get cancelled(): boolean {
+    return this.abortReason instanceof TaskCancelledError;
   }
 
   /** Fires the task's AbortSignal (once). */

@@ -22,7 +22,7 @@
  * and the names it never claimed are still in incoming/ or pending/.
  */
 import { DEFAULT_RETRY, backoffDelay } from '../../runtime/backoff.js';
-import { TaskTimeoutError } from '../../runtime/context.js';
+import { TaskCancelledError, TaskTimeoutError } from '../../runtime/context.js';
 import type { TaskOutcome } from '../../runtime/results.js';
 import type { RunEnd } from '../../runtime/task-behaviour.js';
 import type { SpoolLayout, Subdir } from '../../spool/layout.js';
@@ -140,6 +140,8 @@ interface Running {
   grace?: NodeJS.Timeout;
   /** Reported already (the grace expired in-process): its later end is ignored. */
   done?: boolean;
+  /** Cancelled while it ran: it ends as cancelled whatever it returns. */
+  cancelled?: boolean;
 }
 
 const NEXT_STATE: Record<Running['state'], readonly Running['state'][]> = {
@@ -178,7 +180,7 @@ export class TaskPath {
    * and reported before this returns; an asynchronous one when it ends.
    * Returns whether a task started running (false: reported already).
    */
-  start(item: Item): boolean {
+  start(item: Item, cancelled = false): boolean {
     const site = this.site;
     let claimed;
     try {
@@ -215,6 +217,11 @@ export class TaskPath {
       return false;
     }
     void path;
+    if (cancelled) {
+      // Cancelled before it started (a name a runner held in its inbox): it never runs.
+      this.settle(task, opPath, claimed.from, { kind: 'cancelled' }, 0);
+      return true;
+    }
     return this.run(task, opPath, claimed.from);
   }
 
@@ -264,6 +271,7 @@ export class TaskPath {
     clearTimeout(r.timer);
     clearTimeout(r.grace);
     if (r.done === true) return void this.running.delete(r.name);
+    if (r.cancelled === true && r.state === 'running') outcome = { kind: 'cancelled' };
     if (r.state === 'revoked') {
       this.running.delete(r.name);
       this.site.log.warn('a task whose claim was lost has ended; its outcome is ignored (another daemon may have run it too)', { file: r.name, outcome: outcome.kind });
@@ -276,6 +284,39 @@ export class TaskPath {
     move(r, 'settling');
     this.running.delete(r.name);
     this.settle(r.task, r.path, r.from, outcome, performance.now() - r.startedAt, r.run);
+  }
+
+  /**
+   * Cancels the running task `name`: fires its AbortSignal with a
+   * TaskCancelledError; whatever it returns, it ends as cancelled. In the
+   * daemon's own thread (graceExpired set), one still running the kill grace
+   * later is settled as cancelled although its code may still run; in a
+   * worker process the supervisor kills the process. False when it is not
+   * running here (ended already, or not started).
+   */
+  cancel(name: string): boolean {
+    const r = this.running.get(name);
+    if (r === undefined || r.state !== 'running') return false;
+    if (r.cancelled === true) return true;
+    r.cancelled = true;
+    clearTimeout(r.timer);
+    clearTimeout(r.grace);
+    r.run.abort(new TaskCancelledError());
+    const grace = this.hooks.graceExpired;
+    if (grace !== undefined) {
+      r.grace = setTimeout(() => {
+        if (r.state !== 'running') return;
+        this.site.log.error('a cancelled task ignored its AbortSignal; with --processes 0 it cannot be killed and may still be running in the daemon; it is settled as cancelled (run with --processes 1 or more to have such tasks killed)', {
+          task: r.task.name,
+          id: r.task.id,
+          attempt: r.task.attempts,
+          killGraceMs: grace.killGrace,
+        });
+        r.done = true;
+        this.settleRunning(r, { kind: 'cancelled' });
+      }, grace.killGrace);
+    }
+    return true;
   }
 
   /** Fires the AbortSignal of every task running here; their outcomes are ignored and their files left alone. */
