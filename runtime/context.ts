@@ -38,8 +38,14 @@ export interface TaskContext {
   readonly fileName: string;
   /** The spooler of the spool the task came from. */
   readonly spooler: Spooler;
-  /** Fires when the task's timeout expires (reason: a TaskTimeoutError) or the daemon lost its claim on the task (a ClaimLostError). */
+  /**
+   * Fires when the task's timeout expires (reason: a TaskTimeoutError), the task
+   * is cancelled (a TaskCancelledError: `spool cancel`, spooler.cancel()) or the
+   * daemon lost its claim on the task (a ClaimLostError).
+   */
   readonly signal: AbortSignal;
+  /** Whether the task was cancelled: it ends as cancelled (not retried) whatever it returns now. */
+  readonly cancelled: boolean;
   readonly log: TaskLogger;
   /** Id of the task that enqueued this one, if any. */
   readonly parent: string | undefined;
@@ -69,6 +75,19 @@ export class TaskTimeoutError extends Error {
 export class ClaimLostError extends Error {
   override name = 'ClaimLostError';
   constructor(message = 'the daemon lost its claim on this task (it was stalled for longer than --stale-after); another daemon may be running it: stop') {
+    super(message);
+  }
+}
+
+/**
+ * The task was cancelled while it ran (`spool cancel <id>`, `spool rm <id>`,
+ * spooler.cancel(id)): the reason of its AbortSignal. Whatever the task returns
+ * after it, it ends as cancelled, is not retried, and its file is removed (or
+ * archived); one that has not stopped --kill-grace later is killed.
+ */
+export class TaskCancelledError extends Error {
+  override name = 'TaskCancelledError';
+  constructor(message = 'the task was cancelled (spool cancel, or spooler.cancel()); stop') {
     super(message);
   }
 }

@@ -1,14 +1,16 @@
 export { Spooler } from './spooler.js';
 export type { SpoolerOptions, EnqueueOptions, TaskOptions, MessageOptions, TaskHandle, TaskRequest, TaskFunction } from './spooler.js';
-export { currentTask, taskContext, ClaimLostError, NotInTaskError, TaskTimeoutError, type TaskContext, type TaskLogger } from './context.js';
-export { processed, skipped, rescheduled, outcomeOf, TaskResult, type TaskOutcome } from './results.js';
+export { currentTask, taskContext, ClaimLostError, NotInTaskError, TaskCancelledError, TaskTimeoutError, type TaskContext, type TaskLogger } from './context.js';
+export { processed, skipped, rescheduled, failed, outcomeOf, PermanentError, TaskResult, type TaskOutcome } from './results.js';
 export { backoffDelay, toRetrySpec, DEFAULT_RETRY, type BackoffOptions } from './backoff.js';
+export type { TaskHooks, RunEnd, ErrorMatcher, BehaviourOptions } from './task-behaviour.js';
+export type { CancelResult } from '../spool/cancel.js';
 export { toMs, toDueTime, type Duration, type Postpone } from './duration.js';
 export {
   TaskNotProcessedError,
   TaskFailedError,
   TaskSkippedError,
-  TaskCancelledError,
+  TaskWasCancelledError,
   TaskExpiredError,
   ResultValueLostError,
   ResultTimeoutError,

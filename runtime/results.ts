@@ -5,7 +5,10 @@
  *   return processed(value) or any other value   -> processed: removed (or archived)
  *   return skipped(reason)                       -> skipped: removed (or archived), reason logged
  *   return rescheduled({ delay })                -> due again after `delay`, or after the backoff
- *   throw                                        -> rescheduled by the backoff, error recorded
+ *   return failed(reason), throw PermanentError  -> failed: a dead letter at once, reason recorded, no retry spent
+ *   throw                                        -> rescheduled by the backoff, error recorded (unless the
+ *                                                   task's retryOn / noRetryOn says not to retry it: failed)
+ *   (cancelled while it ran)                     -> cancelled: removed (or archived) whatever it returned
  *
  * A plain return, `undefined` included, means processed. uWSGI's spooler (and
  * uwsgiconf) read None as "skipped"; in JavaScript every function without a
@@ -17,9 +20,12 @@ import { toMs, type Duration } from './duration.js';
 export type TaskOutcome =
   | { kind: 'processed'; value?: unknown }
   | { kind: 'skipped'; reason?: string }
-  | { kind: 'rescheduled'; delay?: number; reason?: string; error?: unknown };
+  | { kind: 'rescheduled'; delay?: number; reason?: string; error?: unknown }
+  | { kind: 'failed'; reason: string; error?: unknown }
+  | { kind: 'cancelled' };
 
 const RESULT_MARK: unique symbol = Symbol.for('spoolerd.TaskResult');
+const PERMANENT_MARK: unique symbol = Symbol.for('spoolerd.PermanentError');
 
 /** A typed result a task returns to say how it ended. Build one with processed(), skipped() or rescheduled(). */
 export class TaskResult {
@@ -47,9 +53,34 @@ export const rescheduled = (options: { delay?: Duration; reason?: string } = {})
     ...(options.reason !== undefined && { reason: options.reason }),
   });
 
+/**
+ * The task cannot succeed however often it is tried (bad input, a refused
+ * request): throw it and the task becomes a dead letter at once, its message
+ * recorded as the reason, without spending its retries.
+ */
+export class PermanentError extends Error {
+  override name = 'PermanentError';
+  readonly [PERMANENT_MARK] = true;
+
+  /** Also true for a PermanentError of another copy of spoolerd loaded in the same process. */
+  static is(error: unknown): error is PermanentError {
+    return typeof error === 'object' && error !== null && (error as Record<symbol, unknown>)[PERMANENT_MARK] === true;
+  }
+}
+
+/** Fail for good: the task becomes a dead letter at once with `reason` in state/<id>.json and the log; no retry is spent. */
+export const failed = (reason: string, error?: unknown): TaskResult => {
+  if (typeof reason !== 'string' || reason === '') throw new TypeError('failed(reason): the reason must be a non-empty string (it is what the dead letter\'s record says)');
+  return new TaskResult(error === undefined ? { kind: 'failed', reason } : { kind: 'failed', reason, error });
+};
+
 /** Maps how a task function settled onto an outcome. */
 export function outcomeOf(settled: { value: unknown } | { error: unknown }): TaskOutcome {
-  if ('error' in settled) return { kind: 'rescheduled', error: settled.error };
+  if ('error' in settled) {
+    const error = settled.error;
+    if (PermanentError.is(error)) return { kind: 'failed', reason: error.message, error };
+    return { kind: 'rescheduled', error };
+  }
   if (TaskResult.is(settled.value)) return settled.value.outcome;
   return settled.value === undefined ? { kind: 'processed' } : { kind: 'processed', value: settled.value };
 }

@@ -14,7 +14,8 @@ import { sampleClockSync, SpoolClock } from '../spool/clock.js';
 import { BatchNotEnqueuedError, InvalidOptionError, TaskNameCollisionError } from '../spool/errors.js';
 import { SpoolLayout } from '../spool/layout.js';
 import { listByName, type SpoolEntry } from '../spool/entries.js';
-import { checkPriority, checkTaskName, PRIORITY_DEFAULT, type Encoding } from '../spool/name.js';
+import { checkPriority, checkTaskName, PRIORITY_DEFAULT, TASK_ID_PATTERN, type Encoding } from '../spool/name.js';
+import { cancelTask, type CancelResult } from '../spool/cancel.js';
 import { DEFAULT_MAX_BYTES } from '../spool/safe-read.js';
 import { encodeTask, readTaskFile, type EncodedTask, type TaskFile } from '../spool/task-file.js';
 import type { PlainValue } from '../spool/wire.js';
@@ -25,6 +26,7 @@ import { toDueTime, toMs, type Duration, type Postpone } from './duration.js';
 import { FCALL, MESSAGE, type TaskTypeHandler } from './task-types.js';
 import { resultWatch, waitForResult, type WaitOptions } from './wait.js';
 import type { ResultRecord } from '../spool/results.js';
+import { checkBehaviourOptions, checkHooks, DEFAULT_HOOK_TIMEOUT_MS, type Behaviour, type BehaviourOptions, type TaskHooks } from './task-behaviour.js';
 import type { BackoffKind } from '../spool/body.js';
 
 export interface SpoolerOptions {
@@ -34,6 +36,10 @@ export interface SpoolerOptions {
   fsync?: boolean;
   /** Largest task file accepted or read (default 16 MiB). */
   maxBytes?: number;
+  /** Lifecycle hooks for every task run from this spooler (after each task's own); more with addHooks(). */
+  hooks?: TaskHooks;
+  /** How long a hook is waited for before it is abandoned (default 10 s); a task's own hookTimeout wins. */
+  hookTimeout?: Duration;
 }
 
 /** Options that a call may override. */
@@ -59,7 +65,7 @@ export interface EnqueueOptions {
   keepResult?: Duration;
 }
 
-export interface TaskOptions extends EnqueueOptions {
+export interface TaskOptions extends EnqueueOptions, BehaviourOptions {
   /** Task name; default the function's name. */
   name?: string;
 }
@@ -82,7 +88,7 @@ export interface TaskHandle {
   due: number;
   /**
    * The task's value once a daemon has processed it (runtime/wait.ts). Rejects with TaskFailedError (a dead
-   * letter: the remote error's name, message and stack), TaskSkippedError, TaskCancelledError or
+   * letter: the remote error's name, message and stack), TaskSkippedError, TaskWasCancelledError or
    * TaskExpiredError, and ResultTimeoutError after `timeout`. Needs a kept result (keepResult, --keep-results).
    */
   result(options?: WaitOptions): Promise<unknown>;
@@ -140,14 +146,30 @@ interface RegisteredTask {
  */
 const REGISTRY = Symbol.for('spoolerd.spoolers');
 const spoolers: Map<string, Spooler> = ((globalThis as Record<symbol, unknown>)[REGISTRY] ??= new Map()) as Map<string, Spooler>;
+/**
+ * How many hooks and retry filters were registered in this process (shared like
+ * the registry): while it is 0 a run looks up no behaviour at all, so tasks
+ * without hooks pay nothing for them.
+ */
+const BEHAVIOUR = Symbol.for('spoolerd.behaviourCount');
+const behaviourCount = ((globalThis as Record<symbol, unknown>)[BEHAVIOUR] ??= { n: 0 }) as { n: number };
+
+/** Whether any task or spooler in this process has hooks or a retry filter. */
+export function anyBehaviour(): boolean {
+  return behaviourCount.n !== 0;
+}
 /** The registry as a list, rebuilt when it changes: the daemon reads it for every task. */
 let spoolerList: readonly Spooler[] = [...spoolers.values()];
 
 export class Spooler {
   readonly layout: SpoolLayout;
-  readonly options: Readonly<Required<SpoolerOptions>>;
+  readonly options: Readonly<Required<Pick<SpoolerOptions, 'encoding' | 'fsync' | 'maxBytes'>>>;
   private readonly tasks = new Map<string, RegisteredTask>();
   private readonly taskTypeHandlers = new Map<string, TaskTypeHandler>();
+  private readonly spoolerHooks: TaskHooks[] = [];
+  private hookTimeoutMs = DEFAULT_HOOK_TIMEOUT_MS;
+  /** Behaviour by task name ('' for tasks of other types), rebuilt when hooks change. */
+  private readonly behaviours = new Map<string, Behaviour | null>();
   /**
    * The spool clock (spool/clock.ts), sampled at the first enqueue and again
    * after CLOCK_RESAMPLE_MS, by an enqueue (a file created and removed in tmp/):
@@ -164,6 +186,61 @@ export class Spooler {
       fsync: options.fsync ?? false,
       maxBytes: options.maxBytes ?? DEFAULT_MAX_BYTES,
     });
+    this.configureHooks(options);
+  }
+
+  private configureHooks(options: SpoolerOptions): void {
+    checkBehaviourOptions({ hooks: options.hooks, hookTimeout: options.hookTimeout }, `Spooler.open(${this.layout.root})`);
+    if (options.hookTimeout !== undefined) this.hookTimeoutMs = toMs(options.hookTimeout, 'hookTimeout');
+    if (options.hooks !== undefined) this.addHooks(options.hooks);
+  }
+
+  /**
+   * Adds lifecycle hooks for every task run from this spooler (runtime/task-behaviour.ts
+   * says when each is called). Returns a function that removes them again.
+   */
+  addHooks(hooks: TaskHooks): () => void {
+    checkHooks(hooks, `spooler.addHooks() on ${this.dir}`);
+    this.spoolerHooks.push(hooks);
+    behaviourCount.n++;
+    this.behaviours.clear();
+    return () => {
+      const i = this.spoolerHooks.indexOf(hooks);
+      if (i < 0) return;
+      this.spoolerHooks.splice(i, 1);
+      behaviourCount.n--;
+      this.behaviours.clear();
+    };
+  }
+
+  /**
+   * What runs around `task` besides its function (hooks, retry filter), or
+   * undefined when nothing does; for the runner. Undefined also when this
+   * spooler did not register the task.
+   */
+  behaviourOf(task: Pick<TaskFile, 'name' | 'body'>): Behaviour | undefined {
+    const key = task.body.type === FCALL ? task.name : '';
+    let b = this.behaviours.get(key);
+    if (b === undefined) {
+      const own = task.body.type === FCALL ? this.tasks.get(task.name)?.options : undefined;
+      const hooks = [...(own?.hooks !== undefined ? [own.hooks] : []), ...this.spoolerHooks];
+      b =
+        hooks.length === 0 && own?.retryOn === undefined && own?.noRetryOn === undefined
+          ? null
+          : {
+              retryOn: own?.retryOn,
+              noRetryOn: own?.noRetryOn,
+              hooks,
+              hookTimeoutMs: own?.hookTimeout !== undefined ? toMs(own.hookTimeout, 'hookTimeout') : this.hookTimeoutMs,
+            };
+      this.behaviours.set(key, b);
+    }
+    return b ?? undefined;
+  }
+
+  /** Whether this spooler registered code for `task` (a function by its name, or a handler for its type). */
+  runs(task: Pick<TaskFile, 'name' | 'body'>): boolean {
+    return task.body.type === FCALL ? this.tasks.has(task.name) : this.taskTypeHandlers.has(task.body.type);
   }
 
   /**
@@ -223,9 +300,12 @@ export class Spooler {
     if (!name) throw new InvalidOptionError('the task function has no name; pass one with spooler.task(fn, { name: "..." })');
     checkTaskName(name);
     validateEnqueueOptions(options);
+    checkBehaviourOptions(options, `task "${name}"`);
     const existing = this.tasks.get(name);
     if (existing !== undefined && existing.fn !== fn) throw new TaskNameCollisionError(name, this.dir);
+    if (existing === undefined && hasBehaviour(options)) behaviourCount.n++;
     this.tasks.set(name, { fn: fn as RegisteredTask['fn'], options });
+    this.behaviours.delete(name);
 
     const enqueueWith = (overrides: EnqueueOptions) => (...args: A) =>
       this.enqueue({ name, args, options: { ...options, ...overrides } });
@@ -343,6 +423,19 @@ export class Spooler {
     return resultWatch(this.layout).record(id, options);
   }
 
+  /**
+   * Cancels the task `id`. A waiting task is revoked (it never runs): 'revoked'.
+   * A running one gets a request in cancel/ that the daemon holding it acts on
+   * within a fraction of a second (its AbortSignal fires with a
+   * TaskCancelledError; it is killed --kill-grace later if it has not
+   * stopped; it ends as cancelled, not retried): 'requested'. 'not-found' when
+   * no task with that id waits or runs (it finished, is a dead letter, or never was).
+   */
+  cancel(id: string): CancelResult {
+    if (typeof id !== 'string' || !TASK_ID_PATTERN.test(id)) throw new InvalidOptionError(`spooler.cancel(): ${JSON.stringify(id)} is not a task id (the id of a TaskHandle)`);
+    return cancelTask(this.layout, id);
+  }
+
   /** Pending tasks (incoming/ and pending/), in execution order, by name only. */
   getTasks(): SpoolEntry[] {
     return listByName(this.layout, ['incoming', 'pending']);
@@ -414,6 +507,10 @@ function validateEnqueueOptions(options: EnqueueOptions): void {
   toRetrySpec(options.retries, options.backoff);
   if (options.timeout !== undefined) positiveMs(options.timeout, 'timeout');
   if (options.keepResult !== undefined) toMs(options.keepResult, 'keepResult');
+}
+
+function hasBehaviour(options: TaskOptions): boolean {
+  return options.hooks !== undefined || options.retryOn !== undefined || options.noRetryOn !== undefined;
 }
 
 function checkTaskType(type: string): void {

@@ -60,7 +60,7 @@ export class TaskSkippedError extends TaskNotProcessedError {
   }
 }
 
-export class TaskCancelledError extends TaskNotProcessedError {
+export class TaskWasCancelledError extends TaskNotProcessedError {
   constructor(record: ResultRecord) {
     super('SPOOL_TASK_CANCELLED', `task ${record.name} ${record.id} was cancelled${reasonText(record)}`, 'cancelled', record);
   }
@@ -105,7 +105,7 @@ export function settleRecord(record: ResultRecord): { value: unknown } | { error
     case 'dead':
       return { error: new TaskFailedError(record) };
     case 'cancelled':
-      return { error: new TaskCancelledError(record) };
+      return { error: new TaskWasCancelledError(record) };
     case 'expired':
       return { error: new TaskExpiredError(record) };
   }

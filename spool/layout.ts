@@ -13,13 +13,15 @@
  *   state/        per-task records (each failed attempt's error, while a task fails)
  *   results/      how finished tasks ended (value, reason or final error), for tasks that keep a result
  *   locks/        daemon liveness and, later, per-task locks
+ *   cancel/       requests to cancel a running task: an empty file named by its id
+ *                 (spool/cancel.ts); producers write here, daemons read and remove
  */
 import { mkdirSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { SpoolDirectoryError } from './errors.js';
 import { assertRealFolder, makeFolder, policyFromEnv, type FolderPolicy } from './trust.js';
 
-export const SUBDIRS = ['tmp', 'incoming', 'pending', 'active', 'dead', 'quarantine', 'archive', 'state', 'results', 'locks'] as const;
+export const SUBDIRS = ['tmp', 'incoming', 'pending', 'active', 'dead', 'quarantine', 'archive', 'state', 'results', 'locks', 'cancel'] as const;
 export type Subdir = (typeof SUBDIRS)[number];
 
 /**
@@ -98,6 +100,7 @@ export class SpoolLayout {
   readonly state: string;
   readonly results: string;
   readonly locks: string;
+  readonly cancel: string;
 
   constructor(dir: string) {
     this.root = resolve(dir);
@@ -111,6 +114,7 @@ export class SpoolLayout {
     this.state = join(this.root, 'state');
     this.results = join(this.root, 'results');
     this.locks = join(this.root, 'locks');
+    this.cancel = join(this.root, 'cancel');
   }
 
   get basename(): string {

@@ -23,6 +23,7 @@ import type { DaemonOptions } from './options.js';
 import { FailedClaims } from './run/failed-claims.js';
 import type { ProcessRunners } from './run/process-runners.js';
 import { SpoolRuns, type Slots, type SpoolStats } from './run/spool-runs.js';
+import { CancelRequests } from './cancel-requests.js';
 import { StuckMoves } from './stuck-moves.js';
 import { ClockSampler } from './supervise/clock-sampler.js';
 import { Ownership } from './supervise/ownership.js';
@@ -44,7 +45,7 @@ export class ServedSpool {
    * the daemon's own timers go by the local clock.
    */
   readonly clock = new SpoolClock();
-  readonly stats: SpoolStats = { processed: 0, skipped: 0, rescheduled: 0, dead: 0, quarantined: 0, reclaimed: 0, lost: 0, claimRaces: 0 };
+  readonly stats: SpoolStats = { processed: 0, skipped: 0, rescheduled: 0, dead: 0, cancelled: 0, quarantined: 0, reclaimed: 0, lost: 0, claimRaces: 0 };
   /** Counts by task name and timings, for the metrics and the status file (observer.ts). */
   readonly tally = new Tally();
   /** When start() finished (ms epoch; 0 before), for readiness (http-server.ts). */
@@ -55,6 +56,8 @@ export class ServedSpool {
   private readonly discovery: Discovery;
   /** The claim/run/settle half: names to this spool's runner, reports back. */
   private readonly runs: SpoolRuns;
+  /** Requests in cancel/ to cancel a task this process runs. */
+  private readonly cancels: CancelRequests;
   private readonly ownership: Ownership;
   private readonly sampler: ClockSampler;
   private readonly failedClaims: FailedClaims;
@@ -130,12 +133,21 @@ export class ServedSpool {
         claimFailed: (fileName, from, reason, now) => this.failedClaims.failed(fileName, from, reason, now),
         claimSettled: (fileName) => this.failedClaims.settled(fileName),
         ownerGone: () => this.ownership.claimDirGone(),
+        cancelled: (id) => this.cancels.done(id),
         stopping: () => this.stopping,
         check: (...subs) => this.folders.check(...subs),
         checkedId: (path) => this.folders.checkedId(path),
       },
       processRunners,
     );
+    this.cancels = new CancelRequests({
+      layout: this.layout,
+      log: this.log,
+      cancel: (id) => this.runs.cancel(id),
+      check: () => this.folders.check('cancel'),
+      // While stopping too: running tasks go on during the grace period, and may be cancelled.
+      active: () => !this.untrusted && this.ownership.owning,
+    });
     this.ownership = new Ownership({
       layout: this.layout,
       folders: this.folders,
@@ -208,6 +220,7 @@ export class ServedSpool {
       discovery: this.discovery.incoming.how,
     });
     this.servingSince = Date.now();
+    this.cancels.start();
     this.slots.wake();
   }
 
@@ -234,6 +247,7 @@ export class ServedSpool {
    * signal's handler. Returns how many running tasks went back.
    */
   releaseAll(): number {
+    this.cancels.stop();
     if (this.untrusted) return 0; // left claimed: reclaimed after the stale time by a daemon that checked its folders
     // A last try for the moves that failed; what still fails stays where it is.
     if (this.stuck.size > 0) this.stuck.retry(true);

@@ -37,7 +37,7 @@ export function rmCommand(): Command {
             return;
           case 'running':
             running++;
-            out.error(`spool rm: ${label} is running on ${printable(o.owner)}; it cannot be revoked`);
+            out.error(`spool rm: ${label} is running on ${printable(o.owner)}; it cannot be revoked (to stop it: spool cancel ${label})`);
             failure ??= new CliError('', EXIT.RUNNING);
             return;
           case 'gone':

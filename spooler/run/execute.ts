@@ -5,6 +5,7 @@
 import { outcomeOf, type TaskOutcome } from '../../runtime/results.js';
 import { Spooler } from '../../runtime/spooler.js';
 import { FCALL, type TaskTypeHandler } from '../../runtime/task-types.js';
+import type { Behaviour } from '../../runtime/task-behaviour.js';
 import type { TaskFile } from '../../spool/task-file.js';
 
 /** Raised (as a task failure) for a task no loaded module can run. */
@@ -37,6 +38,18 @@ function handlerIn(spooler: Spooler, task: TaskFile): TaskTypeHandler | undefine
   if (task.body.type !== FCALL) return spooler.getTaskTypeHandler(task.body.type);
   const fn = spooler.getTaskFunction(task.name);
   return fn && ((t: TaskFile) => fn(...(t.body.args ?? [])));
+}
+
+/**
+ * The hooks and retry filter of a task, from the same spooler findHandler()
+ * takes its code from; undefined when it has none. Only called while some
+ * behaviour is registered in the process (anyBehaviour()).
+ */
+export function findBehaviour(spoolDir: string, task: TaskFile): Behaviour | undefined {
+  const spoolers = Spooler.getSpoolers();
+  for (const spooler of spoolers) if (spooler.dir === spoolDir && spooler.runs(task)) return spooler.behaviourOf(task);
+  for (const spooler of spoolers) if (spooler.dir !== spoolDir && spooler.runs(task)) return spooler.behaviourOf(task);
+  return undefined;
 }
 
 /** What a daemon serving `spoolDir` can run, for the error that says so. */

@@ -77,6 +77,10 @@ export class InProcessRunner implements SiteRunner {
     this.path.stopStuck(lastTry);
   }
 
+  cancel(name: string): void {
+    this.path.cancel(name);
+  }
+
   settleOrphan(name: string, from: PendingDir, outcome: TaskOutcome): void {
     this.path.settleOrphan(name, from, outcome);
   }

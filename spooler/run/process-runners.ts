@@ -89,7 +89,7 @@ export class WorkerStartError extends Error {
 export type WorkerRestartReason = 'crashed' | 'killed' | 'max-tasks' | 'max-memory';
 
 /** How a name given to a runner that died ended up (orphaned()). */
-export type OrphanCause = 'crashed' | 'timed-out' | 'killed';
+export type OrphanCause = 'crashed' | 'timed-out' | 'killed' | 'cancelled';
 
 /** How a runner process ended, for the supervisor's log line and errors. */
 export interface RunnerDeath {
@@ -135,6 +135,10 @@ interface Given {
   timeoutMs?: number;
   timedOut?: boolean;
   revoked?: boolean;
+  /** Cancelled: it ends as cancelled however its runner ends. */
+  cancelled?: boolean;
+  /** Kills the runner if the cancelled task is still running after the kill grace. */
+  cancelTimer?: NodeJS.Timeout;
 }
 
 class RunnerProcess {
@@ -295,6 +299,38 @@ export class ProcessRunners implements Runners {
     }
   }
 
+  /**
+   * Cancels the task `name` of site `key`: its runner fires its signal; if it
+   * is still running (its file claimed) the kill grace later, its runner is
+   * killed, as for a timeout. False when no runner holds the name.
+   */
+  cancel(key: number, name: string): boolean {
+    for (const w of this.runners) {
+      const g = w.given.get(name);
+      if (g === undefined || g.key !== key) continue;
+      if (g.cancelled === true) return true;
+      g.cancelled = true;
+      w.send({ t: 'cancel', key, name });
+      g.cancelTimer = setTimeout(() => this.killForCancel(w, name, g), this.options.killGrace);
+      return true;
+    }
+    return false;
+  }
+
+  private killForCancel(w: RunnerProcess, name: string, g: Given): void {
+    if (w.given.get(name) !== g || w.state === 'exited' || w.state === 'killed') return;
+    const site = this.sites.get(g.key);
+    if (site === undefined || !existsNoFollow(site.wire.claimDir + '/' + name)) return;
+    w.go('killed');
+    this.log.warn('a cancelled task did not stop within the kill grace after its AbortSignal: killing its worker process', {
+      ...describeName(name),
+      killGraceMs: this.options.killGrace,
+      worker: w.pid,
+      alsoRunning: this.startedBesides(w, (other) => other !== name),
+    });
+    w.child.kill('SIGKILL');
+  }
+
   private killForRevoked(w: RunnerProcess): void {
     w.revokeTimer = undefined;
     const left = [...w.given].filter(([, g]) => g.revoked === true);
@@ -411,6 +447,7 @@ export class ProcessRunners implements Runners {
       if (g !== undefined) {
         w.given.delete(r.name);
         clearTimeout(g.timer);
+        clearTimeout(g.cancelTimer);
         if (r.ms !== undefined) ran++;
       }
       if (r.ms !== undefined) this.runMsAverage += 0.2 * (r.ms - this.runMsAverage);
@@ -482,12 +519,16 @@ export class ProcessRunners implements Runners {
     w.markExited();
     const how = signal !== null ? `killed by ${signal}` : `exit code ${code}`;
     if (state === 'starting') w.markFailed(new WorkerStartError(w.importError ?? `a worker process exited while starting (${how}); see the lines above`, w.importStack));
-    for (const g of w.given.values()) clearTimeout(g.timer);
+    for (const g of w.given.values()) {
+      clearTimeout(g.timer);
+      clearTimeout(g.cancelTimer);
+    }
     // On stop the daemon releases what was claimed; before start() succeeded, start() reports the failure.
     if (this.stopping || !this.started) return;
     const bySite = new Map<number, Orphan[]>();
     for (const [name, g] of w.given) {
-      const cause: OrphanCause = state === 'killed' ? (g.timedOut === true ? 'timed-out' : 'killed') : 'crashed';
+      // A cancelled task ends as cancelled however its runner ended (killed for it, for another task, or crashed).
+      const cause: OrphanCause = g.cancelled === true ? 'cancelled' : state === 'killed' ? (g.timedOut === true ? 'timed-out' : 'killed') : 'crashed';
       let list = bySite.get(g.key);
       if (list === undefined) bySite.set(g.key, (list = []));
       list.push({ name, dir: g.dir, cause, ...(g.timeoutMs !== undefined && { timeoutMs: g.timeoutMs }) });
@@ -581,6 +622,10 @@ export class ProcessSite implements SiteRunner {
 
   stop(lastTry: boolean): void {
     this.orphans.stopStuck(lastTry);
+  }
+
+  cancel(name: string): void {
+    this.pool.cancel(this.key, name);
   }
 
   settleOrphan(name: string, from: PendingDir, outcome: TaskOutcome): void {

@@ -2,11 +2,13 @@
  * Running one task in this process, inside its task context (runtime/context.ts):
  * the same code serves the daemon itself (--processes 0) and each worker process.
  */
-import { runInTaskContext, type TaskContext, type TaskLogger } from '../../runtime/context.js';
+import { runInTaskContext, TaskCancelledError, type TaskContext, type TaskLogger } from '../../runtime/context.js';
 import type { TaskOutcome } from '../../runtime/results.js';
-import { Spooler } from '../../runtime/spooler.js';
+import { anyBehaviour, Spooler } from '../../runtime/spooler.js';
+import { applyRetryFilter, callHooks, hooksFor, type Behaviour, type HookTrouble, type RunEnd } from '../../runtime/task-behaviour.js';
 import type { TaskFile } from '../../spool/task-file.js';
-import { describeRegistered, findHandler, invoke, UnknownTaskError } from './execute.js';
+import { describeRegistered, findBehaviour, findHandler, invoke, isThenable, UnknownTaskError } from './execute.js';
+import type { TaskTypeHandler } from '../../runtime/task-types.js';
 import type { Logger } from '../logger.js';
 
 const spoolers = new Map<string, Spooler>();
@@ -19,6 +21,8 @@ export class TaskRun implements TaskContext {
   private controller: AbortController | undefined;
   private abortReason: unknown;
   private logger: TaskLogger | undefined;
+  /** Its hooks and retry filter; undefined for the common task that has none. */
+  behaviour: Behaviour | undefined;
 
   constructor(
     readonly spoolDir: string,
@@ -57,6 +61,10 @@ export class TaskRun implements TaskContext {
     return (this.logger ??= this.daemonLog.child({ task: this.task.name, id: this.task.id, attempt: this.task.attempts }));
   }
 
+  get cancelled(): boolean {
+    return this.abortReason instanceof TaskCancelledError;
+  }
+
   /** Fires the task's AbortSignal (once). */
   abort(reason: unknown): void {
     if (this.abortReason !== undefined) return;
@@ -75,6 +83,42 @@ export class TaskRun implements TaskContext {
       const error = new UnknownTaskError(`no task named "${this.task.name}" (type ${this.task.body.type}) is registered; ${describeRegistered(this.spoolDir)}`);
       return { kind: 'rescheduled', error };
     }
+    if (anyBehaviour()) this.behaviour = findBehaviour(this.spoolDir, this.task);
+    if (this.behaviour !== undefined) return this.executeWith(handler, this.behaviour);
     return runInTaskContext(this, () => invoke(handler, this.task));
+  }
+
+  /** execute() for a task with hooks or a retry filter: `before` hooks first, the filter on a thrown error after. */
+  private executeWith(handler: TaskTypeHandler, b: Behaviour): TaskOutcome | Promise<TaskOutcome> {
+    const run = () => {
+      const outcome = runInTaskContext(this, () => invoke(handler, this.task));
+      return isThenable(outcome) ? outcome.then((o) => applyRetryFilter(o, b)) : applyRetryFilter(outcome, b);
+    };
+    const before = this.callHooks(b, ['before'], undefined);
+    return before === undefined ? run() : before.then(run);
+  }
+
+  /**
+   * The task's file has been settled as `end`: calls its hooks for that ending.
+   * Undefined when it has none (nothing to wait for); otherwise resolves, never
+   * rejects, when they are done or abandoned (task-behaviour.ts).
+   */
+  settled(end: RunEnd): Promise<void> | undefined {
+    const b = this.behaviour;
+    return b === undefined ? undefined : this.callHooks(b, hooksFor(end), end);
+  }
+
+  private callHooks(b: Behaviour, names: Parameters<typeof callHooks>[1], end: RunEnd | undefined): Promise<void> | undefined {
+    const call = (hook: (task: TaskContext, ...args: unknown[]) => unknown) => runInTaskContext(this, () => (end === undefined ? hook(this) : hook(this, end)));
+    return callHooks(b, names, call, (t) => this.hookTrouble(t));
+  }
+
+  private hookTrouble(t: HookTrouble): void {
+    if (t.timedOut !== undefined) {
+      this.log.error('a task hook did not finish within its hookTimeout; it is no longer waited for (its code may still be running) and the outcome stands', { hook: t.hook, hookTimeoutMs: t.timedOut });
+      return;
+    }
+    const e = t.error;
+    this.log.warn('a task hook failed; the outcome stands', { hook: t.hook, error: e instanceof Error ? e.message : String(e), stack: e instanceof Error ? e.stack : undefined });
   }
 }

@@ -87,6 +87,8 @@ process.on('message', (message: ToRunner) => {
       return give(message);
     case 'revoke':
       return revoke(message.key, message.message);
+    case 'cancel':
+      return cancel(message.key, message.name);
     case 'drain':
       return drain();
     case 'retire':
@@ -272,6 +274,21 @@ function revoke(key: number, message: string): void {
   here.path.revoke(new ClaimLostError(message));
   here.reports.push(...unstarted(here));
   flush();
+}
+
+/** Cancels one task given here: running, its signal fires; still in the inbox, it is claimed and settled as cancelled now, unrun. */
+function cancel(key: number, name: string): void {
+  const here = sites.get(key);
+  if (here === undefined || here.revoked) return;
+  if (here.path.cancel(name)) return;
+  for (let i = here.head; i < here.inbox.length; i++) {
+    const item = here.inbox[i]!;
+    if (item.name !== name) continue;
+    here.inbox.splice(i, 1);
+    running++;
+    here.path.start(item, true);
+    return;
+  }
 }
 
 /**

@@ -9,6 +9,8 @@
  *                      give     names to claim and run, joined by "/", with where the queue last saw each
  *                               ("i" incoming/, "p" pending/); the runner's run slots; the spool clock's offsets
  *                      revoke   the daemon lost the claims of a site: fire the running tasks' signals (ClaimLostError)
+ *                      cancel   cancel one task given: fire its signal (TaskCancelledError), or if not started yet,
+ *                               claim it and settle it as cancelled without running it
  *                      drain    a stop: give back the names not started (reported Unclaimed), start nothing more
  *                      retire   no more names will come (the runner is idle): exit
  *   runner -> daemon   ready (with the task names and types the modules registered) | import-failed
@@ -44,6 +46,7 @@ export type ToRunner =
   | { t: 'site'; site: WireSite }
   | { t: 'give'; key: number; names: string; dirs: string; slots: number; judge: number; stamp: number }
   | { t: 'revoke'; key: number; message: string }
+  | { t: 'cancel'; key: number; name: string }
   | { t: 'drain' }
   | { t: 'retire' };
 

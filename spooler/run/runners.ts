@@ -26,6 +26,8 @@ export interface SiteRunner {
   revoke(reason: Error): void;
   /** A stop: nothing more is given; with `lastTry`, stuck moves are tried once more. */
   stop(lastTry: boolean): void;
+  /** Cancels the task `name` given to it: its AbortSignal fires, it ends as cancelled, killed after the kill grace (process runners). */
+  cancel(name: string): void;
   /** Settles a claimed task whose runner died with it (read again on this thread). */
   settleOrphan(name: string, from: PendingDir, outcome: TaskOutcome): void;
 }

@@ -48,6 +48,8 @@ export interface SpoolStats {
   skipped: number;
   rescheduled: number;
   dead: number;
+  /** Cancelled while running (spool cancel, spooler.cancel()). */
+  cancelled: number;
   quarantined: number;
   reclaimed: number;
   lost: number;
@@ -79,6 +81,8 @@ export interface RunsHost {
   claimSettled(fileName: string): void;
   /** Our claim directory is gone: the owner was taken for dead. */
   ownerGone(): void;
+  /** The task `id` ended as cancelled: its request is done with. */
+  cancelled?(id: string): void;
   /** Whether the coordinator is stopping (names that come back are not queued again). */
   stopping(): boolean;
   check(...subs: Subdir[]): void;
@@ -99,6 +103,8 @@ interface Held {
   state: 'running' | 'stuck';
   /** performance.now() when it was given (status-file.ts). */
   startedAt: number;
+  /** A cancel was passed to its runner. */
+  cancelling?: boolean;
 }
 
 /** Tally.started() observes the wait only. */
@@ -231,6 +237,25 @@ export class SpoolRuns {
   }
 
   /**
+   * Cancels the task `id` if this process runs it (given to its runner):
+   * true then (also when it was asked before), false when it holds no such task.
+   */
+  cancel(id: string): boolean {
+    const runner = this.runner;
+    if (runner === undefined) return false;
+    for (const h of this.owned.values()) {
+      if (h.state !== 'running' || parseTaskName(h.fileName)?.id !== id) continue;
+      if (h.cancelling !== true) {
+        h.cancelling = true;
+        this.host.log.info('cancelling a running task', { ...describeName(h.fileName), killGraceMs: this.host.options.killGrace });
+        runner.cancel(h.fileName);
+      }
+      return true;
+    }
+    return false;
+  }
+
+  /**
    * The owner was lost: its runner's running tasks get their signals fired
    * (ClaimLostError), their outcomes are ignored and nothing they held is
    * moved; every name it held is forgotten and its slot freed now. Returns
@@ -312,6 +337,12 @@ export class SpoolRuns {
       case Code.Dead:
         stats.dead++;
         return tally.dead(task);
+      case Code.Cancelled: {
+        stats.cancelled++;
+        const id = parseTaskName(r.name)?.id;
+        if (id !== undefined) this.host.cancelled?.(id);
+        return;
+      }
       case Code.Quarantined:
         stats.quarantined++;
         return;
@@ -364,6 +395,10 @@ export class SpoolRuns {
     for (const { name, dir, cause, timeoutMs } of started) {
       const h = this.owned.get(name)!;
       try {
+        if (cause === 'cancelled') {
+          runner.settleOrphan(name, dir, { kind: 'cancelled' });
+          continue;
+        }
         if (cause === 'killed') {
           this.owned.delete(name);
           this.host.slots.release();

@@ -22,8 +22,9 @@
  * and the names it never claimed are still in incoming/ or pending/.
  */
 import { DEFAULT_RETRY, backoffDelay } from '../../runtime/backoff.js';
-import { TaskTimeoutError } from '../../runtime/context.js';
+import { TaskCancelledError, TaskTimeoutError } from '../../runtime/context.js';
 import type { TaskOutcome } from '../../runtime/results.js';
+import type { RunEnd } from '../../runtime/task-behaviour.js';
 import type { SpoolLayout, Subdir } from '../../spool/layout.js';
 import { readClaimedFile } from '../../spool/safe-read.js';
 import { decodeTask, type TaskFile } from '../../spool/task-file.js';
@@ -61,6 +62,8 @@ export const enum Code {
   Revoked = 11,
   /** Handed over but never claimed (a stop, a revoke): still where the queue saw it. */
   Unclaimed = 12,
+  /** Cancelled (spool cancel, spooler.cancel()): its file is removed (or archived), no retry. */
+  Cancelled = 13,
 }
 
 export interface Report {
@@ -140,6 +143,8 @@ interface Running {
   grace?: NodeJS.Timeout;
   /** Reported already (the grace expired in-process): its later end is ignored. */
   done?: boolean;
+  /** Cancelled while it ran: it ends as cancelled whatever it returns. */
+  cancelled?: boolean;
 }
 
 const NEXT_STATE: Record<Running['state'], readonly Running['state'][]> = {
@@ -178,7 +183,7 @@ export class TaskPath {
    * and reported before this returns; an asynchronous one when it ends.
    * Returns whether a task started running (false: reported already).
    */
-  start(item: Item): boolean {
+  start(item: Item, cancelled = false): boolean {
     const site = this.site;
     let claimed;
     try {
@@ -215,6 +220,11 @@ export class TaskPath {
       return false;
     }
     void path;
+    if (cancelled) {
+      // Cancelled before it started (a name a runner held in its inbox): it never runs.
+      this.settle(task, opPath, claimed.from, { kind: 'cancelled' }, 0);
+      return true;
+    }
     return this.run(task, opPath, claimed.from);
   }
 
@@ -230,7 +240,7 @@ export class TaskPath {
       outcome = { kind: 'rescheduled', error };
     }
     if (!(outcome instanceof Promise)) {
-      this.settle(task, path, from, outcome, performance.now() - startedAt);
+      this.settle(task, path, from, outcome, performance.now() - startedAt, run);
       return true;
     }
     const r: Running = { name: task.fileName, run, task, path, from, startedAt, state: 'running' };
@@ -264,6 +274,7 @@ export class TaskPath {
     clearTimeout(r.timer);
     clearTimeout(r.grace);
     if (r.done === true) return void this.running.delete(r.name);
+    if (r.cancelled === true && r.state === 'running') outcome = { kind: 'cancelled' };
     if (r.state === 'revoked') {
       this.running.delete(r.name);
       this.site.log.warn('a task whose claim was lost has ended; its outcome is ignored (another daemon may have run it too)', { file: r.name, outcome: outcome.kind });
@@ -275,7 +286,40 @@ export class TaskPath {
   private settleRunning(r: Running, outcome: TaskOutcome): void {
     move(r, 'settling');
     this.running.delete(r.name);
-    this.settle(r.task, r.path, r.from, outcome, performance.now() - r.startedAt);
+    this.settle(r.task, r.path, r.from, outcome, performance.now() - r.startedAt, r.run);
+  }
+
+  /**
+   * Cancels the running task `name`: fires its AbortSignal with a
+   * TaskCancelledError; whatever it returns, it ends as cancelled. In the
+   * daemon's own thread (graceExpired set), one still running the kill grace
+   * later is settled as cancelled although its code may still run; in a
+   * worker process the supervisor kills the process. False when it is not
+   * running here (ended already, or not started).
+   */
+  cancel(name: string): boolean {
+    const r = this.running.get(name);
+    if (r === undefined || r.state !== 'running') return false;
+    if (r.cancelled === true) return true;
+    r.cancelled = true;
+    clearTimeout(r.timer);
+    clearTimeout(r.grace);
+    r.run.abort(new TaskCancelledError());
+    const grace = this.hooks.graceExpired;
+    if (grace !== undefined) {
+      r.grace = setTimeout(() => {
+        if (r.state !== 'running') return;
+        this.site.log.error('a cancelled task ignored its AbortSignal; with --processes 0 it cannot be killed and may still be running in the daemon; it is settled as cancelled (run with --processes 1 or more to have such tasks killed)', {
+          task: r.task.name,
+          id: r.task.id,
+          attempt: r.task.attempts,
+          killGraceMs: grace.killGrace,
+        });
+        r.done = true;
+        this.settleRunning(r, { kind: 'cancelled' });
+      }, grace.killGrace);
+    }
+    return true;
   }
 
   /** Fires the AbortSignal of every task running here; their outcomes are ignored and their files left alone. */
@@ -311,34 +355,60 @@ export class TaskPath {
     this.stuck.stop();
   }
 
-  /** Applies an outcome to the claimed file and reports it. */
-  private settle(task: TaskFile, path: string, from: PendingDir, outcome: TaskOutcome, ms: number | undefined): void {
-    const failed = outcome.kind === 'rescheduled' && outcome.error !== undefined;
+  /**
+   * Reports `r` once the run's hooks for its ending are done (at once for a
+   * task without hooks, the common case: `end` is not even built).
+   */
+  private tell(run: TaskRun | undefined, r: Report, end: () => RunEnd): void {
+    const hooks = run?.behaviour === undefined ? undefined : run.settled(end());
+    if (hooks === undefined) return this.hooks.report(r);
+    void hooks.then(() => this.hooks.report(r));
+  }
+
+  /**
+   * Applies an outcome to the claimed file and reports it. Every ending writes
+   * one log event with the task's name, id, attempt and run time (durationMs):
+   * `task processed` at debug (one line per task would make a drain of short
+   * tasks a logging benchmark), the rarer endings at info or warn.
+   */
+  private settle(task: TaskFile, path: string, from: PendingDir, outcome: TaskOutcome, ms: number | undefined, run?: TaskRun): void {
+    const failed = (outcome.kind === 'rescheduled' && outcome.error !== undefined) || outcome.kind === 'failed';
     const base = { name: task.fileName, task: task.name, ms, failed };
+    const durationMs = ms === undefined ? undefined : Math.round(ms);
     try {
       switch (outcome.kind) {
         case 'processed':
-        case 'skipped': {
+        case 'skipped':
+        case 'cancelled': {
           const done = (moved: boolean) => {
             if (!moved) return this.lose(task.fileName, 'the claim was taken over before the task finished', base);
             if (outcome.kind === 'processed') {
-              if (this.site.log.enabled('debug')) this.site.log.debug('task processed', { task: task.name, id: task.id, attempt: task.attempts });
-              this.hooks.report({ ...base, code: Code.Processed });
+              if (this.site.log.enabled('debug')) this.site.log.debug('task processed', { task: task.name, id: task.id, attempt: task.attempts, durationMs });
+              this.tell(run, { ...base, code: Code.Processed }, () => ({ outcome: 'processed', durationMs: durationMs ?? 0, value: outcome.value }));
+            } else if (outcome.kind === 'skipped') {
+              this.site.log.info('task skipped', { task: task.name, id: task.id, attempt: task.attempts, durationMs, reason: outcome.reason ?? 'no reason given' });
+              this.tell(run, { ...base, code: Code.Skipped }, () => ({ outcome: 'skipped', durationMs: durationMs ?? 0, ...(outcome.reason !== undefined && { reason: outcome.reason }) }));
             } else {
-              this.site.log.info('task skipped', { task: task.name, id: task.id, attempt: task.attempts, reason: outcome.reason ?? 'no reason given' });
-              this.hooks.report({ ...base, code: Code.Skipped });
+              this.site.log.info('task cancelled', { task: task.name, id: task.id, attempt: task.attempts, durationMs });
+              this.tell(run, { ...base, code: Code.Cancelled }, () => ({ outcome: 'cancelled', durationMs: durationMs ?? 0 }));
             }
           };
           // Its result first (a crash between leaves both: SPOOL-FORMAT.md, "State changes", keep result).
           if (keepMsOf(task, this.site) > 0) {
             if (outcome.kind === 'processed') keepEnding(this.site, task, { ending: 'processed', value: outcome.value, attempts: task.attempts + 1 });
-            else keepEnding(this.site, task, { ending: 'skipped', ...(outcome.reason !== undefined && { reason: outcome.reason }), attempts: task.attempts + 1 });
+            else if (outcome.kind === 'skipped') keepEnding(this.site, task, { ending: 'skipped', ...(outcome.reason !== undefined && { reason: outcome.reason }), attempts: task.attempts + 1 });
+            else keepEnding(this.site, task, { ending: 'cancelled', attempts: task.attempts + 1 });
           }
           const what = this.site.archive ? 'move a finished task to archive/' : 'delete a finished task';
           return this.moveClaimed(task, from, what, () => finish(path, this.site.layout, this.site.archive), done, base);
         }
         case 'rescheduled':
-          return this.reschedule(task, path, from, outcome, base);
+          return this.reschedule(task, path, from, outcome, base, run);
+        case 'failed': {
+          // Failed for good: a dead letter now, whatever retries are left. The reason is the record's message.
+          const error = { ...describeError(outcome.error ?? { name: 'PermanentError', message: outcome.reason }), message: outcome.reason };
+          return this.buryTask(path, task, task.attempts + 1, error, task.body.retry?.limit ?? DEFAULT_RETRY.limit, base, run, outcome);
+        }
       }
     } catch (err) {
       // The file stays claimed; if this daemon cannot move it, the next one reclaims it after we are gone.
@@ -347,11 +417,11 @@ export class TaskPath {
     }
   }
 
-  private reschedule(task: TaskFile, path: string, from: PendingDir, outcome: Extract<TaskOutcome, { kind: 'rescheduled' }>, base: Omit<Report, 'code'>): void {
+  private reschedule(task: TaskFile, path: string, from: PendingDir, outcome: Extract<TaskOutcome, { kind: 'rescheduled' }>, base: Omit<Report, 'code'>, run: TaskRun | undefined): void {
     const failures = task.attempts + 1;
     const retry = task.body.retry ?? DEFAULT_RETRY;
     const error = describeError(outcome.error ?? outcome.reason ?? 'rescheduled by the task');
-    if (failures > retry.limit) return this.buryTask(path, task, failures, error, retry.limit, base);
+    if (failures > retry.limit) return this.buryTask(path, task, failures, error, retry.limit, base, run, outcome);
     const delay = outcome.delay ?? backoffDelay(retry.backoff ?? DEFAULT_RETRY.backoff!, failures);
     const due = this.site.clock.stampNow() + delay;
     // A failed attempt is noted in state/<id>.json (a requested reschedule is no failure).
@@ -364,22 +434,51 @@ export class TaskPath {
       // or a run where a tenth of the tasks fail once writes thousands of stacks.
       const level = outcome.error === undefined ? 'info' : 'warn';
       const stack = outcome.error !== undefined && this.site.log.enabled('debug') ? error.stack : undefined;
-      this.site.log[level]('task rescheduled', { ...fields, inMs: delay, nextTry: new Date(due).toISOString(), retriesLeft: retry.limit - failures, error: error.message, stack });
-      this.hooks.report({ ...base, code: Code.Rescheduled, next: next! });
+      const durationMs = base.ms === undefined ? undefined : Math.round(base.ms);
+      this.site.log[level]('task rescheduled', { ...fields, durationMs, inMs: delay, nextTry: new Date(due).toISOString(), retriesLeft: retry.limit - failures, error: error.message, stack });
+      this.tell(run, { ...base, code: Code.Rescheduled, next: next! }, () => ({
+        outcome: 'rescheduled',
+        durationMs: durationMs ?? 0,
+        delayMs: delay,
+        ...(outcome.error !== undefined && { error: outcome.error }),
+        ...(outcome.reason !== undefined && { reason: outcome.reason }),
+      }));
     };
     this.moveClaimed(task, from, 'move a task to pending/ for its retry', () => (next = retryLater(path, this.site.layout, due)) !== undefined, rescheduled, base);
   }
 
-  /** Moves a task out of retries to dead/, its error recorded in state/<id>.json. */
-  private buryTask(path: string, task: TaskFile, attempts: number, error: ReturnType<typeof describeError>, retries: number, base: Omit<Report, 'code'> | undefined): void {
-    const record = { id: task.id, name: task.name, attempts, at: this.site.clock.now(), error, history: historyWithLast(this.site, task, error, attempts) };
+  /**
+   * Moves a task to dead/, its error recorded in state/<id>.json: out of
+   * retries, or (`outcome` failed) failed for good with its reason.
+   */
+  private buryTask(
+    path: string,
+    task: TaskFile,
+    attempts: number,
+    error: ReturnType<typeof describeError>,
+    retries: number,
+    base: Omit<Report, 'code'> | undefined,
+    run?: TaskRun,
+    outcome?: TaskOutcome,
+  ): void {
+    const permanent = outcome?.kind === 'failed';
+    const record = { id: task.id, name: task.name, attempts, at: this.site.clock.now(), error, history: historyWithLast(this.site, task, error, attempts), ...(permanent && { reason: outcome.reason }) };
     const b = base ?? { name: task.fileName, task: task.name };
     // Its result first, as for a finished task.
     if (keepMsOf(task, this.site) > 0) keepEnding(this.site, task, { ending: 'dead', error, attempts });
     const buried = (moved: boolean) => {
       if (!moved) return this.lose(task.fileName, 'the claim was taken over before the task was buried', b);
-      this.site.log.warn('task is a dead letter: out of retries', { task: task.name, id: task.id, attempt: task.attempts, retries, error: error.message, stack: error.stack });
-      this.hooks.report({ ...b, code: Code.Dead });
+      const durationMs = b.ms === undefined ? undefined : Math.round(b.ms);
+      const fields = { task: task.name, id: task.id, attempt: task.attempts, durationMs, error: error.message, stack: error.stack };
+      if (permanent) this.site.log.warn('task is a dead letter: it failed for good (no retry)', { ...fields, reason: outcome.reason });
+      else this.site.log.warn('task is a dead letter: out of retries', { ...fields, retries });
+      const thrown = outcome !== undefined && 'error' in outcome ? outcome.error : undefined;
+      this.tell(run, { ...b, code: Code.Dead }, () => ({
+        outcome: 'dead',
+        durationMs: durationMs ?? 0,
+        error: thrown ?? error,
+        ...(outcome !== undefined && 'reason' in outcome && outcome.reason !== undefined && { reason: outcome.reason }),
+      }));
     };
     const moveIt = () => {
       this.site.check('state', 'dead');
