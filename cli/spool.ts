@@ -22,6 +22,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   add: async () => (await import('./commands/add.js')).addCommand(),
   rm: async () => (await import('./commands/rm.js')).rmCommand(),
   retry: async () => (await import('./commands/retry.js')).retryCommand(),
+  purge: async () => (await import('./commands/purge.js')).purgeCommand(),
   stats: async () => (await import('./commands/stats.js')).statsCommand(),
   completion: async () => (await import('./commands/completion.js')).completionCommand(),
   top: async () => (await import('./commands/top.js')).topCommand(),

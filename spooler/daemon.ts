@@ -67,7 +67,7 @@ export class Daemon {
     await this.executor.start();
     const registered = this.executor.registered();
     if (registered.tasks.length === 0 && registered.types.length === 0) {
-      this.options.log.warn('the task modules registered no tasks: every task will fail with UnknownTaskError (does a module call spooler.task()?)', { modules: this.options.modules });
+      this.options.log.warn('the task modules registered no tasks: this daemon claims none (does a module call spooler.task()?)', { modules: this.options.modules });
     } else {
       this.options.log.info('tasks registered', { tasks: registered.tasks, types: registered.types, modules: this.options.modules });
     }
