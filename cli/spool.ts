@@ -24,6 +24,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   cancel: async () => (await import('./commands/cancel.js')).cancelCommand(),
   retry: async () => (await import('./commands/retry.js')).retryCommand(),
   wait: async () => (await import('./commands/wait.js')).waitCommand(),
+  purge: async () => (await import('./commands/purge.js')).purgeCommand(),
   stats: async () => (await import('./commands/stats.js')).statsCommand(),
   completion: async () => (await import('./commands/completion.js')).completionCommand(),
   top: async () => (await import('./commands/top.js')).topCommand(),

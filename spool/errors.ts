@@ -94,3 +94,10 @@ export class BatchNotEnqueuedError extends SpoolError {
     this.enqueuedIds = enqueuedIds;
   }
 }
+
+/** --tasks names a task that no imported module registers (the daemon would never claim it). */
+export class UnregisteredTasksError extends SpoolError {
+  constructor(message: string) {
+    super('SPOOL_UNREGISTERED_TASKS', message);
+  }
+}

@@ -148,6 +148,12 @@ export function isTaskName(fileName: string): boolean {
   return nameStartOf(fileName) >= 0;
 }
 
+/** The task's NAME in a task file name (what a daemon runs it by), or undefined when it is not a task name. */
+export function taskNameOf(fileName: string): string | undefined {
+  const start = nameStartOf(fileName);
+  return start < 0 ? undefined : fileName.slice(start, fileName.length - extensionLength(fileName));
+}
+
 /** The file name at the end of a path to a task file (a claimed one, say): what follows the last "/". */
 export function fileNameOf(path: string): string {
   return path.slice(path.lastIndexOf('/') + 1);

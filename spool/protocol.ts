@@ -37,7 +37,14 @@
  *                3 unlink tmp/.revoked-P-X (a directory:     gone, its failure record orphaned        nothing reads an orphan record
  *                  emptied by /proc/self/fd/, then rmdir)
  *                4 unlink state/<id>.json (best effort)      gone                                     -
- *   revive       rename dead/N -> incoming/N'(now, a0)       incoming/N'; state/<id>.json kept        any daemon's watch or scan
+ *   revive       1 rename dead/N -> incoming/N'(now, a0)     incoming/N', its old failure record     any daemon's watch or scan; the record is
+ *                                                                                                     rewritten by its next bury (else an orphan: harmless)
+ *                2 unlink state/<id>.json (best effort)      incoming/N'                              any daemon's watch or scan
+ *   bury an      1 claim (as above)                          active/D/N                               reclaim (attempt counted: harmless, it is
+ *   unknown task 2, 3 as bury, attempts unchanged            as bury                                  dead-lettered again by the next sweep)
+ *   expire       1 unlink dead/N or archive/N                gone, its failure record orphaned        nothing reads an orphan record
+ *   (retention,  2 unlink state/<id>.json (best effort)      gone                                     -
+ *   purge)
  *   reclaim      1 rename active/D/N -> incoming/N'(now,     each file in incoming/ or still in       the next reclaim (any daemon's scan), per file
  *                  aN+1), per file                           active/D/
  *                2 rmdir active/D                            an orphan lock (debris)                  nobody: harmless (owner ids are never reused)
@@ -314,6 +321,42 @@ export function bury(claimedPath: string, layout: SpoolLayout, record: FailureRe
   return renameIfPresent(claimedPath, join(layout.dead, next)) ? next : undefined;
 }
 
+/**
+ * Dead-letters a task no daemon runs (spooler/unknown-tasks.ts) from where it
+ * waits (incoming/ or pending/): claimed first, as any claim, so that it is
+ * ours alone, then buried as a task out of retries is (its record first; its
+ * attempts unchanged: it never ran). A bury that throws (a full disk) puts the
+ * claim back where it waited. Returns the dead letter's name, or undefined when
+ * another process took the task first.
+ */
+export function buryUnclaimed(layout: SpoolLayout, ownerDir: string, fileName: string, dir: PendingDir, record: FailureRecord): string | undefined {
+  const claimed = claim(layout, ownerDir, fileName, dir);
+  if (!claimed.claimed) return undefined;
+  try {
+    return bury(claimed.path, layout, record);
+  } catch (err) {
+    renameIfPresent(claimed.path, join(layout.incoming, fileName));
+    throw err;
+  }
+}
+
+/**
+ * Deletes a dead letter or an archived task past its retention (spooler/retention.ts),
+ * then its failure record. `path` is a regular file the caller lstat()ed in
+ * dead/ or archive/. Returns false when it was gone (retried or removed meanwhile;
+ * its record is then left alone).
+ */
+export function expire(layout: SpoolLayout, path: string, id: string | undefined): boolean {
+  try {
+    unlinkSync(path);
+  } catch (err) {
+    if (isMissing(err)) return false;
+    throw err;
+  }
+  if (id !== undefined) removeFailureRecord(layout, id);
+  return true;
+}
+
 /** state/<id>.json: the last failure of a task, kept while it is retried and after it is dead (read by spool/failure-record.ts). */
 export function writeFailureRecord(layout: SpoolLayout, record: FailureRecord): void {
   writeJsonAtomic(join(layout.state, `${record.id}.json`), record);
@@ -491,13 +534,16 @@ export function revoke(layout: SpoolLayout, target: RevokeTarget): RevokeResult 
 
 /**
  * `spool retry`: puts a dead letter back into incoming/, due `now`, with its
- * attempts at 0 (a fresh retry budget). Its failure record stays: it is the
- * last error until the task fails again. False if it was gone from dead/.
+ * attempts at 0 (a fresh retry budget), then deletes its failure record: the
+ * task starts afresh, and a record kept would outlive it once it succeeds
+ * (no command leaves an orphan record). False if it was gone from dead/.
  * Throws when incoming/ is missing (rename says ENOENT for that too).
  */
 export function revive(layout: SpoolLayout, deadPath: string, task: TaskName, now: number): boolean {
   try {
     renameSync(deadPath, join(layout.incoming, renameTask(task, { due: now, attempts: 0 })));
+    // A fresh start: the record would outlive a revived task that then succeeds (best effort, as for revoke).
+    removeFailureRecord(layout, task.id);
     return true;
   } catch (err) {
     if (!isMissing(err) || existsNoFollow(deadPath)) throw err;

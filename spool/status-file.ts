@@ -7,6 +7,7 @@
 import { unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import type { SpoolLayout } from './layout.js';
+import { readRegularFile } from './safe-read.js';
 
 export const STATUS_FILE_PREFIX = 'daemon-';
 export const STATUS_FILE_VERSION = 1;
@@ -41,6 +42,33 @@ export interface DaemonStatusRecord {
   byTask: Record<string, TaskTotals>;
   running: RunningTask[];
   queue: { ready: number; known: number; nextDueAt: number | null };
+  /**
+   * The task names this daemon claims (its modules' tasks and types, narrowed
+   * by --tasks), sorted. A file without it (an older daemon) declares nothing:
+   * readers take it as a daemon that may run any task.
+   */
+  tasks?: string[];
+}
+
+/** Status files are small; a larger one is not read. */
+export const STATUS_MAX_BYTES = 1024 * 1024;
+
+/**
+ * The task names `owner` declares in its status file, or undefined when it
+ * declares none: no file yet (it is starting), a file written before
+ * declarations existed, or one that cannot be read as a status file. Never
+ * follows a link. Undefined must be read as "it may run any task".
+ */
+export function readDeclaredTasks(layout: SpoolLayout, owner: string): ReadonlySet<string> | undefined {
+  const read = readRegularFile(statusFilePath(layout, owner), STATUS_MAX_BYTES);
+  if (!read.ok) return undefined;
+  try {
+    const value = JSON.parse(read.bytes.toString('utf8')) as { version?: unknown; owner?: unknown; tasks?: unknown };
+    if (value.version !== STATUS_FILE_VERSION || value.owner !== owner || !Array.isArray(value.tasks)) return undefined;
+    return new Set(value.tasks.filter((t): t is string => typeof t === 'string'));
+  } catch {
+    return undefined;
+  }
 }
 
 export function statusFilePath(layout: SpoolLayout, owner: string): string {

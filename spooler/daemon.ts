@@ -14,6 +14,7 @@ import { ProcessRunners } from './run/process-runners.js';
 import type { Runners } from './run/runners.js';
 import { ServedSpool, type Slots, type SpoolStats } from './served-spool.js';
 import { STATUS_EVERY_MS, StatusFile } from './status-file.js';
+import { ServedTasks } from './task-names.js';
 
 /** Tasks started per spool per turn, so several spools share the slots fairly. */
 const DISPATCH_BATCH = 64;
@@ -66,12 +67,14 @@ export class Daemon {
     await this.executor.start();
     const registered = this.executor.registered();
     if (registered.tasks.length === 0 && registered.types.length === 0) {
-      this.options.log.warn('the task modules registered no tasks: every task will fail with UnknownTaskError (does a module call spooler.task()?)', { modules: this.options.modules });
+      this.options.log.warn('the task modules registered no tasks: this daemon claims none (does a module call spooler.task()?)', { modules: this.options.modules });
     } else {
       this.options.log.info('tasks registered', { tasks: registered.tasks, types: registered.types, modules: this.options.modules });
     }
+    const served = ServedTasks.of(registered, this.options.tasks);
+    if (this.options.tasks !== undefined && this.options.tasks.length > 0) this.options.log.info('claiming only the tasks named by --tasks', { tasks: served.sorted() });
     for (const service of this.services) {
-      service.expectTaskNames(registered);
+      service.serveTasks(served, registered);
       await service.start();
     }
     this.progressTimer = setInterval(() => this.logProgress(), PROGRESS_EVERY_MS);

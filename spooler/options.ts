@@ -89,6 +89,36 @@ export const DAEMON_OPTIONS = {
     parse: list,
     worker: true,
   }),
+  tasks: option({
+    flags: '--tasks <name>',
+    env: 'SPOOLERD_TASKS',
+    help: 'claim only these task names (comma-separated or repeated); default: every task the modules register. Others wait for a daemon that runs them',
+    parse: list,
+  }),
+  unknownAfter: option({
+    flags: '--unknown-after <duration>',
+    env: 'SPOOLERD_UNKNOWN_AFTER',
+    help: 'a task that no live daemon declares it runs is a dead letter once this long past its due time (0 or none: never)',
+    parse: durationOrNone,
+    default: 86_400_000,
+    defaultText: '1d',
+  }),
+  keepDead: option({
+    flags: '--keep-dead <duration>',
+    env: 'SPOOLERD_KEEP_DEAD',
+    help: 'delete dead letters (and their failure records) this long after they died (0 or none: keep them)',
+    parse: durationOrNone,
+    default: 0,
+    defaultText: 'none, kept',
+  }),
+  keepArchive: option({
+    flags: '--keep-archive <duration>',
+    env: 'SPOOLERD_KEEP_ARCHIVE',
+    help: 'delete archived tasks (--archive) this long after they finished (0 or none: keep them)',
+    parse: durationOrNone,
+    default: 0,
+    defaultText: 'none, kept',
+  }),
   concurrency: option({ flags: '-c, --concurrency <n>', env: 'SPOOLERD_CONCURRENCY', help: 'tasks run at once, over all worker processes', parse: positiveInt, default: 8 }),
   poll: option<boolean>({
     flags: '--poll',
@@ -255,7 +285,9 @@ export const DEFAULTS = Object.fromEntries(
  * added, the group resolved to its id, the log format decided) and the logger.
  * --create and --http are the command line's own business.
  */
-export interface DaemonOptions extends Omit<OptionValues, 'dir' | 'import' | 'group' | 'logFormat' | 'create' | 'http'> {
+export interface DaemonOptions extends Omit<OptionValues, 'dir' | 'import' | 'tasks' | 'group' | 'logFormat' | 'create' | 'http'> {
+  /** --tasks: the task names to claim (undefined or empty: every registered one). */
+  tasks?: string[];
   /** Spool directories to serve (--dir). */
   dirs: string[];
   /** Task modules to import in each worker (--import; with processes 0 the CLI imports them in the daemon). */

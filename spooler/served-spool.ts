@@ -27,7 +27,9 @@ import { CancelRequests } from './cancel-requests.js';
 import { StuckMoves } from './stuck-moves.js';
 import { ClockSampler } from './supervise/clock-sampler.js';
 import { Ownership } from './supervise/ownership.js';
-import { UnmatchedNames, type RegisteredTasks } from './task-names.js';
+import { RetentionSweep } from './retention.js';
+import { ServedTasks, UnmatchedNames, type RegisteredTasks } from './task-names.js';
+import { UnknownTasks } from './unknown-tasks.js';
 import { TaskQueue, windowFromTestKnob } from './order/task-queue.js';
 
 export type { Slots, SpoolStats } from './run/spool-runs.js';
@@ -69,6 +71,12 @@ export class ServedSpool {
   private readonly held = new Map<string, number>();
   /** Warns about task names nothing registered (set before start()). */
   private unmatched: UnmatchedNames | undefined;
+  /** The task names this daemon claims (set before start()); the others are never queued. */
+  private served: ServedTasks | undefined;
+  /** Dead-letters tasks no live daemon runs, after --unknown-after. */
+  private readonly unknown: UnknownTasks;
+  /** --keep-dead, --keep-archive. */
+  private readonly retention: RetentionSweep;
   private stopping = false;
   /** A spool folder was replaced while we ran (folders.ts): nothing more is moved here, outcomes included. */
   private untrusted = false;
@@ -106,6 +114,10 @@ export class ServedSpool {
           if (this.failedClaims.size > 0 && this.failedClaims.retry(now)) slots.wake();
         },
         reclaimed: (tasks) => void (this.stats.reclaimed += tasks),
+        sweepRetention: (now) => {
+          this.unknown.sweep(now);
+          this.retention.sweep(now);
+        },
         untrusted: () => {
           this.untrusted = true;
           // Nothing more is moved here, failed moves included: they stay where they are.
@@ -116,6 +128,25 @@ export class ServedSpool {
       this.departed,
       this.held,
     );
+    const check = (...subs: Parameters<SpoolFolders['check']>) => this.folders.check(...subs);
+    this.unknown = new UnknownTasks({
+      layout: this.layout,
+      log: this.log,
+      unknownAfterMs: options.unknownAfter,
+      scanIntervalMs: options.scanInterval,
+      served: () => this.served,
+      ownerId: () => this.ownership.id,
+      liveOwners: () => this.discovery.peers.ids,
+      check,
+      buried: () => void this.stats.dead++,
+    });
+    this.retention = new RetentionSweep({
+      layout: this.layout,
+      log: this.log,
+      keepMs: { dead: options.keepDead, archive: options.keepArchive },
+      scanIntervalMs: options.scanInterval,
+      check,
+    });
     this.runs = new SpoolRuns(
       {
         layout: this.layout,
@@ -162,10 +193,25 @@ export class ServedSpool {
     });
   }
 
-  /** Before start(): what the task modules registered, to warn about tasks none of it runs. */
-  expectTaskNames(registered: RegisteredTasks): void {
-    this.unmatched = new UnmatchedNames(registered, this.log);
+  /**
+   * Before start(): what the task modules registered, narrowed by `only`
+   * (--tasks). Only those tasks are queued and claimed here; the others wait
+   * for a daemon that runs them (a warning per name, unknown-tasks.ts).
+   */
+  serveTasks(served: ServedTasks, registered: RegisteredTasks): void {
+    this.served = served;
+    this.unmatched = new UnmatchedNames(registered, this.log, served);
+    this.discovery.feed.serveOnly(
+      (fileName) => served.serves(fileName),
+      (fileName) => this.unknown.noted(fileName),
+    );
   }
+
+  /** The task names this daemon claims, sorted (its status file declares them); undefined before serveTasks(). */
+  get servedNames(): string[] | undefined {
+    return this.servedSorted ??= this.served?.sorted();
+  }
+  private servedSorted: string[] | undefined;
 
   get ownerId(): string | undefined {
     return this.ownership.id;

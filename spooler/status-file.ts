@@ -52,6 +52,7 @@ export class StatusFile {
       byTask,
       running: s.runningTasks(STATUS_MAX_RUNNING),
       queue: { ready: s.queue.readyCount, known: s.queue.size, nextDueAt: s.queue.nextDueAt },
+      tasks: s.servedNames,
     };
   }
 

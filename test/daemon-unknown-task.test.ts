@@ -1,96 +1,137 @@
 /**
- * Unknown tasks (README, "Unknown tasks"; SPOOL-FORMAT.md, "Unknown tasks"): a
- * task whose name no imported module registers fails with UnknownTaskError:
- * the attempt is counted, it is retried by its backoff, and after its retry
- * limit it is a dead letter whose error names the missing task. It is never
- * retried forever, and the tasks around it run.
+ * Tasks a daemon does not run (README, "Unknown tasks"; SPOOL-FORMAT.md, "Tasks
+ * no daemon runs"): a daemon claims only the task names its modules register
+ * (narrowed by --tasks), so a task it does not know waits in the spool for a
+ * daemon that runs it, never spending its attempts; once it has waited
+ * --unknown-after past its due time while no live daemon declares it, it is a
+ * dead letter whose record names it. Two daemons that run different tasks
+ * share one spool, each running only its own.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { Spooler } from '../runtime/index.js';
 import { spool } from './helpers/cli.js';
-import { describeSpool, ls, lsActive, parseName, readRecords, startServing, waitFor } from './helpers/daemon.js';
+import { describeSpool, ls, lsActive, parseName, readRecords, startDaemon, startServing, waitFor } from './helpers/daemon.js';
 import { useDaemonSpool } from './helpers/daemon-spool.js';
 
 let root: string;
 let records: string;
-const testSpool = useDaemonSpool('spoolerd-unknown-', { bind: (s) => ({ root, records } = s) });
+let dir: string;
+const testSpool = useDaemonSpool('spoolerd-unknown-', { bind: (s) => ({ root, records, dir } = s) });
+
+const waiting = () => [...ls(join(root, 'incoming')), ...ls(join(root, 'pending'))];
 
 describe('a task no module registers', () => {
-  it('is retried by its backoff with attempts counted, then is a dead letter whose error names the task; good tasks around it run', async () => {
+  it('is never claimed: it waits (spool ls says for a handler), then after --unknown-after is a dead letter whose record names it; tasks around it run', { timeout: 60_000 }, async () => {
     const spooler = Spooler.open(root);
     const before = await spooler.enqueue({ name: 'echo', args: ['before'], options: { priority: 10 } });
-    const unknown = await spooler.enqueue({ name: 'no_such_task', args: ['x', 1], options: { priority: 20, retries: 2, backoff: { kind: 'constant', delay: 150 } } });
+    const unknown = await spooler.enqueue({ name: 'no_such_task', args: ['x', 1], options: { priority: 20, retries: 2 } });
     const after = await spooler.enqueue({ name: 'echo', args: ['after'], options: { priority: 30 } });
-    const daemon = await startServing({ dir: root, imports: ['basic'], records, args: ['--scan-interval', '1s', '--log-level', 'debug'] });
-    const live = await spooler.enqueue({ name: 'echo', args: ['enqueued-while-running'] });
+    const args = ['--scan-interval', '200ms', '--processes', '0', '--log-level', 'debug'];
+    const first = await startServing({ dir: root, imports: ['basic'], records, args: [...args, '--unknown-after', '1h'] });
 
+    // The task after it in execution order ran: the daemon got past the unknown one without claiming it.
+    await first.waitForLog((l) => l.msg === 'task processed' && l.id === after.id);
+    expect(first.logsWith('task processed').map((l) => l.id).sort()).toEqual([before.id, after.id].sort());
+    expect(waiting().filter((f) => f.includes(unknown.id))).toHaveLength(1);
+    expect(parseName(waiting().find((f) => f.includes(unknown.id))!)?.attempts).toBe(0);
+    const warned = first.logsWith('tasks in this spool have a name this daemon does not run: they wait for a daemon that runs them (dead letters after --unknown-after if none does)');
+    expect(warned).toEqual([expect.objectContaining({ level: 'warn', task: 'no_such_task', registered: expect.arrayContaining(['echo']) })]);
+
+    // The status file declares what it runs; spool ls shows the task as waiting for a handler.
+    const status = await testSpool.waitForStatus(first, (s) => Array.isArray(s.tasks));
+    expect(status.tasks).toEqual(expect.arrayContaining(['echo', 'note', 'skip_me']));
+    expect(status.tasks).not.toContain('no_such_task');
+    const listed = spool(['ls', '--dir', root, '--json']);
+    expect(listed.code).toBe(0);
+    expect(JSON.parse(listed.stdout)).toEqual([expect.objectContaining({ id: unknown.id, name: 'no_such_task', state: 'due', reason: 'waiting for a handler: no live daemon runs this task' })]);
+    expect(spool(['ls', '--dir', root]).stdout).toMatch(/no_such_task.*waiting for a handler/);
+    expect(first.logsWith('task is a dead letter: no daemon runs it')).toEqual([]);
+    expect(await first.stop('SIGTERM')).toEqual({ code: 0, signal: null });
+    // With no daemon live, spool ls cannot know who runs what: no note.
+    expect(JSON.parse(spool(['ls', '--dir', root, '--json']).stdout)[0].reason).toBeNull();
+
+    // --unknown-after past its due time: a dead letter, its attempts unchanged (it never ran), its record naming it.
+    const second = await startServing({ dir: root, imports: ['basic'], records, args: [...args, '--unknown-after', '1s'] });
     const deadName = await waitFor(() => ls(join(root, 'dead')).find((f) => f.includes(unknown.id)), {
-      what: 'the unknown task in dead/',
-      explain: () => `${describeSpool(root)}\n${daemon.describe()}`,
-    });
-
-    // The dead-letter line comes last; the file may be seen before the log line has come through the pipe.
-    const deadLine = await daemon.waitForLog((l) => l.msg === 'task is a dead letter: out of retries' && l.id === unknown.id);
-
-    // Observed: three failed attempts (the first and two retries), 150 ms apart, then dead/ with a3.
-    expect(parseName(deadName)).toEqual(expect.objectContaining({ id: unknown.id, name: 'no_such_task', attempts: 3 }));
-    const retries = daemon.logsWith('task rescheduled').filter((l) => l.id === unknown.id);
-    expect(retries.map((l) => [l.level, l.attempt, l.inMs, l.retriesLeft])).toEqual([
-      ['warn', 0, 150, 1],
-      ['warn', 1, 150, 0],
-    ]);
-    for (const l of retries) {
-      expect(l.error).toContain('no task named "no_such_task"');
-      expect(l.error).toContain('registered tasks: ');
-      expect(l.error).toContain('echo');
-    }
-    const record = JSON.parse(readFileSync(join(root, 'state', `${unknown.id}.json`), 'utf8')) as Record<string, any>;
-    expect(record).toEqual(expect.objectContaining({ id: unknown.id, name: 'no_such_task', attempts: 3 }));
-    expect(record.error.name).toBe('UnknownTaskError');
-    expect(record.error.message).toMatch(/^no task named "no_such_task" \(type fcall\) is registered; registered tasks: .*\becho\b/);
-    expect(deadLine).toEqual(expect.objectContaining({ level: 'warn', task: 'no_such_task', attempt: 2, retries: 2, error: record.error.message }));
-    expect(daemon.logsWith('task is a dead letter: out of retries')).toHaveLength(1);
-    const ls1 = spool(['ls', '--dir', root, '--state', 'dead', '--json']);
-    expect(ls1.stderr).toBe('');
-    expect(ls1.code).toBe(0);
-    expect(JSON.parse(ls1.stdout)).toEqual([expect.objectContaining({ id: unknown.id, name: 'no_such_task', state: 'dead', attempts: 3 })]);
-
-    // The good tasks ran, each once, and the first two in priority order around the unknown one.
-    await waitFor(() => readRecords(records).length === 3 && lsActive(root).length === 0, { what: 'three good runs' });
-    expect(readRecords(records).map((r) => (r.args as unknown[])[0]).sort()).toEqual(['after', 'before', 'enqueued-while-running']);
-    await daemon.waitForLog((l) => l.msg === 'task processed' && l.id === live.id);
-    await daemon.waitForLog((l) => l.msg === 'task processed' && l.id === after.id);
-    expect(daemon.logsWith('task processed').map((l) => l.id).sort()).toEqual([before.id, after.id, live.id].sort());
-
-    // It is not retried any more: a retry would be due 150 ms on (its backoff), long before the marker.
-    await testSpool.runMarker(daemon, 1500);
-    expect(daemon.logsWith('task rescheduled').filter((l) => l.id === unknown.id)).toHaveLength(2);
-    expect(ls(join(root, 'dead'))).toEqual([deadName]);
-    for (const sub of ['incoming', 'pending']) expect(ls(join(root, sub)), sub).toEqual([]);
-    expect(daemon.exit).toBeUndefined();
-  });
-
-  it('enqueued by `spool add` without a retry policy, it ends as a dead letter after the default 3 retries (with --retries 1: after 1)', async () => {
-    const add = spool(['add', '--dir', root, '--create', 'not_registered_anywhere', '"arg"', '--retries', '1']);
-    expect(add.code).toBe(0);
-    const id = add.stdout.trim();
-    const daemon = await startServing({ dir: root, imports: ['basic'], records, args: ['--scan-interval', '1s'] });
-    // The default backoff is exponential from 1 s (jitter 0.1): one retry after about a second.
-    const deadName = await waitFor(() => ls(join(root, 'dead')).find((f) => f.includes(id)), {
       timeoutMs: 15_000,
       what: 'the unknown task in dead/',
-      explain: () => `${describeSpool(root)}\n${daemon.describe()}`,
+      explain: () => `${describeSpool(root)}\n${second.describe()}`,
     });
-    expect(parseName(deadName)?.attempts).toBe(2);
-    await daemon.waitForLog((l) => l.msg === 'task is a dead letter: out of retries' && l.id === id);
-    const retries = daemon.logsWith('task rescheduled').filter((l) => l.id === id);
-    expect(retries).toHaveLength(1);
-    expect(retries[0]!.inMs).toBeGreaterThanOrEqual(900);
-    expect(retries[0]!.inMs).toBeLessThanOrEqual(1100);
-    const record = JSON.parse(readFileSync(join(root, 'state', `${id}.json`), 'utf8')) as Record<string, any>;
-    expect(record.error).toEqual(expect.objectContaining({ name: 'UnknownTaskError' }));
-    expect(record.error.message).toContain('no task named "not_registered_anywhere"');
+    const deadLine = await second.waitForLog((l) => l.msg === 'task is a dead letter: no daemon runs it' && l.id === unknown.id);
+    expect(Date.parse(deadLine.time)).toBeGreaterThanOrEqual(parseName(deadName)!.due + 1000);
+    expect(parseName(deadName)).toEqual(expect.objectContaining({ id: unknown.id, name: 'no_such_task', attempts: 0 }));
+    const record = JSON.parse(readFileSync(join(root, 'state', `${unknown.id}.json`), 'utf8')) as Record<string, any>;
+    expect(record).toEqual(expect.objectContaining({ id: unknown.id, name: 'no_such_task', attempts: 0 }));
+    expect(record.error.name).toBe('UnknownTaskError');
+    expect(record.error.message).toMatch(/^no daemon serving this spool runs task "no_such_task": it waited 1000 ms \(--unknown-after\)/);
+    for (const d of [first, second]) {
+      expect(d.logsWith('task rescheduled')).toEqual([]);
+      expect(d.logs.some((l) => typeof l.error === 'string' && l.error.includes('no task named'))).toBe(false);
+    }
+    expect(waiting()).toEqual([]);
+  });
+
+  it('--tasks narrows what a daemon claims; a --tasks name nothing registers is a start-up error naming it', async () => {
+    const bad = startDaemon({ dir: root, imports: ['basic'], args: ['--tasks', 'echo,nope'] });
+    expect((await bad.exited).code).toBe(1);
+    expect(bad.logs.at(-1)?.msg).toMatch(/^--tasks names "nope", which no --import module registers \(registered: .*echo/);
+
+    const spooler = Spooler.open(root);
+    const other = await spooler.enqueue({ name: 'returns_value', args: ['not-here'], options: { priority: 10 } });
+    const echo = await spooler.enqueue({ name: 'echo', args: ['here'], options: { priority: 20 } });
+    const daemon = await startServing({ dir: root, imports: ['basic'], records, args: ['--tasks', 'echo', '--scan-interval', '200ms', '--log-level', 'debug'] });
+    await daemon.waitForLog((l) => l.msg === 'task processed' && l.id === echo.id);
+    const status = await testSpool.waitForStatus(daemon, (s) => Array.isArray(s.tasks));
+    expect(status.tasks).toEqual(['echo']);
+    expect(readRecords(records).map((r) => r.task)).toEqual(['echo']);
+    expect(waiting().filter((f) => f.includes(other.id))).toHaveLength(1);
+  });
+});
+
+describe('two daemons that run different tasks on one spool', () => {
+  it('each runs only its own tasks; none is claimed by the other or dead-lettered', { timeout: 60_000 }, async () => {
+    const spooler = Spooler.open(root);
+    const args = ['--scan-interval', '200ms', '--processes', '0', '--unknown-after', '2s', '--log-level', 'debug'];
+    const a = startDaemon({ dir: root, imports: ['basic'], records, args });
+    const b = startDaemon({ dir: root, imports: ['block'], records, args });
+    await a.waitUntilServing();
+    await b.waitUntilServing();
+    const echoes = await spooler.enqueueMany(Array.from({ length: 30 }, (_, i) => ({ name: 'echo', args: [`e${i}`] })));
+    const quicks = await spooler.enqueueMany(Array.from({ length: 30 }, (_, i) => ({ name: 'quick', args: [`q${i}`, 1] })));
+    await waitFor(() => readRecords(records).filter((r) => r.task === 'echo' || r.phase === 'finished').length === 60 && waiting().length === 0 && lsActive(root).length === 0, {
+      timeoutMs: 30_000,
+      what: '60 runs',
+      explain: () => `${describeSpool(root)}\n${a.describe(10)}\n${b.describe(10)}`,
+    });
+    const runs = readRecords(records);
+    expect(new Set(runs.filter((r) => r.task === 'echo').map((r) => r.pid))).toEqual(new Set([a.pid]));
+    expect(new Set(runs.filter((r) => r.task === 'quick').map((r) => r.pid))).toEqual(new Set([b.pid]));
+    expect(runs.filter((r) => r.task === 'echo')).toHaveLength(echoes.length);
+    expect(runs.filter((r) => r.task === 'quick' && r.phase === 'finished')).toHaveLength(quicks.length);
+    expect(ls(join(root, 'dead'))).toEqual([]);
+    for (const d of [a, b]) expect(d.logsWith('task rescheduled')).toEqual([]);
+  });
+
+  it('a daemon leaves a task past --unknown-after to a live peer that declares it, however long it waits there', { timeout: 60_000 }, async () => {
+    const spooler = Spooler.open(root);
+    const gate = join(dir, 'gate');
+    // b runs one task at a time and is kept busy; a does not run `quick` and would dead-letter it after 300 ms.
+    const b = await startServing({ dir: root, imports: ['block'], records, args: ['--scan-interval', '200ms', '--processes', '0', '--concurrency', '1'] });
+    await spooler.enqueue({ name: 'wait_for_file', args: ['busy', gate] });
+    await waitFor(() => readRecords(records).some((r) => r.task === 'wait_for_file'), { what: 'b busy' });
+    const quick = await spooler.enqueue({ name: 'quick', args: ['late', 1] });
+    const a = await startServing({ dir: root, imports: ['basic'], records, args: ['--scan-interval', '200ms', '--processes', '0', '--unknown-after', '300ms', '--log-level', 'debug'] });
+    // a's sweep ran once the task was past its --unknown-after, and left it to b.
+    const swept = await a.waitForLog((l) => l.msg === 'swept tasks no daemon here runs' && (l.leftToPeers as number) >= 1, { timeoutMs: 15_000 });
+    expect(swept).toEqual(expect.objectContaining({ buried: 0 }));
+    expect(Date.parse(swept.time)).toBeGreaterThanOrEqual(quick.due + 300);
+    expect(ls(join(root, 'dead'))).toEqual([]);
+    writeFileSync(gate, '');
+    await waitFor(() => readRecords(records).some((r) => r.task === 'quick' && r.phase === 'finished'), { what: 'b ran quick', explain: () => `${describeSpool(root)}\n${a.describe(10)}\n${b.describe(10)}` });
+    expect(readRecords(records).filter((r) => r.task === 'quick').every((r) => r.pid === b.pid)).toBe(true);
+    expect(a.logsWith('task is a dead letter: no daemon runs it')).toEqual([]);
+    expect(ls(join(root, 'dead'))).toEqual([]);
   });
 });

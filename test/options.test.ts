@@ -26,6 +26,9 @@ describe('the option table', () => {
 
   it('holds the defaults the daemon has always had', () => {
     expect(DEFAULTS).toEqual({
+      unknownAfter: 86_400_000,
+      keepDead: 0,
+      keepArchive: 0,
       concurrency: 8,
       pollInterval: 250,
       scanInterval: 5000,
@@ -50,6 +53,9 @@ describe('the option table', () => {
     const parse = <T>(d: OptionDeclaration<T>, text: string, previous?: T) => d.parse!(text, previous);
     expect(parse(DAEMON_OPTIONS.scanInterval, '1m30s')).toBe(90_000);
     expect(parse(DAEMON_OPTIONS.taskTimeout, 'none')).toBe(0);
+    expect(parse(DAEMON_OPTIONS.keepDead, '7d')).toBe(7 * 86_400_000);
+    expect(parse(DAEMON_OPTIONS.unknownAfter, 'none')).toBe(0);
+    expect(parse(DAEMON_OPTIONS.tasks, 'b,c', ['a'])).toEqual(['a', 'b', 'c']);
     expect(parse(DAEMON_OPTIONS.dir, 'b,c', ['a'])).toEqual(['a', 'b', 'c']);
     expect(parse(DAEMON_OPTIONS.http, '9090')).toEqual({ host: '127.0.0.1', port: 9090 });
     expect(() => parse(DAEMON_OPTIONS.concurrency, '0')).toThrow(new InvalidOptionError('must be a whole number ≥ 1'));

@@ -6,6 +6,7 @@ import { locationsOf, TASK_STATES, type SpoolLayout, type TaskState } from '../.
 import { listFirst, startListing } from '../../spool/listing.js';
 import { printable } from '../../spool/printable.js';
 import { entryJsonText } from '../entry-json.js';
+import { handlerNotes } from '../handlers.js';
 import { CliError, EXIT } from '../exit-codes.js';
 import { spoolFrom, withDirOption, type DirOption } from '../find-task.js';
 import { CHUNK_CHARS, formatTime, jsonArrayChunks, TimeTexts, toJson, writeStdout, writeStdoutBytes } from '../output.js';
@@ -73,15 +74,20 @@ export function lsCommand(): Command {
         }
       }
       const accept = (e: SpoolEntry): boolean => states.has(e.state) && (names === undefined || (e.task !== undefined && names.has(e.task.name)));
+      // Tasks no live daemon runs are noted as waiting for a handler (cli/handlers.ts).
+      const noteHandlers = states.has('due') || states.has('scheduled') ? handlerNotes(layout, now) : undefined;
       const select = (all: SpoolEntry[]): SpoolEntry[] => {
-        const chosen = all.filter(accept);
-        return limit === undefined ? chosen : chosen.slice(0, limit);
+        const filtered = all.filter(accept);
+        const chosen = limit === undefined ? filtered : filtered.slice(0, limit);
+        noteHandlers?.(chosen);
+        return chosen;
       };
       // The last error of each dead letter (state/<id>.json), for the ERROR column; --no-check opens no files.
       const errors = options.check && !options.json ? (e: SpoolEntry) => lastErrorText(layout, e) : undefined;
       if (limit !== undefined && limit <= EARLY_STOP_LIMIT) {
         // Stops early: reads only the folders it needs and opens only the files it prints.
         const first = listFirst(layout, limit, accept, { locations, checkBodies: options.check, now });
+        noteHandlers?.(first);
         const text = options.json ? jsonArrayChunks(first.length, (i) => entryJsonText(first[i]!)) : tableChunks(first, now, errors);
         for (let chunk = text.next(); chunk.done !== true; chunk = text.next()) writeStdout(chunk.value);
         return;

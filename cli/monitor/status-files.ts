@@ -11,6 +11,7 @@ import { readRegularFile } from '../../spool/safe-read.js';
 import {
   BY_TASK_KEYS,
   STATUS_FILE_VERSION,
+  STATUS_MAX_BYTES,
   STATUS_MAX_RUNNING,
   STATUS_STALE_MS,
   statusFilePath,
@@ -22,8 +23,6 @@ import {
 } from '../../spool/status-file.js';
 import { assertRealFolder } from '../../spool/trust.js';
 
-/** Status files are small; a larger one is not read. */
-const STATUS_MAX_BYTES = 1024 * 1024;
 
 export interface DaemonStatus extends Omit<DaemonStatusRecord, 'version'> {
   /** Not rewritten for STATUS_STALE_MS: the daemon is gone; its running tasks are not counted. */
@@ -91,7 +90,8 @@ export function parseDaemonStatus(value: unknown, now = Date.now()): DaemonStatu
     known: isCount(q.known) ? q.known : 0,
     nextDueAt: isTime(q.nextDueAt) ? q.nextDueAt : null,
   };
-  return { owner, host, pid, startedAt, updatedAt, concurrency, totals, byTask, running, queue, stale: now - updatedAt > STATUS_STALE_MS };
+  const tasks = Array.isArray(value.tasks) ? value.tasks.filter((t): t is string => typeof t === 'string') : undefined;
+  return { owner, host, pid, startedAt, updatedAt, concurrency, totals, byTask, running, queue, ...(tasks !== undefined && { tasks }), stale: now - updatedAt > STATUS_STALE_MS };
 }
 
 /** Tasks done (processed or skipped) by one daemon since it started: what throughput is measured by. */

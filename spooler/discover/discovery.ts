@@ -54,6 +54,8 @@ export interface DiscoveryHost {
   reclaimed(tasks: number): void;
   /** A spool folder was replaced: stop serving this spool. */
   untrusted(): void;
+  /** The retention sweeps (tasks no daemon runs, --keep-dead, --keep-archive), run by each reconciliation scan. */
+  sweepRetention?(now: number): void;
 }
 
 /** What start() found, for the "serving spool" line. */
@@ -241,5 +243,6 @@ function pick(host: DiscoveryHost) {
     retryFailedClaims: (now: number) => host.retryFailedClaims(now),
     reclaimed: (tasks: number) => host.reclaimed(tasks),
     untrusted: () => host.untrusted(),
+    sweepRetention: (now: number) => host.sweepRetention?.(now),
   };
 }

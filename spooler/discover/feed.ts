@@ -13,6 +13,11 @@ export type QueueForDiscovery = Pick<
 >;
 
 export class QueueFeed {
+  /** Whether this daemon runs the task of a file name (ServedTasks.serves); unset: every task. */
+  private serves: ((fileName: string) => boolean) | undefined;
+  /** Told of each task refused for that (unknown-tasks.ts keeps when the oldest of them may be dead-lettered). */
+  private unserved: ((fileName: string) => void) | undefined;
+
   constructor(
     private readonly queue: QueueForDiscovery,
     /** Asks the daemon to dispatch soon (coalesced). */
@@ -26,14 +31,33 @@ export class QueueFeed {
    * names, with their directory.
    */
   refill(pending: Iterable<string>, incoming: Iterable<string>, now: number, skip?: (fileName: string) => boolean): Array<[fileName: string, dir: PendingDir]> {
+    const serves = this.serves;
+    // The queue asks only about names it would keep: most of a deep backlog is never looked at here.
+    const skipping = serves === undefined ? skip : (fileName: string) => skip?.(fileName) === true || !this.admits(fileName, serves);
     return this.queue.refill(
       [
         [pending, 'pending'],
         [incoming, 'incoming'],
       ],
       now,
-      skip,
+      skipping,
     );
+  }
+
+  /**
+   * From now on, queue only the tasks `serves` accepts (the names this daemon
+   * runs): the others are never claimed here and stay on disk, out of the
+   * window, for a daemon that runs them. `unserved` is told of each one refused.
+   */
+  serveOnly(serves: (fileName: string) => boolean, unserved?: (fileName: string) => void): void {
+    this.serves = serves;
+    this.unserved = unserved;
+  }
+
+  private admits(fileName: string, serves: (fileName: string) => boolean): boolean {
+    if (serves(fileName)) return true;
+    this.unserved?.(fileName);
+    return false;
   }
 
   /** Whether the queue would leave this name on disk (after its kind's cut-off): a cheap look, before any costlier check. */
@@ -43,6 +67,7 @@ export class QueueFeed {
 
   /** Queues a task found in `dir`; false when it was queued already (its directory is updated) or is not a task name. */
   add(fileName: string, dir: PendingDir, now: number): boolean {
+    if (this.serves !== undefined && !this.admits(fileName, this.serves)) return false;
     return this.queue.add(fileName, dir, now);
   }
 

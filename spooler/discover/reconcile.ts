@@ -7,7 +7,8 @@
  *   3. pending/ is read again if another daemon may have moved tasks there;
  *   4. claims that failed are queued again once their backoff is over;
  *   5. the claims of dead owners go back to incoming/, and the live owners split the claim shares (peers.ts);
- *   6. tmp/ and unfinished records are swept of debris (sweep.ts).
+ *   6. tmp/ and unfinished records are swept of debris (sweep.ts);
+ *   7. the retention sweeps: tasks no daemon runs, old dead letters and archived tasks (spooler/unknown-tasks.ts, spooler/retention.ts).
  *
  *          start()         the timer fires        the scan ends
  *   off ─────────▶ armed ──────────────────▶ scanning ──────────────▶ armed
@@ -49,6 +50,8 @@ export interface ReconcileHost {
   reclaimed(tasks: number): void;
   /** A spool folder was replaced: stop serving this spool. */
   untrusted(): void;
+  /** The retention sweeps, each on its own cadence. */
+  sweepRetention?(now: number): void;
 }
 
 type ScanState = 'off' | 'armed' | 'scanning' | 'stopped';
@@ -116,6 +119,7 @@ export class Reconciler {
     this.host.retryFailedClaims(now);
     await this.reclaimDeadOwners();
     this.host.sweeper.sweep(now);
+    this.host.sweepRetention?.(now);
   }
 
   /**
