@@ -37,7 +37,7 @@ export class TaskResult {
   }
 }
 
-/** The task did its work. The value is logged (and, in a later version, stored). */
+/** The task did its work. The value is kept as its result when the task keeps one (keepResult, --keep-results: runtime/wait.ts). */
 export const processed = (value?: unknown): TaskResult =>
   new TaskResult(value === undefined ? { kind: 'processed' } : { kind: 'processed', value });
 

@@ -47,7 +47,7 @@ export class TaskNotProcessedError extends SpoolError {
 export class TaskFailedError extends TaskNotProcessedError {
   readonly remote: RemoteErrorInfo;
   constructor(record: ResultRecord) {
-    const remote = record.error ?? { message: 'no error was recorded' };
+    const remote = record.error ?? { message: record.reason ?? 'no error was recorded' };
     super('SPOOL_TASK_DEAD', `task ${record.name} ${record.id} is a dead letter after ${record.attempts} attempt(s): ${remote.name ?? 'Error'}: ${remote.message} (spool show ${record.id}; spool retry ${record.id} to run it again)`, 'dead', record);
     this.remote = remote;
     if (remote.stack !== undefined) this.stack = `${this.name}: ${this.message}\n    --- the task's error, in the daemon ---\n${remote.stack}`;
