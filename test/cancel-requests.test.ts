@@ -26,7 +26,10 @@ function checker(runs: Set<string>, asked: string[]): CancelRequests {
   const c = new CancelRequests({
     layout,
     log: createLogger({ level: 'debug', format: 'json', write: (l) => void lines.push(JSON.parse(l) as Record<string, unknown>) }),
-    cancel: (id) => (asked.push(id), runs.has(id)),
+    cancel: (ids) => {
+      asked.push(...ids);
+      return new Set([...ids].filter((id) => runs.has(id)));
+    },
     check: () => undefined,
     active: () => true,
   });
