@@ -36,9 +36,10 @@ export const EXIT = {
 /** The lines `--help` ends with. */
 export const EXIT_HELP =
   '\nExit codes: 0 ok, 1 error, 2 usage (bad option or argument, ambiguous id),\n' +
-  '3 no such task, 4 invalid task file, 5 task is running,\n' +
+  '3 no such task, 4 invalid task file, 5 task is running (cancel: still running at --timeout),\n' +
   '6 no space, read-only or failing filesystem, 7 permission denied,\n' +
-  '8 task not in a state the command acts on (retry: not a dead letter);\n' +
+  '8 task not in a state the command acts on (retry: not a dead letter;\n' +
+  'cancel: not waiting or running, or it finished before the cancel took effect);\n' +
   'wait: 10 skipped, 11 dead, 12 cancelled, 13 expired, 14 no result within --timeout.';
 
 /** An error that ends the command with a given exit code and message. */

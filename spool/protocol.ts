@@ -65,6 +65,13 @@
  *   (a drained     chmod (the old folder's owner and mode)
  *   incoming/,   2 rename .compact-incoming-P -> incoming    a new empty incoming/ (rename onto a     nobody needs to: no task was in it (a task
  *   alone, local   (spool/compact-folder.ts)                 directory succeeds only if it is empty)  that arrived first fails the swap: rmdir 1)
+ *   cancel       (a running task: spool/cancel.ts)
+ *   request      open cancel/<id> O_CREAT|O_EXCL|O_NOFOLLOW,  the request (an empty file)              the daemon holding <id>, at its next check
+ *                  close (by the canceller)                                                           (every 250 ms); stale after 10 min
+ *   cancelled    1 (daemon) abort, kill after --kill-grace,   active/O/N (claimed)                     reclaim (the task runs again, attempt
+ *                  then finish (unlink or --archive rename)                                           counted, and is cancelled by its next daemon)
+ *                2 unlink cancel/<id>                         done; the request if the daemon died     removed as stale after 10 min
+ *   (a waiting task is cancelled by revoke, above)
  *
  * Released and reclaimed tasks go to incoming/ rather than pending/ because
  * every daemon watches incoming/: whichever is free picks them up at once.

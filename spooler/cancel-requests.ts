@@ -21,8 +21,8 @@ import type { Logger } from './logger.js';
 export interface CancelHost {
   layout: SpoolLayout;
   log: Logger;
-  /** Cancels the task `id` if this process runs it; false when it does not. */
-  cancel(id: string): boolean;
+  /** Cancels those of the tasks `ids` this process runs (one pass over what it holds); returns their ids. */
+  cancel(ids: ReadonlySet<string>): ReadonlySet<string>;
   /** Throws unless cancel/ is still the folder checked at start-up (folders.ts). */
   check(): void;
   /** Whether the daemon may act (owning its claims, not stopping). */
@@ -57,8 +57,10 @@ export class CancelRequests {
     try {
       this.host.check();
       const requests = readCancelRequests(layout, (name, why) => log.warn('removed a file from cancel/ that is not a cancel request', { file: name, reason: why }));
+      if (requests.length === 0) return;
+      const running = this.host.cancel(new Set(requests.map((r) => r.id)));
       for (const r of requests) {
-        if (this.host.cancel(r.id)) continue;
+        if (running.has(r.id)) continue;
         if (now - r.mtimeMs > REQUEST_TTL_MS) {
           removeCancelRequest(layout, r.id);
           log.info('removed a cancel request no daemon acted on (its task is not running: finished, or unknown)', { id: r.id, ageMs: Math.round(now - r.mtimeMs) });

@@ -174,7 +174,7 @@ export class ServedSpool {
     this.cancels = new CancelRequests({
       layout: this.layout,
       log: this.log,
-      cancel: (id) => this.runs.cancel(id),
+      cancel: (ids) => this.runs.cancel(ids),
       check: () => this.folders.check('cancel'),
       // While stopping too: running tasks go on during the grace period, and may be cancelled.
       active: () => !this.untrusted && this.ownership.owning,

@@ -240,3 +240,45 @@ describe('the per-task path (run/task-path.ts)', () => {
     expect(readdirSync(claimDir)).toEqual([]);
   });
 });
+
+describe('cancelling on the per-task path (run/task-path.ts cancel())', () => {
+  it('fires the running task\'s signal with a TaskCancelledError; whatever it returns then, it ends as cancelled and its file is removed', async () => {
+    const { TaskCancelledError } = await import('../runtime/context.js');
+    let finish!: () => void;
+    const name = await enqueue(spooler_task('returns_later', (ctx) => {
+      seen.push(ctx);
+      return new Promise<string>((done) => (finish = () => done('a value')));
+    }));
+    const p = path();
+    expect(p.start({ name, dir: 'incoming' })).toBe(true);
+    expect(p.cancel(name)).toBe(true);
+    expect(seen[0]!.signal.reason).toBeInstanceOf(TaskCancelledError);
+    finish();
+    await vi.waitFor(() => expect(reports).toEqual([expect.objectContaining({ name, code: Code.Cancelled, failed: false })]));
+    expect(readdirSync(claimDir)).toEqual([]);
+    expect(lines.filter((l) => l.msg === 'task cancelled')).toEqual([expect.objectContaining({ id: parseTaskName(name)!.id, durationMs: expect.any(Number) })]);
+  });
+
+  it('in the daemon\'s own thread, one that ignores its signal is settled as cancelled the kill grace later; a name not running here is not cancelled', async () => {
+    vi.useFakeTimers();
+    const name = await enqueue(hangs);
+    const p = path({ graceExpired: { killGrace: 1000 } });
+    expect(p.cancel(name)).toBe(false);
+    p.start({ name, dir: 'incoming' });
+    expect(p.cancel(name)).toBe(true);
+    vi.advanceTimersByTime(999);
+    expect(reports).toEqual([]);
+    vi.advanceTimersByTime(1);
+    expect(reports).toEqual([expect.objectContaining({ name, code: Code.Cancelled })]);
+    expect(lines.some((l) => typeof l.msg === 'string' && l.msg.startsWith('a cancelled task ignored its AbortSignal'))).toBe(true);
+  });
+
+  it('a name cancelled before it started is claimed and settled as cancelled without running', async () => {
+    let ran = false;
+    const name = await enqueue(spooler_task('never_runs', () => void (ran = true)));
+    path().start({ name, dir: 'incoming' }, true);
+    expect(ran).toBe(false);
+    expect(reports).toEqual([expect.objectContaining({ name, code: Code.Cancelled })]);
+    expect(readdirSync(claimDir)).toEqual([]);
+  });
+});

@@ -237,22 +237,25 @@ export class SpoolRuns {
   }
 
   /**
-   * Cancels the task `id` if this process runs it (given to its runner):
-   * true then (also when it was asked before), false when it holds no such task.
+   * Cancels those of the tasks `ids` this process runs (given to its runner),
+   * in one pass over what it holds. Returns the ids it runs (also those asked
+   * before): their requests stay until the task has ended.
    */
-  cancel(id: string): boolean {
+  cancel(ids: ReadonlySet<string>): Set<string> {
+    const found = new Set<string>();
     const runner = this.runner;
-    if (runner === undefined) return false;
+    if (runner === undefined) return found;
     for (const h of this.owned.values()) {
-      if (h.state !== 'running' || parseTaskName(h.fileName)?.id !== id) continue;
-      if (h.cancelling !== true) {
-        h.cancelling = true;
-        this.host.log.info('cancelling a running task', { ...describeName(h.fileName), killGraceMs: this.host.options.killGrace });
-        runner.cancel(h.fileName);
-      }
-      return true;
+      if (h.state !== 'running') continue;
+      const id = parseTaskName(h.fileName)?.id;
+      if (id === undefined || !ids.has(id)) continue;
+      found.add(id);
+      if (h.cancelling === true) continue;
+      h.cancelling = true;
+      this.host.log.info('cancelling a running task', { ...describeName(h.fileName), killGraceMs: this.host.options.killGrace });
+      runner.cancel(h.fileName);
     }
-    return false;
+    return found;
   }
 
   /**

@@ -384,11 +384,14 @@ export class TaskPath {
             if (!moved) return this.lose(task.fileName, 'the claim was taken over before the task finished', base);
             if (outcome.kind === 'processed') {
               if (this.site.log.enabled('debug')) this.site.log.debug('task processed', { task: task.name, id: task.id, attempt: task.attempts, durationMs });
-              this.tell(run, { ...base, code: Code.Processed }, () => ({ outcome: 'processed', durationMs: durationMs ?? 0, value: outcome.value }));
+              // The common case (no hooks) builds no closure for them.
+              if (run?.behaviour === undefined) this.hooks.report({ ...base, code: Code.Processed });
+              else this.tell(run, { ...base, code: Code.Processed }, () => ({ outcome: 'processed', durationMs: durationMs ?? 0, value: outcome.value }));
             } else if (outcome.kind === 'skipped') {
               this.site.log.info('task skipped', { task: task.name, id: task.id, attempt: task.attempts, durationMs, reason: outcome.reason ?? 'no reason given' });
               this.tell(run, { ...base, code: Code.Skipped }, () => ({ outcome: 'skipped', durationMs: durationMs ?? 0, ...(outcome.reason !== undefined && { reason: outcome.reason }) }));
             } else {
+              // TODO(results): record the ending 'cancelled' in the result store here.
               this.site.log.info('task cancelled', { task: task.name, id: task.id, attempt: task.attempts, durationMs });
               this.tell(run, { ...base, code: Code.Cancelled }, () => ({ outcome: 'cancelled', durationMs: durationMs ?? 0 }));
             }
