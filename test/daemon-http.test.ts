@@ -254,6 +254,8 @@ describe('the status file state/daemon-<owner>.json', () => {
       byTask: { echo: { processed: 1, skipped: 0, rescheduled: 0, dead: 0 }, skip_me: { processed: 0, skipped: 1, rescheduled: 0, dead: 0 } },
       running: [{ id: w.id, name: 'wait_for_file', attempt: 0, startedAt: expect.any(Number) }],
       queue: { ready: 0, known: 1, nextDueAt: expect.any(Number) },
+      // The task names it claims, sorted: its modules' (basic, block), tasks and types alike.
+      tasks: ['async_echo', 'block', 'block_first_attempt', 'crash_daemon', 'done_explicitly', 'echo', 'note', 'quick', 'returns_value', 'skip_me', 'wait_for_file'],
     });
     expect(first.running[0].startedAt).toBeLessThanOrEqual(first.updatedAt);
     expect(first.running[0].startedAt).toBeGreaterThanOrEqual(first.startedAt);

@@ -73,6 +73,16 @@ describe('a task no module registers', () => {
     expect(waiting()).toEqual([]);
   });
 
+  it('take no room in the queue window: 200 of them ahead in execution order, behind them known tasks many windows deep all run', { timeout: 60_000 }, async () => {
+    const spooler = Spooler.open(root);
+    await spooler.enqueueMany(Array.from({ length: 200 }, (_, i) => ({ name: 'no_such_task', args: [i], options: { priority: 1 } })));
+    await spooler.enqueueMany(Array.from({ length: 100 }, (_, i) => ({ name: 'echo', args: [`k${i}`], options: { priority: 60 } })));
+    const daemon = await startServing({ dir: root, imports: ['basic'], records, args: ['--processes', '0', '--scan-interval', '1s'], env: { SPOOLERD_TEST_QUEUE_WINDOW: '16' } });
+    await waitFor(() => readRecords(records).length === 100, { timeoutMs: 30_000, what: '100 echo runs', explain: () => `${readRecords(records).length} runs\n${daemon.describe(10)}` });
+    expect(waiting()).toHaveLength(200);
+    expect(waiting().every((f) => parseName(f)?.name === 'no_such_task' && parseName(f)?.attempts === 0)).toBe(true);
+  });
+
   it('--tasks narrows what a daemon claims; a --tasks name nothing registers is a start-up error naming it', async () => {
     const bad = startDaemon({ dir: root, imports: ['basic'], args: ['--tasks', 'echo,nope'] });
     expect((await bad.exited).code).toBe(1);

@@ -18,6 +18,8 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { SpoolLayout } from '../spool/layout.js';
 import { formatTaskName, parseTaskName, taskIds } from '../spool/name.js';
 import {
+  buryUnclaimed,
+  expire,
   accept,
   bury,
   claim,
@@ -239,7 +241,31 @@ describe('each transition', () => {
     expect(readdirSync(layout.tmp)).toEqual([]);
   });
 
-  it('revive: a dead letter back to incoming/, due now, attempts 0, its record kept; false once gone; an error without incoming/', () => {
+  it('bury a task no daemon runs: claimed, its record written, dead/ with its attempts unchanged; nothing written when another process took it first', () => {
+    const t = newTask('ghost', { attempts: 2 });
+    place(t, layout.incoming);
+    const record = { ...failureRecord(t, 2), error: { name: 'UnknownTaskError', message: 'no daemon runs it' } };
+    expect(buryUnclaimed(layout, ownerDir, t.fileName, 'incoming', record)).toBe(t.fileName);
+    expect(whereIs(t)).toEqual([`dead/${t.fileName}`]);
+    expect(JSON.parse(readFileSync(join(layout.state, `${t.id}.json`), 'utf8')).error.name).toBe('UnknownTaskError');
+    const gone = newTask('ghost-gone');
+    expect(buryUnclaimed(layout, ownerDir, gone.fileName, 'incoming', failureRecord(gone, 0))).toBeUndefined();
+    expect(existsSync(join(layout.state, `${gone.id}.json`))).toBe(false);
+  });
+
+  it('expire: deletes a dead letter and then its record; false (the record left alone) once the file is gone', () => {
+    const t = newTask('old', { attempts: 3 });
+    place(t, layout.dead);
+    writeFailureRecord(layout, failureRecord(t, 3));
+    expect(expire(layout, join(layout.dead, t.fileName), t.id)).toBe(true);
+    expect(whereIs(t)).toEqual([]);
+    expect(existsSync(join(layout.state, `${t.id}.json`))).toBe(false);
+    writeFailureRecord(layout, failureRecord(t, 3));
+    expect(expire(layout, join(layout.dead, t.fileName), t.id)).toBe(false);
+    expect(existsSync(join(layout.state, `${t.id}.json`))).toBe(true);
+  });
+
+  it('revive: a dead letter back to incoming/, due now, attempts 0, its record deleted (it starts afresh); false once gone; an error without incoming/', () => {
     const t = newTask('revived', { attempts: 5 });
     place(t, layout.dead);
     writeFailureRecord(layout, failureRecord(t, 5));
@@ -247,7 +273,7 @@ describe('each transition', () => {
     expect(revive(layout, join(layout.dead, t.fileName), parseTaskName(t.fileName)!, now)).toBe(true);
     const [at] = whereIs(t);
     expect(parseTaskName(at!.slice('incoming/'.length))).toEqual(expect.objectContaining({ id: t.id, due: now, attempts: 0 }));
-    expect(existsSync(join(layout.state, `${t.id}.json`))).toBe(true);
+    expect(existsSync(join(layout.state, `${t.id}.json`))).toBe(false);
     expect(revive(layout, join(layout.dead, t.fileName), parseTaskName(t.fileName)!, now)).toBe(false);
 
     const u = newTask('revive-nowhere');
