@@ -7,11 +7,11 @@
  * Names, not bodies: the daemon gives a runner names (with where the queue
  * last saw each) and gets one small report per name back. Each runner runs at
  * most its share of --concurrency at once (`slots`, --concurrency split over
- * the ready runners) and, while tasks are short, holds as many names again
- * unclaimed (`ahead`), so that it never waits a round trip for its next
- * names. Those unclaimed names are the price: a task of higher priority that
- * arrives meanwhile starts after them, at most `ahead` × a short task's time
- * (< 1 ms) later; and a claim is made only when a task starts, so after a
+ * the ready runners) and, while tasks are short, holds max(AHEAD_MIN, slots)
+ * names more unclaimed (`ahead`), so that it never waits a round trip for its
+ * next names and names and reports travel 64 at a time. Those unclaimed names
+ * are the price: a task of higher priority that arrives meanwhile starts
+ * after them, at most `ahead` × a short task's time (a few ms) later; and a claim is made only when a task starts, so after a
  * runner dies the files of its names left in the claim directory are exactly
  * the tasks it had started.
  *
@@ -56,7 +56,7 @@ const RESTART_DELAY_MAX = 10_000;
 /** On a graceful stop, how long idle runners get to exit before they are killed. */
 const EXIT_WAIT_MS = 5000;
 /** Unclaimed names a runner holds beyond its slots while tasks are short (see the module comment). */
-const AHEAD_MIN = 32;
+const AHEAD_MIN = 128;
 /** Tasks are short (names are given ahead) while their average run time is under this. */
 const SHORT_TASK_MS = 1;
 
@@ -531,10 +531,10 @@ export class ProcessRunners implements Runners {
 
 
 function fromWire(w: WireReport): Report {
-  const [name, code, task, ms, failed, extra] = w;
+  const [name, code, task, us, failed, extra] = w;
   const r: Report = { name, code };
   if (task !== undefined && task !== null) r.task = task;
-  if (ms !== undefined && ms !== null) r.ms = ms;
+  if (us !== undefined && us !== null) r.ms = us / 1000;
   if (failed === 1) r.failed = true;
   if (extra !== undefined && extra !== null) {
     if (code === Code.Rescheduled) r.next = extra as string;

@@ -36,8 +36,8 @@ export interface WireSite {
   checked: Array<[sub: Subdir, dev: number, ino: number]>;
 }
 
-/** One report: name, code, then (when known) the task's name, run ms, 1 if it failed, and the new name / hold-until time / reason. */
-export type WireReport = [name: string, code: Code, task?: string, ms?: number, failed?: 0 | 1, extra?: string | number];
+/** One report: name, code, then (when known) the task's name, run time in whole µs, 1 if it failed, and the new name / hold-until time / reason. */
+export type WireReport = [name: string, code: Code, task?: string, us?: number, failed?: 0 | 1, extra?: string | number];
 
 export type ToRunner =
   | { t: 'init'; options: WorkerOptions }
