@@ -1,6 +1,6 @@
 /** Shared pieces of the benchmarks: temp spools, spawning the real daemon, process metrics, statistics. */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -52,6 +52,25 @@ export async function waitForLine(file: string, prefix: string, timeoutMs: numbe
     await sleep(5);
   }
   throw new Error(`timed out after ${timeoutMs} ms waiting for "${prefix}" in ${file}`);
+}
+
+/**
+ * Runs counted over every process that ran tasks (noop-tasks.ts with BENCH_COUNTS=dir):
+ * how many, and the first and last run's wall-clock time (ms).
+ */
+export function readCounts(dir: string): { runs: number; first: number; last: number } {
+  let runs = 0;
+  let first = Infinity;
+  let last = 0;
+  if (!existsSync(dir)) return { runs, first, last };
+  for (const f of readdirSync(dir)) {
+    const [n, a, b] = readFileSync(join(dir, f), 'utf8').split(' ').map(Number);
+    if (!n || !a || !b) continue; // being rewritten
+    runs += n;
+    first = Math.min(first, a);
+    last = Math.max(last, b);
+  }
+  return { runs, first, last };
 }
 
 /** Resident and peak resident memory of a process, in MB (Linux /proc). */

@@ -18,10 +18,10 @@
  */
 import { fork } from 'node:child_process';
 import { pbkdf2Sync } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync, renameSync } from 'node:fs';
+import { readdirSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
 import { Spooler } from '../runtime/index.js';
-import { DIST, sleep, startDaemon, stopDaemon, tempDir } from './lib.js';
+import { DIST, readCounts, sleep, startDaemon, stopDaemon, tempDir } from './lib.js';
 import { printRows, summarize, type Row } from './report.js';
 
 interface Drain {
@@ -61,21 +61,6 @@ async function drainOnce(options: { task: 'noop' | 'hash'; tasks: number; args: 
   } finally {
     cleanup();
   }
-}
-
-function readCounts(dir: string): { runs: number; first: number; last: number } {
-  let runs = 0;
-  let first = Infinity;
-  let last = 0;
-  if (!existsSync(dir)) return { runs, first, last };
-  for (const f of readdirSync(dir)) {
-    const [n, a, b] = readFileSync(join(dir, f), 'utf8').split(' ').map(Number);
-    if (!n || !a || !b) continue; // being rewritten
-    runs += n;
-    first = Math.min(first, a);
-    last = Math.max(last, b);
-  }
-  return { runs, first, last };
 }
 
 /** PBKDF2 rounds that take about `ms` on this machine. */

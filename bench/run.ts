@@ -11,6 +11,7 @@
  *
  *   npm run bench -- drain --concurrency 8 --io-threads 1   the daemon's settings (drain)
  *   npm run bench -- wait-many --tasks 10000   one process waiting on many results (issue 16)
+ *   npm run bench -- drain --processes 2   the drain with runner processes (default: --processes 0)
  *   npm run bench -- metrics --runs 5     drain scraped every second by /metrics vs not (rounds of two runs)
  *   npm run bench -- multihost --tasks 2000   three hosts over sshfs (root; bench/host-rig.ts)
  *   BENCH_BASELINE_DIST=<old dist/> npm run bench -- remote-pickup   pickup without --poll over sshfs, vs an older build's --poll
@@ -19,7 +20,7 @@
  *   BENCH_DAEMON_DIST=<old dist/> npm run bench -- backlog-cost   the same against an older build's daemon
  *
  * Options: --runs N, --tasks N (each benchmark has its own defaults), --cold,
- * --topdir, --concurrency N, --io-threads N, --json, --list. Results: BENCHMARKS.md.
+ * --topdir, --concurrency N, --io-threads N, --processes N, --json, --list. Results: BENCHMARKS.md.
  */
 import { cleanUpDeferred, collectedResults } from './report.js';
 
@@ -30,6 +31,7 @@ interface CommonOptions {
   topdir?: boolean;
   concurrency?: number;
   ioThreads?: number;
+  processes?: number;
 }
 
 /** Each benchmark is a module under bench/, loaded only when it runs. */
@@ -116,6 +118,7 @@ function parse(argv: string[]): { names: string[]; options: CommonOptions; json:
     else if (arg === '--tasks') options.tasks = number();
     else if (arg === '--concurrency') options.concurrency = number();
     else if (arg === '--io-threads') options.ioThreads = Number(argv[++i]);
+    else if (arg === '--processes') options.processes = Number(argv[++i]);
     else if (arg === '--cold') options.cold = true;
     else if (arg === '--topdir') options.topdir = true;
     else if (arg === '--json') json = true;

@@ -7,19 +7,16 @@
  * Names, not bodies: the daemon gives a runner names (with where the queue
  * last saw each) and gets one small report per name back. Each runner runs at
  * most its share of --concurrency at once (`slots`, --concurrency split over
- * the ready runners) and, while tasks are short, holds as many names again
- * unclaimed (`ahead`), so that it never waits a round trip for its next
- * names. Those unclaimed names are the price: a task of higher priority that
- * arrives meanwhile starts after them, at most `ahead` × a short task's time
- * (< 1 ms) later; and a claim is made only when a task starts, so after a
+ * the ready runners) and, while tasks are short, holds max(AHEAD_MIN, slots)
+ * names more unclaimed (`ahead`), so that it never waits a round trip for its
+ * next names and names and reports travel 64 at a time. Those unclaimed names
+ * are the price: a task of higher priority that arrives meanwhile starts
+ * after them, at most `ahead` × a short task's time (a few ms) later; and a claim is made only when a task starts, so after a
  * runner dies the files of its names left in the claim directory are exactly
  * the tasks it had started.
  *
- * A runner's life:
- *
- *   starting --ready--> ready --(--max-tasks reached, or RSS over --max-memory)--> retiring --idle: told to exit--> exited
- *      |                  |  \--(a task outlived its timeout + kill grace, or a revoked one the kill grace)--> killed --SIGKILL--> exited
- *      '------------------'--(it died: exit, crash, OOM, abort, killed from outside)---------------------------------> exited
+ * A runner's life is runner-process.ts's state diagram; ProcessSite
+ * (process-site.ts) is one spool's view of the pool.
  *
  * When a runner exits with names given, each goes to its site's supervisor
  * (orphaned()), which looks at the claim directory:
@@ -31,11 +28,10 @@
  *   still in incoming/pending  never claimed: back to the queue
  *   gone from both             it ended and its file was removed, the report never left: done
  *
- * A runner that dies within RESTART_HEALTHY_MS of starting is replaced after a
- * growing delay (100 ms, doubling, at most 10 s), so one that cannot start
- * does not spin.
+ * A runner that dies soon after it started is replaced after a growing delay
+ * (supervise/restart-backoff.ts), so one that cannot start does not spin.
  */
-import { fork, type ChildProcess } from 'node:child_process';
+import { fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { parseTaskName } from '../../spool/name.js';
 import type { Logger } from '../logger.js';
@@ -43,20 +39,21 @@ import type { WorkerOptions } from '../options.js';
 import type { RegisteredTasks } from '../task-names.js';
 import type { PendingDir } from '../order/task-queue.js';
 import { existsNoFollow } from '../../spool/protocol.js';
-import { NAME_SEPARATOR, WORKER_ENV, type FromRunner, type ToRunner, type WireReport, type WireSite } from './runner-protocol.js';
-import type { TaskOutcome } from '../../runtime/results.js';
-import type { Runners, SiteRunner } from './runners.js';
-import { Code, TaskPath, type Item, type Report } from './task-path.js';
+import { fromWire, NAME_SEPARATOR, WORKER_ENV, type FromRunner, type WireSite } from './runner-protocol.js';
+import type { Runners } from './runners.js';
+import { Code, type Item, type Report } from './task-path.js';
+import { orphansBySite, RunnerProcess, type Given, type Orphan, type RunnerDeath, type RunnerState } from './runner-process.js';
+import { describeName } from './process-site.js';
+import { RestartBackoff } from '../supervise/restart-backoff.js';
+
+export { describeName, ProcessSite } from './process-site.js';
+export type { Orphan, OrphanCause, RunnerDeath } from './runner-process.js';
 
 const RUNNER_MAIN = fileURLToPath(new URL('./runner-main.js', import.meta.url));
-/** A runner that lived this long before dying is replaced at once, and resets the restart delay. */
-const RESTART_HEALTHY_MS = 5000;
-const RESTART_DELAY_MIN = 100;
-const RESTART_DELAY_MAX = 10_000;
 /** On a graceful stop, how long idle runners get to exit before they are killed. */
 const EXIT_WAIT_MS = 5000;
 /** Unclaimed names a runner holds beyond its slots while tasks are short (see the module comment). */
-const AHEAD_MIN = 32;
+const AHEAD_MIN = 128;
 /** Tasks are short (names are given ahead) while their average run time is under this. */
 const SHORT_TASK_MS = 1;
 
@@ -88,103 +85,10 @@ export class WorkerStartError extends Error {
 
 export type WorkerRestartReason = 'crashed' | 'killed' | 'max-tasks' | 'max-memory';
 
-/** How a name given to a runner that died ended up (orphaned()). */
-export type OrphanCause = 'crashed' | 'timed-out' | 'killed' | 'cancelled';
-
-/** How a runner process ended, for the supervisor's log line and errors. */
-export interface RunnerDeath {
-  pid: number;
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  /** "exit code 3", "killed by SIGKILL". */
-  how: string;
-  /** It died by itself (not killed by the daemon): its started tasks fail with WorkerCrashedError, and the supervisor logs it. */
-  crashed: boolean;
-}
-
-export interface Orphan {
-  name: string;
-  dir: PendingDir;
-  cause: OrphanCause;
-  /** Its run-time limit (timed-out). */
-  timeoutMs?: number;
-}
-
 /** What a site's supervisor (the spool's coordinator) does with what its runners say. */
 export interface SiteSink {
   report(r: Report): void;
   orphaned(names: Orphan[], death: RunnerDeath): void;
-}
-
-type RunnerState = 'starting' | 'ready' | 'retiring' | 'killed' | 'exited';
-
-const NEXT: Record<RunnerState, readonly RunnerState[]> = {
-  starting: ['ready', 'exited'],
-  ready: ['retiring', 'killed', 'exited'],
-  retiring: ['killed', 'exited'],
-  killed: ['exited'],
-  exited: [],
-};
-
-interface Given {
-  key: number;
-  dir: PendingDir;
-  /** Armed when the runner says the task started with a run-time limit: kills the runner. */
-  timer?: NodeJS.Timeout;
-  /** Its run-time limit, once the runner said it started (timed). */
-  timeoutMs?: number;
-  timedOut?: boolean;
-  revoked?: boolean;
-  /** Cancelled: it ends as cancelled however its runner ends. */
-  cancelled?: boolean;
-  /** Kills the runner if the cancelled task is still running after the kill grace. */
-  cancelTimer?: NodeJS.Timeout;
-}
-
-class RunnerProcess {
-  state: RunnerState = 'starting';
-  /** Names given and not yet reported (their first report), by name. */
-  readonly given = new Map<string, Given>();
-  slots = 0;
-  tasksGiven = 0;
-  rss = 0;
-  replaced = false;
-  importError: string | undefined;
-  importStack: string | undefined;
-  revokeTimer: NodeJS.Timeout | undefined;
-  readonly spawnedAt = Date.now();
-  readonly ready: Promise<void>;
-  readonly exited: Promise<void>;
-  markReady!: () => void;
-  markFailed!: (err: Error) => void;
-  markExited!: () => void;
-
-  constructor(readonly child: ChildProcess) {
-    this.ready = new Promise((done, fail) => {
-      this.markReady = done;
-      this.markFailed = fail;
-    });
-    this.ready.catch(() => undefined);
-    this.exited = new Promise((done) => (this.markExited = done));
-  }
-
-  go(to: RunnerState): void {
-    if (!NEXT[this.state].includes(to)) throw new Error(`runner process ${this.pid}: cannot go from ${this.state} to ${to}`);
-    this.state = to;
-  }
-
-  get pid(): number {
-    return this.child.pid ?? -1;
-  }
-
-  send(message: ToRunner): void {
-    if (!this.child.connected) return;
-    try {
-      this.child.send(message);
-    } catch {
-      // The channel closed under us: the exit handler decides what becomes of the names.
-    }
-  }
 }
 
 export class ProcessRunners implements Runners {
@@ -194,7 +98,7 @@ export class ProcessRunners implements Runners {
   private slot = 0;
   private stopping = false;
   private started = false;
-  private restartFailures = 0;
+  private readonly restartBackoff = new RestartBackoff();
   private readonly restartTimers = new Set<NodeJS.Timeout>();
   private readonly log: Logger;
   private replacements = 0;
@@ -455,7 +359,7 @@ export class ProcessRunners implements Runners {
     }
     if (ran > 0) this.finishedBy.set(w.pid, (this.finishedBy.get(w.pid) ?? 0) + ran);
     // A runner that finishes tasks is healthy: the next crash restarts it without delay.
-    this.restartFailures = 0;
+    this.restartBackoff.healthy();
     if (m.rss !== undefined) this.onRss(w, m.rss);
     if (w.state === 'retiring' && w.given.size === 0) w.send({ t: 'retire' });
     this.options.wake();
@@ -525,14 +429,7 @@ export class ProcessRunners implements Runners {
     }
     // On stop the daemon releases what was claimed; before start() succeeded, start() reports the failure.
     if (this.stopping || !this.started) return;
-    const bySite = new Map<number, Orphan[]>();
-    for (const [name, g] of w.given) {
-      // A cancelled task ends as cancelled however its runner ended (killed for it, for another task, or crashed).
-      const cause: OrphanCause = g.cancelled === true ? 'cancelled' : state === 'killed' ? (g.timedOut === true ? 'timed-out' : 'killed') : 'crashed';
-      let list = bySite.get(g.key);
-      if (list === undefined) bySite.set(g.key, (list = []));
-      list.push({ name, dir: g.dir, cause, ...(g.timeoutMs !== undefined && { timeoutMs: g.timeoutMs }) });
-    }
+    const bySite = orphansBySite(w.given, state);
     const had = w.given.size;
     w.given.clear();
     if (state === 'starting' && w.importError !== undefined) {
@@ -553,15 +450,8 @@ export class ProcessRunners implements Runners {
     this.replacements++;
     this.restarts[state === 'killed' ? 'killed' : 'crashed']++;
     const lived = Date.now() - w.spawnedAt;
-    let delay = 0;
-    // A runner killed for a timeout did nothing wrong at start-up: replace it at once.
-    if (state !== 'killed' && (state === 'starting' || lived < RESTART_HEALTHY_MS)) {
-      this.restartFailures++;
-      delay = Math.min(RESTART_DELAY_MIN * 2 ** (this.restartFailures - 1), RESTART_DELAY_MAX);
-      this.log.warn('a worker process died soon after it started; starting another after a delay', { worker: w.pid, livedMs: lived, delayMs: delay });
-    } else if (state !== 'killed') {
-      this.restartFailures = 0;
-    }
+    const delay = this.restartBackoff.delayAfter({ killed: state === 'killed', starting: state === 'starting', livedMs: lived });
+    if (delay > 0) this.log.warn('a worker process died soon after it started; starting another after a delay', { worker: w.pid, livedMs: lived, delayMs: delay });
     if (delay === 0) return void this.spawn();
     const timer = setTimeout(() => {
       this.restartTimers.delete(timer);
@@ -572,63 +462,3 @@ export class ProcessRunners implements Runners {
 }
 
 
-function fromWire(w: WireReport): Report {
-  const [name, code, task, ms, failed, extra] = w;
-  const r: Report = { name, code };
-  if (task !== undefined && task !== null) r.task = task;
-  if (ms !== undefined && ms !== null) r.ms = ms;
-  if (failed === 1) r.failed = true;
-  if (extra !== undefined && extra !== null) {
-    if (code === Code.Rescheduled) r.next = extra as string;
-    else if (code === Code.Held) r.until = extra as number;
-    else if (code === Code.Unclaimed) r.from = extra as PendingDir;
-    else r.reason = String(extra);
-  }
-  return r;
-}
-
-/** A task as its file name says (the body stays with the runner). */
-export function describeName(fileName: string): { task: string; id: string; attempt: number } | { file: string } {
-  const n = parseTaskName(fileName);
-  return n === undefined ? { file: fileName } : { task: n.name, id: n.id, attempt: n.attempts };
-}
-
-/**
- * One spool under one owner, as served by the runner processes. Orphans (the
- * claimed tasks of a runner that died) are settled on the daemon's thread,
- * through a TaskPath of its own: rare, and the runner is gone.
- */
-export class ProcessSite implements SiteRunner {
-  constructor(
-    private readonly pool: ProcessRunners,
-    private readonly key: number,
-    private readonly orphans: TaskPath,
-  ) {}
-
-  room(): number {
-    return this.pool.free();
-  }
-
-  give(items: Item[]): void {
-    const clock = this.orphans.site.clock;
-    const now = Date.now();
-    this.pool.give(this.key, items, { judge: clock.now() - now, stamp: clock.stampNow() - now });
-  }
-
-  revoke(reason: Error): void {
-    this.orphans.stopStuck(false);
-    this.pool.revoke(this.key, reason);
-  }
-
-  stop(lastTry: boolean): void {
-    this.orphans.stopStuck(lastTry);
-  }
-
-  cancel(name: string): void {
-    this.pool.cancel(this.key, name);
-  }
-
-  settleOrphan(name: string, from: PendingDir, outcome: TaskOutcome): void {
-    this.orphans.settleOrphan(name, from, outcome);
-  }
-}

@@ -22,7 +22,8 @@
 import type { Subdir } from '../../spool/layout.js';
 import type { WorkerOptions } from '../options.js';
 import type { RegisteredTasks } from '../task-names.js';
-import type { Code } from './task-path.js';
+import { Code, type Report } from './task-path.js';
+import type { PendingDir } from '../order/task-queue.js';
 
 /** A site: one spool served by one owner (a new owner after a lost one is a new site). */
 export interface WireSite {
@@ -38,8 +39,8 @@ export interface WireSite {
   checked: Array<[sub: Subdir, dev: number, ino: number]>;
 }
 
-/** One report: name, code, then (when known) the task's name, run ms, 1 if it failed, and the new name / hold-until time / reason. */
-export type WireReport = [name: string, code: Code, task?: string, ms?: number, failed?: 0 | 1, extra?: string | number];
+/** One report: name, code, then (when known) the task's name, run time in whole µs, 1 if it failed, and the new name / hold-until time / reason. */
+export type WireReport = [name: string, code: Code, task?: string, us?: number, failed?: 0 | 1, extra?: string | number];
 
 export type ToRunner =
   | { t: 'init'; options: WorkerOptions }
@@ -62,3 +63,19 @@ export const WORKER_ENV = 'SPOOLERD_WORKER';
 
 /** Names travel joined by "/", the one character no file name can hold: one string is cheaper to send than an array. */
 export const NAME_SEPARATOR = '/';
+
+/** A report as the daemon uses it, from its wire form. */
+export function fromWire(w: WireReport): Report {
+  const [name, code, task, us, failed, extra] = w;
+  const r: Report = { name, code };
+  if (task !== undefined && task !== null) r.task = task;
+  if (us !== undefined && us !== null) r.ms = us / 1000;
+  if (failed === 1) r.failed = true;
+  if (extra !== undefined && extra !== null) {
+    if (code === Code.Rescheduled) r.next = extra as string;
+    else if (code === Code.Held) r.until = extra as number;
+    else if (code === Code.Unclaimed) r.from = extra as PendingDir;
+    else r.reason = String(extra);
+  }
+  return r;
+}
