@@ -21,6 +21,8 @@
  *   claim        rename incoming/N|pending/N -> active/O/N   active/D/N                               reclaim, once D's lock is stale
  *   release      rename active/O/N -> incoming/N             incoming/N, attempt not counted          any daemon's watch or scan
  *   finish       unlink active/O/N                           nothing: done                            -
+ *                then, for a task that failed before and keeps no result: unlink state/<id>.json (best effort;
+ *                a crash first leaves an orphan record that nothing reads)
  *     --archive  rename active/O/N -> archive/N              archive/N: done                          - (spool rm)
  *   retry later  rename active/O/N -> pending/N'(due, aN+1)  pending/N'                               the daemon's queue; else the start-up scan
  *   bury         1 open state/.record-P-X O_EXCL, write      active/D/N, and debris                   reclaim (runs again, counted); record sweep
@@ -93,6 +95,7 @@ import { closeSync, constants, fsyncSync, futimesSync, lstatSync, openSync, rena
 import { open, rename, unlink } from 'node:fs/promises';
 import { dirname, join, sep } from 'node:path';
 import { removeFailureRecord } from './failure-record.js';
+import { parseResultFileName, readResultFile } from './results.js';
 import { QUARANTINE_REASON_SUFFIX, type SpoolLayout, type TaskLocation } from './layout.js';
 import { ATTEMPTS_MAX, fileNameOf, parseTaskName, renameTask, type TaskName } from './name.js';
 import { removeTree } from './remove-tree.js';
@@ -431,8 +434,13 @@ export function sweepExpiredResults(layout: SpoolLayout, names: readonly string[
     try {
       const st = lstatSync(path);
       if (!st.isFile() || st.mtimeMs >= now) continue;
+      // A task that failed before it ended keeps its attempts' record while its result is kept; a dead
+      // letter's record stays with it in dead/ (the retention of dead/ removes it).
+      const parsed = parseResultFileName(n);
+      const read = parsed === undefined ? undefined : readResultFile(path, parsed.encoding);
       unlinkSync(path);
       deleted++;
+      if (read?.ok === true && read.record.ending !== 'dead') removeFailureRecord(layout, read.record.id);
     } catch {
       // Replaced by a newer record or removed meanwhile.
     }

@@ -65,6 +65,18 @@ describe('no orphaned failure record', () => {
     expect(describeSpool(root)).not.toContain(h.id);
   });
 
+  it('a task that failed, was retried and then succeeded leaves no record of its failed attempt (it keeps no result)', { timeout: 60_000 }, async () => {
+    const spooler = Spooler.open(root);
+    const marker = join(dir, 'marker');
+    const h = await spooler.enqueue({ name: 'fails_until_marker', args: ['k', marker], options: { retries: 3, backoff: { delay: '1s' } } });
+    const daemon = await testSpool.serve({ imports: ['retry'], args: ARGS });
+    await daemon.waitForLog((l) => l.msg === 'task rescheduled' && l.id === h.id);
+    expect(existsSync(record(h.id))).toBe(true);
+    writeFileSync(marker, '');
+    await daemon.waitForLog((l) => l.msg === 'task processed' && l.id === h.id, { timeoutMs: 20_000 });
+    expect(ls(join(root, 'state')).filter((f) => !f.startsWith('daemon-') && !f.startsWith('.record-'))).toEqual([]);
+  });
+
   it('spool rm and spool purge of dead letters remove their records', { timeout: 60_000 }, async () => {
     const spooler = Spooler.open(root);
     const a = await spooler.enqueue({ name: 'always_fails', args: ['a'], options: { retries: 0 } });

@@ -27,6 +27,7 @@ import type { TaskOutcome } from '../../runtime/results.js';
 import type { RunEnd } from '../../runtime/task-behaviour.js';
 import type { SpoolLayout, Subdir } from '../../spool/layout.js';
 import { readClaimedFile } from '../../spool/safe-read.js';
+import { removeFailureRecord } from '../../spool/failure-record.js';
 import { decodeTask, type TaskFile } from '../../spool/task-file.js';
 import { bury, claim, finish, quarantine, release, retryLater, type ClaimSources } from '../../spool/protocol.js';
 import type { Logger } from '../logger.js';
@@ -382,6 +383,9 @@ export class TaskPath {
         case 'cancelled': {
           const done = (moved: boolean) => {
             if (!moved) return this.lose(task.fileName, 'the claim was taken over before the task finished', base);
+            // A task that failed before and keeps no result leaves no record of its failed attempts behind
+            // (with a result kept, the result sweep removes it when the result expires).
+            if (task.attempts > 0 && keepMsOf(task, this.site) <= 0) removeFailureRecord(this.site.layout, task.id);
             if (outcome.kind === 'processed') {
               if (this.site.log.enabled('debug')) this.site.log.debug('task processed', { task: task.name, id: task.id, attempt: task.attempts, durationMs });
               // The common case (no hooks) builds no closure for them.
