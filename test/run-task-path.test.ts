@@ -13,6 +13,7 @@ import { Spooler } from '../runtime/index.js';
 import { SpoolLayout } from '../spool/layout.js';
 import { formatTaskName, parseTaskName, renameTask } from '../spool/name.js';
 import { createLogger } from '../spooler/logger.js';
+import { decodeWire } from '../spool/wire.js';
 import { WorkerCrashedError } from '../spooler/run/runners.js';
 import { Code, TaskPath, type PathHooks, type Report, type Site } from '../spooler/run/task-path.js';
 import { tempDir } from './helpers/cli.js';
@@ -71,6 +72,7 @@ const ok = spooler_task('ok', () => undefined);
 const fails = spooler_task('fails', () => {
   throw new Error('boom');
 });
+const returns = spooler_task('returns', () => ({ answer: 42 }));
 const hangs = spooler_task('hangs', (ctx) => {
   seen.push(ctx);
   return new Promise(() => undefined);
@@ -82,7 +84,7 @@ function spooler_task(name: string, fn: (ctx: { signal: AbortSignal }) => unknow
   return name;
 }
 
-async function enqueue(name: string, options: { retries?: number; timeout?: number } = {}): Promise<string> {
+async function enqueue(name: string, options: { retries?: number; timeout?: number; keepResult?: number } = {}): Promise<string> {
   const fn = registry.get(name)!;
   const { taskContext } = await import('../runtime/context.js');
   const t = spooler.task(
@@ -280,5 +282,53 @@ describe('cancelling on the per-task path (run/task-path.ts cancel())', () => {
     expect(ran).toBe(false);
     expect(reports).toEqual([expect.objectContaining({ name, code: Code.Cancelled })]);
     expect(readdirSync(claimDir)).toEqual([]);
+  });
+});
+
+describe('what the per-task path keeps (run/result-store.ts)', () => {
+  const resultOf = (name: string) => decodeWire(readFileSync(join(layout.results, `${parseTaskName(name)!.id}.msgpack`)), 'msgpack') as Record<string, unknown>;
+
+  it('keeps nothing for a task that asks for nothing', async () => {
+    const name = await enqueue(returns);
+    path().start({ name, dir: 'incoming' });
+    expect(reports[0]!.code).toBe(Code.Processed);
+    expect(readdirSync(layout.results)).toEqual([]);
+  });
+
+  it("a task's keepResult, or the daemon's --keep-results, keeps its value, owner and times, before its file goes", async () => {
+    const name = await enqueue(returns, { keepResult: 60_000 });
+    path().start({ name, dir: 'incoming' });
+    expect(resultOf(name)).toEqual({ version: 1, id: parseTaskName(name)!.id, name: 'returns', ending: 'processed', value: { answer: 42 }, attempts: 1, owner: 'host-1-abcdef', finishedAt: now, keepUntil: now + 60_000 });
+    const other = await enqueue(ok);
+    path({}, { keepResults: 1000 }).start({ name: other, dir: 'incoming' });
+    expect(resultOf(other)).toEqual(expect.objectContaining({ ending: 'processed', keepUntil: now + 1000 }));
+    expect(resultOf(other)).not.toHaveProperty('value');
+  });
+
+  it('a failed attempt is noted in state/<id>.json with its time, owner and next try; the dead letter gets the whole history and a dead result', async () => {
+    const name = await enqueue(fails, { retries: 1, keepResult: 60_000 });
+    path().start({ name, dir: 'incoming' });
+    expect(reports[0]!.code).toBe(Code.Rescheduled);
+    const id = parseTaskName(name)!.id;
+    const first = JSON.parse(readFileSync(join(layout.state, `${id}.json`), 'utf8')) as { history: unknown[]; error: { stack: string } };
+    expect(first.history).toEqual([{ attempt: 1, at: now, owner: 'host-1-abcdef', error: { name: 'Error', message: 'boom' }, retryAt: expect.any(Number) }]);
+    expect(first.error.stack).toContain('boom');
+    expect(readdirSync(layout.results)).toEqual([]);
+    path().start({ name: reports[0]!.next!, dir: 'pending' });
+    expect(reports[1]!.code).toBe(Code.Dead);
+    const last = JSON.parse(readFileSync(join(layout.state, `${id}.json`), 'utf8')) as { history: Array<{ attempt: number }> };
+    expect(last.history.map((h) => h.attempt)).toEqual([1, 2]);
+    expect(resultOf(name)).toEqual(expect.objectContaining({ ending: 'dead', attempts: 2, error: expect.objectContaining({ name: 'Error', message: 'boom' }) }));
+  });
+
+  it('a result that cannot be written is logged, and the task is settled all the same', async () => {
+    const name = await enqueue(returns, { keepResult: 60_000 });
+    const check = (...subs: string[]) => {
+      if (subs.includes('results')) throw new Error('results/ was replaced');
+    };
+    path({}, { check }).start({ name, dir: 'incoming' });
+    expect(reports[0]!.code).toBe(Code.Processed);
+    expect(readdirSync(claimDir)).toEqual([]);
+    expect(lines).toContainEqual(expect.objectContaining({ level: 'error', msg: expect.stringContaining('cannot write the result of a task'), err: 'results/ was replaced' }));
   });
 });
