@@ -311,6 +311,8 @@ export interface FailureRecord {
   error: { name?: string; message: string; stack?: string };
   /** Each failed attempt, oldest first, the last FAILURE_HISTORY_MAX kept (spool/failure-record.ts). */
   history?: AttemptFailure[];
+  /** A task that failed for good (failed(reason), PermanentError, noRetryOn): why. */
+  reason?: string;
 }
 
 /** One failed attempt in state/<id>.json's history: its error without the stack (the record's `error` has the last one's). */

@@ -395,7 +395,6 @@ export class TaskPath {
               this.site.log.info('task skipped', { task: task.name, id: task.id, attempt: task.attempts, durationMs, reason: outcome.reason ?? 'no reason given' });
               this.tell(run, { ...base, code: Code.Skipped }, () => ({ outcome: 'skipped', durationMs: durationMs ?? 0, ...(outcome.reason !== undefined && { reason: outcome.reason }) }));
             } else {
-              // TODO(results): record the ending 'cancelled' in the result store here.
               this.site.log.info('task cancelled', { task: task.name, id: task.id, attempt: task.attempts, durationMs });
               this.tell(run, { ...base, code: Code.Cancelled }, () => ({ outcome: 'cancelled', durationMs: durationMs ?? 0 }));
             }
