@@ -129,9 +129,14 @@ export class IncomingDiscovery {
     return this.lastListingMs;
   }
 
-  /** The start-up load counted `future` names of incoming/ not due within a scan interval (futureSeen). */
-  backlogCounted(future: number): void {
+  /**
+   * The start-up load listed incoming/ and pending/ (its slices costing `ms`)
+   * and counted `future` names of incoming/ not due within a scan interval
+   * (futureSeen): the listing pace spaces its first listing by that cost.
+   */
+  backlogCounted(future: number, ms?: number): void {
     this.futureSeen = future;
+    if (ms !== undefined) this.lastListingMs = ms;
   }
 
   /** Start-up, once the backlog is queued: watch incoming/, or list it while it holds more than WATCH_MAX_BACKLOG entries. */

@@ -35,8 +35,9 @@
  * the cut-off back to the last name kept. When the due tasks held fall below a
  * quarter of the window, or the future tasks held reach the future cut-off,
  * the queue asks for a refill once (`wantsRefill`); the caller streams both
- * directories through refill(), which keeps the best names it has room for
- * (best-of.ts: O(room) memory whatever the listing) and sets the cut-offs anew.
+ * directories through a WindowRefill (refill.ts: beginRefill(), then its
+ * offer() a slice at a time, then endRefill()), which keeps the best names it
+ * has room for and sets the cut-offs anew; refill() does all three at once.
  *
  * The price: a refill lists the directories (~0.4 s per million names), about
  * once per 3/4 of a window of tasks run, ~0.3 µs per name listed, so a few
@@ -50,9 +51,10 @@
  * its fixed place in the name. A forgotten task is dropped from `known` and
  * skipped when it surfaces from a heap (lazy deletion).
  */
-import { DUE_END, DUE_START, dueOfTaskName, roughDue } from '../../spool/name.js';
-import { BestOf } from './best-of.js';
+import { dueOfTaskName, roughDue } from '../../spool/name.js';
 import { Heap } from './heap.js';
+import { betterPriority, byDue, byName, byPriorityThenLast, dueBefore, dueOf } from './name-order.js';
+import { WindowRefill, type ListedCounts } from './refill.js';
 
 /** Where a pending task's file is: producers drop into incoming/, the daemon moves to pending/. */
 export type PendingDir = 'incoming' | 'pending';
@@ -89,31 +91,6 @@ export interface QueueOptions {
 const IN_PENDING = 1;
 const IS_DUE = 2;
 
-const byName = (a: string, b: string): boolean => a < b;
-/** The best priority first (the first two characters), then the far end of the execution order. */
-function byPriorityThenLast(a: string, b: string): boolean {
-  const p = a.charCodeAt(0) - b.charCodeAt(0) || a.charCodeAt(1) - b.charCodeAt(1);
-  return p !== 0 ? p < 0 : a > b;
-}
-/** Whether `a` has a strictly better (lower) priority than `b`. */
-const betterPriority = (a: string, b: string): boolean => a.charCodeAt(0) - b.charCodeAt(0) < 0 || (a.charCodeAt(0) === b.charCodeAt(0) && a.charCodeAt(1) < b.charCodeAt(1));
-/** Due time first (compared digit by digit: fixed width, no allocation), then the whole name. */
-function byDue(a: string, b: string): boolean {
-  for (let i = DUE_START; i < DUE_END; i++) {
-    const d = a.charCodeAt(i) - b.charCodeAt(i);
-    if (d !== 0) return d < 0;
-  }
-  return a < b;
-}
-/** Whether a falls due strictly before b. */
-function dueBefore(a: string, b: string): boolean {
-  for (let i = DUE_START; i < DUE_END; i++) {
-    const d = a.charCodeAt(i) - b.charCodeAt(i);
-    if (d !== 0) return d < 0;
-  }
-  return false;
-}
-const dueOf = (fileName: string): number => Number(fileName.slice(DUE_START, DUE_END));
 /** setTimeout's limit; a later wake-up is simply re-armed. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
@@ -138,6 +115,11 @@ export class TaskQueue {
   /** Future names after this one (byDue) may be on disk and not held; undefined: none is. */
   private futureCutoff: string | undefined;
   private refillAsked = false;
+  /** The refill under way (refill.ts), if any. */
+  private open: WindowRefill | undefined;
+  /** What the last refill's listings counted (the whole backlog), and what was taken since: the census's estimate. */
+  private listed: ListedCounts | undefined;
+  private takenSince = { incoming: 0, pending: 0, due: 0 };
   private timer: NodeJS.Timeout | undefined;
   private timerDue = Infinity;
   /** The most names held (the window). */
@@ -169,6 +151,31 @@ export class TaskQueue {
   /** How many held tasks have their file in incoming/. */
   get incomingCount(): number {
     return this.inIncoming;
+  }
+
+  /**
+   * How many tasks wait in `dir`, due or not, held or not: the names held
+   * while the whole backlog is; else an estimate, the last refill's (or
+   * incoming/ listing's) count less the tasks taken since, never below what
+   * is held. Arrivals left on disk since that listing are not counted.
+   */
+  backlogIn(dir: PendingDir): number {
+    const held = dir === 'incoming' ? this.inIncoming : this.known.size - this.inIncoming;
+    if (this.complete || this.listed === undefined) return held;
+    return Math.max(held, this.listed[dir] - this.takenSince[dir]);
+  }
+
+  /** Of backlogIn() of both directories, how many are due: readyCount, or an estimate as there. */
+  get dueBacklog(): number {
+    if (this.complete || this.listed === undefined) return this.readyCount;
+    return Math.max(this.readyCount, this.listed.due - this.takenSince.due);
+  }
+
+  /** A listing of incoming/ alone counted `entries` task files there: the estimate's new base for it. */
+  noteListing(dir: PendingDir, entries: number): void {
+    if (this.listed === undefined) return;
+    this.listed[dir] = entries;
+    this.takenSince[dir] = 0;
   }
 
   /** Whether every pending task on disk is held (no cut-off): false while some wait on disk for a refill. */
@@ -222,58 +229,62 @@ export class TaskQueue {
   }
 
   /**
-   * Fills the window from listings of the directories (start-up, and whenever
-   * `wantsRefill` was called): keeps the best names not held that it has room
-   * for, and sets the cut-offs where it stopped. Each listing is iterated once
-   * and may be a stream (never held whole). Names beginning with "." and names
-   * `skip` refuses are passed over; returns the other names that are not task
-   * names, with their directory, for the caller to deal with.
+   * Fills the window from listings of the directories, all at once (start-up
+   * in tests, and callers that need no slices): beginRefill(), every listing
+   * offered whole, endRefill(). Each listing is iterated once and may be a
+   * stream (never held whole). Returns the names that are not task names.
    */
   refill(listings: ReadonlyArray<readonly [names: Iterable<string>, dir: PendingDir]>, now: number, skip?: (fileName: string) => boolean): Array<[fileName: string, dir: PendingDir]> {
+    const refill = this.beginRefill(now, skip);
+    for (const [names, dir] of listings) refill.offer(names[Symbol.iterator](), dir);
+    return this.endRefill(refill, now);
+  }
+
+  /**
+   * Opens a refill (refill.ts): the caller offers it the listings, in slices
+   * if it likes, then calls endRefill(). Meanwhile the queue works as before.
+   * `skip` refuses names this process holds or holds back; names beginning
+   * with "." are passed over. One refill at a time.
+   */
+  beginRefill(now: number, skip?: (fileName: string) => boolean): WindowRefill {
+    if (this.open !== undefined) throw new Error('a refill of the queue is already open (a bug in spoolerd: please report it)');
     this.refillAsked = false;
     const target = (this.window * 3) >> 2;
     const futureHeld = this.known.size - this.dueHeld;
     // Due tasks may fill the window up to `target` on their own; future ones get at least a quarter of it.
     // What does not fit once both are in is trimmed by shrink(), the due tasks kept first.
     const dueRoom = Math.max(1, target - this.dueHeld);
-    const futureRoom = Math.max(1, target >> 2, target - this.known.size);
-    const rejected: Array<[string, PendingDir]> = [];
-    const due: Array<[string, PendingDir]> = [];
-    const future: Array<[string, PendingDir]> = [];
-    let dueLeftOut = 0;
-    let futureLeftOut = 0;
-    for (const [names, dir] of listings) {
-      const dueBest = new BestOf<string>(dueRoom, byName);
-      const futureBest = new BestOf<string>(futureRoom, byDue);
-      for (const fileName of names) {
-        if (fileName.charCodeAt(0) === 46 /* "." */) continue;
-        const at = roughDue(fileName);
-        if (at !== at /* NaN */) {
-          if (!this.known.has(fileName) && skip?.(fileName) !== true) rejected.push([fileName, dir]);
-          continue;
-        }
-        const best = at <= now ? dueBest : futureBest;
-        // Most names of a deep backlog go no further than this one comparison.
-        if (!best.wouldKeep(fileName)) best.passOver();
-        else if (!this.known.has(fileName) && skip?.(fileName) !== true) best.offer(fileName);
-      }
-      dueLeftOut += dueBest.leftOut;
-      futureLeftOut += futureBest.leftOut;
-      for (const n of dueBest.takeSorted()) due.push([n, dir]);
-      for (const n of futureBest.takeSorted()) future.push([n, dir]);
-    }
-    // Each directory's best, merged: the best of all within each room.
-    if (listings.length > 1) {
-      due.sort((a, b) => (a[0] < b[0] ? -1 : 1));
-      future.sort((a, b) => (byDue(a[0], b[0]) ? -1 : 1));
-    }
-    const takeDue = Math.min(due.length, dueRoom);
-    const takeFuture = Math.min(future.length, futureRoom);
-    dueLeftOut += due.length - takeDue;
-    futureLeftOut += future.length - takeFuture;
-    for (let i = 0; i < takeDue; i++) {
-      const [n, dir] = due[i]!;
-      if (this.known.has(n)) continue; // listed twice (moved between directories while listed)
+    const futureRoom = Math.max(1, target >> 2, target - this.dueHeld - futureHeld);
+    this.open = new WindowRefill(dueRoom, futureRoom, now, (n) => this.known.has(n), skip, (n, dir) => !this.beyondWindow(n, now) && this.add(n, dir, now));
+    return this.open;
+  }
+
+  /** Closes an open refill whose listing failed: nothing of it is held, the cut-offs stay as they were. */
+  abandonRefill(refill: WindowRefill): void {
+    if (refill === this.open) this.open = undefined;
+  }
+
+  /**
+   * Commits an open refill: holds the best names it found that it has room
+   * for and sets the cut-offs where it stopped. Returns the names that are not
+   * task names, with their directory, for the caller to deal with.
+   */
+  endRefill(refill: WindowRefill, now: number): Array<[fileName: string, dir: PendingDir]> {
+    if (refill !== this.open) throw new Error('not the refill of the queue that is open (a bug in spoolerd: please report it)');
+    this.open = undefined;
+    const { due, future, dueLeftOut, futureLeftOut } = refill.result();
+    const rejected = refill.rejected;
+    // Every name not held after this comes after the last one kept of its kind (the listings offered them all), or
+    // after a cut-off a shrink set meanwhile (the names it dropped were held when listed, so were not offered).
+    let dueCut = dueLeftOut > 0 ? (due[due.length - 1]?.[0] ?? '') : undefined;
+    if (refill.dueShrunk !== undefined && (dueCut === undefined || refill.dueShrunk < dueCut)) dueCut = refill.dueShrunk;
+    let futureCut = futureLeftOut > 0 ? (future[future.length - 1]?.[0] ?? '') : undefined;
+    if (refill.futureShrunk !== undefined && (futureCut === undefined || byDue(refill.futureShrunk, futureCut))) futureCut = refill.futureShrunk;
+    // Nothing after a cut-off is held: take() would give it before a better task left on disk.
+    for (const [n, dir] of due) {
+      if (dueCut !== undefined && n > dueCut) break;
+      // Held already (an arrival meanwhile, or listed twice: moved between directories while listed), or given out.
+      if (this.known.has(n) || refill.taken.has(n)) continue;
       if (dueOfTaskName(n) === undefined) {
         rejected.push([n, dir]);
         continue;
@@ -281,9 +292,9 @@ export class TaskQueue {
       this.remember(n, dir, IS_DUE);
       this.pushDue(n);
     }
-    for (let i = 0; i < takeFuture; i++) {
-      const [n, dir] = future[i]!;
-      if (this.known.has(n)) continue;
+    for (const [n, dir] of future) {
+      if (futureCut !== undefined && byDue(futureCut, n)) break;
+      if (this.known.has(n) || refill.taken.has(n)) continue;
       if (dueOfTaskName(n) === undefined) {
         rejected.push([n, dir]);
         continue;
@@ -291,12 +302,32 @@ export class TaskQueue {
       this.remember(n, dir, 0);
       this.future.push(n);
     }
-    // Every name not held now comes after the last one taken of its kind: the listings offered them all.
-    this.dueCutoff = dueLeftOut > 0 ? (due[takeDue - 1]?.[0] ?? '') : undefined;
-    this.futureCutoff = futureLeftOut > 0 ? (future[takeFuture - 1]?.[0] ?? '') : undefined;
+    // Names hold() held at once, in the listing's order, may come after the new cut-offs: back on disk with them.
+    if (refill.heldAtOnce > 0) this.forgetBeyond(dueCut, futureCut);
+    this.dueCutoff = dueCut;
+    this.futureCutoff = futureCut;
+    // Asks made while the listings ran are answered by this commit; a window still low asks again.
+    this.refillAsked = false;
+    this.listed = refill.listed;
+    this.takenSince = { incoming: 0, pending: 0, due: 0 };
     if (this.known.size > this.window) this.shrink(now);
     this.arm(now);
     return rejected;
+  }
+
+  /** Forgets the held names after the cut-offs (their files stay on disk, found by a later refill): O(window). */
+  private forgetBeyond(dueCut: string | undefined, futureCut: string | undefined): void {
+    if (dueCut === undefined && futureCut === undefined) return;
+    const beyond: string[] = [];
+    for (const [name, entry] of this.known) {
+      if ((entry & IS_DUE) !== 0 ? dueCut !== undefined && name > dueCut : futureCut !== undefined && byDue(futureCut, name)) beyond.push(name);
+    }
+    for (const name of beyond) this.forget(name);
+  }
+
+  /** Whether a refill is open (begun, not yet committed). */
+  get refilling(): boolean {
+    return this.open !== undefined;
   }
 
   /**
@@ -339,8 +370,12 @@ export class TaskQueue {
       const entry = this.known.get(fileName);
       if (entry === undefined) continue; // forgotten
       this.forget(fileName);
+      this.open?.taken.add(fileName);
+      const dir = (entry & IN_PENDING) !== 0 ? 'pending' : 'incoming';
+      this.takenSince[dir]++;
+      this.takenSince.due++;
       if (this.dueCutoff !== undefined && this.dueHeld < this.window >> 2) this.askRefill();
-      return { fileName, dir: (entry & IN_PENDING) !== 0 ? 'pending' : 'incoming' };
+      return { fileName, dir };
     }
   }
 
@@ -480,6 +515,7 @@ export class TaskQueue {
       const last = due[keepDue - 1] ?? '';
       // Names before the old cut-off that were never held must stay before the new one.
       if (this.dueCutoff === undefined || last < this.dueCutoff) this.dueCutoff = last;
+      if (this.open !== undefined && (this.open.dueShrunk === undefined || last < this.open.dueShrunk)) this.open.dueShrunk = last;
       this.setDue(due);
     }
     if (future.length > keepFuture) {
@@ -488,6 +524,7 @@ export class TaskQueue {
       future.length = keepFuture;
       const last = future[keepFuture - 1] ?? '';
       if (this.futureCutoff === undefined || byDue(last, this.futureCutoff)) this.futureCutoff = last;
+      if (this.open !== undefined && (this.open.futureShrunk === undefined || byDue(last, this.open.futureShrunk))) this.open.futureShrunk = last;
       this.future = new Heap(byDue, future);
       this.arm(now);
     }
