@@ -152,6 +152,34 @@ describe('a refill spread over slices', () => {
   });
 });
 
+describe("the backlog count beyond the window (the census's estimate)", () => {
+  it('counts the whole backlog from the last listing less what was taken since, and exactly once it all fits', () => {
+    const due = Array.from({ length: 900 }, () => name(50));
+    const later = Array.from({ length: 100 }, () => name(50, NOW + 60_000));
+    const disk = new Set([...due, ...later]);
+    const queue = new TaskQueue(() => undefined, () => NOW, { window: 64 });
+    queue.refill([[listing(disk), 'pending']], NOW);
+    expect(queue.size).toBeLessThanOrEqual(64);
+    expect(queue.backlogIn('pending')).toBe(1000);
+    expect(queue.backlogIn('incoming')).toBe(0);
+    expect(queue.dueBacklog).toBe(900);
+    for (let i = 0; i < 10; i++) disk.delete(queue.take(NOW)!.fileName);
+    expect(queue.backlogIn('pending')).toBe(990);
+    expect(queue.dueBacklog).toBe(890);
+    // A listing of incoming/ alone sets its base.
+    queue.noteListing('incoming', 40);
+    expect(queue.backlogIn('incoming')).toBe(40);
+    // A backlog that fits is counted exactly, from what is held.
+    const small = new TaskQueue(() => undefined, () => NOW, { window: 64 });
+    small.refill([[due.slice(0, 20), 'incoming']], NOW);
+    expect(small.complete).toBe(true);
+    expect(small.backlogIn('incoming')).toBe(20);
+    small.take(NOW);
+    expect(small.backlogIn('incoming')).toBe(19);
+    queue.close();
+  });
+});
+
 describe('refillInSlices (discovery)', () => {
   it('holds names at once while the window is low, yields between slices, and commits once every listing ended', async () => {
     const names = Array.from({ length: 20_000 }, () => name(50));

@@ -60,6 +60,11 @@ export class QueueFeed {
     this.queue.forgetAbsent('incoming', listing);
   }
 
+  /** A listing of incoming/ counted `entries` files: the base of the queue's estimate of its backlog. */
+  incomingListed(entries: number): void {
+    this.queue.noteListing('incoming', entries);
+  }
+
   /** The queued names whose file is in `dir`. */
   inDir(dir: PendingDir): IterableIterator<string> {
     return this.queue.inDir(dir);

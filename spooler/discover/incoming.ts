@@ -303,6 +303,8 @@ export class IncomingDiscovery {
     // Beside other daemons: what they claimed since the last listing is gone from it; a claim of it would be lost.
     if (kept !== undefined && count <= PRUNE_MAX_NAMES) feed.forgetAbsentFromIncoming(new Set(kept));
     this.lastListingAdded = feed.size - known;
+    // The census's estimate of the backlog beyond the window (order/task-queue.ts backlogIn()).
+    feed.incomingListed(count);
     this.futureSeen = future;
     // Listing included: on a crowded incoming/ it is most of the cost.
     this.lastListingMs = Date.now() - started;
