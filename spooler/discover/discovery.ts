@@ -170,6 +170,7 @@ export class Discovery {
       this.refillState = 'idle';
     }
     if (done === undefined) return undefined;
+    this.askedMeanwhile();
     for (const [n, dir] of done.rejected) this.incoming.arrivals.considerBadName(n, dir, undefined);
     this.host.unmatched()?.checkAll(this.feed.inDir('pending'));
     this.host.unmatched()?.checkAll(this.feed.inDir('incoming'));
@@ -214,6 +215,15 @@ export class Discovery {
     setImmediate(() => this.refill());
   }
 
+  /**
+   * The queue asked for a refill after the last one committed but before this
+   * state machine was back in `idle` (claims run between the commit and the
+   * promise's continuation), and that ask was a no-op: ask now.
+   */
+  private askedMeanwhile(): void {
+    if (this.host.queue.refillWanted) this.refillSoon();
+  }
+
   private refill(): void {
     assertState('queue refill', this.refillState, ['soon'], 'listing');
     if (this.incoming.current === 'stopped') return void (this.refillState = 'idle');
@@ -231,6 +241,7 @@ export class Discovery {
         assertState('queue refill', this.refillState, ['listing'], 'idle');
         this.refillState = 'idle';
         if (done === undefined) return;
+        this.askedMeanwhile();
         for (const [n, dir] of done.rejected) this.incoming.arrivals.considerBadName(n, dir, undefined);
         log.debug('queue refilled from the listings', { ms: Date.now() - started, held: this.feed.size, due: this.feed.readyCount });
         this.feed.wake();

@@ -9,7 +9,7 @@ import type { PendingDir, TaskQueue } from '../order/task-queue.js';
 /** What discovery needs of the queue; TaskQueue has it, tests give a fake. */
 export type QueueForDiscovery = Pick<
   TaskQueue,
-  'refill' | 'beginRefill' | 'endRefill' | 'abandonRefill' | 'noteListing' | 'add' | 'has' | 'beyondWindow' | 'setDir' | 'forgetAbsent' | 'inDir' | 'setShare' | 'close' | 'size' | 'readyCount' | 'incomingCount'
+  'refill' | 'refillWanted' | 'beginRefill' | 'endRefill' | 'abandonRefill' | 'noteListing' | 'add' | 'has' | 'beyondWindow' | 'setDir' | 'forgetAbsent' | 'inDir' | 'setShare' | 'close' | 'size' | 'readyCount' | 'incomingCount'
 >;
 
 export class QueueFeed {

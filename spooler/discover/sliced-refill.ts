@@ -7,7 +7,7 @@
  * tasks queued).
  *
  * When the window holds fewer than LOW_WATER due tasks at the start of a
- * slice, the next HOLD_CHUNK due names of the listing are held at once, in
+ * slice after the first, the next HOLD_CHUNK due names of the listing are held at once, in
  * the listing's order (WindowRefill.hold()): the daemon claims from them while
  * the rest is offered. That is the order's one concession: while a listing is
  * under way, a task may run before a better one the listing has not reached
@@ -61,6 +61,7 @@ export function refillInSlices(host: SlicedRefillHost, listings: Array<[names: I
   return new Promise((resolve, reject) => {
     let i = 0;
     let busyMs = 0;
+    let slices = 0;
     const step = () => {
       const sliceStart = performance.now();
       try {
@@ -70,18 +71,18 @@ export function refillInSlices(host: SlicedRefillHost, listings: Array<[names: I
           return resolve(undefined);
         }
         const until = performance.now() + SLICE_MS;
+        const heldBefore = refill.heldAtOnce;
         while (i < listings.length && performance.now() < until) {
           const [names, dir] = listings[i]!;
-          if (queue.readyCount < LOW_WATER) {
-            const ended = refill.hold(names, dir, HOLD_CHUNK, until);
-            host.wake();
-            if (ended) {
-              i++;
-              continue;
-            }
+          // Not in the first slice: a listing that ends within it (a backlog of some ten thousand tasks) keeps the order exactly.
+          if (slices > 0 && queue.readyCount < LOW_WATER && refill.hold(names, dir, HOLD_CHUNK, until)) {
+            i++;
+            continue;
           }
           if (refill.offer(names, dir, until)) i++;
         }
+        slices++;
+        if (refill.heldAtOnce > heldBefore) host.wake();
         if (i < listings.length) {
           busyMs += performance.now() - sliceStart;
           return void setImmediate(step);

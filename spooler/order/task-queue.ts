@@ -325,6 +325,11 @@ export class TaskQueue {
     for (const name of beyond) this.forget(name);
   }
 
+  /** Whether the queue asked for a refill since the last one began and none has begun since. */
+  get refillWanted(): boolean {
+    return this.refillAsked;
+  }
+
   /** Whether a refill is open (begun, not yet committed). */
   get refilling(): boolean {
     return this.open !== undefined;
