@@ -9,6 +9,7 @@ import { lstatSync, statSync } from 'node:fs';
 import { roughDue } from '../../spool/name.js';
 import { eachName } from '../../spool/read-names.js';
 import { Arrivals, type ArrivalsFs, type ArrivalsHost } from './arrivals.js';
+import { Departures } from './departures.js';
 import { ListingPace } from './listing-pace.js';
 import { assertIncomingTransition, type IncomingMode } from './mode.js';
 import { FutureMover } from './mover.js';
@@ -165,6 +166,7 @@ export class IncomingDiscovery {
     assertIncomingTransition(this.mode, 'arming');
     const from = this.mode;
     this.mode = 'arming';
+    this.departuresRecorded(true);
     if (from === 'listing') this.pace.stop();
     if (from === 'watching') {
       const watcher = this.watcher!;
@@ -190,6 +192,7 @@ export class IncomingDiscovery {
     assertIncomingTransition(this.mode, 'listing');
     const from = this.mode;
     this.mode = 'listing';
+    this.departuresRecorded(false);
     if (from === 'watching') {
       const watcher = this.watcher!;
       this.watcher = undefined;
@@ -209,9 +212,18 @@ export class IncomingDiscovery {
     assertIncomingTransition(this.mode, 'stopped');
     if (this.mode === 'listing') this.pace.stop();
     this.mode = 'stopped';
+    this.departuresRecorded(false);
     const watcher = this.watcher;
     this.watcher = undefined;
     return watcher?.close() ?? Promise.resolve();
+  }
+
+  /** Departures are recorded only while a watch may report them (departures.ts). */
+  private departuresRecorded(watched: boolean): void {
+    const departed = this.arrivals.departed;
+    if (!(departed instanceof Departures)) return;
+    if (watched) departed.record();
+    else departed.ignore();
   }
 
   private sayCrowded(): void {
