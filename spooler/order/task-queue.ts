@@ -10,12 +10,10 @@
  * Picking the next task is O(log n) however large the backlog, and nothing runs
  * while every task is in the future.
  *
- * When several daemons serve the spool, the due tasks of this daemon's claim
- * share (claim-shares.ts) sit in `ready` and the others' in `others`, and
- * take() gives its own first: others' only when it has none left, or when
- * one of theirs has a better priority. Others' tasks are taken from the far
- * end of their order (the latest of the best priority), where the daemons
- * whose share they are come last.
+ * When several daemons serve the spool, the due tasks are split by claim
+ * share (due-tasks.ts, claim-shares.ts) and take() gives this daemon's own
+ * first. How many tasks wait beyond the window is estimated from the
+ * listings (backlog-estimate.ts), for the census.
  *
  * The window, and its memory trade-off. A queued name costs ~0.2 KB here (the
  * string, its map entry, its heap slot) and ~0.7 KB of RSS all told: holding
@@ -53,8 +51,10 @@
  */
 import { dueOfTaskName, roughDue } from '../../spool/name.js';
 import { Heap } from './heap.js';
-import { betterPriority, byDue, byName, byPriorityThenLast, dueBefore, dueOf } from './name-order.js';
-import { WindowRefill, type ListedCounts } from './refill.js';
+import { DueTasks } from './due-tasks.js';
+import { byDue, dueBefore, dueOf } from './name-order.js';
+import { BacklogEstimate } from './backlog-estimate.js';
+import { WindowRefill } from './refill.js';
 
 /** Where a pending task's file is: producers drop into incoming/, the daemon moves to pending/. */
 export type PendingDir = 'incoming' | 'pending';
@@ -95,12 +95,9 @@ const IS_DUE = 2;
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
 export class TaskQueue {
-  private ready = new Heap<string>(byName);
-  /** Due tasks of other daemons' claim shares (empty while the spool is not shared). */
-  private others = new Heap<string>(byPriorityThenLast);
+  /** The due tasks held, by claim share (due-tasks.ts). */
+  private readonly due = new DueTasks((n) => this.known.has(n));
   private future = new Heap<string>(byDue);
-  /** Whether a due task is in this daemon's claim share; undefined: every task is (claim-shares.ts). */
-  private mine: ((fileName: string) => boolean) | undefined;
   /**
    * Every held name, with where its file is (IN_PENDING) and whether it is due
    * (IS_DUE), so that the same file found twice (watch + scan) is queued once.
@@ -108,7 +105,7 @@ export class TaskQueue {
   private readonly known = new Map<string, number>();
   /** How many of `known` are in incoming/ (the daemon stops watching a crowded incoming/). */
   private inIncoming = 0;
-  /** How many of `known` are due (in `ready` or `others`). */
+  /** How many of `known` are due (in `due`). */
   private dueHeld = 0;
   /** Due names after this one (in name order) may be on disk and not held; undefined: none is. */
   private dueCutoff: string | undefined;
@@ -118,8 +115,7 @@ export class TaskQueue {
   /** The refill under way (refill.ts), if any. */
   private open: WindowRefill | undefined;
   /** What the last refill's listings counted (the whole backlog), and what was taken since: the census's estimate. */
-  private listed: ListedCounts | undefined;
-  private takenSince = { incoming: 0, pending: 0, due: 0 };
+  private readonly estimate = new BacklogEstimate();
   private timer: NodeJS.Timeout | undefined;
   private timerDue = Infinity;
   /** The most names held (the window). */
@@ -145,7 +141,7 @@ export class TaskQueue {
   }
 
   get readyCount(): number {
-    return this.ready.size + this.others.size;
+    return this.due.size;
   }
 
   /** How many held tasks have their file in incoming/. */
@@ -161,21 +157,17 @@ export class TaskQueue {
    */
   backlogIn(dir: PendingDir): number {
     const held = dir === 'incoming' ? this.inIncoming : this.known.size - this.inIncoming;
-    if (this.complete || this.listed === undefined) return held;
-    return Math.max(held, this.listed[dir] - this.takenSince[dir]);
+    return this.complete ? held : this.estimate.inDir(dir, held);
   }
 
   /** Of backlogIn() of both directories, how many are due: readyCount, or an estimate as there. */
   get dueBacklog(): number {
-    if (this.complete || this.listed === undefined) return this.readyCount;
-    return Math.max(this.readyCount, this.listed.due - this.takenSince.due);
+    return this.complete ? this.readyCount : this.estimate.due(this.readyCount);
   }
 
   /** A listing of incoming/ alone counted `entries` task files there: the estimate's new base for it. */
   noteListing(dir: PendingDir, entries: number): void {
-    if (this.listed === undefined) return;
-    this.listed[dir] = entries;
-    this.takenSince[dir] = 0;
+    this.estimate.listedOne(dir, entries);
   }
 
   /** Whether every pending task on disk is held (no cut-off): false while some wait on disk for a refill. */
@@ -217,7 +209,7 @@ export class TaskQueue {
     if (due <= now) {
       if (this.dueCutoff !== undefined && fileName > this.dueCutoff) return false;
       this.remember(fileName, dir, IS_DUE);
-      this.pushDue(fileName);
+      this.due.push(fileName);
     } else {
       if (this.futureCutoff !== undefined && byDue(this.futureCutoff, fileName)) return false;
       this.remember(fileName, dir, 0);
@@ -290,7 +282,7 @@ export class TaskQueue {
         continue;
       }
       this.remember(n, dir, IS_DUE);
-      this.pushDue(n);
+      this.due.push(n);
     }
     for (const [n, dir] of future) {
       if (futureCut !== undefined && byDue(futureCut, n)) break;
@@ -308,8 +300,7 @@ export class TaskQueue {
     this.futureCutoff = futureCut;
     // Asks made while the listings ran are answered by this commit; a window still low asks again.
     this.refillAsked = false;
-    this.listed = refill.listed;
-    this.takenSince = { incoming: 0, pending: 0, due: 0 };
+    this.estimate.listedAll(refill.listed);
     if (this.known.size > this.window) this.shrink(now);
     this.arm(now);
     return rejected;
@@ -341,11 +332,7 @@ export class TaskQueue {
    * daemons serving the spool change.
    */
   setShare(mine: ((fileName: string) => boolean) | undefined): void {
-    const due: string[] = [];
-    for (let name = this.ready.pop(); name !== undefined; name = this.ready.pop()) if (this.known.has(name)) due.push(name);
-    for (let name = this.others.pop(); name !== undefined; name = this.others.pop()) if (this.known.has(name)) due.push(name);
-    this.mine = mine;
-    this.setDue(due);
+    this.due.setShare(mine);
   }
 
   /**
@@ -370,15 +357,14 @@ export class TaskQueue {
   take(now: number): QueuedTask | undefined {
     this.promote(now);
     for (;;) {
-      const fileName = this.others.size > 0 && this.othersFirst() ? this.others.pop() : this.ready.pop();
+      const fileName = this.due.pop();
       if (fileName === undefined) return this.lowOnDue();
       const entry = this.known.get(fileName);
       if (entry === undefined) continue; // forgotten
       this.forget(fileName);
       this.open?.taken.add(fileName);
       const dir = (entry & IN_PENDING) !== 0 ? 'pending' : 'incoming';
-      this.takenSince[dir]++;
-      this.takenSince.due++;
+      this.estimate.taken(dir);
       if (this.dueCutoff !== undefined && this.dueHeld < this.window >> 2) this.askRefill();
       return { fileName, dir };
     }
@@ -396,9 +382,7 @@ export class TaskQueue {
    * but still in the heap (lazy deletion) may be counted.
    */
   oldestDueAt(now: number): number | undefined {
-    let oldest: string | undefined;
-    for (const name of this.ready.unordered) if (oldest === undefined || dueBefore(name, oldest)) oldest = name;
-    for (const name of this.others.unordered) if (oldest === undefined || dueBefore(name, oldest)) oldest = name;
+    let oldest = this.due.earliestDue();
     const future = this.future.peek();
     if (future !== undefined && dueOf(future) <= now && (oldest === undefined || dueBefore(future, oldest))) oldest = future;
     return oldest === undefined ? undefined : dueOf(oldest);
@@ -406,7 +390,7 @@ export class TaskQueue {
 
   /** The due time of the next due task to take (the first in execution order), O(1); undefined when none is due. */
   get nextReadyDue(): number | undefined {
-    const next = this.ready.peek();
+    const next = this.due.peekOwn();
     return next === undefined ? undefined : dueOf(next);
   }
 
@@ -418,47 +402,7 @@ export class TaskQueue {
   /** Whether a due task of this daemon's own claim share is queued (every due task is, while the spool is not shared). */
   hasOwnDue(now: number): boolean {
     this.promote(now);
-    return this.peekLive(this.ready) !== undefined;
-  }
-
-  /** Whether take() should give another share's task next: none of ours is left, or theirs has a better priority. */
-  private othersFirst(): boolean {
-    const own = this.peekLive(this.ready);
-    if (own === undefined) return true;
-    const other = this.peekLive(this.others);
-    return other !== undefined && betterPriority(other, own);
-  }
-
-  /** The top of `heap` after dropping forgotten names from it. */
-  private peekLive(heap: Heap<string>): string | undefined {
-    let top = heap.peek();
-    while (top !== undefined && !this.known.has(top)) {
-      heap.pop();
-      top = heap.peek();
-    }
-    return top;
-  }
-
-  private pushDue(fileName: string): void {
-    if (this.mine === undefined || this.mine(fileName)) this.ready.push(fileName);
-    else this.others.push(fileName);
-  }
-
-  private setDue(due: string[]): void {
-    if (this.mine === undefined) {
-      this.ready = new Heap(byName, due);
-      this.others = new Heap(byPriorityThenLast);
-      return;
-    }
-    const mine = this.mine;
-    this.ready = new Heap(
-      byName,
-      due.filter((n) => mine(n)),
-    );
-    this.others = new Heap(
-      byPriorityThenLast,
-      due.filter((n) => !mine(n)),
-    );
+    return this.due.hasOwn();
   }
 
   /** The held names whose file is in `dir` (a live view: entries may change or go as it is walked). */
@@ -521,7 +465,7 @@ export class TaskQueue {
       // Names before the old cut-off that were never held must stay before the new one.
       if (this.dueCutoff === undefined || last < this.dueCutoff) this.dueCutoff = last;
       if (this.open !== undefined && (this.open.dueShrunk === undefined || last < this.open.dueShrunk)) this.open.dueShrunk = last;
-      this.setDue(due);
+      this.due.set(due);
     }
     if (future.length > keepFuture) {
       future.sort((a, b) => (byDue(a, b) ? -1 : 1));
@@ -556,7 +500,7 @@ export class TaskQueue {
       if (entry === undefined) continue;
       this.known.set(next, entry | IS_DUE);
       this.dueHeld++;
-      this.pushDue(next);
+      this.due.push(next);
     }
     // Future tasks left on disk start at the cut-off: reached it (or every held one before it is due), ask for them.
     if (this.futureCutoff !== undefined && (this.futureCutoff === '' || dueOf(this.futureCutoff) <= now)) this.askRefill();
