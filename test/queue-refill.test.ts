@@ -200,9 +200,10 @@ describe('refillInSlices (discovery)', () => {
 
   it('abandons the refill when discovery stops, and when a listing throws (rejecting), leaving the queue usable', async () => {
     const queue = new TaskQueue(() => undefined, () => NOW, { window: 64 });
-    let stopped = false;
-    const names = Array.from({ length: 5000 }, () => name(50));
-    const running = refillInSlices({ queue, wake: () => (stopped = true), stopped: () => stopped }, [[slow(names), 'incoming']], NOW);
+    // Discovery stops after the first slice (a listing of 20,000 slow names takes several).
+    let looks = 0;
+    const names = Array.from({ length: 20_000 }, () => name(50));
+    const running = refillInSlices({ queue, wake: () => undefined, stopped: () => looks++ > 0 }, [[slow(names), 'incoming']], NOW);
     await expect(running).resolves.toBeUndefined();
     expect(queue.refilling).toBe(false);
     const failing = function* (): Generator<string> {

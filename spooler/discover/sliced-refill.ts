@@ -27,9 +27,15 @@ import type { ListedCounts } from '../order/refill.js';
 
 /** One slice's share of the event loop (ms). */
 export const SLICE_MS = 20;
-/** Below this many due tasks held at the start of a slice, names are held at once (HOLD_CHUNK of them). */
-export const LOW_WATER = 1024;
-export const HOLD_CHUNK = 2048;
+/**
+ * Below this many due tasks held at the start of a slice, names are held at
+ * once (HOLD_CHUNK of them). Few: the daemon runs about as many between two
+ * slices, so the listing keeps about half of the event loop and ends soon
+ * (with 2,048, --processes 0 ran ~150 ms of tasks per 20 ms slice, and a
+ * start on a million tasks spent a minute listing, a stop waiting for it).
+ */
+export const LOW_WATER = 256;
+export const HOLD_CHUNK = 256;
 
 export interface SlicedRefillHost {
   readonly queue: Pick<TaskQueue, 'beginRefill' | 'endRefill' | 'abandonRefill' | 'readyCount'>;
