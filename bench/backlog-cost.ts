@@ -17,6 +17,8 @@
  * The spool is under $TMPDIR (say which filesystem: ext4 keeps a drained
  * directory's size, tmpfs does not). BENCH_DAEMON_DIST=<another dist/> runs that
  * build's daemon instead (a before/after on the same fill code).
+ * BENCH_DAEMON_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" passes node
+ * options to the daemon only (profiles, heap snapshots on a signal).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
@@ -67,7 +69,8 @@ function fill(layout: SpoolLayout, count: number, priority: number): void {
 }
 
 function spawnDaemon(dist: string, spool: string, env: Record<string, string>): ChildProcess {
-  return spawn(process.execPath, [join(dist, 'cli/spoolerd.js'), '--dir', spool, '--create', '--import', join(dist, 'bench/fixtures/noop-tasks.js'), '--log-level', 'warn', '--log-format', 'json', '--processes', '0'], {
+  const nodeArgs = (process.env.BENCH_DAEMON_NODE_ARGS ?? '').split(' ').filter((a) => a !== '');
+  return spawn(process.execPath, [...nodeArgs, join(dist, 'cli/spoolerd.js'), '--dir', spool, '--create', '--import', join(dist, 'bench/fixtures/noop-tasks.js'), '--log-level', 'warn', '--log-format', 'json', '--processes', '0'], {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'inherit', 'inherit'],
   });

@@ -102,6 +102,15 @@ class SpoolCensus {
       run = 1;
     });
     if (run > 0) add(runDir, runName, run);
+    // The backlog beyond the window (an estimate from the last listing): its names were not kept, so no task name.
+    let heldIncoming = 0;
+    for (const n of counts.get('incoming')!.values()) heldIncoming += n;
+    let heldPending = 0;
+    for (const n of counts.get('pending')!.values()) heldPending += n;
+    const beyondIncoming = s.queue.backlogIn('incoming') - heldIncoming;
+    const beyondPending = s.queue.backlogIn('pending') - heldPending;
+    if (beyondIncoming > 0) add('incoming', OTHER_TASKS, beyondIncoming);
+    if (beyondPending > 0) add('pending', OTHER_TASKS, beyondPending);
     for (const fileName of s.heldNames()) add('active', taskNameOf(fileName));
     for (const state of ['dead', 'quarantine'] as const) {
       let names: string[];
@@ -266,27 +275,30 @@ export class DaemonMetrics {
       });
     new Gauge({
       name: 'spoolerd_queue_tasks',
-      help: "Tasks by state, from this daemon's memory at each scrape: incoming and pending (not claimed yet, due or not), active (its own claims: being claimed, waiting for a slot, running, being settled).",
+      help: "Tasks by state, from this daemon's memory at each scrape: incoming and pending (not claimed yet, due or not: the whole backlog; beyond the window of tasks it holds, an estimate from its last listing of the folder less the tasks claimed since), active (its own claims: being claimed, waiting for a slot, running, being settled).",
       labelNames: ['spool', 'state'] as const,
       registers,
       collect(this: Gauge<'spool' | 'state'>) {
         for (const s of services) {
-          const incoming = s.queue.incomingCount;
-          this.set({ spool: spool(s), state: 'incoming' }, incoming);
-          this.set({ spool: spool(s), state: 'pending' }, s.queue.size - incoming);
+          this.set({ spool: spool(s), state: 'incoming' }, s.queue.backlogIn('incoming'));
+          this.set({ spool: spool(s), state: 'pending' }, s.queue.backlogIn('pending'));
           this.set({ spool: spool(s), state: 'active' }, s.heldCount);
         }
       },
     });
-    gauge('spoolerd_queue_depth', 'Tasks in incoming/ and pending/ this daemon knows of, due or not, not yet claimed.', (s) => s.queue.size);
-    gauge('spoolerd_queue_due', 'Of those, the tasks that are due.', (s) => s.queue.readyCount);
+    gauge(
+      'spoolerd_queue_depth',
+      'Tasks in incoming/ and pending/, due or not, not yet claimed: the whole backlog (beyond the window of tasks the daemon holds, an estimate from its last listing less the tasks claimed since).',
+      (s) => s.queue.backlogIn('incoming') + s.queue.backlogIn('pending'),
+    );
+    gauge('spoolerd_queue_due', 'Of those, the tasks that are due (an estimate likewise beyond the window).', (s) => s.queue.dueBacklog);
     gauge('spoolerd_tasks_running', 'Tasks running now.', (s) => s.runningTasks(Infinity).length);
     gauge('spoolerd_serving', '1 while the spool is served (0: starting, stopping, rejoining after a stall, or a folder was replaced).', (s) => (s.notServingReason === undefined ? 1 : 0));
 
     const censuses = this.censuses;
     new Gauge({
       name: 'spoolerd_tasks',
-      help: `Tasks by state and task name: incoming and pending from this daemon's queue, active from its own claims, dead and quarantine listed; refreshed at most every ${CENSUS_MIN_AGE_MS / 1000} s (spoolerd_tasks_census_age_seconds).`,
+      help: `Tasks by state and task name: incoming and pending from this daemon's queue (the window of tasks it holds by task name; the rest of a larger backlog, an estimate from its last listing, as task="${OTHER_TASKS}"), active from its own claims, dead and quarantine listed; refreshed at most every ${CENSUS_MIN_AGE_MS / 1000} s (spoolerd_tasks_census_age_seconds).`,
       labelNames: ['spool', 'state', 'task'] as const,
       registers,
       collect(this: Gauge<'spool' | 'state' | 'task'>) {

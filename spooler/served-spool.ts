@@ -15,6 +15,7 @@
 import type { SpoolLayout } from '../spool/layout.js';
 import { quarantine } from '../spool/protocol.js';
 import { SpoolClock } from '../spool/clock.js';
+import { Departures } from './discover/departures.js';
 import { Discovery } from './discover/discovery.js';
 import { SpoolFolders } from './folders.js';
 import type { Logger } from './logger.js';
@@ -66,7 +67,7 @@ export class ServedSpool {
   /** File moves that failed (a full disk) and are tried again until they succeed. */
   private readonly stuck: StuckMoves;
   /** Names this process moved out of incoming/: the watch event their departure causes is not an arrival. */
-  private readonly departed = new Set<string>();
+  private readonly departed = new Departures();
   /** Files to leave alone until the given time (possibly still being written, or a claim that failed). */
   private readonly held = new Map<string, number>();
   /** Warns about task names nothing registered (set before start()). */

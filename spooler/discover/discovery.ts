@@ -27,6 +27,7 @@ import { IncomingDiscovery, realIncomingFs, type IncomingFs } from './incoming.j
 import { assertState } from './mode.js';
 import { Peers } from './peers.js';
 import { pollSettingsFor } from './poll.js';
+import { refillInSlices, type RefillDone } from './sliced-refill.js';
 import { Reconciler } from './reconcile.js';
 import { DebrisSweeper } from './sweep.js';
 
@@ -69,8 +70,8 @@ export class Discovery {
   readonly incoming: IncomingDiscovery;
   readonly peers: Peers;
   readonly reconciler: Reconciler;
-  /** refillSoon(): none asked, one to run on the next turn, or one waiting to retry after a failed listing. */
-  private refillState: 'idle' | 'soon' | 'retrying' = 'idle';
+  /** refillSoon(): none asked, one to run on the next turn, one listing (slices), or one waiting to retry after a failed listing. */
+  private refillState: 'idle' | 'soon' | 'listing' | 'retrying' = 'idle';
   /** Whether the spool is on a local filesystem, where a drained incoming/ may be recreated (asked once). */
   private localFolders: boolean | undefined;
 
@@ -124,18 +125,18 @@ export class Discovery {
 
   /**
    * Start-up, once this daemon is an owner: queues what pending/ and incoming/
-   * hold, reclaims dead owners' claims, then watches incoming/ (or lists it
-   * while crowded) and starts the reconciliation scan. The counts are taken
-   * before the first await: from then on claims may take tasks from the queue.
+   * hold (claims start from the first names listed, while the rest is listed:
+   * loadBacklog()), reclaims dead owners' claims, then watches incoming/ (or
+   * lists it while crowded) and starts the reconciliation scan. The counts are
+   * what the listings found.
    */
   async start(): Promise<Backlog> {
-    const entries = this.loadBacklog(this.host.clock.now());
-    const due = this.feed.readyCount;
-    const scheduled = this.feed.size - due;
+    const loaded = await this.loadBacklog(this.host.clock.now());
+    if (loaded === undefined) return { due: 0, scheduled: 0 }; // stopped while loading
     await this.reconciler.reclaimDeadOwners();
-    await this.incoming.start(entries, pollSettingsFor(this.host.layout.incoming, this.host.options, this.host.log));
+    await this.incoming.start(loaded.entries, pollSettingsFor(this.host.layout.incoming, this.host.options, this.host.log));
     if (this.incoming.current !== 'stopped') this.reconciler.start();
-    return { due, scheduled };
+    return { due: loaded.due, scheduled: loaded.scheduled };
   }
 
   async stop(): Promise<void> {
@@ -147,42 +148,68 @@ export class Discovery {
   /**
    * The best task names of pending/ and incoming/ into the queue's window, the
    * directories streamed (never one array of a million names: the queue keeps
-   * what it has room for). Returns how many entries incoming/ has.
+   * what it has room for) a slice at a time, the first names held at once so
+   * that claims start within milliseconds (sliced-refill.ts). Resolves with
+   * what was found (entries: incoming/'s), or undefined if discovery stopped.
    */
-  private loadBacklog(now: number): number {
+  private async loadBacklog(now: number): Promise<{ entries: number; due: number; scheduled: number } | undefined> {
     const { layout } = this.host;
-    let entries = 0;
     let future = 0;
     const horizon = now + this.host.options.scanInterval;
     const counted = function* (names: Iterable<string>): Generator<string> {
       for (const n of names) {
-        entries++;
         if (roughDue(n) > horizon) future++;
         yield n;
       }
     };
     this.reconciler.pendingLoaded(statSync(layout.pending).mtimeMs);
-    const rejected = this.feed.refill(eachName(layout.pending), counted(eachName(layout.incoming)), now);
-    for (const [n, dir] of rejected) this.incoming.arrivals.considerBadName(n, dir, undefined);
+    assertState('queue refill', this.refillState, ['idle'], 'listing');
+    this.refillState = 'listing';
+    let done;
+    try {
+      done = await this.refillFromListings(now, counted(eachName(layout.incoming)));
+    } finally {
+      this.refillState = 'idle';
+    }
+    if (done === undefined) return undefined;
+    this.askedMeanwhile();
+    for (const [n, dir] of done.rejected) this.incoming.arrivals.considerBadName(n, dir, undefined);
     this.host.unmatched()?.checkAll(this.feed.inDir('pending'));
     this.host.unmatched()?.checkAll(this.feed.inDir('incoming'));
-    this.incoming.backlogCounted(future);
-    return entries;
+    const { incoming, pending, due } = done.listed;
+    this.incoming.backlogCounted(future, done.busyMs);
+    return { entries: incoming, due, scheduled: incoming + pending - due };
+  }
+
+  /** One refill over incoming/ (`incoming`: its listing, if the caller wraps it) and pending/, in slices. */
+  private refillFromListings(now: number, incoming: Iterable<string> = eachName(this.host.layout.incoming)): Promise<RefillDone | undefined> {
+    const skip = (n: string) => this.host.holds(n) || this.departed.has(n) || (this.held.get(n) ?? -Infinity) > now;
+    return refillInSlices(
+      { queue: this.host.queue, wake: () => this.feed.wake(), stopped: () => this.incoming.current === 'stopped' },
+      [
+        [incoming[Symbol.iterator](), 'incoming'],
+        [eachName(this.host.layout.pending)[Symbol.iterator](), 'pending'],
+      ],
+      now,
+      skip,
+    );
   }
 
   /**
    * The queue's window ran low while tasks wait on disk beyond it
    * (order/task-queue.ts): list both directories again, soon but not inside
-   * the claim loop that noticed, and give the queue the best names it has room
-   * for. Tasks this process holds or holds back are not queued again. A
-   * listing that fails is tried again after a scan interval.
+   * the claim loop that noticed, a slice at a time between claims
+   * (sliced-refill.ts), and give the queue the best names it has room for.
+   * Tasks this process holds or holds back are not queued again. A listing
+   * that fails is tried again after a scan interval.
    *
-   *          refillSoon()         the refill ran (or discovery stopped)
-   *   idle ──────────────▶ soon ─────────────────────────────────────────▶ idle
-   *                          │ ▲
-   *       the listing failed │ │ a scan interval later
-   *                          ▼ │
-   *                        retrying        (refillSoon() meanwhile: a no-op)
+   *          refillSoon()       next turn        the refill committed (or discovery stopped)
+   *   idle ──────────────▶ soon ─────────▶ listing ──────────────────────────────────────────▶ idle
+   *                          ▲                │
+   *       a scan interval    │                │ a listing failed
+   *       later              └── retrying ◀───┘        (refillSoon() meanwhile, in any state but idle: a no-op)
+   *
+   * The start-up load (loadBacklog()) is a listing too: idle → listing → idle.
    */
   refillSoon(): void {
     if (this.refillState !== 'idle') return;
@@ -190,28 +217,49 @@ export class Discovery {
     setImmediate(() => this.refill());
   }
 
+  /**
+   * The queue asked for a refill after the last one committed but before this
+   * state machine was back in `idle` (claims run between the commit and the
+   * promise's continuation), and that ask was a no-op: ask now.
+   */
+  private askedMeanwhile(): void {
+    if (this.host.queue.refillWanted) this.refillSoon();
+  }
+
   private refill(): void {
-    assertState('queue refill', this.refillState, ['soon'], 'idle');
+    assertState('queue refill', this.refillState, ['soon'], 'listing');
     if (this.incoming.current === 'stopped') return void (this.refillState = 'idle');
-    const { layout, clock, log, options } = this.host;
+    this.refillState = 'listing';
+    const { clock, log, options } = this.host;
     const started = Date.now();
-    const now = clock.now();
+    let listings: Promise<RefillDone | undefined>;
     try {
-      this.feed.refill(eachName(layout.pending), eachName(layout.incoming), now, (n) => this.host.holds(n) || this.departed.has(n) || (this.held.get(n) ?? -Infinity) > now);
+      listings = this.refillFromListings(clock.now());
     } catch (err) {
-      // Asked again right away, it would fail again at once.
-      log.error('cannot list the spool to refill the queue; trying again', { err, inMs: options.scanInterval });
-      this.refillState = 'retrying';
-      setTimeout(() => {
-        assertState('queue refill', this.refillState, ['retrying'], 'soon');
-        this.refillState = 'soon';
-        this.refill();
-      }, options.scanInterval).unref();
-      return;
+      listings = Promise.reject(err);
     }
-    this.refillState = 'idle';
-    log.debug('queue refilled from the listings', { ms: Date.now() - started, held: this.feed.size, due: this.feed.readyCount });
-    this.feed.wake();
+    listings.then(
+      (done) => {
+        assertState('queue refill', this.refillState, ['listing'], 'idle');
+        this.refillState = 'idle';
+        if (done === undefined) return;
+        this.askedMeanwhile();
+        for (const [n, dir] of done.rejected) this.incoming.arrivals.considerBadName(n, dir, undefined);
+        log.debug('queue refilled from the listings', { ms: Date.now() - started, held: this.feed.size, due: this.feed.readyCount });
+        this.feed.wake();
+      },
+      (err: unknown) => {
+        assertState('queue refill', this.refillState, ['listing'], 'retrying');
+        // Asked again right away, it would fail again at once.
+        log.error('cannot list the spool to refill the queue; trying again', { err, inMs: options.scanInterval });
+        this.refillState = 'retrying';
+        setTimeout(() => {
+          assertState('queue refill', this.refillState, ['retrying'], 'soon');
+          this.refillState = 'soon';
+          this.refill();
+        }, options.scanInterval).unref();
+      },
+    );
   }
 
   /**

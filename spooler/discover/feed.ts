@@ -9,7 +9,7 @@ import type { PendingDir, TaskQueue } from '../order/task-queue.js';
 /** What discovery needs of the queue; TaskQueue has it, tests give a fake. */
 export type QueueForDiscovery = Pick<
   TaskQueue,
-  'refill' | 'add' | 'has' | 'beyondWindow' | 'setDir' | 'forgetAbsent' | 'inDir' | 'setShare' | 'close' | 'size' | 'readyCount' | 'incomingCount'
+  'refill' | 'refillWanted' | 'beginRefill' | 'endRefill' | 'abandonRefill' | 'noteListing' | 'add' | 'has' | 'beyondWindow' | 'setDir' | 'forgetAbsent' | 'inDir' | 'setShare' | 'close' | 'size' | 'readyCount' | 'incomingCount'
 >;
 
 export class QueueFeed {
@@ -83,6 +83,11 @@ export class QueueFeed {
   /** A fresh listing of incoming/ beside other daemons: forget what they claimed since. */
   forgetAbsentFromIncoming(listing: ReadonlySet<string>): void {
     this.queue.forgetAbsent('incoming', listing);
+  }
+
+  /** A listing of incoming/ counted `entries` files: the base of the queue's estimate of its backlog. */
+  incomingListed(entries: number): void {
+    this.queue.noteListing('incoming', entries);
   }
 
   /** The queued names whose file is in `dir`. */

@@ -9,6 +9,7 @@ import { lstatSync, statSync } from 'node:fs';
 import { roughDue } from '../../spool/name.js';
 import { eachName } from '../../spool/read-names.js';
 import { Arrivals, type ArrivalsFs, type ArrivalsHost } from './arrivals.js';
+import { Departures } from './departures.js';
 import { ListingPace } from './listing-pace.js';
 import { assertIncomingTransition, type IncomingMode } from './mode.js';
 import { FutureMover } from './mover.js';
@@ -129,9 +130,14 @@ export class IncomingDiscovery {
     return this.lastListingMs;
   }
 
-  /** The start-up load counted `future` names of incoming/ not due within a scan interval (futureSeen). */
-  backlogCounted(future: number): void {
+  /**
+   * The start-up load listed incoming/ and pending/ (its slices costing `ms`)
+   * and counted `future` names of incoming/ not due within a scan interval
+   * (futureSeen): the listing pace spaces its first listing by that cost.
+   */
+  backlogCounted(future: number, ms?: number): void {
     this.futureSeen = future;
+    if (ms !== undefined) this.lastListingMs = ms;
   }
 
   /** Start-up, once the backlog is queued: watch incoming/, or list it while it holds more than WATCH_MAX_BACKLOG entries. */
@@ -160,6 +166,7 @@ export class IncomingDiscovery {
     assertIncomingTransition(this.mode, 'arming');
     const from = this.mode;
     this.mode = 'arming';
+    this.departuresRecorded(true);
     if (from === 'listing') this.pace.stop();
     if (from === 'watching') {
       const watcher = this.watcher!;
@@ -185,6 +192,7 @@ export class IncomingDiscovery {
     assertIncomingTransition(this.mode, 'listing');
     const from = this.mode;
     this.mode = 'listing';
+    this.departuresRecorded(false);
     if (from === 'watching') {
       const watcher = this.watcher!;
       this.watcher = undefined;
@@ -204,9 +212,18 @@ export class IncomingDiscovery {
     assertIncomingTransition(this.mode, 'stopped');
     if (this.mode === 'listing') this.pace.stop();
     this.mode = 'stopped';
+    this.departuresRecorded(false);
     const watcher = this.watcher;
     this.watcher = undefined;
     return watcher?.close() ?? Promise.resolve();
+  }
+
+  /** Departures are recorded only while a watch may report them (departures.ts). */
+  private departuresRecorded(watched: boolean): void {
+    const departed = this.arrivals.departed;
+    if (!(departed instanceof Departures)) return;
+    if (watched) departed.record();
+    else departed.ignore();
   }
 
   private sayCrowded(): void {
@@ -298,6 +315,8 @@ export class IncomingDiscovery {
     // Beside other daemons: what they claimed since the last listing is gone from it; a claim of it would be lost.
     if (kept !== undefined && count <= PRUNE_MAX_NAMES) feed.forgetAbsentFromIncoming(new Set(kept));
     this.lastListingAdded = feed.size - known;
+    // The census's estimate of the backlog beyond the window (order/task-queue.ts backlogIn()).
+    feed.incomingListed(count);
     this.futureSeen = future;
     // Listing included: on a crowded incoming/ it is most of the cost.
     this.lastListingMs = Date.now() - started;

@@ -10,12 +10,10 @@
  * Picking the next task is O(log n) however large the backlog, and nothing runs
  * while every task is in the future.
  *
- * When several daemons serve the spool, the due tasks of this daemon's claim
- * share (claim-shares.ts) sit in `ready` and the others' in `others`, and
- * take() gives its own first: others' only when it has none left, or when
- * one of theirs has a better priority. Others' tasks are taken from the far
- * end of their order (the latest of the best priority), where the daemons
- * whose share they are come last.
+ * When several daemons serve the spool, the due tasks are split by claim
+ * share (due-tasks.ts, claim-shares.ts) and take() gives this daemon's own
+ * first. How many tasks wait beyond the window is estimated from the
+ * listings (backlog-estimate.ts), for the census.
  *
  * The window, and its memory trade-off. A queued name costs ~0.2 KB here (the
  * string, its map entry, its heap slot) and ~0.7 KB of RSS all told: holding
@@ -35,8 +33,9 @@
  * the cut-off back to the last name kept. When the due tasks held fall below a
  * quarter of the window, or the future tasks held reach the future cut-off,
  * the queue asks for a refill once (`wantsRefill`); the caller streams both
- * directories through refill(), which keeps the best names it has room for
- * (best-of.ts: O(room) memory whatever the listing) and sets the cut-offs anew.
+ * directories through a WindowRefill (refill.ts: beginRefill(), then its
+ * offer() a slice at a time, then endRefill()), which keeps the best names it
+ * has room for and sets the cut-offs anew; refill() does all three at once.
  *
  * The price: a refill lists the directories (~0.4 s per million names), about
  * once per 3/4 of a window of tasks run, ~0.3 µs per name listed, so a few
@@ -50,9 +49,12 @@
  * its fixed place in the name. A forgotten task is dropped from `known` and
  * skipped when it surfaces from a heap (lazy deletion).
  */
-import { DUE_END, DUE_START, dueOfTaskName, roughDue } from '../../spool/name.js';
-import { BestOf } from './best-of.js';
+import { dueOfTaskName, roughDue } from '../../spool/name.js';
 import { Heap } from './heap.js';
+import { DueTasks } from './due-tasks.js';
+import { byDue, dueBefore, dueOf } from './name-order.js';
+import { BacklogEstimate } from './backlog-estimate.js';
+import { WindowRefill } from './refill.js';
 
 /** Where a pending task's file is: producers drop into incoming/, the daemon moves to pending/. */
 export type PendingDir = 'incoming' | 'pending';
@@ -89,41 +91,13 @@ export interface QueueOptions {
 const IN_PENDING = 1;
 const IS_DUE = 2;
 
-const byName = (a: string, b: string): boolean => a < b;
-/** The best priority first (the first two characters), then the far end of the execution order. */
-function byPriorityThenLast(a: string, b: string): boolean {
-  const p = a.charCodeAt(0) - b.charCodeAt(0) || a.charCodeAt(1) - b.charCodeAt(1);
-  return p !== 0 ? p < 0 : a > b;
-}
-/** Whether `a` has a strictly better (lower) priority than `b`. */
-const betterPriority = (a: string, b: string): boolean => a.charCodeAt(0) - b.charCodeAt(0) < 0 || (a.charCodeAt(0) === b.charCodeAt(0) && a.charCodeAt(1) < b.charCodeAt(1));
-/** Due time first (compared digit by digit: fixed width, no allocation), then the whole name. */
-function byDue(a: string, b: string): boolean {
-  for (let i = DUE_START; i < DUE_END; i++) {
-    const d = a.charCodeAt(i) - b.charCodeAt(i);
-    if (d !== 0) return d < 0;
-  }
-  return a < b;
-}
-/** Whether a falls due strictly before b. */
-function dueBefore(a: string, b: string): boolean {
-  for (let i = DUE_START; i < DUE_END; i++) {
-    const d = a.charCodeAt(i) - b.charCodeAt(i);
-    if (d !== 0) return d < 0;
-  }
-  return false;
-}
-const dueOf = (fileName: string): number => Number(fileName.slice(DUE_START, DUE_END));
 /** setTimeout's limit; a later wake-up is simply re-armed. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
 export class TaskQueue {
-  private ready = new Heap<string>(byName);
-  /** Due tasks of other daemons' claim shares (empty while the spool is not shared). */
-  private others = new Heap<string>(byPriorityThenLast);
+  /** The due tasks held, by claim share (due-tasks.ts). */
+  private readonly due = new DueTasks((n) => this.known.has(n));
   private future = new Heap<string>(byDue);
-  /** Whether a due task is in this daemon's claim share; undefined: every task is (claim-shares.ts). */
-  private mine: ((fileName: string) => boolean) | undefined;
   /**
    * Every held name, with where its file is (IN_PENDING) and whether it is due
    * (IS_DUE), so that the same file found twice (watch + scan) is queued once.
@@ -131,13 +105,17 @@ export class TaskQueue {
   private readonly known = new Map<string, number>();
   /** How many of `known` are in incoming/ (the daemon stops watching a crowded incoming/). */
   private inIncoming = 0;
-  /** How many of `known` are due (in `ready` or `others`). */
+  /** How many of `known` are due (in `due`). */
   private dueHeld = 0;
   /** Due names after this one (in name order) may be on disk and not held; undefined: none is. */
   private dueCutoff: string | undefined;
   /** Future names after this one (byDue) may be on disk and not held; undefined: none is. */
   private futureCutoff: string | undefined;
   private refillAsked = false;
+  /** The refill under way (refill.ts), if any. */
+  private open: WindowRefill | undefined;
+  /** What the last refill's listings counted (the whole backlog), and what was taken since: the census's estimate. */
+  private readonly estimate = new BacklogEstimate();
   private timer: NodeJS.Timeout | undefined;
   private timerDue = Infinity;
   /** The most names held (the window). */
@@ -163,12 +141,33 @@ export class TaskQueue {
   }
 
   get readyCount(): number {
-    return this.ready.size + this.others.size;
+    return this.due.size;
   }
 
   /** How many held tasks have their file in incoming/. */
   get incomingCount(): number {
     return this.inIncoming;
+  }
+
+  /**
+   * How many tasks wait in `dir`, due or not, held or not: the names held
+   * while the whole backlog is; else an estimate, the last refill's (or
+   * incoming/ listing's) count less the tasks taken since, never below what
+   * is held. Arrivals left on disk since that listing are not counted.
+   */
+  backlogIn(dir: PendingDir): number {
+    const held = dir === 'incoming' ? this.inIncoming : this.known.size - this.inIncoming;
+    return this.complete ? held : this.estimate.inDir(dir, held);
+  }
+
+  /** Of backlogIn() of both directories, how many are due: readyCount, or an estimate as there. */
+  get dueBacklog(): number {
+    return this.complete ? this.readyCount : this.estimate.due(this.readyCount);
+  }
+
+  /** A listing of incoming/ alone counted `entries` task files there: the estimate's new base for it. */
+  noteListing(dir: PendingDir, entries: number): void {
+    this.estimate.listedOne(dir, entries);
   }
 
   /** Whether every pending task on disk is held (no cut-off): false while some wait on disk for a refill. */
@@ -210,7 +209,7 @@ export class TaskQueue {
     if (due <= now) {
       if (this.dueCutoff !== undefined && fileName > this.dueCutoff) return false;
       this.remember(fileName, dir, IS_DUE);
-      this.pushDue(fileName);
+      this.due.push(fileName);
     } else {
       if (this.futureCutoff !== undefined && byDue(this.futureCutoff, fileName)) return false;
       this.remember(fileName, dir, 0);
@@ -222,68 +221,72 @@ export class TaskQueue {
   }
 
   /**
-   * Fills the window from listings of the directories (start-up, and whenever
-   * `wantsRefill` was called): keeps the best names not held that it has room
-   * for, and sets the cut-offs where it stopped. Each listing is iterated once
-   * and may be a stream (never held whole). Names beginning with "." and names
-   * `skip` refuses are passed over; returns the other names that are not task
-   * names, with their directory, for the caller to deal with.
+   * Fills the window from listings of the directories, all at once (start-up
+   * in tests, and callers that need no slices): beginRefill(), every listing
+   * offered whole, endRefill(). Each listing is iterated once and may be a
+   * stream (never held whole). Returns the names that are not task names.
    */
   refill(listings: ReadonlyArray<readonly [names: Iterable<string>, dir: PendingDir]>, now: number, skip?: (fileName: string) => boolean): Array<[fileName: string, dir: PendingDir]> {
+    const refill = this.beginRefill(now, skip);
+    for (const [names, dir] of listings) refill.offer(names[Symbol.iterator](), dir);
+    return this.endRefill(refill, now);
+  }
+
+  /**
+   * Opens a refill (refill.ts): the caller offers it the listings, in slices
+   * if it likes, then calls endRefill(). Meanwhile the queue works as before.
+   * `skip` refuses names this process holds or holds back; names beginning
+   * with "." are passed over. One refill at a time.
+   */
+  beginRefill(now: number, skip?: (fileName: string) => boolean): WindowRefill {
+    if (this.open !== undefined) throw new Error('a refill of the queue is already open (a bug in spoolerd: please report it)');
     this.refillAsked = false;
     const target = (this.window * 3) >> 2;
     const futureHeld = this.known.size - this.dueHeld;
     // Due tasks may fill the window up to `target` on their own; future ones get at least a quarter of it.
     // What does not fit once both are in is trimmed by shrink(), the due tasks kept first.
     const dueRoom = Math.max(1, target - this.dueHeld);
-    const futureRoom = Math.max(1, target >> 2, target - this.known.size);
-    const rejected: Array<[string, PendingDir]> = [];
-    const due: Array<[string, PendingDir]> = [];
-    const future: Array<[string, PendingDir]> = [];
-    let dueLeftOut = 0;
-    let futureLeftOut = 0;
-    for (const [names, dir] of listings) {
-      const dueBest = new BestOf<string>(dueRoom, byName);
-      const futureBest = new BestOf<string>(futureRoom, byDue);
-      for (const fileName of names) {
-        if (fileName.charCodeAt(0) === 46 /* "." */) continue;
-        const at = roughDue(fileName);
-        if (at !== at /* NaN */) {
-          if (!this.known.has(fileName) && skip?.(fileName) !== true) rejected.push([fileName, dir]);
-          continue;
-        }
-        const best = at <= now ? dueBest : futureBest;
-        // Most names of a deep backlog go no further than this one comparison.
-        if (!best.wouldKeep(fileName)) best.passOver();
-        else if (!this.known.has(fileName) && skip?.(fileName) !== true) best.offer(fileName);
-      }
-      dueLeftOut += dueBest.leftOut;
-      futureLeftOut += futureBest.leftOut;
-      for (const n of dueBest.takeSorted()) due.push([n, dir]);
-      for (const n of futureBest.takeSorted()) future.push([n, dir]);
-    }
-    // Each directory's best, merged: the best of all within each room.
-    if (listings.length > 1) {
-      due.sort((a, b) => (a[0] < b[0] ? -1 : 1));
-      future.sort((a, b) => (byDue(a[0], b[0]) ? -1 : 1));
-    }
-    const takeDue = Math.min(due.length, dueRoom);
-    const takeFuture = Math.min(future.length, futureRoom);
-    dueLeftOut += due.length - takeDue;
-    futureLeftOut += future.length - takeFuture;
-    for (let i = 0; i < takeDue; i++) {
-      const [n, dir] = due[i]!;
-      if (this.known.has(n)) continue; // listed twice (moved between directories while listed)
+    const futureRoom = Math.max(1, target >> 2, target - this.dueHeld - futureHeld);
+    this.open = new WindowRefill(dueRoom, futureRoom, now, (n) => this.known.has(n), skip, (n, dir) => !this.beyondWindow(n, now) && this.add(n, dir, now));
+    return this.open;
+  }
+
+  /** Closes an open refill whose listing failed: nothing of it is held, the cut-offs stay as they were. */
+  abandonRefill(refill: WindowRefill): void {
+    if (refill === this.open) this.open = undefined;
+  }
+
+  /**
+   * Commits an open refill: holds the best names it found that it has room
+   * for and sets the cut-offs where it stopped. Returns the names that are not
+   * task names, with their directory, for the caller to deal with.
+   */
+  endRefill(refill: WindowRefill, now: number): Array<[fileName: string, dir: PendingDir]> {
+    if (refill !== this.open) throw new Error('not the refill of the queue that is open (a bug in spoolerd: please report it)');
+    this.open = undefined;
+    const { due, future, dueLeftOut, futureLeftOut } = refill.result();
+    const rejected = refill.rejected;
+    // Every name not held after this comes after the last one kept of its kind (the listings offered them all), or
+    // after a cut-off a shrink set meanwhile (the names it dropped were held when listed, so were not offered).
+    let dueCut = dueLeftOut > 0 ? (due[due.length - 1]?.[0] ?? '') : undefined;
+    if (refill.dueShrunk !== undefined && (dueCut === undefined || refill.dueShrunk < dueCut)) dueCut = refill.dueShrunk;
+    let futureCut = futureLeftOut > 0 ? (future[future.length - 1]?.[0] ?? '') : undefined;
+    if (refill.futureShrunk !== undefined && (futureCut === undefined || byDue(refill.futureShrunk, futureCut))) futureCut = refill.futureShrunk;
+    // Nothing after a cut-off is held: take() would give it before a better task left on disk.
+    for (const [n, dir] of due) {
+      if (dueCut !== undefined && n > dueCut) break;
+      // Held already (an arrival meanwhile, or listed twice: moved between directories while listed), or given out.
+      if (this.known.has(n) || refill.taken.has(n)) continue;
       if (dueOfTaskName(n) === undefined) {
         rejected.push([n, dir]);
         continue;
       }
       this.remember(n, dir, IS_DUE);
-      this.pushDue(n);
+      this.due.push(n);
     }
-    for (let i = 0; i < takeFuture; i++) {
-      const [n, dir] = future[i]!;
-      if (this.known.has(n)) continue;
+    for (const [n, dir] of future) {
+      if (futureCut !== undefined && byDue(futureCut, n)) break;
+      if (this.known.has(n) || refill.taken.has(n)) continue;
       if (dueOfTaskName(n) === undefined) {
         rejected.push([n, dir]);
         continue;
@@ -291,12 +294,36 @@ export class TaskQueue {
       this.remember(n, dir, 0);
       this.future.push(n);
     }
-    // Every name not held now comes after the last one taken of its kind: the listings offered them all.
-    this.dueCutoff = dueLeftOut > 0 ? (due[takeDue - 1]?.[0] ?? '') : undefined;
-    this.futureCutoff = futureLeftOut > 0 ? (future[takeFuture - 1]?.[0] ?? '') : undefined;
+    // Names hold() held at once, in the listing's order, may come after the new cut-offs: back on disk with them.
+    if (refill.heldAtOnce > 0) this.forgetBeyond(dueCut, futureCut);
+    this.dueCutoff = dueCut;
+    this.futureCutoff = futureCut;
+    // Asks made while the listings ran are answered by this commit; a window still low asks again.
+    this.refillAsked = false;
+    this.estimate.listedAll(refill.listed);
     if (this.known.size > this.window) this.shrink(now);
     this.arm(now);
     return rejected;
+  }
+
+  /** Forgets the held names after the cut-offs (their files stay on disk, found by a later refill): O(window). */
+  private forgetBeyond(dueCut: string | undefined, futureCut: string | undefined): void {
+    if (dueCut === undefined && futureCut === undefined) return;
+    const beyond: string[] = [];
+    for (const [name, entry] of this.known) {
+      if ((entry & IS_DUE) !== 0 ? dueCut !== undefined && name > dueCut : futureCut !== undefined && byDue(futureCut, name)) beyond.push(name);
+    }
+    for (const name of beyond) this.forget(name);
+  }
+
+  /** Whether the queue asked for a refill since the last one began and none has begun since. */
+  get refillWanted(): boolean {
+    return this.refillAsked;
+  }
+
+  /** Whether a refill is open (begun, not yet committed). */
+  get refilling(): boolean {
+    return this.open !== undefined;
   }
 
   /**
@@ -305,11 +332,7 @@ export class TaskQueue {
    * daemons serving the spool change.
    */
   setShare(mine: ((fileName: string) => boolean) | undefined): void {
-    const due: string[] = [];
-    for (let name = this.ready.pop(); name !== undefined; name = this.ready.pop()) if (this.known.has(name)) due.push(name);
-    for (let name = this.others.pop(); name !== undefined; name = this.others.pop()) if (this.known.has(name)) due.push(name);
-    this.mine = mine;
-    this.setDue(due);
+    this.due.setShare(mine);
   }
 
   /**
@@ -334,13 +357,16 @@ export class TaskQueue {
   take(now: number): QueuedTask | undefined {
     this.promote(now);
     for (;;) {
-      const fileName = this.others.size > 0 && this.othersFirst() ? this.others.pop() : this.ready.pop();
+      const fileName = this.due.pop();
       if (fileName === undefined) return this.lowOnDue();
       const entry = this.known.get(fileName);
       if (entry === undefined) continue; // forgotten
       this.forget(fileName);
+      this.open?.taken.add(fileName);
+      const dir = (entry & IN_PENDING) !== 0 ? 'pending' : 'incoming';
+      this.estimate.taken(dir);
       if (this.dueCutoff !== undefined && this.dueHeld < this.window >> 2) this.askRefill();
-      return { fileName, dir: (entry & IN_PENDING) !== 0 ? 'pending' : 'incoming' };
+      return { fileName, dir };
     }
   }
 
@@ -356,9 +382,7 @@ export class TaskQueue {
    * but still in the heap (lazy deletion) may be counted.
    */
   oldestDueAt(now: number): number | undefined {
-    let oldest: string | undefined;
-    for (const name of this.ready.unordered) if (oldest === undefined || dueBefore(name, oldest)) oldest = name;
-    for (const name of this.others.unordered) if (oldest === undefined || dueBefore(name, oldest)) oldest = name;
+    let oldest = this.due.earliestDue();
     const future = this.future.peek();
     if (future !== undefined && dueOf(future) <= now && (oldest === undefined || dueBefore(future, oldest))) oldest = future;
     return oldest === undefined ? undefined : dueOf(oldest);
@@ -366,7 +390,7 @@ export class TaskQueue {
 
   /** The due time of the next due task to take (the first in execution order), O(1); undefined when none is due. */
   get nextReadyDue(): number | undefined {
-    const next = this.ready.peek();
+    const next = this.due.peekOwn();
     return next === undefined ? undefined : dueOf(next);
   }
 
@@ -378,47 +402,7 @@ export class TaskQueue {
   /** Whether a due task of this daemon's own claim share is queued (every due task is, while the spool is not shared). */
   hasOwnDue(now: number): boolean {
     this.promote(now);
-    return this.peekLive(this.ready) !== undefined;
-  }
-
-  /** Whether take() should give another share's task next: none of ours is left, or theirs has a better priority. */
-  private othersFirst(): boolean {
-    const own = this.peekLive(this.ready);
-    if (own === undefined) return true;
-    const other = this.peekLive(this.others);
-    return other !== undefined && betterPriority(other, own);
-  }
-
-  /** The top of `heap` after dropping forgotten names from it. */
-  private peekLive(heap: Heap<string>): string | undefined {
-    let top = heap.peek();
-    while (top !== undefined && !this.known.has(top)) {
-      heap.pop();
-      top = heap.peek();
-    }
-    return top;
-  }
-
-  private pushDue(fileName: string): void {
-    if (this.mine === undefined || this.mine(fileName)) this.ready.push(fileName);
-    else this.others.push(fileName);
-  }
-
-  private setDue(due: string[]): void {
-    if (this.mine === undefined) {
-      this.ready = new Heap(byName, due);
-      this.others = new Heap(byPriorityThenLast);
-      return;
-    }
-    const mine = this.mine;
-    this.ready = new Heap(
-      byName,
-      due.filter((n) => mine(n)),
-    );
-    this.others = new Heap(
-      byPriorityThenLast,
-      due.filter((n) => !mine(n)),
-    );
+    return this.due.hasOwn();
   }
 
   /** The held names whose file is in `dir` (a live view: entries may change or go as it is walked). */
@@ -480,7 +464,8 @@ export class TaskQueue {
       const last = due[keepDue - 1] ?? '';
       // Names before the old cut-off that were never held must stay before the new one.
       if (this.dueCutoff === undefined || last < this.dueCutoff) this.dueCutoff = last;
-      this.setDue(due);
+      if (this.open !== undefined && (this.open.dueShrunk === undefined || last < this.open.dueShrunk)) this.open.dueShrunk = last;
+      this.due.set(due);
     }
     if (future.length > keepFuture) {
       future.sort((a, b) => (byDue(a, b) ? -1 : 1));
@@ -488,6 +473,7 @@ export class TaskQueue {
       future.length = keepFuture;
       const last = future[keepFuture - 1] ?? '';
       if (this.futureCutoff === undefined || byDue(last, this.futureCutoff)) this.futureCutoff = last;
+      if (this.open !== undefined && (this.open.futureShrunk === undefined || byDue(last, this.open.futureShrunk))) this.open.futureShrunk = last;
       this.future = new Heap(byDue, future);
       this.arm(now);
     }
@@ -514,7 +500,7 @@ export class TaskQueue {
       if (entry === undefined) continue;
       this.known.set(next, entry | IS_DUE);
       this.dueHeld++;
-      this.pushDue(next);
+      this.due.push(next);
     }
     // Future tasks left on disk start at the cut-off: reached it (or every held one before it is due), ask for them.
     if (this.futureCutoff !== undefined && (this.futureCutoff === '' || dueOf(this.futureCutoff) <= now)) this.askRefill();
