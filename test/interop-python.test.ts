@@ -217,7 +217,10 @@ describe('Python producer → spool ls / spool show', () => {
       expect(r.stderr).toBe('');
       expect(r.code).toBe(0);
       const shown = JSON.parse(r.stdout) as Record<string, unknown>;
-      expect(shown).toEqual({ ...expectedEntry(key), body: tasks[key]!.shown ?? tasks[key]!.body, error: null });
+      const entry = expectedEntry(key);
+      // Not run yet: its history is its enqueueing (its id's time), and it has no result.
+      const history = [{ event: 'enqueued', at: Number(w.id.slice(0, 13)) }];
+      expect(shown).toEqual({ ...entry, body: tasks[key]!.shown ?? tasks[key]!.body, history, error: null, result: null });
     });
   }
 

@@ -5,7 +5,7 @@
  */
 import { Command } from 'commander';
 import type { SpoolEntry } from '../../spool/entries.js';
-import { readLastError } from '../../spool/failure-record.js';
+import { readLastError, type LastError } from '../../spool/failure-record.js';
 import { taskHistory } from '../../spool/history.js';
 import type { SpoolLayout } from '../../spool/layout.js';
 import { TASK_ID_PATTERN } from '../../spool/name.js';
@@ -42,7 +42,7 @@ export function showCommand(): Command {
       const kept = id === undefined ? undefined : readResult(layout, id);
       const result = kept?.ok ? kept.record : undefined;
       const history = id === undefined ? [] : taskHistory(layout, id, entry, error, result);
-      process.stdout.write(toJson({ ...entryJson(entry), body: entry.body ?? null, history, error: error ?? null, result: result ?? null }, 2) + '\n');
+      process.stdout.write(toJson({ ...entryJson(entry), body: entry.body ?? null, history, error: lastErrorJson(error), result: result ?? null }, 2) + '\n');
       if (entry.reason !== undefined) {
         throw new CliError(`${entry.fileName} is not a valid task: ${entry.reason}`, EXIT.INVALID);
       }
@@ -68,7 +68,14 @@ function finishedJson(layout: SpoolLayout, r: ResultRecord): Record<string, unkn
     reason: r.reason ?? null,
     body: null,
     history: taskHistory(layout, r.id, undefined, error, r),
-    error: error ?? (r.error === undefined ? null : { name: r.error.name ?? null, message: r.error.message, stack: r.error.stack ?? null, at: r.finishedAt, attempts: r.attempts, history: [] }),
+    error: error !== undefined ? lastErrorJson(error) : r.error === undefined ? null : { name: r.error.name ?? null, message: r.error.message, stack: r.error.stack ?? null, at: r.finishedAt, attempts: r.attempts },
     result: r,
   };
+}
+
+/** The last error as `spool show` prints it: its failed attempts are in `history`, not repeated here. */
+function lastErrorJson(error: LastError | undefined): Omit<LastError, 'history'> | null {
+  if (error === undefined) return null;
+  const { history: _attempts, ...last } = error;
+  return last;
 }

@@ -191,7 +191,7 @@ export class Discovery {
         [eachName(this.host.layout.pending)[Symbol.iterator](), 'pending'],
       ],
       now,
-      skip,
+      this.feed.refillSkip(skip),
     );
   }
 

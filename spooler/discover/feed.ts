@@ -31,9 +31,7 @@ export class QueueFeed {
    * names, with their directory.
    */
   refill(pending: Iterable<string>, incoming: Iterable<string>, now: number, skip?: (fileName: string) => boolean): Array<[fileName: string, dir: PendingDir]> {
-    const serves = this.serves;
-    // The queue asks only about names it would keep: most of a deep backlog is never looked at here.
-    const skipping = serves === undefined ? skip : (fileName: string) => skip?.(fileName) === true || !this.admits(fileName, serves);
+    const skipping = this.refillSkip(skip);
     return this.queue.refill(
       [
         [pending, 'pending'],
@@ -42,6 +40,17 @@ export class QueueFeed {
       now,
       skipping,
     );
+  }
+
+  /**
+   * `skip` and the served-task filter together, for every refill of the window
+   * (refill() here, and the sliced refills of discover/sliced-refill.ts). The
+   * queue asks only about names it would keep: most of a deep backlog is never
+   * looked at here.
+   */
+  refillSkip(skip?: (fileName: string) => boolean): ((fileName: string) => boolean) | undefined {
+    const serves = this.serves;
+    return serves === undefined ? skip : (fileName: string) => skip?.(fileName) === true || !this.admits(fileName, serves);
   }
 
   /**
