@@ -74,6 +74,19 @@
  *                  then finish (unlink or --archive rename)                                           counted, and is cancelled by its next daemon)
  *                2 unlink cancel/<id>                         done; the request if the daemon died     removed as stale after 10 min
  *   (a waiting task is cancelled by revoke, above)
+ *   enqueue a    1 open schedules/.stage-P-X-N O_EXCL,       debris; the slot not taken               the stage sweep, once over an hour old; the slot:
+ *   slot (a        write, [fsync], close                                                              whichever daemon serves the schedule, now or by catch-up
+ *   schedule's   2 link .stage-P-X-N -> schedules/S/<slot>   one file under two names, the stage      any daemon serving the spool: its stage scan renames
+ *   task:          (EEXIST: the slot is taken; unlink the      and the marker (link count 2)            a stage with a link count of 2 into incoming/ (of
+ *   spooler/       stage instead)                                                                     racing renames one wins; the loser sees ENOENT)
+ *   schedule/)   3 rename .stage-P-X-N -> incoming/N         incoming/N, and its marker (count 2;     any daemon's watch or scan
+ *                                                            1 once the task has finished)
+ *     without    1 open schedules/S/<slot> O_EXCL, close     the slot taken, no task: LOST            nobody (the window of one call, documented)
+ *     link()     2 enqueue (above: tmp/N, incoming/N)        as enqueue                               as enqueue
+ *   skip a slot  open schedules/S/<slot> O_EXCL, close       the slot taken, no task (as meant)       -
+ *   (paused)
+ *   prune        unlink schedules/S/<slot>: link count 1,    fewer markers                            -
+ *   markers        over an hour old, not the newest few
  *
  * Released and reclaimed tasks go to incoming/ rather than pending/ because
  * every daemon watches incoming/: whichever is free picks them up at once.
@@ -91,7 +104,7 @@
  * (the callers check the folders, spool/trust.ts, spooler/folders.ts).
  */
 import { randomBytes } from 'node:crypto';
-import { closeSync, constants, fsyncSync, futimesSync, lstatSync, openSync, renameSync, rmdirSync, statSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, constants, fsyncSync, futimesSync, linkSync, lstatSync, openSync, renameSync, rmdirSync, statSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { open, rename, unlink } from 'node:fs/promises';
 import { dirname, join, sep } from 'node:path';
 import { removeFailureRecord } from './failure-record.js';
@@ -639,6 +652,156 @@ export function sweepRecordDebris(dir: string, names: readonly string[], now: nu
       // Renamed into place meanwhile.
     }
   }
+}
+
+/* ------------------------------------------------------- slots of schedules */
+
+/** What a daemon stages a slot's task as, in schedules/ (never in tmp/: producers write there and could swap the file between the link and the rename). */
+export const SLOT_STAGE_PREFIX = '.stage-';
+
+/** How a slot's enqueue ended for this process. */
+export type SlotOutcome =
+  /** This process took the slot and its task is in incoming/. */
+  | 'enqueued'
+  /** Another process took the slot first (its marker exists): nothing was written. */
+  | 'taken';
+
+/** The steps of enqueueSlotSync, for tests that kill the process between two of them (SPOOLERD_TEST_SLOT_CRASH). */
+export type SlotStep = 'staged' | 'linked' | 'published';
+
+export interface SlotEnqueueOptions extends WriteOptions {
+  /** False where the filesystem has no hard links: the marker is an empty file made first (see the table: a crash after it loses the slot). */
+  hardLinks: boolean;
+  /** Called after each step (tests kill the process there). */
+  afterStep?: (step: SlotStep) => void;
+}
+
+/**
+ * Enqueues the task of one slot of a schedule exactly once, whatever the number
+ * of daemons racing for it (see the table, "enqueue a slot"): the task file is
+ * staged in schedules/, hard-linked as the slot's marker `markerPath` (only one
+ * link(2) can create it: EEXIST is a lost race), then renamed into incoming/.
+ * The marker and the task are one inode, so the marker's link count says where
+ * the slot stands: 2 while its task is staged or in the spool, 1 once it ended.
+ * `fileName` is the slot's deterministic task file name.
+ */
+export function enqueueSlotSync(layout: SpoolLayout, markerPath: string, fileName: string, bytes: Uint8Array, options: SlotEnqueueOptions): SlotOutcome {
+  if (!options.hardLinks) return enqueueSlotWithoutLinks(layout, markerPath, fileName, bytes, options);
+  const stage = inside(layout.schedules, `${SLOT_STAGE_PREFIX}${process.pid}-${randomBytes(4).toString('hex')}-${fileName}`);
+  const fd = openSync(stage, CREATE_NEW, 0o666);
+  try {
+    writeAllSync(fd, bytes);
+    if (options.fsync) fsyncSync(fd);
+  } catch (err) {
+    closeSync(fd);
+    unlinkQuietly(stage);
+    throw err;
+  }
+  closeSync(fd);
+  options.afterStep?.('staged');
+  try {
+    linkSync(stage, markerPath);
+  } catch (err) {
+    unlinkQuietly(stage);
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return 'taken';
+    throw err;
+  }
+  if (options.fsync) fsyncDirSync(dirname(markerPath));
+  options.afterStep?.('linked');
+  try {
+    renameSync(stage, inside(layout.incoming, fileName));
+  } catch (err) {
+    // Published by another daemon's stage scan meanwhile (we stalled): the slot has its one task.
+    if (!isMissing(err) || existsNoFollow(stage)) throw err;
+  }
+  if (options.fsync) fsyncDirSync(layout.incoming);
+  options.afterStep?.('published');
+  return 'enqueued';
+}
+
+function enqueueSlotWithoutLinks(layout: SpoolLayout, markerPath: string, fileName: string, bytes: Uint8Array, options: SlotEnqueueOptions): SlotOutcome {
+  if (!takeSlotSync(markerPath)) return 'taken';
+  options.afterStep?.('linked');
+  writeTaskSync(layout, fileName, bytes, options);
+  options.afterStep?.('published');
+  return 'enqueued';
+}
+
+/** Takes a slot without a task (a paused schedule skips it): an empty marker made with O_EXCL. False when the slot was taken already. */
+export function takeSlotSync(markerPath: string): boolean {
+  let fd: number;
+  try {
+    fd = openSync(markerPath, CREATE_NEW | constants.O_NOFOLLOW, 0o640);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    throw err;
+  }
+  closeSync(fd);
+  return true;
+}
+
+/** Whether `err` says the filesystem makes no hard links (some FUSE mounts): the slot enqueue then takes its marker first. */
+export function isNoHardLinks(err: unknown): boolean {
+  const code = (err as NodeJS.ErrnoException).code;
+  return code === 'EPERM' || code === 'ENOTSUP' || code === 'EOPNOTSUPP' || code === 'ENOSYS' || code === 'EXDEV';
+}
+
+/**
+ * The stage scan: finishes the slot enqueues whose daemon died (or stalled)
+ * between the link and the rename, and deletes stage debris. `names` is the
+ * listing of schedules/. A stage with a link count of 2 is a slot's marker
+ * too (only its marker can be the second link): it is renamed into incoming/
+ * under the task name it carries, once older than `graceMs` (the enqueuer
+ * normally does it itself within microseconds; a rename racing the enqueuer's
+ * is harmless, one of the two wins). A stage with a count of 1 never took a
+ * slot: deleted once over DEBRIS_AGE_MS old. Returns the names published.
+ */
+export function finishStagedSlots(layout: SpoolLayout, names: readonly string[], now: number, graceMs: number): string[] {
+  const published: string[] = [];
+  for (const n of names) {
+    if (!n.startsWith(SLOT_STAGE_PREFIX)) continue;
+    const path = inside(layout.schedules, n);
+    try {
+      const st = lstatSync(path);
+      if (!st.isFile()) continue;
+      const age = now - st.mtimeMs;
+      const fileName = n.slice(n.indexOf('-', n.indexOf('-', SLOT_STAGE_PREFIX.length) + 1) + 1);
+      if (st.nlink >= 2 && age > graceMs && parseTaskName(fileName) !== undefined) {
+        renameSync(path, inside(layout.incoming, fileName));
+        published.push(fileName);
+      } else if (st.nlink === 1 && age > DEBRIS_AGE_MS) {
+        unlinkSync(path);
+      }
+    } catch {
+      // Renamed by its enqueuer (or another scan) meanwhile.
+    }
+  }
+  return published;
+}
+
+/**
+ * Deletes the markers of schedules/S/ that no one needs any more: those of
+ * slots over `keepMs` before `now` whose task has ended (link count 1; a skipped
+ * slot's marker too), except the newest `keepNewest` (the newest marker says
+ * which slot ran last, for catch-up). `markers` is the listing of the folder,
+ * marker names only, oldest first. Returns how many it deleted.
+ */
+export function pruneMarkers(scheduleDir: string, markers: readonly string[], slotOf: (name: string) => number, now: number, keepMs: number, keepNewest: number): number {
+  let pruned = 0;
+  for (let i = 0; i < markers.length - keepNewest; i++) {
+    const m = markers[i]!;
+    if (slotOf(m) >= now - keepMs) break;
+    const path = inside(scheduleDir, m);
+    try {
+      const st = lstatSync(path);
+      if (!st.isFile() || st.nlink !== 1) continue;
+      unlinkSync(path);
+      pruned++;
+    } catch {
+      // Gone meanwhile (another daemon pruned it).
+    }
+  }
+  return pruned;
 }
 
 /* ------------------------------------------------------------------ helpers */
