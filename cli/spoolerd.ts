@@ -13,6 +13,8 @@ import { createLogger, type Logger } from '../spooler/logger.js';
 import { DAEMON_OPTIONS, type OptionDeclaration, type OptionValues } from '../spooler/options.js';
 import { importTaskModule, TaskModuleError } from '../spooler/task-modules.js';
 import { WorkerStartError } from '../spooler/run/process-runners.js';
+import { readScheduleFile } from '../spooler/schedule/schedule-file.js';
+import type { ScheduleSpec } from '../spool/schedule.js';
 import { EXIT } from './exit-codes.js';
 import { completionScript, SHELLS, type Shell } from './completion.js';
 import { applyConfigFile, ConfigFileError, type ConfigApplied } from './config-file.js';
@@ -134,6 +136,7 @@ async function main(options: CliOptions, log: Logger): Promise<void> {
   if (modules.length === 0) throw new UsageError('nothing to run: pass --import <module> with the module that registers your tasks');
   // A mistyped path must not silently become a new, empty spool that nobody produces into.
   if (!options.create && !options.demo) for (const dir of dirs) assertSpoolExists(dir);
+  const schedules = readScheduleFiles(options.schedule ?? []);
   // Modules that open Spooler.fromEnv() get the (first) spool this daemon serves.
   process.env.SPOOL_DIR = resolve(dirs[0]!);
   // With worker processes, the workers import the task modules (the daemon starts them and reports a failure).
@@ -143,7 +146,7 @@ async function main(options: CliOptions, log: Logger): Promise<void> {
 
   const logFormat = options.logFormat ?? (process.stderr.isTTY ? 'pretty' : 'json');
   const group = options.group ? resolveGroup(options.group) : undefined;
-  const daemon = new Daemon({ ...options, group, dirs, modules, log, logFormat });
+  const daemon = new Daemon({ ...options, group, dirs, modules, log, logFormat, schedules });
   if (options.processes === 0 && (options.maxTasks > 0 || options.maxMemory > 0)) {
     log.warn('--max-tasks and --max-memory replace worker processes; with --processes 0 there are none, so they do nothing');
   }
@@ -184,6 +187,16 @@ function shortPath(path: string): string {
 function spoolCommand(): string {
   const rel = relative(process.cwd(), fileURLToPath(new URL('./spool.js', import.meta.url)));
   return rel.startsWith('..') || isAbsolute(rel) || rel.split(sep).includes('node_modules') ? 'npx spool' : `node ${rel}`;
+}
+
+/** The schedules of the --schedule files; a bad file is a bad command line (exit 2). */
+function readScheduleFiles(files: readonly string[]): ScheduleSpec[] {
+  try {
+    return files.flatMap((f) => readScheduleFile(f));
+  } catch (err) {
+    if (err instanceof InvalidOptionError) throw new UsageError(err.message);
+    throw err;
+  }
 }
 
 /** Throws unless `dir` exists (its subdirectories are made on start, as for any spool). */

@@ -1,4 +1,4 @@
-export { Spooler } from './spooler.js';
+export { Spooler, type PeriodicOptions } from './spooler.js';
 export type { SpoolerOptions, EnqueueOptions, TaskOptions, MessageOptions, TaskHandle, TaskRequest, TaskFunction } from './spooler.js';
 export { currentTask, taskContext, ClaimLostError, NotInTaskError, TaskCancelledError, TaskTimeoutError, type TaskContext, type TaskLogger } from './context.js';
 export { processed, skipped, rescheduled, failed, outcomeOf, PermanentError, TaskResult, type TaskOutcome } from './results.js';

@@ -28,6 +28,8 @@ import { resultWatch, waitForResult, type WaitOptions } from './wait.js';
 import type { ResultRecord } from '../spool/results.js';
 import { checkBehaviourOptions, checkHooks, DEFAULT_HOOK_TIMEOUT_MS, type Behaviour, type BehaviourOptions, type TaskHooks } from './task-behaviour.js';
 import type { BackoffKind } from '../spool/body.js';
+import { checkSchedule, type CatchUp, type ScheduleSpec, type ScheduleTaskFields } from '../spool/schedule.js';
+import { encodeWire, toWire } from '../spool/wire.js';
 
 export interface SpoolerOptions {
   /** Encoding of new task files (default 'msgpack'). */
@@ -68,6 +70,27 @@ export interface EnqueueOptions {
 export interface TaskOptions extends EnqueueOptions, BehaviourOptions {
   /** Task name; default the function's name. */
   name?: string;
+}
+
+/**
+ * spooler.periodic(): when the task runs by itself (exactly one of every and cron), and what it is given.
+ * Only a daemon (spoolerd) that imports the module enqueues the slots; any other process only defines them.
+ */
+export interface PeriodicOptions extends Omit<TaskOptions, 'postpone' | 'meta' | 'parent' | 'encoding'> {
+  /** A period: a slot at every multiple of it since the Unix epoch (every '10m': :00, :10, …). At least 1s. */
+  every?: Duration;
+  /** A cron expression (5 fields, or 6 with seconds first), e.g. '0 3 * * *'. */
+  cron?: string;
+  /** The cron expression's IANA time zone, e.g. 'Europe/Berlin' (default UTC). */
+  tz?: string;
+  /** Slots that passed while no daemon ran: none enqueued (default), the newest one, or all of them (the newest catchUpLimit). */
+  catchUp?: CatchUp;
+  /** With catchUp 'all': at most this many (default 100). */
+  catchUpLimit?: number;
+  /** The arguments each run is given (default none). */
+  args?: readonly unknown[];
+  /** The schedule's name (spool schedules, spool pause --schedule); default the task's name. */
+  schedule?: string;
 }
 
 export interface MessageOptions extends EnqueueOptions {
@@ -166,6 +189,8 @@ export class Spooler {
   readonly options: Readonly<Required<Pick<SpoolerOptions, 'encoding' | 'fsync' | 'maxBytes'>>>;
   private readonly tasks = new Map<string, RegisteredTask>();
   private readonly taskTypeHandlers = new Map<string, TaskTypeHandler>();
+  /** Schedules defined with periodic(), by schedule name. */
+  private readonly scheduleSpecs = new Map<string, ScheduleSpec>();
   private readonly spoolerHooks: TaskHooks[] = [];
   private hookTimeoutMs = DEFAULT_HOOK_TIMEOUT_MS;
   /** Behaviour by task name ('' for tasks of other types), rebuilt when hooks change. */
@@ -319,6 +344,40 @@ export class Spooler {
       options: { value: Object.freeze({ ...options }) },
     });
     return wrapper;
+  }
+
+  /**
+   * Registers `fn` as a task (as task() does; a wrapper task() returned is taken
+   * as it is) and a schedule that enqueues it at each slot: `{ every: '10m' }` or
+   * `{ cron: '0 3 * * *', tz: 'Europe/Berlin' }`. Every daemon that imports the
+   * module runs the schedule, and each slot is enqueued exactly once among them
+   * (SPOOL-FORMAT.md, "Schedules"). Returns the task's wrapper, to enqueue it by hand too.
+   */
+  periodic<A extends unknown[], R>(fn: ((...args: A) => R) | TaskFunction<A, R>, options: PeriodicOptions): TaskFunction<A, R> {
+    const { every, cron, tz, catchUp, catchUpLimit, args, schedule, ...taskOptions } = options;
+    const wrapper = isTaskFunction<A, R>(fn) ? fn : this.task(fn, taskOptions);
+    if (wrapper.spooler !== this) throw new InvalidOptionError(`spooler.periodic(): task "${wrapper.taskName}" is registered on another spool (${wrapper.spooler.dir})`);
+    const own = wrapper.options;
+    const spec = checkSchedule(
+      { name: schedule, task: wrapper.taskName, every, cron, tz, catchUp, catchUpLimit, args: args === undefined ? undefined : trimTrailingUndefined(args), priority: own.priority },
+      `spooler.periodic(${wrapper.taskName})`,
+      toMs,
+    );
+    const fields = scheduleTaskFields(own);
+    if (fields !== undefined) spec.fields = fields;
+    // Checked here, so that a value that cannot be stored fails at import rather than at the first slot.
+    encodeWire(toWire(spec.args, 'msgpack', `spooler.periodic(${wrapper.taskName}) args`), 'msgpack');
+    const existing = this.scheduleSpecs.get(spec.name);
+    if (existing !== undefined && JSON.stringify(existing) !== JSON.stringify(spec)) {
+      throw new InvalidOptionError(`schedule "${spec.name}" is defined twice on ${this.dir}, differently; give one of them another name with { schedule: "..." }`);
+    }
+    this.scheduleSpecs.set(spec.name, spec);
+    return wrapper;
+  }
+
+  /** The schedules defined with periodic(), for the daemon (plain JSON). */
+  get schedules(): ScheduleSpec[] {
+    return [...this.scheduleSpecs.values()];
   }
 
   /** The function registered under `name`, for the daemon. */
@@ -530,4 +589,18 @@ function trimTrailingUndefined(args: readonly unknown[]): readonly unknown[] {
   let end = args.length;
   while (end > 0 && args[end - 1] === undefined) end--;
   return end === args.length ? args : args.slice(0, end);
+}
+
+function isTaskFunction<A extends unknown[], R>(fn: unknown): fn is TaskFunction<A, R> {
+  return typeof fn === 'function' && typeof (fn as Partial<TaskFunction<A, R>>).taskName === 'string' && (fn as Partial<TaskFunction<A, R>>).spooler instanceof Spooler;
+}
+
+/** The body fields a periodic task's options give each of its tasks (as encode() would). */
+function scheduleTaskFields(options: Readonly<TaskOptions>): ScheduleTaskFields | undefined {
+  const fields: ScheduleTaskFields = {};
+  const retry = toRetrySpec(options.retries, options.backoff);
+  if (retry !== undefined) fields.retry = retry as ScheduleTaskFields['retry'];
+  if (options.timeout !== undefined) fields.timeout = positiveMs(options.timeout, 'timeout');
+  if (options.keepResult !== undefined) fields.keepResult = toMs(options.keepResult, 'keepResult');
+  return Object.keys(fields).length > 0 ? fields : undefined;
 }

@@ -14,7 +14,9 @@ import { ProcessRunners } from './run/process-runners.js';
 import type { Runners } from './run/runners.js';
 import { ServedSpool, type Slots, type SpoolStats } from './served-spool.js';
 import { STATUS_EVERY_MS, StatusFile } from './status-file.js';
-import { ServedTasks } from './task-names.js';
+import { ServedTasks, type RegisteredTasks } from './task-names.js';
+import type { Logger } from './logger.js';
+import type { ScheduleSpec } from '../spool/schedule.js';
 
 /** Tasks started per spool per turn, so several spools share the slots fairly. */
 const DISPATCH_BATCH = 64;
@@ -75,6 +77,7 @@ export class Daemon {
     if (this.options.tasks !== undefined && this.options.tasks.length > 0) this.options.log.info('claiming only the tasks named by --tasks', { tasks: served.sorted() });
     for (const service of this.services) {
       service.serveTasks(served, registered);
+      service.serveSchedules(schedulesFor(service.layout.root, this.options.schedules ?? [], registered, this.options.log));
       await service.start();
     }
     this.progressTimer = setInterval(() => this.logProgress(), PROGRESS_EVERY_MS);
@@ -212,6 +215,22 @@ export class Daemon {
       heapMb: Math.round(memory.heapUsed / 1048576),
     });
   }
+}
+
+/**
+ * The schedules a spool runs: the --schedule files' (every spool), then those
+ * its task modules defined with spooler.periodic() on it. A name defined
+ * twice runs the first definition; a different second one is warned about.
+ */
+function schedulesFor(root: string, fromFiles: readonly ScheduleSpec[], registered: RegisteredTasks, log: Logger): ScheduleSpec[] {
+  const byName = new Map<string, ScheduleSpec>();
+  const fromModules = (registered.schedules ?? []).filter((s) => s.spool === root).map(({ spool: _spool, ...spec }) => spec);
+  for (const spec of [...fromFiles, ...fromModules]) {
+    const first = byName.get(spec.name);
+    if (first === undefined) byName.set(spec.name, spec);
+    else if (JSON.stringify(first) !== JSON.stringify(spec)) log.warn('a schedule is defined twice, differently: the first definition runs (--schedule files come first)', { schedule: spec.name, spool: root });
+  }
+  return [...byName.values()];
 }
 
 function createProcessRunners(options: DaemonOptions, wake: () => void): ProcessRunners | undefined {

@@ -18,6 +18,7 @@ import { toMs } from '../runtime/duration.js';
 import { InvalidOptionError } from '../spool/errors.js';
 import { DEFAULT_MAX_BYTES } from '../spool/safe-read.js';
 import { parseHttpAddress, type HttpAddress } from './http-address.js';
+import type { ScheduleSpec } from '../spool/schedule.js';
 import { LOG_FORMATS, LOG_LEVELS, type LogFormat, type Logger, type LogLevel } from './logger.js';
 
 /** The polling period while incoming/ changes (poll-policy.ts), or --poll-interval if that is shorter. */
@@ -94,6 +95,12 @@ export const DAEMON_OPTIONS = {
     env: 'SPOOLERD_TASKS',
     help: 'claim only these task names (comma-separated or repeated); default: every task the modules register. Others wait for a daemon that runs them',
     parse: list,
+  }),
+  schedule: option({
+    flags: '--schedule <file>',
+    env: 'SPOOLERD_SCHEDULE',
+    help: 'JSON file of periodic tasks to enqueue on every spool served ({"schedules": [{"task": "reindex", "cron": "0 3 * * *"}]}; README, "Periodic tasks"); repeat for several',
+    parse: (text: string, previous: string[] | undefined): string[] => [...(previous ?? []), text],
   }),
   unknownAfter: option({
     flags: '--unknown-after <duration>',
@@ -296,6 +303,8 @@ export interface DaemonOptions extends Omit<OptionValues, 'dir' | 'import' | 'ta
   group?: number;
   logFormat: LogFormat;
   log: Logger;
+  /** The schedules of the --schedule files, read and checked (the modules' own come from the runners: RegisteredTasks). */
+  schedules?: ScheduleSpec[];
 }
 
 /** The options a worker process is sent, named as declared, with the values the daemon runs with. */

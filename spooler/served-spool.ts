@@ -32,6 +32,9 @@ import { RetentionSweep } from './retention.js';
 import { ServedTasks, UnmatchedNames, type RegisteredTasks } from './task-names.js';
 import { UnknownTasks } from './unknown-tasks.js';
 import { TaskQueue, windowFromTestKnob } from './order/task-queue.js';
+import { readPauseState } from '../spool/pause.js';
+import type { ScheduleSpec } from '../spool/schedule.js';
+import { REAL_TIMERS, Scheduler, slotCrashHookFromEnv } from './schedule/scheduler.js';
 
 export type { Slots, SpoolStats } from './run/spool-runs.js';
 
@@ -78,6 +81,8 @@ export class ServedSpool {
   private readonly unknown: UnknownTasks;
   /** --keep-dead, --keep-archive. */
   private readonly retention: RetentionSweep;
+  /** Enqueues the slots of the schedules served here (schedule/scheduler.ts); undefined without schedules. */
+  private scheduler: Scheduler | undefined;
   private stopping = false;
   /** A spool folder was replaced while we ran (folders.ts): nothing more is moved here, outcomes included. */
   private untrusted = false;
@@ -208,6 +213,25 @@ export class ServedSpool {
     );
   }
 
+  /** Before start(): the schedules to run on this spool (the --schedule files' and those its modules defined). */
+  serveSchedules(schedules: readonly ScheduleSpec[]): void {
+    if (schedules.length === 0) return;
+    const log = this.log.child({ component: 'scheduler' });
+    this.scheduler = new Scheduler(
+      {
+        layout: this.layout,
+        log,
+        clock: { now: () => this.clock.now(), after: REAL_TIMERS.after },
+        ownerId: () => this.ownership.id ?? '',
+        check: () => this.folders.check('schedules', 'incoming'),
+        readPause: () => readPauseState(this.layout.root),
+        fsync: false,
+        afterStep: slotCrashHookFromEnv(log),
+      },
+      schedules,
+    );
+  }
+
   /** The task names this daemon claims, sorted (its status file declares them); undefined before serveTasks(). */
   get servedNames(): string[] | undefined {
     return this.servedSorted ??= this.served?.sorted();
@@ -268,6 +292,7 @@ export class ServedSpool {
     });
     this.servingSince = Date.now();
     this.cancels.start();
+    await this.scheduler?.start();
     this.slots.wake();
   }
 
@@ -285,6 +310,7 @@ export class ServedSpool {
   /** Stops discovery and claiming; running tasks go on. */
   async stopDiscovery(): Promise<void> {
     this.stopping = true;
+    this.scheduler?.stop();
     await this.discovery.stop();
   }
 

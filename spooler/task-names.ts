@@ -9,6 +9,7 @@ import { isTaskName } from '../spool/name.js';
 import { Spooler } from '../runtime/spooler.js';
 import { UnregisteredTasksError } from '../spool/errors.js';
 import type { Logger } from './logger.js';
+import type { ScheduleSpec } from '../spool/schedule.js';
 
 /** What the task modules registered, over every spooler they opened. */
 export interface RegisteredTasks {
@@ -16,6 +17,8 @@ export interface RegisteredTasks {
   tasks: string[];
   /** Task types other than fcall with a handler (registerTaskType()), sorted. */
   types: string[];
+  /** Schedules defined with spooler.periodic(), each with the spool it was defined on (its real path). */
+  schedules?: Array<ScheduleSpec & { spool: string }>;
 }
 
 /** What the modules imported into this process registered. */
@@ -24,6 +27,7 @@ export function registeredInThisProcess(): RegisteredTasks {
   return {
     tasks: [...new Set(spoolers.flatMap((s) => s.taskNames))].sort(),
     types: [...new Set(spoolers.flatMap((s) => s.taskTypes))].sort(),
+    schedules: spoolers.flatMap((s) => s.schedules.map((spec) => ({ ...spec, spool: s.dir }))),
   };
 }
 

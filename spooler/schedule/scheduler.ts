@@ -340,3 +340,18 @@ export class Scheduler {
 }
 
 const markerDirOf = (layout: SpoolLayout, name: string): string => `${layout.schedules}/${name}`;
+
+/**
+ * Tests only: with SPOOLERD_TEST_SLOT_CRASH=staged|linked|published, the daemon
+ * kills itself (SIGKILL) right after that step of the first slot enqueue it
+ * reaches it in, after logging which slot. A real kill -9 at a chosen instant.
+ */
+export function slotCrashHookFromEnv(log: Logger, env: NodeJS.ProcessEnv = process.env): SchedulerDeps['afterStep'] {
+  const at = env.SPOOLERD_TEST_SLOT_CRASH;
+  if (at === undefined || at === '') return undefined;
+  return (step, schedule, slot) => {
+    if (step !== at) return;
+    log.warn('test: killing this daemon after a step of a slot enqueue', { step, schedule, slot });
+    process.kill(process.pid, 'SIGKILL');
+  };
+}
