@@ -26,6 +26,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   wait: async () => (await import('./commands/wait.js')).waitCommand(),
   purge: async () => (await import('./commands/purge.js')).purgeCommand(),
   stats: async () => (await import('./commands/stats.js')).statsCommand(),
+  schedules: async () => (await import('./commands/schedules.js')).schedulesCommand(),
   completion: async () => (await import('./commands/completion.js')).completionCommand(),
   top: async () => (await import('./commands/top.js')).topCommand(),
   dashboard: async () => (await import('./commands/dashboard.js')).dashboardCommand(),
@@ -46,6 +47,7 @@ const DOING: Record<string, string> = {
   retry: 'move the dead letters back',
   wait: 'wait for the results',
   stats: 'count the tasks',
+  schedules: 'list the schedules',
   top: 'watch the spool',
   dashboard: 'serve the dashboard',
 };
