@@ -174,8 +174,8 @@ export class Scheduler {
     const missed = missedSlots(run.slots, spec, lastTaken, now);
     if (record === undefined || JSON.stringify(record.spec) !== JSON.stringify(spec)) this.writeRecord(run, since, newest);
     const upTo = run.slots.latest(now, 1)[0] ?? now;
+    this.deps.log.info('schedule started from its slot markers', { schedule: spec.name, catchUp: spec.catchUp, lastTaken: newest ?? null, now, missed: missed.length });
     if (missed.length > 0) {
-      this.deps.log.info('catching up on slots missed while no daemon ran the schedule', { schedule: spec.name, catchUp: spec.catchUp, slots: missed.length, lastTaken: newest ?? null });
       const pause = await this.readPause();
       if ((run.state as ScheduleState) !== 'catching-up') return; // stopped meanwhile
       this.takeSlots(run, missed, pause);
