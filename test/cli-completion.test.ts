@@ -66,7 +66,7 @@ describe('bash completion', () => {
     mkdirSync(join(dir, 'spool-two'));
     expect(complete('spool', ['ls', '--dir', 'spool-'])).toEqual(['spool-one', 'spool-two']);
     expect(complete('spoolerd', ['--dir', 'spool-t'])).toEqual(['spool-two']);
-    expect(complete('spoolerd', ['--sc'])).toEqual(['--scan-interval']);
+    expect(complete('spoolerd', ['--sc'])).toEqual(['--schedule', '--scan-interval']);
     expect(complete('spoolerd', ['--log-level', ''])).toEqual(['debug', 'info', 'warn', 'error']);
     expect(complete('spoolerd', ['--dir', 'x', '--con'])).toEqual(['--concurrency', '--config']);
   });
