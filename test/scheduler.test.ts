@@ -19,7 +19,7 @@ import { DEBRIS_AGE_MS, enqueueSlotSync, finishStagedSlots, pruneMarkers, SLOT_S
 import { checkSchedule, slotOfMarker, type ScheduleSpec } from '../spool/schedule.js';
 import { lastRun, listMarkers, markerPathOf, readScheduleRecord } from '../spool/schedules.js';
 import { createLogger } from '../spooler/logger.js';
-import { REAL_TIMERS, Scheduler, STALL_MS, type SchedulerDeps } from '../spooler/schedule/scheduler.js';
+import { MAX_WAIT_MS, REAL_TIMERS, Scheduler, STALL_MS, type SchedulerDeps } from '../spooler/schedule/scheduler.js';
 import { T0, useFakeClock } from './helpers/fake-clock.js';
 
 let root: string;
@@ -137,6 +137,13 @@ describe('the scheduler, with a fake clock', () => {
     vi.setSystemTime(Date.now() + STALL_MS + 5000);
     await clock.advanceAsync(1000);
     expect(slotsIn(incoming())).toEqual([T0 + 1000, T0 + 2000, T0 + 3000, T0 + 4000, T0 + 10_000 + STALL_MS]);
+  });
+
+  it('a slot months away: the timer wakes at most hourly and waits again (setTimeout cannot wait that long)', async () => {
+    await scheduler([spec({ every: undefined, cron: '0 0 1 1 *' })]).start();
+    await clock.advanceAsync(3 * MAX_WAIT_MS);
+    expect(incoming()).toEqual([]);
+    expect(clock.armed()).toBe(1);
   });
 
   it('reads a pause file written as spool pause writes it', async () => {

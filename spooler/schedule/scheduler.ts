@@ -45,6 +45,8 @@ const STAGE_SCAN_EVERY_MS = 1000;
 const PRUNE_EVERY_MS = 60_000;
 export const MARKER_KEEP_MS = 3_600_000;
 export const MARKERS_KEPT = 10;
+/** The longest a timer waits before the slot is looked at again (setTimeout cannot wait over 24.8 days, and the spool clock drifts). */
+export const MAX_WAIT_MS = 3_600_000;
 
 export type ScheduleState = 'idle' | 'catching-up' | 'waiting' | 'enqueuing' | 'stopped';
 const NEXT: Readonly<Record<ScheduleState, readonly ScheduleState[]>> = {
@@ -197,7 +199,7 @@ export class Scheduler {
 
   private arm(run: ScheduleRun, ms: number): void {
     run.cancelTimer?.();
-    run.cancelTimer = this.deps.clock.after(ms, () => void this.tick(run));
+    run.cancelTimer = this.deps.clock.after(Math.min(ms, MAX_WAIT_MS), () => void this.tick(run));
   }
 
   private async tick(run: ScheduleRun): Promise<void> {
