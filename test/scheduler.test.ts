@@ -146,6 +146,21 @@ describe('the scheduler, with a fake clock', () => {
     expect(clock.armed()).toBe(1);
   });
 
+  it('a slot that cannot be written (a failing folder check, a full disk) is tried again a second later, not lost', async () => {
+    let failing = false;
+    await scheduler([spec()], {
+      check: () => {
+        if (failing) throw new Error('ENOSPC: no space left on device');
+      },
+    }).start();
+    failing = true;
+    await clock.advanceAsync(1000);
+    expect(incoming()).toEqual([]);
+    failing = false;
+    await clock.advanceAsync(1000);
+    expect(slotsIn(incoming())).toEqual([T0 + 1000, T0 + 2000]);
+  });
+
   it('reads a pause file written as spool pause writes it', async () => {
     mkdirSync(join(layout.root, 'control'));
     writeFileSync(join(layout.root, 'control', 'pause.json'), JSON.stringify({ version: 1, all: false, tasks: [], schedules: ['ticker'] }));

@@ -144,9 +144,7 @@ export class Scheduler {
       try {
         await this.catchUp(run);
       } catch (err) {
-        this.deps.log.error('a schedule could not start; it is tried again in a second', { schedule: run.spec.name, err: (err as Error).message });
-        run.go('waiting');
-        this.arm(run, RETRY_MS);
+        this.failed(run, err);
       }
     }
     this.deps.log.info('schedules served', { schedules: this.runs.map((r) => r.spec.name) });
@@ -199,7 +197,9 @@ export class Scheduler {
 
   private arm(run: ScheduleRun, ms: number): void {
     run.cancelTimer?.();
-    run.cancelTimer = this.deps.clock.after(Math.min(ms, MAX_WAIT_MS), () => void this.tick(run));
+    run.cancelTimer = this.deps.clock.after(Math.min(ms, MAX_WAIT_MS), () => {
+      this.tick(run).catch((err: unknown) => this.failed(run, err));
+    });
   }
 
   private async tick(run: ScheduleRun): Promise<void> {
@@ -211,30 +211,25 @@ export class Scheduler {
     if (next > now) return this.arm(run, next - now); // the spool clock moved: not due yet
     if (now - next > STALL_MS) {
       this.deps.log.warn('the scheduler was held up (a stall?); it starts over from the slot markers', { schedule: run.spec.name, lateMs: now - next });
-      return this.catchUp(run).catch((err: unknown) => {
-        if (run.state === 'catching-up') run.go('waiting');
-        this.failed(run, err);
-      });
+      return this.catchUp(run);
     }
     run.go('enqueuing');
     const due: number[] = [];
     for (let slot: number | undefined = next; slot !== undefined && slot <= now; slot = run.slots.next(slot)) due.push(slot);
     const pause = await this.readPause();
     if ((run.state as ScheduleState) !== 'enqueuing') return; // stopped meanwhile
-    try {
-      this.takeSlots(run, due, pause);
-    } catch (err) {
-      run.go('waiting');
-      return this.failed(run, err);
-    }
+    this.takeSlots(run, due, pause);
     this.maintain();
     run.go('waiting');
     this.armNext(run);
   }
 
+  /** A tick that threw (a full disk, a folder check): logged, and the schedule tried again in RETRY_MS from the first slot not dealt with. */
   private failed(run: ScheduleRun, err: unknown): void {
+    if (run.state === 'stopped') return;
     this.deps.log.error('a slot of a schedule could not be enqueued; it is tried again in a second', { schedule: run.spec.name, err: (err as Error).message });
-    if (run.state === 'waiting') this.arm(run, RETRY_MS);
+    if (run.state !== 'waiting') run.go('waiting');
+    this.arm(run, RETRY_MS);
   }
 
   /** Enqueues (or, paused, skips) `slots`, oldest first; advances lastConsidered past each one dealt with. Throws at the first that fails. */
