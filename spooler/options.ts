@@ -290,9 +290,10 @@ export const DEFAULTS = Object.fromEntries(
  * What the daemon runs with: the options, with what the command line makes of
  * some of them (the spools to serve, the modules to import with --demo's
  * added, the group resolved to its id, the log format decided) and the logger.
- * --create and --http are the command line's own business.
+ * --create and --http are the command line's own business, and so is reading
+ * the --schedule files (the daemon gets their schedules, checked).
  */
-export interface DaemonOptions extends Omit<OptionValues, 'dir' | 'import' | 'tasks' | 'group' | 'logFormat' | 'create' | 'http'> {
+export interface DaemonOptions extends Omit<OptionValues, 'dir' | 'import' | 'tasks' | 'group' | 'logFormat' | 'create' | 'http' | 'schedule'> {
   /** --tasks: the task names to claim (undefined or empty: every registered one). */
   tasks?: string[];
   /** Spool directories to serve (--dir). */
