@@ -81,8 +81,9 @@
  *   spooler/       stage instead)                                                                     racing renames one wins; the loser sees ENOENT)
  *   schedule/)   3 rename .stage-P-X-N -> incoming/N         incoming/N, and its marker (count 2;     any daemon's watch or scan
  *                                                            1 once the task has finished)
- *     without    1 open schedules/S/<slot> O_EXCL, close     the slot taken, no task: LOST            nobody (the window of one call, documented)
- *     link()     2 enqueue (above: tmp/N, incoming/N)        as enqueue                               as enqueue
+ *     without    1 open schedules/S/<slot> O_EXCL, close     the slot taken, no task: LOST            nobody (the window of a few calls, documented)
+ *     link() (or 2 enqueue (above: tmp/N, incoming/N)        as enqueue                               as enqueue
+ *     uncounted links: sshfs)
  *   skip a slot  open schedules/S/<slot> O_EXCL, close       the slot taken, no task (as meant)       -
  *   (paused)
  *   prune        unlink schedules/S/<slot>: link count 1,    fewer markers                            -
@@ -674,6 +675,12 @@ export interface SlotEnqueueOptions extends WriteOptions {
   hardLinks: boolean;
   /** Called after each step (tests kill the process there). */
   afterStep?: (step: SlotStep) => void;
+  /**
+   * Told, after a link, whether the filesystem counts links (the marker shows 2). sshfs makes
+   * links but shows every file with a count of 1: there the stage scan cannot tell a
+   * stage that took its slot, and the caller falls back to enqueueing without links.
+   */
+  linkCounted?: (counted: boolean) => void;
 }
 
 /**
@@ -707,6 +714,7 @@ export function enqueueSlotSync(layout: SpoolLayout, markerPath: string, fileNam
     throw err;
   }
   if (options.fsync) fsyncDirSync(dirname(markerPath));
+  options.linkCounted?.(lstatSync(stage).nlink >= 2);
   options.afterStep?.('linked');
   try {
     renameSync(stage, inside(layout.incoming, fileName));

@@ -149,4 +149,24 @@ describe.skipIf(impossible !== undefined)('three hosts sharing one spool over ss
     expect(ls(join(serverSpool(rig), 'locks'))).not.toContain(`owner-${owner}.lock`);
     expect(ls(join(serverSpool(rig), 'dead'))).toEqual([]);
   });
+  it('a schedule every second served on three hosts: each slot runs exactly once (slot markers over sshfs)', { timeout: 90_000 }, async () => {
+    // Each host runs the schedule "ticker" of test/fixtures/tasks/periodic.mjs and the ticks; a tick records its file (the slot is its due time).
+    const daemons = rig.hosts.map((h) => startOnHost(rig, h, { imports: ['periodic'], args: DAEMON_ARGS }));
+    for (const d of daemons) await d.waitForLog((l) => l.msg === 'schedules served', { timeoutMs: 30_000 });
+    const ticks = () => allRecords(rig).filter((r) => r.task === 'tick').map((r) => ({ slot: Number((r.file as string).slice(3, 16)), host: r.host }));
+    const from = Math.ceil(Date.now() / 1000) * 1000 + 1000;
+    const to = from + 8000;
+    await waitFor(() => ticks().some((t) => t.slot >= to + 1000), { timeoutMs: 60_000, intervalMs: 200, what: `the tick of slot ${to + 1000}`, explain: explain(daemons) });
+    const slots = ticks().map((t) => t.slot).sort((a, b) => a - b);
+    const window = slots.filter((s) => s >= from && s < to);
+    expect(window).toEqual(Array.from({ length: 8 }, (_, i) => from + i * 1000));
+    expect(new Set(slots).size, 'a slot that ran twice').toBe(slots.length);
+    // Every host raced for the slots (its log says which it enqueued); together, each once.
+    const enqueued = daemons.flatMap((d) => d.logsWith('enqueued a periodic task').map((l) => l.slot as number)).filter((s) => s >= from && s < to);
+    expect(enqueued.sort((a, b) => a - b)).toEqual(window);
+    for (const d of daemons) expect(d.logs.filter((l) => l.level === 'error')).toEqual([]);
+    // sshfs here refuses link() (EPERM) or does not count links (its man page: every file shows one link), so the
+    // slots are taken the way SPOOL-FORMAT.md, "Schedules", documents for that case: marker first, then the task.
+    for (const d of daemons) expect(d.logs.filter((l) => /hard links/.test(l.msg)).length).toBeLessThanOrEqual(1);
+  });
 });

@@ -260,6 +260,12 @@ describe('enqueue a slot: a crash after each step', () => {
     expect(readdirSync(layout.tmp)).toEqual([]);
   });
 
+  it('tells whether the filesystem counts links (sshfs shows every file with one link)', () => {
+    const seen: boolean[] = [];
+    enqueueSlotSync(layout, marker, fileName, bytes, { hardLinks: true, linkCounted: (counted) => seen.push(counted) });
+    expect(seen).toEqual([true]);
+  });
+
   it('a skipped slot: an empty marker, and the slot cannot be enqueued any more', () => {
     expect(takeSlotSync(marker)).toBe(true);
     expect(takeSlotSync(marker)).toBe(false);

@@ -260,6 +260,11 @@ export class Scheduler {
       fsync: this.deps.fsync,
       hardLinks: this.hardLinks,
       afterStep: this.deps.afterStep && ((step: SlotStep) => this.deps.afterStep!(step, run.spec.name, slot)),
+      linkCounted: (counted: boolean) => {
+        if (counted || !this.hardLinks) return;
+        this.hardLinks = false;
+        this.deps.log.warn('this filesystem makes hard links but does not count them (sshfs): a slot marker is now made before its task, so a crash between the two loses that slot (SPOOL-FORMAT.md, "Schedules")');
+      },
     };
     try {
       return enqueueSlotSync(this.deps.layout, marker, fileName, run.bytes, options);
