@@ -239,18 +239,28 @@ const isMap = (v: unknown): v is Record<string, unknown> =>
  * (wire.ts, checkDecoded), which the scan notes. JSON bodies are decoded whole.
  */
 export function isValidBody(bytes: Uint8Array, encoding: Encoding): boolean {
+  lastExpires = undefined;
+  let view: unknown;
   if (encoding === 'json') {
     try {
-      return findBodyProblem(decodeWire(bytes, encoding)) === undefined;
+      view = decodeWire(bytes, encoding);
     } catch {
       return false;
     }
+  } else {
+    if (findMsgpackProblem(bytes, root) !== undefined || root.nonFinite) return false;
+    // A root that is not a map decodes to a value findBodyProblem refuses.
+    if (!root.isMap) return false;
+    view = viewOfFields(bytes, root);
   }
-  if (findMsgpackProblem(bytes, root) !== undefined || root.nonFinite) return false;
-  // A root that is not a map decodes to a value findBodyProblem refuses.
-  if (!root.isMap) return false;
-  return findBodyProblem(viewOfFields(bytes, root)) === undefined;
+  if (findBodyProblem(view) !== undefined) return false;
+  lastExpires = (view as { expires?: number }).expires;
+  return true;
 }
+
+let lastExpires: number | undefined;
+/** The `expires` time of the body isValidBody last found valid (undefined: it has none), for `spool ls`'s note on expired tasks. */
+export const expiresOfLastValidBody = (): number | undefined => lastExpires;
 
 const root = new RootEntries();
 /** Stand-ins for a value whose rule looks only at its kind (array, map) or only at its presence. */

@@ -398,7 +398,6 @@ export class TaskPath {
         case 'cancelled': {
           const done = (moved: boolean) => {
             if (!moved) return this.lose(task.fileName, 'the claim was taken over before the task finished', base);
-            if (task.body.unique !== undefined) this.endKey(task);
             // A task that failed before and keeps no result leaves no record of its failed attempts behind
             // (with a result kept, the result sweep removes it when the result expires).
             if (task.attempts > 0 && keepMsOf(task, this.site) <= 0) removeFailureRecord(this.site.layout, task.id);
@@ -415,6 +414,8 @@ export class TaskPath {
               this.tell(run, { ...base, code: Code.Cancelled }, () => ({ outcome: 'cancelled', durationMs: durationMs ?? 0 }));
             }
           };
+          // Its key, then its result, then its file: whoever sees the ending can take the key again.
+          if (task.body.unique !== undefined) this.endKey(task);
           // Its result first (a crash between leaves both: SPOOL-FORMAT.md, "State changes", keep result).
           if (keepMsOf(task, this.site) > 0) {
             if (outcome.kind === 'processed') keepEnding(this.site, task, { ending: 'processed', value: outcome.value, attempts: task.attempts + 1 });
@@ -486,11 +487,11 @@ export class TaskPath {
     const permanent = outcome?.kind === 'failed';
     const record = { id: task.id, name: task.name, attempts, at: this.site.clock.now(), error, history: historyWithLast(this.site, task, error, attempts), ...(permanent && { reason: outcome.reason }) };
     const b = base ?? { name: task.fileName, task: task.name };
-    // Its result first, as for a finished task.
+    // Its key, then its result first, as for a finished task.
+    if (task.body.unique !== undefined) this.endKey(task);
     if (keepMsOf(task, this.site) > 0) keepEnding(this.site, task, { ending: 'dead', error, attempts });
     const buried = (moved: boolean) => {
       if (!moved) return this.lose(task.fileName, 'the claim was taken over before the task was buried', b);
-      if (task.body.unique !== undefined) this.endKey(task);
       const durationMs = b.ms === undefined ? undefined : Math.round(b.ms);
       const fields = { task: task.name, id: task.id, attempt: task.attempts, durationMs, error: error.message, stack: error.stack };
       if (permanent) this.site.log.warn('task is a dead letter: it failed for good (no retry)', { ...fields, reason: outcome.reason });
@@ -516,10 +517,10 @@ export class TaskPath {
     const expiredAt = new Date(task.body.expires!).toISOString();
     const reason = `not started by ${expiredAt}`;
     try {
+      if (task.body.unique !== undefined) this.endKey(task);
       if (keepMsOf(task, this.site) > 0) keepEnding(this.site, task, { ending: 'expired', reason, attempts: task.attempts });
       const expired = (moved: boolean) => {
         if (!moved) return this.lose(task.fileName, 'the claim was taken over before the expired task was removed', base);
-        if (task.body.unique !== undefined) this.endKey(task);
         this.site.log.info('task expired: not run', { task: task.name, id: task.id, attempt: task.attempts, expiredAt });
         this.hooks.report({ ...base, code: Code.Expired });
       };
@@ -531,7 +532,11 @@ export class TaskPath {
     }
   }
 
-  /** A uniqueWhile-running task has ended (any ending but a retry): its key goes. */
+  /**
+   * A uniqueWhile-running task has ended (any ending but a retry): its key goes, before its result is kept and
+   * its file moved, so that whoever sees the ending can take the key again (the task is still in active/, so
+   * the sweep leaves the key alone until then). A crash before the last move reruns the task without its key.
+   */
   private endKey(task: TaskFile): void {
     if (task.body.uniqueWhile === 'running') this.releaseKey(task);
   }
