@@ -115,6 +115,8 @@ export interface TaskHandle {
 /** A TaskHandle: its fields, and result() on the prototype (a bulk enqueue makes one per task). */
 class EnqueuedTask implements TaskHandle {
   readonly #spooler: Spooler;
+  /** Set only on the handle of a task that held a unique key (an own property only then). */
+  declare readonly existing?: boolean;
   constructor(
     spooler: Spooler,
     readonly id: string,
@@ -123,9 +125,10 @@ class EnqueuedTask implements TaskHandle {
     readonly path: string,
     readonly priority: number,
     readonly due: number,
-    readonly existing?: boolean,
+    existing?: true,
   ) {
     this.#spooler = spooler;
+    if (existing) (this as { existing?: boolean }).existing = true;
   }
 
   result(options: WaitOptions = {}): Promise<unknown> {
