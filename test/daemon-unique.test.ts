@@ -23,6 +23,8 @@ let dir: string;
 const testSpool = useDaemonSpool('spoolerd-unique-', { bind: (s) => ({ root, records, dir } = s) });
 
 const PRODUCER = join(ROOT, 'test/fixtures/unique-producer.mjs');
+/** Producers (by prefix) in on-staged mode whose watch is set. */
+const watching = new Set<string>();
 
 /** Runs the producer fixture to its end; its JSON lines. */
 function producer(prefix: string, count: number, mode = 'keep'): Promise<Array<Record<string, unknown>>> {
@@ -31,7 +33,10 @@ function producer(prefix: string, count: number, mode = 'keep'): Promise<Array<R
     let out = '';
     let err = '';
     child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => {
+      err += d;
+      if (err.includes('watching\n')) watching.add(prefix);
+    });
     child.on('error', fail);
     child.on('close', (code, signal) => {
       if (code !== 0 && signal !== 'SIGKILL') return fail(new Error(`producer exited ${code}: ${err}`));
@@ -69,7 +74,10 @@ describe('racing producers', () => {
     Spooler.open(root);
     for (let round = 0; round < 25; round++) {
       const key = `r${round}`;
-      const [viaCli, viaApi] = await Promise.all([spoolAsync(['add', '--dir', root, 'echo', `"${key}"`, '--unique', `${key}-0`, '--json']), producer(key, 1)]);
+      // The producer enqueues the key the instant `spool add` has staged its task: the two race for the key itself.
+      const follower = producer(key, 1, 'on-staged');
+      await waitFor(() => watching.has(key) || undefined, { what: 'the producer to watch tmp/' });
+      const [viaCli, viaApi] = await Promise.all([spoolAsync(['add', '--dir', root, 'echo', `"${key}"`, '--unique', `${key}-0`, '--json']), follower]);
       expect(viaCli.code, viaCli.stderr).toBe(0);
       const cli = JSON.parse(viaCli.stdout) as { id: string; existing?: boolean };
       const api = viaApi[0]!;
@@ -78,7 +86,7 @@ describe('racing producers', () => {
       expect(waiting().filter((f) => parseTaskName(f)!.id === cli.id).length).toBe(1);
     }
     expect(waiting().length).toBe(25);
-  }, 120_000);
+  }, 180_000);
 });
 
 describe('modes (spool add)', () => {
