@@ -113,7 +113,8 @@ export function parseKeyHolder(bytes: Uint8Array): KeyHolder | string {
   return { version: 1, id: r.id, file: r.file, key: r.key, while: r.while as UniqueWhile };
 }
 
-export type KeyRead = { ok: true; holder: KeyHolder; mtimeMs: number } | { ok: false; missing: boolean; reason: string };
+/** `denied`: the file could not be opened for lack of permission (it may be a valid key of another user's). */
+export type KeyRead = { ok: true; holder: KeyHolder; mtimeMs: number } | { ok: false; missing: boolean; reason: string; denied?: true };
 
 const READ_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
 
@@ -124,6 +125,7 @@ export function readKeyFile(path: string): KeyRead {
     fd = openSync(path, READ_FLAGS);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EACCES' || code === 'EPERM') return { ok: false, missing: false, reason: 'permission denied: producers sharing keys must be able to read each other\'s key files (a umask of 022, or a shared group)', denied: true };
     return { ok: false, missing: code === 'ENOENT', reason: code === 'ELOOP' ? 'a symbolic link' : (err as Error).message };
   }
   try {

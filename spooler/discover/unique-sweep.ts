@@ -54,7 +54,8 @@ export class UniqueKeySweeper {
       const path = this.layout.unique + sep + n;
       const read = isKeyFileName(n) ? readKeyFile(path) : undefined;
       if (read === undefined || !read.ok) {
-        if (read?.ok === false && read.missing) continue;
+        // Gone meanwhile, or not ours to read (a key cannot be judged stale unread).
+        if (read?.ok === false && (read.missing || read.denied === true)) continue;
         const reason = read === undefined ? 'not a key file name' : read.reason;
         if (removeBadEntry(path, now, removeTree)) this.log.warn('removed an entry of unique/ that is not a key file', { file: n, reason });
         continue;
