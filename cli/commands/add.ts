@@ -81,7 +81,11 @@ function parseInteger(text: string, option: string): number {
 /** A delay ("10m", ms) or an ISO 8601 time. */
 function parseWhen(text: string, option: string): string | Date {
   if (/^\d/.test(text) && !/^\d{4}-/.test(text)) return text;
-  return parseTime(text, option);
+  try {
+    return parseTime(text, option);
+  } catch {
+    throw new CliError(`${option} ${JSON.stringify(text)} is neither a delay such as 10m or 1h30m nor an ISO 8601 time such as 2026-12-01T09:00:00Z`, EXIT.USAGE);
+  }
 }
 
 const ISO_TIME = /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.\d{1,3})?)?)?(Z|[+-]\d{2}:\d{2})?$/;
