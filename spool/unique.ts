@@ -49,6 +49,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { closeSync, constants, fstatSync, linkSync, lstatSync, openSync, readSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { sep } from 'node:path';
 import { UNIQUE_KEY_MAX, UNIQUE_WHILE, type UniqueWhile } from './body.js';
+import { SpoolError } from './errors.js';
 import type { SpoolLayout } from './layout.js';
 import { parseTaskName, TASK_ID_PATTERN } from './name.js';
 
@@ -174,7 +175,11 @@ export function linkKey(layout: SpoolLayout, staged: string, hash: string): bool
     linkSync(staged, keyPath(layout, hash));
     return true;
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST') return false;
+    if (code === 'EPERM' || code === 'ENOSYS' || code === 'EOPNOTSUPP' || code === 'ENOTSUP') {
+      throw new SpoolError('SPOOL_NO_LINK', `cannot take a unique key: the filesystem of ${layout.root} does not support hard links (link() said ${code}); unique keys need link() (local filesystems and NFS have it; with sshfs, mount a server that supports the hardlink extension)`, { cause: err });
+    }
     throw err;
   }
 }
