@@ -177,6 +177,8 @@ export function linkKey(layout: SpoolLayout, staged: string, hash: string): bool
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'EEXIST') return false;
+    // Over sshfs, OpenSSH's SFTP server answers a link() onto an existing name with a bare failure, which arrives as EPERM.
+    if (code === 'EPERM' && existsNoFollow(keyPath(layout, hash))) return false;
     if (code === 'EPERM' || code === 'ENOSYS' || code === 'EOPNOTSUPP' || code === 'ENOTSUP') {
       throw new SpoolError('SPOOL_NO_LINK', `cannot take a unique key: the filesystem of ${layout.root} does not support hard links (link() said ${code}); unique keys need link() (local filesystems and NFS have it; with sshfs, mount a server that supports the hardlink extension)`, { cause: err });
     }
@@ -187,6 +189,15 @@ export function linkKey(layout: SpoolLayout, staged: string, hash: string): bool
 /** Replace, call 2: the staged key takes the place of the (revoked) holder's in one rename; there is no moment without a key. */
 export function replaceKey(layout: SpoolLayout, staged: string, hash: string): void {
   renameSync(staged, keyPath(layout, hash));
+}
+
+function existsNoFollow(path: string): boolean {
+  try {
+    lstatSync(path);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 export function unlinkQuietly(path: string): void {
