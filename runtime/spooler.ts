@@ -8,19 +8,20 @@
  *   await sendEmail.with({ postpone: '10m' })('b@example.com');
  */
 import { realpathSync } from 'node:fs';
-import { basename, resolve } from 'node:path';
-import { TASK_TYPE_PATTERN, type TaskBody } from '../spool/body.js';
+import { basename, join, resolve } from 'node:path';
+import { TASK_TYPE_PATTERN, UNIQUE_KEY_MAX, type TaskBody } from '../spool/body.js';
 import { sampleClockSync, SpoolClock } from '../spool/clock.js';
 import { BatchNotEnqueuedError, InvalidOptionError, TaskNameCollisionError } from '../spool/errors.js';
 import { SpoolLayout } from '../spool/layout.js';
 import { listByName, type SpoolEntry } from '../spool/entries.js';
-import { checkPriority, checkTaskName, PRIORITY_DEFAULT, TASK_ID_PATTERN, type Encoding } from '../spool/name.js';
+import { checkPriority, checkTaskName, parseTaskName, PRIORITY_DEFAULT, TASK_ID_PATTERN, type Encoding } from '../spool/name.js';
 import { cancelTask, type CancelResult } from '../spool/cancel.js';
 import { DEFAULT_MAX_BYTES } from '../spool/safe-read.js';
 import { encodeTask, readTaskFile, type EncodedTask, type TaskFile } from '../spool/task-file.js';
 import type { PlainValue } from '../spool/wire.js';
 import { discardStagedSync, fsyncDirSync, publishStagedSync, stageTaskSync, withdrawPublishedSync, writeTask } from '../spool/protocol.js';
 import { toRetrySpec, type BackoffOptions } from './backoff.js';
+import { enqueueUnique, UNIQUE_MODES, type UniqueMode } from './unique-enqueue.js';
 import { currentTask } from './context.js';
 import { toDueTime, toMs, type Duration, type Postpone } from './duration.js';
 import { FCALL, MESSAGE, type TaskTypeHandler } from './task-types.js';
@@ -65,7 +66,22 @@ export interface EnqueueOptions {
    * for handle.result() and spool wait; default: the daemon's --keep-results (none unless set). 0 keeps none.
    */
   keepResult?: Duration;
+  /**
+   * Unique key (per task name): while a task with this key waits (or, with uniqueWhileRunning, until it has
+   * ended), another enqueue with it adds nothing and returns that task's handle (`existing: true`). In
+   * spooler.task() options it may be a function of the call's arguments.
+   */
+  unique?: string | UniqueKeyOf;
+  /** What an enqueue does when the key is held by a waiting task: keep it (default), replace it, or replace it and keep its due time. */
+  uniqueMode?: UniqueMode;
+  /** Hold the key until the task has ended, not only while it waits. */
+  uniqueWhileRunning?: boolean;
+  /** A task not started by then is not run: it ends as expired. A delay from now (ms or "10m") or a Date. */
+  expires?: Postpone;
 }
+
+/** A unique key computed from a call's arguments. */
+export type UniqueKeyOf = (...args: never[]) => string;
 
 export interface TaskOptions extends EnqueueOptions, BehaviourOptions {
   /** Task name; default the function's name. */
@@ -109,6 +125,8 @@ export interface TaskHandle {
   priority: number;
   /** Due time, ms since the epoch. */
   due: number;
+  /** True when a unique key was held: this is the handle of the task that held it, and nothing was added. */
+  existing?: boolean;
   /**
    * The task's value once a daemon has processed it (runtime/wait.ts). Rejects with TaskFailedError (a dead
    * letter: the remote error's name, message and stack), TaskSkippedError, TaskWasCancelledError or
@@ -120,6 +138,8 @@ export interface TaskHandle {
 /** A TaskHandle: its fields, and result() on the prototype (a bulk enqueue makes one per task). */
 class EnqueuedTask implements TaskHandle {
   readonly #spooler: Spooler;
+  /** Set only on the handle of a task that held a unique key (an own property only then). */
+  declare readonly existing?: boolean;
   constructor(
     spooler: Spooler,
     readonly id: string,
@@ -128,8 +148,10 @@ class EnqueuedTask implements TaskHandle {
     readonly path: string,
     readonly priority: number,
     readonly due: number,
+    existing?: true,
   ) {
     this.#spooler = spooler;
+    if (existing) (this as { existing?: boolean }).existing = true;
   }
 
   result(options: WaitOptions = {}): Promise<unknown> {
@@ -415,15 +437,35 @@ export class Spooler {
     if (type === FCALL) throw new InvalidOptionError('sendMessageRaw() cannot send "fcall" tasks; call the wrapper that spooler.task() returned');
     const body: Omit<TaskBody, 'version'> = { type, message };
     if (options.payload !== undefined) body.payload = options.payload;
+    if (options.unique !== undefined) return this.enqueueUnique(type, [], options, (due) => this.encode(type, body, options, due));
     const encoded = this.encode(type, body, options);
     return this.handle(encoded, type, options, await writeTask(this.layout, encoded.fileName, encoded.bytes, this.options));
   }
 
   /** Enqueues one function call by task name (the wrapper from task() calls this). */
   async enqueue(request: TaskRequest): Promise<TaskHandle> {
+    const options = request.options ?? {};
+    if (options.unique !== undefined) return this.enqueueUnique(request.name, request.args ?? [], options, (due) => this.encodeRequest(request, due));
     const encoded = this.encodeRequest(request);
     const path = await writeTask(this.layout, encoded.fileName, encoded.bytes, this.options);
-    return this.handle(encoded, request.name, request.options ?? {}, path);
+    return this.handle(encoded, request.name, options, path);
+  }
+
+  /** An enqueue with a unique key (runtime/unique-enqueue.ts): the new task's handle, or the holder's. */
+  private async enqueueUnique(name: string, args: readonly unknown[], options: EnqueueOptions, encode: (due?: number) => EncodedTask): Promise<TaskHandle> {
+    const key = uniqueKeyOf(options.unique!, args, name);
+    const outcome = await enqueueUnique({
+      layout: this.layout,
+      taskName: name,
+      key,
+      mode: options.uniqueMode ?? 'keep',
+      while: options.uniqueWhileRunning === true ? 'running' : 'pending',
+      encode,
+      write: this.options,
+    });
+    if (outcome.added) return this.handle(outcome.encoded, name, options, outcome.path);
+    const held = parseTaskName(outcome.holder.file)!;
+    return new EnqueuedTask(this, held.id, name, outcome.holder.file, join(this.layout.incoming, outcome.holder.file), held.priority, held.due, true);
   }
 
   /**
@@ -436,6 +478,7 @@ export class Spooler {
    * between slices.
    */
   async enqueueMany(requests: readonly TaskRequest[]): Promise<TaskHandle[]> {
+    for (const r of requests) if (r.options?.unique !== undefined) throw new InvalidOptionError(`enqueueMany() cannot take unique keys (task ${r.name}); enqueue tasks with a key one by one`);
     const encoded = requests.map((request) => this.encodeRequest(request));
     const slice = 512;
     const yieldEvery = async (i: number) => {
@@ -500,14 +543,15 @@ export class Spooler {
     return listByName(this.layout, ['incoming', 'pending']);
   }
 
-  private encodeRequest(request: TaskRequest): EncodedTask {
+  private encodeRequest(request: TaskRequest, due?: number): EncodedTask {
     checkTaskName(request.name);
     const options = request.options ?? {};
     const args = trimTrailingUndefined(request.args ?? []);
-    return this.encode(request.name, { type: FCALL, args: args as TaskBody['args'] }, options);
+    return this.encode(request.name, { type: FCALL, args: args as TaskBody['args'] }, options, due);
   }
 
-  private encode(name: string, base: Omit<TaskBody, 'version'>, options: EnqueueOptions): EncodedTask {
+  /** `dueOverride`: a due time in spool time (preserve-due), instead of the postpone option's. */
+  private encode(name: string, base: Omit<TaskBody, 'version'>, options: EnqueueOptions, dueOverride?: number): EncodedTask {
     const priority = options.priority ?? PRIORITY_DEFAULT;
     checkPriority(priority);
     const clock = this.spoolClock();
@@ -520,8 +564,13 @@ export class Spooler {
     if (parent !== undefined) body.parent = parent;
     if (options.meta !== undefined) body.meta = options.meta;
     if (options.keepResult !== undefined) body.keepResult = toMs(options.keepResult, 'keepResult');
+    if (options.unique !== undefined) {
+      body.unique = uniqueKeyOf(options.unique, (base.args ?? []) as readonly unknown[], name);
+      if (options.uniqueWhileRunning === true) body.uniqueWhile = 'running';
+    }
+    if (options.expires !== undefined) body.expires = dueTime(options.expires, clock, now);
     return encodeTask(
-      { name, priority, due: dueTime(options.postpone, clock, now), body, encoding: options.encoding ?? this.options.encoding, now },
+      { name, priority, due: dueOverride ?? dueTime(options.postpone, clock, now), body, encoding: options.encoding ?? this.options.encoding, now },
       this.options.maxBytes,
     );
   }
@@ -566,6 +615,23 @@ function validateEnqueueOptions(options: EnqueueOptions): void {
   toRetrySpec(options.retries, options.backoff);
   if (options.timeout !== undefined) positiveMs(options.timeout, 'timeout');
   if (options.keepResult !== undefined) toMs(options.keepResult, 'keepResult');
+  if (options.expires !== undefined) toDueTime(options.expires, Date.now());
+  if (options.unique !== undefined && typeof options.unique !== 'function') checkUniqueKey(options.unique, 'unique');
+  if (options.uniqueMode !== undefined && !UNIQUE_MODES.includes(options.uniqueMode)) throw new InvalidOptionError(`uniqueMode must be one of ${UNIQUE_MODES.join(', ')}, got ${JSON.stringify(options.uniqueMode)}`);
+  if (options.uniqueMode !== undefined && options.unique === undefined) throw new InvalidOptionError('uniqueMode needs a unique key (the unique option)');
+}
+
+/** The unique key of a call: the option itself, or what its function makes of the arguments. */
+function uniqueKeyOf(unique: string | UniqueKeyOf, args: readonly unknown[], taskName: string): string {
+  const key = typeof unique === 'function' ? (unique as (...a: unknown[]) => unknown)(...args) : unique;
+  return checkUniqueKey(key, typeof unique === 'function' ? `the unique key function of task ${taskName}` : 'unique');
+}
+
+function checkUniqueKey(key: unknown, what: string): string {
+  if (typeof key !== 'string' || key.length === 0 || [...key].length > UNIQUE_KEY_MAX) {
+    throw new InvalidOptionError(`${what} must give a key: a string of 1 to ${UNIQUE_KEY_MAX} characters, got ${typeof key === 'string' ? `${key.length} characters` : typeof key}`);
+  }
+  return key;
 }
 
 function hasBehaviour(options: TaskOptions): boolean {

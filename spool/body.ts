@@ -55,10 +55,23 @@ export interface TaskBody {
   meta?: { [key: string]: PlainValue };
   /** Keep how the task ended (results/<id>.<encoding>) this many ms after it ends; overrides the daemon's --keep-results. */
   keepResult?: number;
+  /** Unique key: while this task holds it, an enqueue of the same task name and key adds nothing (spool/unique.ts). */
+  unique?: string;
+  /** How long the key is held: while the task waits (default), or until it has ended. */
+  uniqueWhile?: UniqueWhile;
+  /** Spool-clock ms: a task not started by then is not run and ends as expired. */
+  expires?: number;
 }
 
+/** How long a unique key is held (SPOOL-FORMAT.md, "Unique keys"): `pending` until a daemon starts the task, `running` until it has ended. */
+export const UNIQUE_WHILE = ['pending', 'running'] as const;
+export type UniqueWhile = (typeof UNIQUE_WHILE)[number];
+/** The longest unique key, in characters (its file name is a hash, so only the key file's size limits it). */
+export const UNIQUE_KEY_MAX = 1024;
+const UNIQUE_KEY_PATTERN = new RegExp(`^[\\s\\S]{1,${UNIQUE_KEY_MAX}}$`, 'u');
+
 /** Field names later versions will use; a version-1 file must not use them for something else. */
-export const RESERVED_FIELDS = ['unique', 'chain', 'overlap', 'periodic', 'result', 'expires'] as const;
+export const RESERVED_FIELDS = ['chain', 'overlap', 'periodic', 'result'] as const;
 /** A task type: a lowercase identifier. */
 export const TASK_TYPE_PATTERN = /^[a-z][a-z0-9_-]{0,63}$/;
 
@@ -127,6 +140,9 @@ export const BODY_FIELDS: readonly BodyField[] = [
   field('meta', { kind: 'map' }, '"meta" must be a map'),
   field('retry', { kind: 'record', fields: RETRY_FIELDS }, '"retry" must be a map'),
   field('keepResult', { kind: 'integer', min: 0 }, '"keepResult" must be a non-negative integer of ms'),
+  field('unique', { kind: 'string', pattern: UNIQUE_KEY_PATTERN }, `"unique" must be a key of 1 to ${UNIQUE_KEY_MAX} characters`),
+  field('uniqueWhile', { kind: 'oneOf', values: UNIQUE_WHILE }, `"uniqueWhile" must be one of ${UNIQUE_WHILE.join(', ')}`),
+  field('expires', { kind: 'integer', min: 0 }, '"expires" must be a time: a non-negative integer of ms since the epoch (spool clock)'),
   field('payload', { kind: 'any' }, ''),
   ...RESERVED_FIELDS.map((name) => field(name, { kind: 'reserved' }, `"${name}" is reserved for a later format version`)),
 ];
@@ -223,18 +239,28 @@ const isMap = (v: unknown): v is Record<string, unknown> =>
  * (wire.ts, checkDecoded), which the scan notes. JSON bodies are decoded whole.
  */
 export function isValidBody(bytes: Uint8Array, encoding: Encoding): boolean {
+  lastExpires = undefined;
+  let view: unknown;
   if (encoding === 'json') {
     try {
-      return findBodyProblem(decodeWire(bytes, encoding)) === undefined;
+      view = decodeWire(bytes, encoding);
     } catch {
       return false;
     }
+  } else {
+    if (findMsgpackProblem(bytes, root) !== undefined || root.nonFinite) return false;
+    // A root that is not a map decodes to a value findBodyProblem refuses.
+    if (!root.isMap) return false;
+    view = viewOfFields(bytes, root);
   }
-  if (findMsgpackProblem(bytes, root) !== undefined || root.nonFinite) return false;
-  // A root that is not a map decodes to a value findBodyProblem refuses.
-  if (!root.isMap) return false;
-  return findBodyProblem(viewOfFields(bytes, root)) === undefined;
+  if (findBodyProblem(view) !== undefined) return false;
+  lastExpires = (view as { expires?: number }).expires;
+  return true;
 }
+
+let lastExpires: number | undefined;
+/** The `expires` time of the body isValidBody last found valid (undefined: it has none), for `spool ls`'s note on expired tasks. */
+export const expiresOfLastValidBody = (): number | undefined => lastExpires;
 
 const root = new RootEntries();
 /** Stand-ins for a value whose rule looks only at its kind (array, map) or only at its presence. */

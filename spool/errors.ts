@@ -101,3 +101,17 @@ export class UnregisteredTasksError extends SpoolError {
     super('SPOOL_UNREGISTERED_TASKS', message);
   }
 }
+
+/** A unique key could not be taken or replaced in time: its holder was being started by a daemon all along. */
+export class UniqueKeyBusyError extends SpoolError {
+  constructor(key: string, waitedMs: number) {
+    super('SPOOL_UNIQUE_BUSY', `unique key ${JSON.stringify(key)}: its holding task was being started for ${waitedMs} ms and could not be replaced; try again (or use uniqueMode "keep")`);
+  }
+}
+
+/** The file of a unique key in unique/ is not a key file (a producer wrote something else there). */
+export class BadKeyFileError extends SpoolError {
+  constructor(path: string, reason: string) {
+    super('SPOOL_BAD_KEY_FILE', `${path} holds the unique key but is not a valid key file (${reason}); a daemon's minute sweep removes it once it is a minute old, or remove it yourself`);
+  }
+}

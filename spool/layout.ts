@@ -17,13 +17,15 @@
  *                 (spool/cancel.ts); producers write here, daemons read and remove
  *   schedules/    periodic tasks: <schedule>.json (its spec, last and next slot) and
  *                 <schedule>/<slot> markers that make each slot enqueue once (spool/schedules.ts)
+ *   unique/       one file per unique key held by a task (spool/unique.ts); producers
+ *                 and daemons write here
  */
 import { mkdirSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { SpoolDirectoryError } from './errors.js';
 import { assertRealFolder, makeFolder, policyFromEnv, type FolderPolicy } from './trust.js';
 
-export const SUBDIRS = ['tmp', 'incoming', 'pending', 'active', 'dead', 'quarantine', 'archive', 'state', 'results', 'locks', 'cancel', 'schedules'] as const;
+export const SUBDIRS = ['tmp', 'incoming', 'pending', 'active', 'dead', 'quarantine', 'archive', 'state', 'results', 'locks', 'cancel', 'schedules', 'unique'] as const;
 export type Subdir = (typeof SUBDIRS)[number];
 
 /**
@@ -104,6 +106,7 @@ export class SpoolLayout {
   readonly locks: string;
   readonly cancel: string;
   readonly schedules: string;
+  readonly unique: string;
 
   constructor(dir: string) {
     this.root = resolve(dir);
@@ -119,6 +122,7 @@ export class SpoolLayout {
     this.locks = join(this.root, 'locks');
     this.cancel = join(this.root, 'cancel');
     this.schedules = join(this.root, 'schedules');
+    this.unique = join(this.root, 'unique');
   }
 
   get basename(): string {

@@ -8,7 +8,7 @@
  */
 import type { Dirent } from 'node:fs';
 import { join, sep } from 'node:path';
-import { isValidBody } from './body.js';
+import { expiresOfLastValidBody, isValidBody } from './body.js';
 import { entryByName, type SpoolEntry } from './entries.js';
 import { byName, sortInExecutionOrder, STATE_RANK, stateGroups } from './execution-order.js';
 import { invalidStateAt, LOCATIONS_OF, locationsOf, QUARANTINE_REASON_SUFFIX, TASK_LOCATIONS, TASK_STATES, type SpoolLayout, type TaskLocation } from './layout.js';
@@ -279,6 +279,10 @@ function finishChecks(entries: SpoolEntry[], sorted: SpoolEntry[], ctx: Context,
 /** Marks an entry whose file disappeared while the listing ran. */
 const GONE = {} as SpoolEntry;
 
+/** The note of a waiting task past its `expires` time: no daemon will run it (it ends as expired when one claims it). */
+export const EXPIRED_NOTE_PREFIX = 'expired: ';
+const expiredNote = (expires: number): string => `${EXPIRED_NOTE_PREFIX}not started by ${new Date(expires).toISOString()}; it will not run`;
+
 interface Context {
   now: number;
   checkBodies: boolean;
@@ -336,9 +340,19 @@ function checkEntry(e: SpoolEntry, ctx: Context, dir: string): SpoolEntry | unde
     if (read.mtimeMs === undefined) return { location, fileName, path, state: invalidState, task, reason: read.reason };
     return { location, fileName, path, state: invalidState, task, reason: read.reason, mtimeMs: read.mtimeMs };
   }
-  if (!ctx.keepBodies && isValidBody(read.bytes, task!.encoding)) return { location, fileName, path, state, task, mtimeMs: read.mtimeMs };
+  if (!ctx.keepBodies && isValidBody(read.bytes, task!.encoding)) {
+    const expires = expiresOfLastValidBody();
+    if (expires !== undefined && expires <= ctx.now && (location === 'incoming' || location === 'pending')) return { location, fileName, path, state, task, reason: expiredNote(expires), mtimeMs: read.mtimeMs };
+    return { location, fileName, path, state, task, mtimeMs: read.mtimeMs };
+  }
   const decoded = decodeTask(fileName, read.bytes);
   if (!decoded.ok) return { location, fileName, path, state: invalidState, task, reason: decoded.reason, mtimeMs: read.mtimeMs };
+  const expires = decoded.task.body.expires;
+  if (expires !== undefined && expires <= ctx.now && (location === 'incoming' || location === 'pending')) {
+    const note = expiredNote(expires);
+    if (ctx.keepBodies) return { location, fileName, path, state, task, reason: note, mtimeMs: read.mtimeMs, body: decoded.task.body };
+    return { location, fileName, path, state, task, reason: note, mtimeMs: read.mtimeMs };
+  }
   if (ctx.keepBodies) return { location, fileName, path, state, task, mtimeMs: read.mtimeMs, body: decoded.task.body };
   return { location, fileName, path, state, task, mtimeMs: read.mtimeMs };
 }

@@ -24,7 +24,7 @@
 import { availableParallelism } from 'node:os';
 import { sep } from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { isValidBody } from './body.js';
+import { expiresOfLastValidBody, isValidBody } from './body.js';
 import { readRegularFile } from './safe-read.js';
 
 /** Below this many files the threads' start-up (~30-100 ms each) costs more than they save. */
@@ -237,7 +237,8 @@ function checkSegment(segment: Segment, scratch: Buffer): void {
       for (let i = block * BLOCK; i < end; i++) {
         const name = names[i]!;
         const read = readRegularFile(dirs[dirOf[i]!]! + sep + name, maxBytes, scratch);
-        if (read.ok && isValidBody(read.bytes, name.endsWith('.json') ? 'json' : 'msgpack')) {
+        // A body with an expiry is looked at again by the caller, which notes whether it has expired (rare).
+        if (read.ok && isValidBody(read.bytes, name.endsWith('.json') ? 'json' : 'msgpack') && expiresOfLastValidBody() === undefined) {
           mtimes[i] = read.mtimeMs;
           status[i] = VALID;
         } else {

@@ -88,6 +88,12 @@
  *   (paused)
  *   prune        unlink schedules/S/<slot>: link count 1,    fewer markers                            -
  *   markers        over an hour old, not the newest few
+ *   expired      1 claim (as above); body read, not run          active/D/N                               reclaim (found expired again by its next claimer)
+ *   (claimed     2 [keep result, ending expired], then finish    done, never run                          -
+ *   past its       (unlink, or the --archive rename)
+ *   expires time)
+ *   unique keys  enqueue with a key, replace a holder, release a key: spool/unique.ts has their table (the task
+ *                file's own moves there are this table's enqueue and revoke)
  *
  * Released and reclaimed tasks go to incoming/ rather than pending/ because
  * every daemon watches incoming/: whichever is free picks them up at once.

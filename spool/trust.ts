@@ -11,7 +11,7 @@
  * that are not on the per-task path (spooler/folders.ts). SPOOL-FORMAT.md,
  * "Folder ownership and modes", has the table and the reasoning.
  *
- * Producers may write tmp/, incoming/ and cancel/ only. Every other folder, and the
+ * Producers may write tmp/, incoming/, cancel/ and unique/ only. Every other folder, and the
  * spool folder itself, is written by daemons (and the `spool` command run by
  * an administrator) only.
  */
@@ -22,7 +22,7 @@ import { SpoolDirectoryError, SpoolError } from './errors.js';
 import type { Subdir } from './layout.js';
 
 /** The folders producers write into (cancel/: requests to cancel a running task); every other one is written by daemons only. */
-export const isProducerFolder = (sub: Subdir): boolean => sub === 'tmp' || sub === 'incoming' || sub === 'cancel';
+export const isProducerFolder = (sub: Subdir): boolean => sub === 'tmp' || sub === 'incoming' || sub === 'cancel' || sub === 'unique';
 
 /**
  * How new folders are made. Without a group the spool is private to the user

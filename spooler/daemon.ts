@@ -198,7 +198,7 @@ export class Daemon {
   }
 
   private logProgress(final = false): void {
-    const totals: SpoolStats = { processed: 0, skipped: 0, rescheduled: 0, dead: 0, cancelled: 0, quarantined: 0, reclaimed: 0, lost: 0, claimRaces: 0 };
+    const totals: SpoolStats = { processed: 0, skipped: 0, rescheduled: 0, dead: 0, cancelled: 0, expired: 0, quarantined: 0, reclaimed: 0, lost: 0, claimRaces: 0 };
     for (const s of this.services) for (const k of Object.keys(totals) as (keyof SpoolStats)[]) totals[k] += s.stats[k];
     const text = JSON.stringify(totals);
     if (!final && text === this.lastProgress) return;

@@ -225,7 +225,7 @@ export class DaemonMetrics {
     byName('spoolerd_tasks_retried_total', 'Tasks moved to pending/ for another attempt (after a failure, or rescheduled() by the task).', 'rescheduled');
     byName('spoolerd_tasks_dead_total', 'Tasks moved to dead/ (out of retries).', 'dead');
 
-    const bySpool = (name: string, help: string, field: 'quarantined' | 'lost' | 'reclaimed') =>
+    const bySpool = (name: string, help: string, field: 'quarantined' | 'lost' | 'reclaimed' | 'expired') =>
       new Counter({
         name,
         help,
@@ -237,6 +237,7 @@ export class DaemonMetrics {
         },
       });
     bySpool('spoolerd_files_quarantined_total', 'Files moved to quarantine/ (not valid tasks).', 'quarantined');
+    bySpool('spoolerd_tasks_expired_total', 'Tasks claimed after their expires time: never run.', 'expired');
     bySpool('spoolerd_tasks_lost_total', 'Claimed tasks another daemon took over before this one settled them.', 'lost');
     bySpool('spoolerd_tasks_reclaimed_total', 'Tasks of dead daemons this one returned to incoming/.', 'reclaimed');
 

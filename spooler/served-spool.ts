@@ -51,7 +51,7 @@ export class ServedSpool {
    * the daemon's own timers go by the local clock.
    */
   readonly clock = new SpoolClock();
-  readonly stats: SpoolStats = { processed: 0, skipped: 0, rescheduled: 0, dead: 0, cancelled: 0, quarantined: 0, reclaimed: 0, lost: 0, claimRaces: 0 };
+  readonly stats: SpoolStats = { processed: 0, skipped: 0, rescheduled: 0, dead: 0, cancelled: 0, expired: 0, quarantined: 0, reclaimed: 0, lost: 0, claimRaces: 0 };
   /** Counts by task name and timings, for the metrics and the status file (observer.ts). */
   readonly tally = new Tally();
   /** When start() finished (ms epoch; 0 before), for readiness (http-server.ts). */

@@ -189,10 +189,10 @@ describe('findBodyProblem: wrong types of each field', () => {
 
 describe('findBodyProblem: reserved fields', () => {
   it('lists exactly the fields SPOOL-FORMAT.md reserves', () => {
-    expect([...RESERVED_FIELDS]).toEqual(['unique', 'chain', 'overlap', 'periodic', 'result', 'expires']);
+    expect([...RESERVED_FIELDS]).toEqual(['chain', 'overlap', 'periodic', 'result']);
   });
 
-  for (const field of ['unique', 'chain', 'overlap', 'periodic', 'result', 'expires']) {
+  for (const field of ['chain', 'overlap', 'periodic', 'result']) {
     it(`refuses "${field}", whatever its value`, () => {
       for (const value of [true, null, 0, 'x', [], {}]) {
         expect(findBodyProblem(withField(field, value))).toBe(`"${field}" is reserved for a later format version`);
@@ -200,6 +200,22 @@ describe('findBodyProblem: reserved fields', () => {
       expect(findBodyProblem({ version: 1, type: 'message', message: 'm', [field]: 1 })).toBe(`"${field}" is reserved for a later format version`);
     });
   }
+});
+
+describe('findBodyProblem: unique keys and expiry', () => {
+  it('takes a key of 1 to 1024 characters, uniqueWhile pending or running, and expires as a time in ms', () => {
+    expect(findBodyProblem(withField('unique', 'k'))).toBeUndefined();
+    expect(findBodyProblem(withField('unique', 'é'.repeat(1024)))).toBeUndefined();
+    expect(findBodyProblem({ ...withField('unique', 'k'), uniqueWhile: 'running' })).toBeUndefined();
+    expect(findBodyProblem({ ...withField('unique', 'k'), uniqueWhile: 'pending' })).toBeUndefined();
+    expect(findBodyProblem(withField('expires', 1_763_797_200_000))).toBeUndefined();
+    expect(findBodyProblem(withField('expires', 0))).toBeUndefined();
+  });
+  it('refuses anything else', () => {
+    for (const bad of ['', 'x'.repeat(1025), 1, null, [], {}]) expect(findBodyProblem(withField('unique', bad))).toBe('"unique" must be a key of 1 to 1024 characters');
+    for (const bad of ['always', 1, null]) expect(findBodyProblem(withField('uniqueWhile', bad))).toBe('"uniqueWhile" must be one of pending, running');
+    for (const bad of [-1, 1.5, '1763797200000', null, 2 ** 53]) expect(findBodyProblem(withField('expires', bad))).toBe('"expires" must be a time: a non-negative integer of ms since the epoch (spool clock)');
+  });
 });
 
 describe('the table of fields and SPOOL-FORMAT.md', () => {
@@ -345,7 +361,8 @@ describe('isValidBody: the check `spool ls` makes of raw bytes', () => {
     expectValid(map(2, str8('version'), fromHex('cb 3ff0000000000001'), TYPE_FCALL), false, 'float64 version just above 1');
     // A bad value behind a key in a longer form is still seen.
     expectValid(map(3, VERSION_1, TYPE_FCALL, str8('timeout'), fromHex('00')), false, 'str8 "timeout": 0');
-    expectValid(map(3, VERSION_1, TYPE_FCALL, str16('unique'), fromHex('c3')), false, 'str16 reserved key');
+    expectValid(map(3, VERSION_1, TYPE_FCALL, str16('unique'), fromHex('c3')), false, 'str16 "unique": true');
+    expectValid(map(3, VERSION_1, TYPE_FCALL, str16('chain'), fromHex('c3')), false, 'str16 reserved key');
     expectValid(map(3, VERSION_1, TYPE_FCALL, Buffer.concat([Buffer.from([0xdb, 0, 0, 0, 4]), Buffer.from('args')]), fromHex('a178')), false, 'str32 "args": "x"');
     // Integer keys read as digits: never a field.
     expectValid(map(3, VERSION_1, TYPE_FCALL, fromHex('01'), fromHex('c0')), true, 'an integer key');

@@ -8,6 +8,7 @@
  *
  * The seed is printed; FUZZ_SEED=<n> replays a run, FUZZ_FILES=<n> sizes it.
  */
+import { RESERVED_FIELDS } from '../spool/body.js';
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -150,7 +151,7 @@ function generate(rand: Rand, count: number): Case[] {
     () => {
       const ext = pick(rand, ['json', 'msgpack'] as const);
       badBody('reserved field', ext, (k) => {
-        const body = { version: 1, type: 'fcall', args: [k], [pick(rand, ['unique', 'chain', 'overlap', 'periodic', 'result', 'expires'])]: 1 };
+        const body = { version: 1, type: 'fcall', args: [k], [pick(rand, [...RESERVED_FIELDS])]: 1 };
         return ext === 'json' ? JSON.stringify(body) : packr.pack(body);
       });
     },

@@ -10,6 +10,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ROOT } from './helpers/cli.js';
+import { keyFileName, readKeyFile } from '../spool/unique.js';
 import { ls, readRecords, startServing, waitFor } from './helpers/daemon.js';
 import { useDaemonSpool } from './helpers/daemon-spool.js';
 import { PYTHON, requirePythonMsgpack } from './helpers/python.js';
@@ -36,6 +37,23 @@ function run(command: string, args: string[], cwd: string): void {
 }
 
 describe('the documented producers run the documented task', () => {
+  it('SPOOL-FORMAT.md\'s shell producer with a unique key, run three times, enqueues sendEmail once; the daemon runs it and releases the key', async () => {
+    const script = example('SPOOL-FORMAT.md', 'From a POSIX shell (`ln`', 'sh').replace('spool=/var/spool/app', `spool=${root}`);
+    for (let i = 0; i < 3; i++) run('dash', ['-c', script], dir);
+    const files = ls(join(root, 'incoming'));
+    expect(files).toHaveLength(1);
+    const keys = ls(join(root, 'unique'));
+    expect(keys).toEqual([keyFileName('sendEmail', 'a@example.com')]);
+    const held = readKeyFile(join(root, 'unique', keys[0]!));
+    expect(held).toEqual(expect.objectContaining({ ok: true, holder: expect.objectContaining({ file: files[0], key: 'a@example.com', while: 'pending' }) }));
+    expect(ls(join(root, 'tmp'))).toEqual([]);
+    const daemon = await startServing({ dir: root, imports: ['readme'], records });
+    await waitFor(() => readRecords(records).length >= 1, { what: 'the task to run', explain: () => daemon.describe(20) });
+    await daemon.stop();
+    expect(readRecords(records).map((r) => [r.task, r.args])).toEqual([['sendEmail', ['a@example.com', 'hi']]]);
+    expect(ls(join(root, 'unique'))).toEqual([]);
+  });
+
   it('README shell, SPOOL-FORMAT.md shell and SPOOL-FORMAT.md Python each enqueue sendEmail("a@example.com", "hi"), which runs once', async () => {
     requirePythonMsgpack();
     // README's block writes to ./spool/ relative to where it runs.

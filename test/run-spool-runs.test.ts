@@ -52,7 +52,7 @@ beforeEach(() => {
   for (const d of [layout.incoming, layout.pending, ownerDir, layout.dead, layout.state, layout.quarantine]) mkdirSync(d, { recursive: true });
   taken = 0;
   release = [];
-  const stats: SpoolStats = { processed: 0, skipped: 0, rescheduled: 0, dead: 0, cancelled: 0, quarantined: 0, reclaimed: 0, lost: 0, claimRaces: 0 };
+  const stats: SpoolStats = { processed: 0, skipped: 0, rescheduled: 0, dead: 0, cancelled: 0, expired: 0, quarantined: 0, reclaimed: 0, lost: 0, claimRaces: 0 };
   const clock = new SpoolClock();
   const options = { ...DEFAULTS, dirs: [layout.root], archive: false, poll: undefined, modules: [], log: createLogger({ level: 'error', format: 'json', write: () => undefined }), logLevel: 'error', logFormat: 'json' } as DaemonOptions;
   host = {

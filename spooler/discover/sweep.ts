@@ -12,21 +12,27 @@ import { readNames } from '../../spool/read-names.js';
 import type { SpoolLayout } from '../../spool/layout.js';
 import type { SpoolFolders } from '../folders.js';
 import type { Logger } from '../logger.js';
+import { UniqueKeySweeper } from './unique-sweep.js';
 /** tmp/ is swept at most this often. */
 const TMP_SWEEP_EVERY_MS = 60_000;
 
 export class DebrisSweeper {
   private lastTmpSweep = 0;
   private lastRecordSweep = 0;
+  private readonly uniqueKeys: UniqueKeySweeper;
 
   constructor(
     private readonly layout: SpoolLayout,
     private readonly folders: SpoolFolders,
     private readonly log: Logger,
-  ) {}
+  ) {
+    this.uniqueKeys = new UniqueKeySweeper(layout, folders, log);
+  }
 
   /** Deletes staging debris of crashed producers, at most once a minute; `now` by the spool clock (files' mtimes). */
   sweep(now: number): void {
+    // Stale unique keys, on their own cadence (unique-sweep.ts).
+    this.uniqueKeys.sweep(now);
     if (Date.now() - this.lastTmpSweep < TMP_SWEEP_EVERY_MS) return;
     this.lastTmpSweep = Date.now();
     try {

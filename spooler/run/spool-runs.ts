@@ -50,6 +50,8 @@ export interface SpoolStats {
   dead: number;
   /** Cancelled while running (spool cancel, spooler.cancel()). */
   cancelled: number;
+  /** Claimed past their `expires` time: never run. */
+  expired: number;
   quarantined: number;
   reclaimed: number;
   lost: number;
@@ -346,6 +348,9 @@ export class SpoolRuns {
         if (id !== undefined) this.host.cancelled?.(id);
         return;
       }
+      case Code.Expired:
+        stats.expired++;
+        return;
       case Code.Quarantined:
         stats.quarantined++;
         return;

@@ -15,6 +15,12 @@
  *     |                 |                         '--revoke()--> revoked --ended--> reported (Revoked; nothing moved)
  *     |                 '--unreadable, bad body, over its retry limit--> quarantined | held | dead (reported)
  *     '--lost race, claim failed, claim directory gone--> reported
+ *   claimed --past its expires time--> settling (expired: never run)
+ *
+ * A task with a unique key (spool/unique.ts) releases it here: at the claim
+ * (uniqueWhile pending, the default), or after its last move (uniqueWhile
+ * running; a retry keeps it). Tasks without a key or an expiry pay one
+ * property test for each.
  *
  * A task is claimed when it starts, not ahead of it: after a runner dies, the
  * files its outstanding names left in the claim directory are exactly the
@@ -34,6 +40,7 @@ import type { Logger } from '../logger.js';
 import { TaskRun } from './run-task.js';
 import { historyWithLast, keepEnding, keepMsOf, noteFailure } from './result-store.js';
 import { StuckMoves } from '../stuck-moves.js';
+import { keyFileName, removeKey } from '../../spool/unique.js';
 import type { PendingDir } from '../order/task-queue.js';
 
 /** What became of a name handed to a runner: one per name, reported once (Stuck: twice, the second time with its final code). */
@@ -65,6 +72,8 @@ export const enum Code {
   Unclaimed = 12,
   /** Cancelled (spool cancel, spooler.cancel()): its file is removed (or archived), no retry. */
   Cancelled = 13,
+  /** Claimed after its `expires` time: never run, its file removed (or archived). */
+  Expired = 14,
 }
 
 export interface Report {
@@ -213,7 +222,13 @@ export class TaskPath {
       return false;
     }
     const task = decoded.task;
-    const limit = task.body.retry?.limit ?? DEFAULT_RETRY.limit;
+    const body = task.body;
+    if (body.unique !== undefined && body.uniqueWhile !== 'running') this.releaseKey(task);
+    if (body.expires !== undefined && body.expires <= site.clock.now()) {
+      this.expire(task, opPath, claimed.from);
+      return false;
+    }
+    const limit = body.retry?.limit ?? DEFAULT_RETRY.limit;
     if (task.attempts > limit) {
       // Only reclaims get a task here: its daemon died with it `attempts` times. Do not run a crash loop again.
       const error = new Error(`the task was interrupted ${task.attempts} times (daemons died or were killed while running it), over its retry limit of ${limit}`);
@@ -399,6 +414,8 @@ export class TaskPath {
               this.tell(run, { ...base, code: Code.Cancelled }, () => ({ outcome: 'cancelled', durationMs: durationMs ?? 0 }));
             }
           };
+          // Its key, then its result, then its file: whoever sees the ending can take the key again.
+          if (task.body.unique !== undefined) this.endKey(task);
           // Its result first (a crash between leaves both: SPOOL-FORMAT.md, "State changes", keep result).
           if (keepMsOf(task, this.site) > 0) {
             if (outcome.kind === 'processed') keepEnding(this.site, task, { ending: 'processed', value: outcome.value, attempts: task.attempts + 1 });
@@ -470,7 +487,8 @@ export class TaskPath {
     const permanent = outcome?.kind === 'failed';
     const record = { id: task.id, name: task.name, attempts, at: this.site.clock.now(), error, history: historyWithLast(this.site, task, error, attempts), ...(permanent && { reason: outcome.reason }) };
     const b = base ?? { name: task.fileName, task: task.name };
-    // Its result first, as for a finished task.
+    // Its key, then its result first, as for a finished task.
+    if (task.body.unique !== undefined) this.endKey(task);
     if (keepMsOf(task, this.site) > 0) keepEnding(this.site, task, { ending: 'dead', error, attempts });
     const buried = (moved: boolean) => {
       if (!moved) return this.lose(task.fileName, 'the claim was taken over before the task was buried', b);
@@ -491,6 +509,48 @@ export class TaskPath {
       return bury(path, this.site.layout, record) !== undefined;
     };
     this.moveClaimed(task, 'incoming', 'move a task to dead/ (its failure record first)', moveIt, buried, b);
+  }
+
+  /** A task claimed past its `expires` time: not run; its result kept if it keeps one, its file finished. */
+  private expire(task: TaskFile, path: string, from: PendingDir): void {
+    const base = { name: task.fileName, task: task.name };
+    const expiredAt = new Date(task.body.expires!).toISOString();
+    const reason = `not started by ${expiredAt}`;
+    try {
+      if (task.body.unique !== undefined) this.endKey(task);
+      if (keepMsOf(task, this.site) > 0) keepEnding(this.site, task, { ending: 'expired', reason, attempts: task.attempts });
+      const expired = (moved: boolean) => {
+        if (!moved) return this.lose(task.fileName, 'the claim was taken over before the expired task was removed', base);
+        this.site.log.info('task expired: not run', { task: task.name, id: task.id, attempt: task.attempts, expiredAt });
+        this.hooks.report({ ...base, code: Code.Expired });
+      };
+      const what = this.site.archive ? 'move an expired task to archive/' : 'delete an expired task';
+      this.moveClaimed(task, from, what, () => finish(path, this.site.layout, this.site.archive), expired, base);
+    } catch (err) {
+      this.site.log.error('cannot record the expiry of a task; it stays claimed', { task: task.name, id: task.id, err });
+      this.hooks.report({ ...base, code: Code.Stuck });
+    }
+  }
+
+  /**
+   * A uniqueWhile-running task has ended (any ending but a retry): its key goes, before its result is kept and
+   * its file moved, so that whoever sees the ending can take the key again (the task is still in active/, so
+   * the sweep leaves the key alone until then). A crash before the last move reruns the task without its key.
+   */
+  private endKey(task: TaskFile): void {
+    if (task.body.uniqueWhile === 'running') this.releaseKey(task);
+  }
+
+  /** Releases the task's unique key if it still holds it (spool/unique.ts, removeKey). Never throws: a key left behind is swept. */
+  private releaseKey(task: TaskFile): void {
+    const log = this.site.log;
+    try {
+      removeKey(this.site.layout, keyFileName(task.name, task.body.unique!), task.id, (holder) =>
+        log.error('a unique key was released and taken by two tasks at once; both are enqueued', { task: task.name, key: task.body.unique, id: task.id, other: holder.id }),
+      );
+    } catch (err) {
+      log.error("cannot release a task's unique key; the minute sweep removes it once the task has left", { task: task.name, id: task.id, err: (err as Error).message });
+    }
   }
 
   /**
