@@ -29,6 +29,8 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   completion: async () => (await import('./commands/completion.js')).completionCommand(),
   top: async () => (await import('./commands/top.js')).topCommand(),
   dashboard: async () => (await import('./commands/dashboard.js')).dashboardCommand(),
+  pause: async () => (await import('./commands/pause.js')).pauseCommand(),
+  resume: async () => (await import('./commands/pause.js')).resumeCommand(),
 };
 // `spool <command> …` needs only that command (`spool ls` then loads nothing of `add`'s runtime);
 // anything else (no command, help, --version, a mistyped name, `completion`, which describes them) gets them all.
@@ -48,6 +50,8 @@ const DOING: Record<string, string> = {
   stats: 'count the tasks',
   top: 'watch the spool',
   dashboard: 'serve the dashboard',
+  pause: 'write control/pause.json',
+  resume: 'write control/pause.json',
 };
 
 try {

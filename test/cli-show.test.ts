@@ -10,7 +10,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { lsJson, spool, tempDir } from './helpers/cli.js';
 
 const MIN = 60_000;
-const ENTRY_KEYS = ['id', 'name', 'state', 'priority', 'due', 'created', 'attempts', 'encoding', 'location', 'owner', 'file', 'path', 'reason'];
+const ENTRY_KEYS = ['id', 'name', 'state', 'priority', 'due', 'created', 'attempts', 'encoding', 'location', 'owner', 'file', 'path', 'reason', 'paused'];
 
 let seq = 0;
 interface Made {
@@ -75,7 +75,7 @@ describe('spool show', () => {
 
     const expected = {
       id: t.id, name: 'send_email', state: 'due', priority: 12, due: now - MIN, created, attempts: 1, encoding: 'msgpack',
-      location: 'pending', owner: null, file: t.file, path: t.path, reason: null,
+      location: 'pending', owner: null, file: t.file, path: t.path, reason: null, paused: false,
       body,
       // Its id says when it was enqueued; its name that it failed once and waits for its next try.
       history: [{ event: 'enqueued', at: created }, { event: 'rescheduled', until: now - MIN, attempts: 1 }],
