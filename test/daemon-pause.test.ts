@@ -36,8 +36,9 @@ interface LsEntry {
 describe('spool pause --task', () => {
   it('stops two daemons from starting that task within a second; running ones finish, the rest wait (listed as paused), other tasks go on; resume brings them back at once', async () => {
     const spooler = Spooler.open(root);
-    const total = 120;
-    await spooler.enqueueMany(Array.from({ length: total }, (_, i) => ({ name: 'paced', args: [`p${i}`, 150] })));
+    // 8 at a time over both daemons, 250 ms each: without the pause they would go on starting for about 6 s.
+    const total = 200;
+    await spooler.enqueueMany(Array.from({ length: total }, (_, i) => ({ name: 'paced', args: [`p${i}`, 250] })));
     const daemons = [
       await testSpool.serve({ imports: ['pause', 'basic'], args: ['--concurrency', '4'] }),
       await testSpool.serve({ imports: ['pause', 'basic'], args: ['--concurrency', '4'] }),
