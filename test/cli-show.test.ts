@@ -176,7 +176,7 @@ describe('spool show', () => {
     expect(Object.keys(printed)).toEqual([...ENTRY_KEYS, 'body', 'history', 'error', 'result']);
     expect(printed).toEqual({
       id: t.id, name: 'future', state: 'invalid', priority: 33, due: now - MIN, created: now - MIN, attempts: 0, encoding: 'json',
-      location: 'incoming', owner: null, file: t.file, path: t.path, reason: expect.stringContaining('format version 2 is not supported'),
+      location: 'incoming', owner: null, file: t.file, path: t.path, reason: expect.stringContaining('format version 2 is not supported'), paused: false,
       body: null,
       history: [{ event: 'enqueued', at: now - MIN }],
       error: null,
@@ -202,7 +202,7 @@ describe('spool show', () => {
     expect(q.code).toBe(4);
     expect(JSON.parse(q.stdout)).toEqual({
       id: null, name: null, state: 'quarantined', priority: null, due: null, created: null, attempts: null, encoding: null,
-      location: 'quarantine', owner: null, file: 'junk.bin', path: join(root, 'quarantine', 'junk.bin'), reason: 'not a task file name', body: null, history: [], error: null, result: null,
+      location: 'quarantine', owner: null, file: 'junk.bin', path: join(root, 'quarantine', 'junk.bin'), reason: 'not a task file name', paused: false, body: null, history: [], error: null, result: null,
     });
     expect(q.stderr).toContain('not a task file name');
   });
