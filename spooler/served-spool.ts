@@ -67,6 +67,8 @@ export class ServedSpool {
   private readonly cancels: CancelRequests;
   /** control/pause.json: what is paused. */
   private readonly pauses: PauseWatch;
+  /** Task names the queue refused (paused by name) since discovery last listed the spool for them. */
+  private keptOut = new Set<string>();
   private readonly ownership: Ownership;
   private readonly sampler: ClockSampler;
   private readonly failedClaims: FailedClaims;
@@ -190,7 +192,7 @@ export class ServedSpool {
       layout: this.layout,
       log: this.log,
       check: () => this.folders.check('control'),
-      apply: (state, previous) => this.applyPause(state, previous),
+      apply: (state) => this.applyPause(state),
     });
     this.ownership = new Ownership({
       layout: this.layout,
@@ -344,17 +346,18 @@ export class ServedSpool {
    * the queue (all paused: the queue stays, nothing is given), runners give
    * back those they hold unstarted; names resumed are listed again at once.
    */
-  private applyPause(state: PauseState, previous: PauseState): void {
-    const held = (s: PauseState) => (s.all ? new Set<string>() : new Set(s.tasks));
-    const tasks = held(state);
+  private applyPause(state: PauseState): void {
+    // While every task is paused the queue keeps its names (nothing is given): only names paused one by one are kept out.
+    const tasks = state.all ? new Set<string>() : new Set(state.tasks);
     this.discovery.feed.holdBack(tasks.size > 0 ? (fileName) => tasks.has(taskNameOfFileName(fileName)) : undefined);
     this.runs.pause(state.all, tasks);
-    // Names kept out of the queue before and not now: on disk only, so list them again.
-    for (const name of held(previous)) {
-      if (!tasks.has(name)) {
-        if (this.servingSince > 0) this.discovery.relist();
-        break;
-      }
+    // Names kept out of the queue since the last listing and not now: on disk only, so list them again.
+    for (const name of tasks) this.keptOut.add(name);
+    for (const name of this.keptOut) {
+      if (tasks.has(name)) continue;
+      if (this.servingSince > 0) this.discovery.relist();
+      this.keptOut = new Set(tasks);
+      break;
     }
     this.slots.wake();
   }

@@ -150,6 +150,26 @@ describe('spool pause (every task)', () => {
   });
 });
 
+describe('pauses that change', () => {
+  it('a task paused by name, then with everything, starts at once when everything is resumed (not at the next scan)', async () => {
+    const spooler = Spooler.open(root);
+    expect(spool(['pause', '--dir', root, '--task', 'quick']).code).toBe(0);
+    await spooler.enqueueMany(Array.from({ length: 5 }, (_, i) => ({ name: 'quick', args: [`q${i}`] })));
+    const daemon = await testSpool.serve({ imports: ['pause', 'basic'], args: ['--processes', '0', '--scan-interval', '60s'] });
+    await daemon.waitForLog((l) => l.msg === 'pause applied' && (l.tasks as string[]).includes('quick'));
+    await testSpool.runMarker(daemon, 0);
+    expect(runs('quick')).toEqual([]);
+
+    expect(spool(['pause', '--dir', root]).code).toBe(0);
+    await daemon.waitForLog((l) => l.msg === 'pause applied' && l.all === true);
+    await testSpool.waitForStatus(daemon, (s) => s.paused?.all === true);
+    expect(spool(['resume', '--dir', root]).code).toBe(0);
+    const resumedAt = Date.now();
+    await waitFor(() => runs('quick').length === 5 || undefined, { what: 'the quick tasks to run after the resume', explain: explain(daemon) });
+    expect(Math.max(...runs('quick').map((r) => r.time)) - resumedAt).toBeLessThan(2000);
+  });
+});
+
 describe('a control/pause.json that cannot be used', () => {
   it.each([
     ['not JSON', (path: string) => writeFileSync(path, '{"version":1,"all":fals'), 'is not JSON'],
