@@ -6,6 +6,7 @@
  *   npm run bench -- enqueue-bulk --runs 5 --tasks 50000
  *   npm run bench -- ls-100k --cold       also cold page-cache runs (root)
  *   npm run bench -- cli                  spool rm/retry/ls --limit on 100,000 tasks
+ *   BENCH_BASELINE_DIST=<old dist/> npm run bench -- idle   idle CPU of this build beside an older one
  *   npm run bench -- enqueue-bulk --topdir  spools placed in fresh ext4 block groups (see enqueue-bulk.ts)
  *   npm run bench -- --json               results as JSON on stdout (progress on stderr)
  *
@@ -79,6 +80,10 @@ const BENCHMARKS: Record<string, { what: string; run: (o: CommonOptions) => Prom
   processes: {
     what: 'worker processes: no-op drain --processes 0 vs 2 (target ≥ 0.5×), 10 ms CPU tasks 1 vs 2 (target ~2×), IPC serialization',
     run: async (o) => (await import('./processes.js')).processes(o),
+  },
+  idle: {
+    what: 'one spoolerd on an empty spool: CPU while idle (BENCH_BASELINE_DIST=<old dist/>: an older build beside it, over the same seconds)',
+    run: async () => (await import('./idle.js')).idle(),
   },
   pickup: {
     what: 'pickup latency of an idle spoolerd, and postponed tasks (targets p50 ≤ 5 ms, p99 ≤ 50 ms)',

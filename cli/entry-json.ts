@@ -16,6 +16,8 @@ export interface EntryJson {
   file: string;
   path: string;
   reason: string | null;
+  /** A waiting task whose name is paused (spool pause). */
+  paused: boolean;
 }
 
 export function entryJson(e: SpoolEntry): EntryJson {
@@ -34,6 +36,7 @@ export function entryJson(e: SpoolEntry): EntryJson {
     file: e.fileName,
     path: e.path,
     reason: e.reason ?? null,
+    paused: e.paused === true,
   };
 }
 
@@ -51,7 +54,7 @@ export function entryJsonText(e: SpoolEntry): string {
         `"created":${numeric(t.created)},"attempts":${numeric(t.attempts)},"encoding":${quotedOrNull(t.encoding)}`;
   return (
     head +
-    `,"location":${quoted(e.location)},"owner":${quotedOrNull(e.owner)},"file":${safeJson(e.fileName)},"path":${safeJson(e.path)},"reason":${nullable(e.reason)}}`
+    `,"location":${quoted(e.location)},"owner":${quotedOrNull(e.owner)},"file":${safeJson(e.fileName)},"path":${safeJson(e.path)},"reason":${nullable(e.reason)},"paused":${e.paused === true}}`
   );
 }
 

@@ -19,7 +19,7 @@ export const EXIT = {
   STORAGE: 6,
   /** Permission denied: run as the spool's owner or a member of its group. */
   PERMISSION: 7,
-  /** The task is not in a state the command acts on: retry of a task that is not a dead letter. */
+  /** The task is not in a state the command acts on: retry of a task that is not a dead letter (resume --task while every task is paused). */
   WRONG_STATE: 8,
   /** spool wait: the task was skipped. */
   SKIPPED: 10,
@@ -39,7 +39,8 @@ export const EXIT_HELP =
   '3 no such task, 4 invalid task file, 5 task is running (cancel: still running at --timeout),\n' +
   '6 no space, read-only or failing filesystem, 7 permission denied,\n' +
   '8 task not in a state the command acts on (retry: not a dead letter;\n' +
-  'cancel: not waiting or running, or it finished before the cancel took effect);\n' +
+  'cancel: not waiting or running, or it finished before the cancel took effect;\n' +
+  'resume --task: every task is paused, resume them all first);\n' +
   'wait: 10 skipped, 11 dead, 12 cancelled, 13 expired, 14 no result within --timeout.';
 
 /** An error that ends the command with a given exit code and message. */

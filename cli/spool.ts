@@ -27,6 +27,8 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   purge: async () => (await import('./commands/purge.js')).purgeCommand(),
   stats: async () => (await import('./commands/stats.js')).statsCommand(),
   schedules: async () => (await import('./commands/schedules.js')).schedulesCommand(),
+  pause: async () => (await import('./commands/pause.js')).pauseCommand(),
+  resume: async () => (await import('./commands/pause.js')).resumeCommand(),
   completion: async () => (await import('./commands/completion.js')).completionCommand(),
   top: async () => (await import('./commands/top.js')).topCommand(),
   dashboard: async () => (await import('./commands/dashboard.js')).dashboardCommand(),
@@ -50,6 +52,8 @@ const DOING: Record<string, string> = {
   schedules: 'list the schedules',
   top: 'watch the spool',
   dashboard: 'serve the dashboard',
+  pause: 'write control/pause.json',
+  resume: 'write control/pause.json',
 };
 
 try {

@@ -27,6 +27,8 @@ export interface SpoolEntry {
   mtimeMs?: number;
   /** The decoded body, when a listing kept it. */
   body?: TaskBody;
+  /** A waiting task whose name is paused (control/pause.json), when the command looked (spool ls). */
+  paused?: boolean;
 }
 
 /*

@@ -19,13 +19,15 @@
  *                 <schedule>/<slot> markers that make each slot enqueue once (spool/schedules.ts)
  *   unique/       one file per unique key held by a task (spool/unique.ts); producers
  *                 and daemons write here
+ *   control/      pause.json: the tasks and schedules paused (spool/pause.ts); written by
+ *                 `spool pause`/`spool resume` (an administrator), read by daemons
  */
 import { mkdirSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { SpoolDirectoryError } from './errors.js';
 import { assertRealFolder, makeFolder, policyFromEnv, type FolderPolicy } from './trust.js';
 
-export const SUBDIRS = ['tmp', 'incoming', 'pending', 'active', 'dead', 'quarantine', 'archive', 'state', 'results', 'locks', 'cancel', 'schedules', 'unique'] as const;
+export const SUBDIRS = ['tmp', 'incoming', 'pending', 'active', 'dead', 'quarantine', 'archive', 'state', 'results', 'locks', 'cancel', 'schedules', 'unique', 'control'] as const;
 export type Subdir = (typeof SUBDIRS)[number];
 
 /**
@@ -107,6 +109,7 @@ export class SpoolLayout {
   readonly cancel: string;
   readonly schedules: string;
   readonly unique: string;
+  readonly control: string;
 
   constructor(dir: string) {
     this.root = resolve(dir);
@@ -123,6 +126,7 @@ export class SpoolLayout {
     this.cancel = join(this.root, 'cancel');
     this.schedules = join(this.root, 'schedules');
     this.unique = join(this.root, 'unique');
+    this.control = join(this.root, 'control');
   }
 
   get basename(): string {

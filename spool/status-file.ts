@@ -48,6 +48,12 @@ export interface DaemonStatusRecord {
    * readers take it as a daemon that may run any task.
    */
   tasks?: string[];
+  /**
+   * What this daemon holds paused now (control/pause.json, as it last read
+   * it; every task while the file cannot be used, with the reason in
+   * `problem`). Absent while nothing is paused (and in files of older daemons).
+   */
+  paused?: { all: boolean; tasks: string[]; schedules: string[]; problem?: string };
 }
 
 /** Status files are small; a larger one is not read. */

@@ -8,6 +8,8 @@
  *               and settles each itself and reports a code per name (spool-runs.ts)
  *   supervise/  the ownership (liveness lock, claim directory, a lost ownership
  *               and the rejoin) and the spool clock's samples
+ *   PauseWatch  control/pause.json: paused tasks are kept out of the queue and
+ *               not given to runners (pause-watch.ts)
  *
  * Concurrency over all spools and the stop sequence are the daemon's
  * (daemon.ts); every move of a task file is spool/protocol.ts's.
@@ -25,14 +27,15 @@ import { FailedClaims } from './run/failed-claims.js';
 import type { ProcessRunners } from './run/process-runners.js';
 import { SpoolRuns, type Slots, type SpoolStats } from './run/spool-runs.js';
 import { CancelRequests } from './cancel-requests.js';
+import { PauseWatch } from './pause-watch.js';
 import { StuckMoves } from './stuck-moves.js';
 import { ClockSampler } from './supervise/clock-sampler.js';
 import { Ownership } from './supervise/ownership.js';
 import { RetentionSweep } from './retention.js';
-import { ServedTasks, UnmatchedNames, type RegisteredTasks } from './task-names.js';
+import { ServedTasks, taskNameOfFileName, UnmatchedNames, type RegisteredTasks } from './task-names.js';
 import { UnknownTasks } from './unknown-tasks.js';
 import { TaskQueue, windowFromTestKnob } from './order/task-queue.js';
-import { readPauseState } from '../spool/pause.js';
+import { readPauseState, type PauseState } from '../spool/pause.js';
 import type { ScheduleSpec } from '../spool/schedule.js';
 import { REAL_TIMERS, Scheduler, slotCrashHookFromEnv } from './schedule/scheduler.js';
 
@@ -64,6 +67,10 @@ export class ServedSpool {
   private readonly runs: SpoolRuns;
   /** Requests in cancel/ to cancel a task this process runs. */
   private readonly cancels: CancelRequests;
+  /** control/pause.json: what is paused. */
+  private readonly pauses: PauseWatch;
+  /** Task names the queue refused (paused by name) since discovery last listed the spool for them. */
+  private keptOut = new Set<string>();
   private readonly ownership: Ownership;
   private readonly sampler: ClockSampler;
   private readonly failedClaims: FailedClaims;
@@ -185,6 +192,12 @@ export class ServedSpool {
       // While stopping too: running tasks go on during the grace period, and may be cancelled.
       active: () => !this.untrusted && this.ownership.owning,
     });
+    this.pauses = new PauseWatch({
+      layout: this.layout,
+      log: this.log,
+      check: () => this.folders.check('control'),
+      apply: (state) => this.applyPause(state),
+    });
     this.ownership = new Ownership({
       layout: this.layout,
       folders: this.folders,
@@ -277,6 +290,8 @@ export class ServedSpool {
   }
 
   async start(): Promise<void> {
+    // Before anything is queued: paused tasks never enter the queue.
+    this.pauses.load();
     // Before the lock is stamped and anything is judged due.
     await this.sampler.sample(true);
     const owner = await this.ownership.acquire();
@@ -311,6 +326,7 @@ export class ServedSpool {
   async stopDiscovery(): Promise<void> {
     this.stopping = true;
     this.scheduler?.stop();
+    this.pauses.stop();
     await this.discovery.stop();
   }
 
@@ -343,6 +359,32 @@ export class ServedSpool {
     if (this.queue.readyCount === 0 || this.queue.hasOwnDue(now)) return;
     if (now - this.discovery.incoming.lastListedAt < Math.max(STEAL_LISTING_MIN_AGE_MS, 10 * this.discovery.incoming.lastListingCost)) return;
     this.discovery.incoming.list();
+  }
+
+  /** What is paused now (control/pause.json; every task while the file cannot be used), and why the file cannot be used, if it cannot. */
+  get paused(): { state: PauseState; problem: string | undefined } {
+    return { state: this.pauses.current, problem: this.pauses.problem };
+  }
+
+  /**
+   * A new pause state (pause-watch.ts): names of paused tasks are kept out of
+   * the queue (all paused: the queue stays, nothing is given), runners give
+   * back those they hold unstarted; names resumed are listed again at once.
+   */
+  private applyPause(state: PauseState): void {
+    // While every task is paused the queue keeps its names (nothing is given): only names paused one by one are kept out.
+    const tasks = state.all ? new Set<string>() : new Set(state.tasks);
+    this.discovery.feed.holdBack(tasks.size > 0 ? (fileName) => tasks.has(taskNameOfFileName(fileName)) : undefined);
+    this.runs.pause(state.all, tasks);
+    // Names kept out of the queue since the last listing and not now: on disk only, so list them again.
+    for (const name of tasks) this.keptOut.add(name);
+    for (const name of this.keptOut) {
+      if (tasks.has(name)) continue;
+      if (this.servingSince > 0) this.discovery.relist();
+      this.keptOut = new Set(tasks);
+      break;
+    }
+    this.slots.wake();
   }
 
   /** Moves a file that is not a valid task (found by discovery, still where it was dropped) to quarantine/. */

@@ -11,8 +11,15 @@
 import { hostname } from 'node:os';
 import { writeJsonAtomic } from '../spool/protocol.js';
 import { removeStatusFile, STATUS_FILE_VERSION, STATUS_MAX_RUNNING, statusFilePath, type DaemonStatusRecord as DaemonStatus } from '../spool/status-file.js';
+import { pausesAnything } from '../spool/pause.js';
 import type { Logger } from './logger.js';
 import type { ServedSpool } from './served-spool.js';
+
+/** The status file's `paused`: absent while nothing is paused. */
+function pausedField({ state, problem }: ServedSpool['paused']): Pick<DaemonStatus, 'paused'> {
+  if (!pausesAnything(state)) return {};
+  return { paused: { all: state.all, tasks: state.tasks, schedules: state.schedules, ...(problem !== undefined && { problem }) } };
+}
 
 /** How often the file is rewritten (ms). */
 export const STATUS_EVERY_MS = 1000;
@@ -53,6 +60,7 @@ export class StatusFile {
       running: s.runningTasks(STATUS_MAX_RUNNING),
       queue: { ready: s.queue.readyCount, known: s.queue.size, nextDueAt: s.queue.nextDueAt },
       tasks: s.servedNames,
+      ...pausedField(s.paused),
     };
   }
 

@@ -52,7 +52,7 @@ function helpOptions(program: Program, command?: string): string[] {
 describe('bash completion', () => {
   it('completes spool commands, their options and option values', () => {
     expect(complete('spool', ['l'])).toEqual(['ls']);
-    expect(complete('spool', [''])).toEqual(['ls', 'show', 'add', 'rm', 'cancel', 'retry', 'wait', 'purge', 'stats', 'schedules', 'completion', 'top', 'dashboard']);
+    expect(complete('spool', [''])).toEqual(['ls', 'show', 'add', 'rm', 'cancel', 'retry', 'wait', 'purge', 'stats', 'schedules', 'pause', 'resume', 'completion', 'top', 'dashboard']);
     expect(complete('spool', ['ls', '--st'])).toEqual(['--state']);
     expect(complete('spool', ['ls', '--state', 'd'])).toEqual(['due', 'dead']);
     expect(complete('spool', ['add', '--encoding', ''])).toEqual(['msgpack', 'json']);

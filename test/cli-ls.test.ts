@@ -15,7 +15,7 @@ const HOUR = 60 * MIN;
 const DAY = 24 * HOUR;
 
 /** The keys README documents for `ls --json`, in its order. */
-const ENTRY_KEYS = ['id', 'name', 'state', 'priority', 'due', 'created', 'attempts', 'encoding', 'location', 'owner', 'file', 'path', 'reason'];
+const ENTRY_KEYS = ['id', 'name', 'state', 'priority', 'due', 'created', 'attempts', 'encoding', 'location', 'owner', 'file', 'path', 'reason', 'paused'];
 
 let seq = 0;
 interface Made {
@@ -193,16 +193,16 @@ describe('spool ls: output', () => {
     expect(json).toEqual([
       {
         id: dead.id, name: 'flaky', state: 'dead', priority: 20, due: now - 2 * HOUR - 30 * MIN, created: now - 4 * HOUR - 30 * MIN,
-        attempts: 4, encoding: 'json', location: 'dead', owner: null, file: dead.file, path: dead.path, reason: null,
+        attempts: 4, encoding: 'json', location: 'dead', owner: null, file: dead.file, path: dead.path, reason: null, paused: false,
       },
       {
         id: qTask.id, name: 'evil', state: 'quarantined', priority: 30, due: now - HOUR - 30 * MIN, created: now - HOUR - 30 * MIN,
         attempts: 0, encoding: 'json', location: 'quarantine', owner: null, file: qTask.file, path: join(root, 'quarantine', qTask.file),
-        reason: 'the body must be a map (a JSON object)',
+        reason: 'the body must be a map (a JSON object)', paused: false,
       },
       {
         id: null, name: null, state: 'quarantined', priority: null, due: null, created: null, attempts: null, encoding: null,
-        location: 'quarantine', owner: null, file: 'junk.bin', path: join(root, 'quarantine', 'junk.bin'), reason: 'format version 7 is not supported',
+        location: 'quarantine', owner: null, file: 'junk.bin', path: join(root, 'quarantine', 'junk.bin'), reason: 'format version 7 is not supported', paused: false,
       },
     ]);
 
@@ -241,11 +241,11 @@ describe('spool ls: output', () => {
     for (const e of parsed) expect(Object.keys(e)).toEqual(ENTRY_KEYS);
     expect(parsed[0]).toEqual({
       id: t.id, name: 'mail.send:v2-x', state: 'due', priority: 7, due: now - MIN, created: now - 2 * MIN, attempts: 3,
-      encoding: 'json', location: 'pending', owner: null, file: t.file, path: t.path, reason: null,
+      encoding: 'json', location: 'pending', owner: null, file: t.file, path: t.path, reason: null, paused: false,
     });
     expect(parsed[1]).toEqual({
       id: null, name: null, state: 'invalid', priority: null, due: null, created: null, attempts: null, encoding: null,
-      location: 'incoming', owner: null, file: '50-oops.json', path: badName, reason: expect.stringMatching(/^bad file name: /),
+      location: 'incoming', owner: null, file: '50-oops.json', path: badName, reason: expect.stringMatching(/^bad file name: /), paused: false,
     });
   });
 
@@ -255,7 +255,7 @@ describe('spool ls: output', () => {
     expect(lsJson(root)).toEqual([
       {
         id: t.id, name: 'work', state: 'active', priority: 40, due: now - MIN, created: now - MIN, attempts: 0,
-        encoding: 'json', location: 'active', owner: '4242', file: t.file, path: join(root, 'active', '4242', t.file), reason: null,
+        encoding: 'json', location: 'active', owner: '4242', file: t.file, path: join(root, 'active', '4242', t.file), reason: null, paused: false,
       },
     ]);
   });

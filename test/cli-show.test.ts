@@ -10,7 +10,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { lsJson, spool, tempDir } from './helpers/cli.js';
 
 const MIN = 60_000;
-const ENTRY_KEYS = ['id', 'name', 'state', 'priority', 'due', 'created', 'attempts', 'encoding', 'location', 'owner', 'file', 'path', 'reason'];
+const ENTRY_KEYS = ['id', 'name', 'state', 'priority', 'due', 'created', 'attempts', 'encoding', 'location', 'owner', 'file', 'path', 'reason', 'paused'];
 
 let seq = 0;
 interface Made {
@@ -75,7 +75,7 @@ describe('spool show', () => {
 
     const expected = {
       id: t.id, name: 'send_email', state: 'due', priority: 12, due: now - MIN, created, attempts: 1, encoding: 'msgpack',
-      location: 'pending', owner: null, file: t.file, path: t.path, reason: null,
+      location: 'pending', owner: null, file: t.file, path: t.path, reason: null, paused: false,
       body,
       // Its id says when it was enqueued; its name that it failed once and waits for its next try.
       history: [{ event: 'enqueued', at: created }, { event: 'rescheduled', until: now - MIN, attempts: 1 }],
@@ -176,7 +176,7 @@ describe('spool show', () => {
     expect(Object.keys(printed)).toEqual([...ENTRY_KEYS, 'body', 'history', 'error', 'result']);
     expect(printed).toEqual({
       id: t.id, name: 'future', state: 'invalid', priority: 33, due: now - MIN, created: now - MIN, attempts: 0, encoding: 'json',
-      location: 'incoming', owner: null, file: t.file, path: t.path, reason: expect.stringContaining('format version 2 is not supported'),
+      location: 'incoming', owner: null, file: t.file, path: t.path, reason: expect.stringContaining('format version 2 is not supported'), paused: false,
       body: null,
       history: [{ event: 'enqueued', at: now - MIN }],
       error: null,
@@ -202,7 +202,7 @@ describe('spool show', () => {
     expect(q.code).toBe(4);
     expect(JSON.parse(q.stdout)).toEqual({
       id: null, name: null, state: 'quarantined', priority: null, due: null, created: null, attempts: null, encoding: null,
-      location: 'quarantine', owner: null, file: 'junk.bin', path: join(root, 'quarantine', 'junk.bin'), reason: 'not a task file name', body: null, history: [], error: null, result: null,
+      location: 'quarantine', owner: null, file: 'junk.bin', path: join(root, 'quarantine', 'junk.bin'), reason: 'not a task file name', paused: false, body: null, history: [], error: null, result: null,
     });
     expect(q.stderr).toContain('not a task file name');
   });

@@ -81,12 +81,13 @@ describe('spool stats', () => {
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     const stats = JSON.parse(r.stdout) as Record<string, unknown>;
-    expect(Object.keys(stats)).toEqual(['total', 'byState', 'byPriority', 'byTask']);
+    expect(Object.keys(stats)).toEqual(['total', 'byState', 'byPriority', 'byTask', 'paused']);
     expect(stats).toEqual({
       total: 14,
       byState: { active: 2, due: 4, scheduled: 2, invalid: 3, dead: 1, quarantined: 2 },
       byPriority: { '00': 1, '05': 1, '10': 1, '20': 1, '50': 4, '99': 1 },
       byTask: { send_email: 4, resize: 3, report: 1, cleanup: 1 },
+      paused: { all: false, tasks: [], schedules: [], waiting: 0, problem: null },
     });
   });
 
@@ -130,6 +131,7 @@ describe('spool stats', () => {
       byState: { active: 0, due: 0, scheduled: 0, invalid: 0, dead: 0, quarantined: 0 },
       byPriority: {},
       byTask: {},
+      paused: { all: false, tasks: [], schedules: [], waiting: 0, problem: null },
     });
   });
 

@@ -180,6 +180,7 @@ describe('Python producer → spool ls / spool show', () => {
       file,
       path: join(root, 'incoming', file),
       reason: null,
+      paused: false,
     };
   }
 

@@ -90,6 +90,7 @@ describe('shell producer', () => {
         file,
         path: join(root, 'incoming', file),
         reason: null,
+        paused: false,
       },
     ]);
   });

@@ -7,6 +7,7 @@ import { listFirst, startListing } from '../../spool/listing.js';
 import { printable } from '../../spool/printable.js';
 import { entryJsonText } from '../entry-json.js';
 import { handlerNotes } from '../handlers.js';
+import { pauseHeader, pauseNotes, readPauseView } from '../pause-notes.js';
 import { CliError, EXIT } from '../exit-codes.js';
 import { spoolFrom, withDirOption, type DirOption } from '../find-task.js';
 import { CHUNK_CHARS, formatTime, jsonArrayChunks, TimeTexts, toJson, writeStdout, writeStdoutBytes } from '../output.js';
@@ -75,10 +76,17 @@ export function lsCommand(): Command {
       }
       const accept = (e: SpoolEntry): boolean => states.has(e.state) && (names === undefined || (e.task !== undefined && names.has(e.task.name)));
       // Tasks no live daemon runs are noted as waiting for a handler (cli/handlers.ts).
-      const noteHandlers = states.has('due') || states.has('scheduled') ? handlerNotes(layout, now) : undefined;
+      const waiting = states.has('due') || states.has('scheduled');
+      const noteHandlers = waiting ? handlerNotes(layout, now) : undefined;
+      // Paused tasks (spool pause) are marked, and said in a header line above the table.
+      const pause = waiting ? readPauseView(layout) : undefined;
+      const notePaused = pause === undefined ? undefined : pauseNotes(pause);
+      const header = pause === undefined || options.json ? undefined : pauseHeader(pause);
+      if (header !== undefined) writeStdout(header);
       const select = (all: SpoolEntry[]): SpoolEntry[] => {
         const filtered = all.filter(accept);
         const chosen = limit === undefined ? filtered : filtered.slice(0, limit);
+        notePaused?.(chosen);
         noteHandlers?.(chosen);
         return chosen;
       };
@@ -87,6 +95,7 @@ export function lsCommand(): Command {
       if (limit !== undefined && limit <= EARLY_STOP_LIMIT) {
         // Stops early: reads only the folders it needs and opens only the files it prints.
         const first = listFirst(layout, limit, accept, { locations, checkBodies: options.check, now });
+        notePaused?.(first);
         noteHandlers?.(first);
         const text = options.json ? jsonArrayChunks(first.length, (i) => entryJsonText(first[i]!)) : tableChunks(first, now, errors);
         for (let chunk = text.next(); chunk.done !== true; chunk = text.next()) writeStdout(chunk.value);

@@ -14,6 +14,7 @@ import { entryJson } from '../entry-json.js';
 import { CliError, EXIT } from '../exit-codes.js';
 import { findEntry, spoolFrom, withDirOption, type DirOption } from '../find-task.js';
 import { toJson } from '../output.js';
+import { pauseNotes, readPauseView } from '../pause-notes.js';
 
 export function showCommand(): Command {
   return withDirOption(new Command('show'))
@@ -37,6 +38,11 @@ export function showCommand(): Command {
         return void process.stdout.write(toJson(finishedJson(layout, finished.record), 2) + '\n');
       }
       const id = entry.task?.id;
+      // A waiting task that is paused says so ("paused"); its reason stays what makes a file invalid.
+      if (entry.reason === undefined) {
+        pauseNotes(readPauseView(layout))?.([entry]);
+        entry.reason = undefined;
+      }
       // state/<id>.json holds each failed attempt and the last error, kept while the task is retried and once it is dead.
       const error = id === undefined ? undefined : readLastError(layout, id);
       const kept = id === undefined ? undefined : readResult(layout, id);

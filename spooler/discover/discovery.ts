@@ -72,6 +72,8 @@ export class Discovery {
   readonly reconciler: Reconciler;
   /** refillSoon(): none asked, one to run on the next turn, one listing (slices), or one waiting to retry after a failed listing. */
   private refillState: 'idle' | 'soon' | 'listing' | 'retrying' = 'idle';
+  /** relist() was asked while a listing was under way: list again once it is committed. */
+  private relistAfter = false;
   /** Whether the spool is on a local filesystem, where a drained incoming/ may be recreated (asked once). */
   private localFolders: boolean | undefined;
 
@@ -223,7 +225,22 @@ export class Discovery {
    * promise's continuation), and that ask was a no-op: ask now.
    */
   private askedMeanwhile(): void {
+    if (this.relistAfter) {
+      this.relistAfter = false;
+      return this.refillSoon();
+    }
     if (this.host.queue.refillWanted) this.refillSoon();
+  }
+
+  /**
+   * Names the queue refused may be taken now (paused tasks resumed:
+   * QueueFeed.holdBack()): list both directories again at once, or, if a
+   * listing is under way (it may have passed them already), once it is committed.
+   */
+  relist(): void {
+    if (this.refillState === 'idle') return this.refillSoon();
+    // 'soon' and 'retrying' list afresh later anyway.
+    if (this.refillState === 'listing') this.relistAfter = true;
   }
 
   private refill(): void {

@@ -17,6 +17,8 @@ export class QueueFeed {
   private serves: ((fileName: string) => boolean) | undefined;
   /** Told of each task refused for that (unknown-tasks.ts keeps when the oldest of them may be dead-lettered). */
   private unserved: ((fileName: string) => void) | undefined;
+  /** Whether the task of a file name is paused (control/pause.json): kept out of the queue, on disk; unset: none is. */
+  private paused: ((fileName: string) => boolean) | undefined;
 
   constructor(
     private readonly queue: QueueForDiscovery,
@@ -49,8 +51,8 @@ export class QueueFeed {
    * looked at here.
    */
   refillSkip(skip?: (fileName: string) => boolean): ((fileName: string) => boolean) | undefined {
-    const serves = this.serves;
-    return serves === undefined ? skip : (fileName: string) => skip?.(fileName) === true || !this.admits(fileName, serves);
+    if (this.serves === undefined && this.paused === undefined) return skip;
+    return (fileName: string) => skip?.(fileName) === true || !this.admits(fileName);
   }
 
   /**
@@ -63,8 +65,20 @@ export class QueueFeed {
     this.unserved = unserved;
   }
 
-  private admits(fileName: string, serves: (fileName: string) => boolean): boolean {
-    if (serves(fileName)) return true;
+  /**
+   * From now on (until called again), keep the tasks `paused` names out of the
+   * queue: their files stay where they are, and are not counted as tasks no
+   * daemon runs. Undefined: none is paused. Names already queued stay (the
+   * gate in run/spool-runs.ts drops them when they come up); names refused
+   * while paused come back with a listing (Discovery.relist()).
+   */
+  holdBack(paused: ((fileName: string) => boolean) | undefined): void {
+    this.paused = paused;
+  }
+
+  private admits(fileName: string): boolean {
+    if (this.paused !== undefined && this.paused(fileName)) return false;
+    if (this.serves === undefined || this.serves(fileName)) return true;
     this.unserved?.(fileName);
     return false;
   }
@@ -76,7 +90,7 @@ export class QueueFeed {
 
   /** Queues a task found in `dir`; false when it was queued already (its directory is updated) or is not a task name. */
   add(fileName: string, dir: PendingDir, now: number): boolean {
-    if (this.serves !== undefined && !this.admits(fileName, this.serves)) return false;
+    if ((this.serves !== undefined || this.paused !== undefined) && !this.admits(fileName)) return false;
     return this.queue.add(fileName, dir, now);
   }
 

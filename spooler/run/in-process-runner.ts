@@ -84,6 +84,9 @@ export class InProcessRunner implements SiteRunner {
   settleOrphan(name: string, from: PendingDir, outcome: TaskOutcome): void {
     this.path.settleOrphan(name, from, outcome);
   }
+
+  /** Nothing to give back: a name given here starts (or is reported) before give() returns. */
+  pause(): void {}
 }
 
 /** --processes 0 as the daemon sees it: the task modules were imported into this process by the CLI. */

@@ -39,7 +39,7 @@ import type { WorkerOptions } from '../options.js';
 import type { RegisteredTasks } from '../task-names.js';
 import type { PendingDir } from '../order/task-queue.js';
 import { existsNoFollow } from '../../spool/protocol.js';
-import { fromWire, NAME_SEPARATOR, WORKER_ENV, type FromRunner, type WireSite } from './runner-protocol.js';
+import { fromWire, NAME_SEPARATOR, WORKER_ENV, type FromRunner, type ToRunner, type WireSite } from './runner-protocol.js';
 import type { Runners } from './runners.js';
 import { Code, type Item, type Report } from './task-path.js';
 import { orphansBySite, RunnerProcess, type Given, type Orphan, type RunnerDeath, type RunnerState } from './runner-process.js';
@@ -93,7 +93,7 @@ export interface SiteSink {
 
 export class ProcessRunners implements Runners {
   private readonly runners = new Set<RunnerProcess>();
-  private readonly sites = new Map<number, { wire: WireSite; sink: SiteSink }>();
+  private readonly sites = new Map<number, { wire: WireSite; sink: SiteSink; pause?: ToRunner }>();
   private nextKey = 1;
   private slot = 0;
   private stopping = false;
@@ -249,6 +249,19 @@ export class ProcessRunners implements Runners {
     w.child.kill('SIGKILL');
   }
 
+  /**
+   * Every task of site `key` (`all`), or the tasks named, are paused from now
+   * on: every runner gives back the names of theirs it has not started
+   * (reported Unclaimed) and starts none. Runners started later are told too.
+   */
+  pause(key: number, all: boolean, tasks: ReadonlySet<string> | undefined): void {
+    const site = this.sites.get(key);
+    if (site === undefined) return;
+    const message: ToRunner = { t: 'pause', key, all, tasks: tasks === undefined ? [] : [...tasks] };
+    site.pause = message;
+    for (const w of this.runners) w.send(message);
+  }
+
   /** A stop: every runner gives back the names it has not started and starts nothing more. */
   drain(): void {
     for (const w of this.runners) w.send({ t: 'drain' });
@@ -296,7 +309,10 @@ export class ProcessRunners implements Runners {
     child.on('error', (err) => this.log.debug('worker process channel error', { worker: w.pid, err }));
     child.on('exit', (code, signal) => this.onExit(w, code, signal));
     w.send({ t: 'init', options: this.options.worker });
-    for (const { wire } of this.sites.values()) w.send({ t: 'site', site: wire });
+    for (const { wire, pause } of this.sites.values()) {
+      w.send({ t: 'site', site: wire });
+      if (pause !== undefined) w.send(pause);
+    }
     this.log.debug('worker process started', { worker: w.pid });
     return w;
   }

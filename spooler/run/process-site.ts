@@ -43,6 +43,10 @@ export class ProcessSite implements SiteRunner {
   settleOrphan(name: string, from: PendingDir, outcome: TaskOutcome): void {
     this.orphans.settleOrphan(name, from, outcome);
   }
+
+  pause(all: boolean, tasks: ReadonlySet<string> | undefined): void {
+    this.pool.pause(this.key, all, tasks);
+  }
 }
 
 /** A task as its file name says (the body stays with the runner). */

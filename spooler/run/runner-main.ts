@@ -25,7 +25,7 @@ import { FolderSwappedError } from '../folders.js';
 import { createLogger, type Logger } from '../logger.js';
 import type { WorkerOptions } from '../options.js';
 import { importTaskModule, TaskModuleError } from '../task-modules.js';
-import { registeredInThisProcess } from '../task-names.js';
+import { registeredInThisProcess, taskNameOfFileName } from '../task-names.js';
 import type { PendingDir } from '../order/task-queue.js';
 import { NAME_SEPARATOR, type FromRunner, type ToRunner, type WireReport, type WireSite } from './runner-protocol.js';
 import { Code, TaskPath, type Item, type Report } from './task-path.js';
@@ -59,6 +59,10 @@ interface SiteHere {
   head: number;
   reports: WireReport[];
   revoked: boolean;
+  /** Every task of this site is paused: none starts. */
+  pausedAll: boolean;
+  /** The task names paused (while not all are); undefined while none is. */
+  pausedTasks: ReadonlySet<string> | undefined;
 }
 const sites = new Map<number, SiteHere>();
 /** Tasks started and not yet ended (their first report), over all sites; at most `slots`. */
@@ -93,6 +97,8 @@ process.on('message', (message: ToRunner) => {
       return revoke(message.key, message.message);
     case 'cancel':
       return cancel(message.key, message.name);
+    case 'pause':
+      return pause(message);
     case 'drain':
       return drain();
     case 'retire':
@@ -142,7 +148,7 @@ async function init(message: Extract<ToRunner, { t: 'init' }>): Promise<void> {
 function openSite(w: WireSite): void {
   const layout = new SpoolLayout(w.root);
   const checked = new Map<Subdir, [number, number]>(w.checked.map(([sub, dev, ino]) => [sub, [dev, ino]]));
-  const here: SiteHere = { inbox: [], head: 0, reports: [], revoked: false, path: undefined! };
+  const here: SiteHere = { inbox: [], head: 0, reports: [], revoked: false, pausedAll: false, pausedTasks: undefined, path: undefined! };
   // On a network filesystem, this process's own directory handles (a handle is a descriptor of the process that opened it: dir-handles.ts).
   const handles = wantsDirHandles(w.root) ? openHandles(w, checked) : undefined;
   here.path = new TaskPath(
@@ -191,8 +197,8 @@ function give(m: Extract<ToRunner, { t: 'give' }>): void {
   clock.stamp = m.stamp;
   slots = m.slots;
   const names = m.names.split(NAME_SEPARATOR);
-  if (here === undefined || here.revoked || state === 'draining') {
-    // Not ours to claim any more: back to the daemon unclaimed.
+  if (here === undefined || here.revoked || state === 'draining' || here.pausedAll) {
+    // Not ours to claim any more (or not now: every task is paused): back to the daemon unclaimed.
     const reports: WireReport[] = names.map((name, i) => [name, Code.Unclaimed, undefined, undefined, 0, m.dirs[i] === 'p' ? 'pending' : 'incoming']);
     return send({ t: 'done', key: m.key, reports });
   }
@@ -206,8 +212,13 @@ function pump(): void {
   if (state !== 'serving') return;
   let started = 0;
   for (const [, here] of sites) {
-    while (here.head < here.inbox.length && running < slots && started < CHUNK) {
+    while (here.head < here.inbox.length && running < slots && started < CHUNK && !here.pausedAll) {
       const item = here.inbox[here.head++]!;
+      // The daemon gives no paused name after it sent the pause: this holds only against a give that crossed it.
+      if (here.pausedTasks !== undefined && here.pausedTasks.has(taskNameOfFileName(item.name))) {
+        here.reports.push([item.name, Code.Unclaimed, undefined, undefined, 0, item.dir]);
+        continue;
+      }
       running++;
       started++;
       here.path.start(item);
@@ -279,6 +290,34 @@ function revoke(key: number, message: string): void {
   here.path.revoke(new ClaimLostError(message));
   here.reports.push(...unstarted(here));
   flush();
+}
+
+/**
+ * Every task of a site (`all`), or the tasks named, are paused from now on:
+ * the names of theirs given and not started go back to the daemon at once
+ * (Unclaimed: still where the queue saw them) and none of them starts here.
+ * Tasks running go on.
+ */
+function pause(m: Extract<ToRunner, { t: 'pause' }>): void {
+  const here = sites.get(m.key);
+  if (here === undefined) return;
+  here.pausedAll = m.all;
+  here.pausedTasks = m.all || m.tasks.length === 0 ? undefined : new Set(m.tasks);
+  if (m.all) {
+    here.reports.push(...unstarted(here));
+  } else if (here.pausedTasks !== undefined) {
+    const keep: Item[] = [];
+    for (let i = here.head; i < here.inbox.length; i++) {
+      const item = here.inbox[i]!;
+      if (here.pausedTasks.has(taskNameOfFileName(item.name))) here.reports.push([item.name, Code.Unclaimed, undefined, undefined, 0, item.dir]);
+      else keep.push(item);
+    }
+    here.inbox = keep;
+    here.head = 0;
+  }
+  flush();
+  // A resume: names given meanwhile (none while all was paused) may start now.
+  if (!pumpScheduled) pump();
 }
 
 /** Cancels one task given here: running, its signal fires; still in the inbox, it is claimed and settled as cancelled now, unrun. */

@@ -11,6 +11,8 @@
  *                      revoke   the daemon lost the claims of a site: fire the running tasks' signals (ClaimLostError)
  *                      cancel   cancel one task given: fire its signal (TaskCancelledError), or if not started yet,
  *                               claim it and settle it as cancelled without running it
+ *                      pause    what of a site is paused now (every task, or these names): give back the names of
+ *                               paused tasks not started (reported Unclaimed), start none of them
  *                      drain    a stop: give back the names not started (reported Unclaimed), start nothing more
  *                      retire   no more names will come (the runner is idle): exit
  *   runner -> daemon   ready (with the task names and types the modules registered) | import-failed
@@ -48,6 +50,7 @@ export type ToRunner =
   | { t: 'give'; key: number; names: string; dirs: string; slots: number; judge: number; stamp: number }
   | { t: 'revoke'; key: number; message: string }
   | { t: 'cancel'; key: number; name: string }
+  | { t: 'pause'; key: number; all: boolean; tasks: string[] }
   | { t: 'drain' }
   | { t: 'retire' };
 

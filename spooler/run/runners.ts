@@ -30,6 +30,11 @@ export interface SiteRunner {
   cancel(name: string): void;
   /** Settles a claimed task whose runner died with it (read again on this thread). */
   settleOrphan(name: string, from: PendingDir, outcome: TaskOutcome): void;
+  /**
+   * From now on every task (`all`) or the tasks named are paused: names given
+   * and not started yet go back (reported Unclaimed) and are not started.
+   */
+  pause(all: boolean, tasks: ReadonlySet<string> | undefined): void;
 }
 
 /** The daemon's view of the runners: start-up, readiness, the stop. */

@@ -14,12 +14,21 @@
  *
  * A runner serves one owner: when the owner is lost (revoke()) every task it
  * held is forgotten at once and its runner's later reports are ignored.
+ *
+ * Paused tasks (control/pause.json, pause(): the gate): while every task is
+ * paused nothing is given; while some names are, a name of theirs that the
+ * queue gives is dropped (its file stays where it is; discovery keeps such
+ * names out of the queue, and lists again on resume), and the runner gives
+ * back those it holds unstarted (reported Unclaimed, not queued again). On the
+ * per-task path this costs one test of a field that is undefined while
+ * nothing is paused.
  */
 import { sep } from 'node:path';
 import { ClaimLostError, TaskTimeoutError } from '../../runtime/context.js';
 import type { SpoolClock } from '../../spool/clock.js';
 import type { SpoolLayout, Subdir } from '../../spool/layout.js';
 import { parseTaskName } from '../../spool/name.js';
+import { taskNameOfFileName } from '../task-names.js';
 import { existsNoFollow, release } from '../../spool/protocol.js';
 import type { DirHandle } from '../dir-handles.js';
 import type { Logger } from '../logger.js';
@@ -117,6 +126,10 @@ export class SpoolRuns {
   private readonly owned = new Map<string, Held>();
   private runner: SiteRunner | undefined;
   private ownerDir = '';
+  /** Every task is paused: nothing is given. */
+  private pausedAll = false;
+  /** The task names paused (while not all are); undefined while none is. */
+  private pausedTasks: ReadonlySet<string> | undefined;
 
   constructor(
     private readonly host: RunsHost,
@@ -200,6 +213,23 @@ export class SpoolRuns {
       { report, orphaned: (names, death) => runner === this.runner && this.orphaned(names, death) },
     );
     this.runner = runner = new ProcessSite(pool, key, new TaskPath(site, { report }));
+    if (this.pausedAll || this.pausedTasks !== undefined) runner.pause(this.pausedAll, this.pausedTasks);
+  }
+
+  /**
+   * What is paused from now on (pause-watch.ts): every task (`all`), or the
+   * tasks named. Names given to the runner and not started yet come back
+   * unclaimed; tasks running go on.
+   */
+  pause(all: boolean, tasks: ReadonlySet<string>): void {
+    this.pausedAll = all;
+    this.pausedTasks = all || tasks.size === 0 ? undefined : tasks;
+    this.runner?.pause(all, this.pausedTasks);
+  }
+
+  /** Whether the task of `fileName` is paused now. */
+  isPaused(fileName: string): boolean {
+    return this.pausedAll || (this.pausedTasks !== undefined && this.pausedTasks.has(taskNameOfFileName(fileName)));
   }
 
   /**
@@ -210,18 +240,21 @@ export class SpoolRuns {
   give(limit: number): number {
     const runner = this.runner;
     const host = this.host;
-    if (runner === undefined || !host.slots.accepting()) return 0;
+    if (runner === undefined || this.pausedAll || !host.slots.accepting()) return 0;
     const want = Math.min(limit, host.slots.free(), runner.room());
     if (want <= 0) return 0;
     const now = host.clock.now();
     const started = performance.now();
     const batch: Item[] = [];
+    const paused = this.pausedTasks;
     while (batch.length < want) {
       const next = host.queue.take(now);
       if (next === undefined) break;
       // A late watch event (its `departed` entry cleared by a scan meanwhile) can queue a task this process
       // still holds; claim()'s NFS check would then find the file in our claim directory and run it twice.
       if (this.owned.has(next.fileName)) continue;
+      // Queued before its pause (or a retry's new name): left where it is; the listing on resume finds it.
+      if (paused !== undefined && paused.has(taskNameOfFileName(next.fileName))) continue;
       if (next.dir === 'incoming') host.departed.add(next.fileName);
       this.owned.set(next.fileName, { fileName: next.fileName, path: this.ownerDir + next.fileName, from: next.dir, state: 'running', startedAt: started });
       host.slots.acquire();
@@ -368,7 +401,8 @@ export class SpoolRuns {
       case Code.OwnerGone:
         return this.host.ownerGone();
       case Code.Unclaimed:
-        if (!this.host.stopping()) queue.add(r.name, r.from ?? h.from, clock.now());
+        // A paused task's name given back stays out of the queue (on disk) until its resume lists it again.
+        if (!this.host.stopping() && (this.pausedTasks === undefined || !this.pausedTasks.has(taskNameOfFileName(r.name)))) queue.add(r.name, r.from ?? h.from, clock.now());
         return;
       case Code.Revoked:
         return;
