@@ -21,7 +21,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Spooler } from '../runtime/index.js';
 import { encodeTask } from '../spool/task-file.js';
-import { writeTaskSync } from '../spool/protocol.js';
+import { writeTask, writeTaskSync } from '../spool/protocol.js';
 import { SpoolLayout } from '../spool/layout.js';
 import { DIST, percentile, preciseNow, sleep, startDaemon, stopDaemon, tempDir, waitForLine } from './lib.js';
 
@@ -57,6 +57,15 @@ async function watchStages(): Promise<void> {
       sent.set(t.fileName, [before, preciseNow()]);
       await sleep(INTERVAL_MS);
     }
+    // The runtime's write (spool/protocol.ts writeTask: open, write, close, rename through libuv's thread pool).
+    const runtimeWrite: number[] = [];
+    for (let i = 0; i < COUNT; i++) {
+      const t = encodeTask({ name: 'stamp', priority: 50, body: { type: 'fcall', args: [0] } });
+      const before = preciseNow();
+      await writeTask(layout, t.fileName, t.bytes);
+      runtimeWrite.push(preciseNow() - before);
+      await sleep(INTERVAL_MS);
+    }
     const exited = new Promise((r) => child.once('exit', r));
     child.kill('SIGTERM');
     await exited;
@@ -73,6 +82,7 @@ async function watchStages(): Promise<void> {
     }
     print(`watch delivery: ${COUNT} renames into incoming/, one every ${INTERVAL_MS} ms`, [
       ['1 producer: write tmp/N + rename into incoming/', write],
+      ['1 runtime: the same through fs/promises (await writeTask)', runtimeWrite],
       ['2 rename returned -> fs.watch event (another process)', inotify],
       ['3 fs.watch event -> chokidar raw event (same process)', chokidar],
     ]);
