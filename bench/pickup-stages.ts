@@ -2,8 +2,8 @@
  * Where the pickup time of one task goes, stage by stage, on an idle daemon
  * (issue 15: a task enqueued through the runtime p50 ≤ 0.25 ms, p99 ≤ 2 ms;
  * an external drop p50 ≤ 1 ms, p99 ≤ 5 ms). A task every 10 ms, each stage
- * timed on the wall clock (performance.timeOrigin + now(), comparable between
- * processes on one host):
+ * timed on CLOCK_MONOTONIC (bench/peers/clock.ts: one clock for every process
+ * of the host; performance.timeOrigin is off by up to milliseconds between processes):
  *
  *   1. the producer's write of tmp/N and rename into incoming/ (writeTaskSync);
  *   2. the rename to an inotify event in another process (a raw fs.watch);
@@ -23,7 +23,8 @@ import { Spooler } from '../runtime/index.js';
 import { encodeTask } from '../spool/task-file.js';
 import { writeTask, writeTaskSync } from '../spool/protocol.js';
 import { SpoolLayout } from '../spool/layout.js';
-import { DIST, percentile, preciseNow, sleep, startDaemon, stopDaemon, tempDir, waitForLine } from './lib.js';
+import { DIST, percentile, sleep, startDaemon, stopDaemon, tempDir, waitForLine } from './lib.js';
+import { monoNow as preciseNow } from './peers/clock.js';
 
 const COUNT = Number(process.env.BENCH_PICKUP_COUNT ?? 500);
 const INTERVAL_MS = 10;
@@ -103,13 +104,13 @@ async function daemonStages(args: string[]): Promise<Stat[]> {
   try {
     const root = join(dir, 'spool');
     const spooler = Spooler.open(root);
-    const stamp = spooler.task(function stamp(_since: number) {});
+    const stamp = spooler.task(function stampMono(_since: number) {});
     const report = join(dir, 'report');
     const daemon = startDaemon(root, { BENCH_EXPECT: String(2 * COUNT), BENCH_REPORT: report }, args);
     await sleep(1500); // start-up; idle from here
     for (let i = 0; i < COUNT; i++) {
       const since = preciseNow();
-      const t = encodeTask({ name: 'stamp', priority: 50, body: { type: 'fcall', args: [since] } });
+      const t = encodeTask({ name: 'stampMono', priority: 50, body: { type: 'fcall', args: [since] } });
       writeTaskSync(spooler.layout, t.fileName, t.bytes);
       await sleep(INTERVAL_MS);
     }

@@ -22,7 +22,7 @@ import type { DaemonOptions } from '../options.js';
 import type { PendingDir } from '../order/task-queue.js';
 import type { UnmatchedNames } from '../task-names.js';
 import { QueueFeed, type QueueForDiscovery } from './feed.js';
-import { filesystemKind } from './fs-kind.js';
+import { filesystemKind } from '../../spool/fs-kind.js';
 import { IncomingDiscovery, realIncomingFs, type IncomingFs } from './incoming.js';
 import { assertState } from './mode.js';
 import { Peers } from './peers.js';
