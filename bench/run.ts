@@ -89,6 +89,10 @@ const BENCHMARKS: Record<string, { what: string; run: (o: CommonOptions) => Prom
     what: 'pickup latency of an idle spoolerd, and postponed tasks (targets p50 ≤ 5 ms, p99 ≤ 50 ms)',
     run: async () => (await import('./pickup.js')).pickup(),
   },
+  'pickup-stages': {
+    what: 'where the pickup time goes: write+rename, inotify delivery, chokidar, and producer -> task function (external drop and runtime enqueue; --processes 0 and 1)',
+    run: async () => (await import('./pickup-stages.js')).pickupStages(),
+  },
   dashboard: {
     what: '`spool dashboard` in chromium on 100,000 tasks: first paint, counts, a page of dead letters (target first paint ≤ 2 s); `spool top --once`',
     run: async (o) => (await import('./dashboard.js')).dashboard(o),

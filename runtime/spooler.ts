@@ -19,7 +19,8 @@ import { cancelTask, type CancelResult } from '../spool/cancel.js';
 import { DEFAULT_MAX_BYTES } from '../spool/safe-read.js';
 import { encodeTask, readTaskFile, type EncodedTask, type TaskFile } from '../spool/task-file.js';
 import type { PlainValue } from '../spool/wire.js';
-import { discardStagedSync, fsyncDirSync, publishStagedSync, stageTaskSync, withdrawPublishedSync, writeTask } from '../spool/protocol.js';
+import { filesystemKind } from '../spool/fs-kind.js';
+import { discardStagedSync, fsyncDirSync, publishStagedSync, stageTaskSync, withdrawPublishedSync, writeTask, writeTaskSync } from '../spool/protocol.js';
 import { toRetrySpec, type BackoffOptions } from './backoff.js';
 import { enqueueUnique, UNIQUE_MODES, type UniqueMode } from './unique-enqueue.js';
 import { currentTask } from './context.js';
@@ -203,6 +204,9 @@ const behaviourCount = ((globalThis as Record<symbol, unknown>)[BEHAVIOUR] ??= {
 export function anyBehaviour(): boolean {
   return behaviourCount.n !== 0;
 }
+/** Larger task files are written through the thread pool, never blocking the producer's event loop for long (writeOne()). */
+const INLINE_WRITE_MAX_BYTES = 64 * 1024;
+
 /** The registry as a list, rebuilt when it changes: the daemon reads it for every task. */
 let spoolerList: readonly Spooler[] = [...spoolers.values()];
 
@@ -225,6 +229,8 @@ export class Spooler {
    */
   private readonly clock = new SpoolClock();
   private clockSampleDue = 0;
+  /** Whether one enqueue writes its file with blocking calls (writeOne()); decided at the first enqueue. */
+  private writesInline: boolean | undefined;
 
   private constructor(dir: string, options: SpoolerOptions) {
     this.layout = new SpoolLayout(dir);
@@ -439,7 +445,7 @@ export class Spooler {
     if (options.payload !== undefined) body.payload = options.payload;
     if (options.unique !== undefined) return this.enqueueUnique(type, [], options, (due) => this.encode(type, body, options, due));
     const encoded = this.encode(type, body, options);
-    return this.handle(encoded, type, options, await writeTask(this.layout, encoded.fileName, encoded.bytes, this.options));
+    return this.handle(encoded, type, options, await this.writeOne(encoded));
   }
 
   /** Enqueues one function call by task name (the wrapper from task() calls this). */
@@ -447,7 +453,7 @@ export class Spooler {
     const options = request.options ?? {};
     if (options.unique !== undefined) return this.enqueueUnique(request.name, request.args ?? [], options, (due) => this.encodeRequest(request, due));
     const encoded = this.encodeRequest(request);
-    const path = await writeTask(this.layout, encoded.fileName, encoded.bytes, this.options);
+    const path = await this.writeOne(encoded);
     return this.handle(encoded, request.name, options, path);
   }
 
@@ -466,6 +472,21 @@ export class Spooler {
     if (outcome.added) return this.handle(outcome.encoded, name, options, outcome.path);
     const held = parseTaskName(outcome.holder.file)!;
     return new EnqueuedTask(this, held.id, name, outcome.holder.file, join(this.layout.incoming, outcome.holder.file), held.priority, held.due, true);
+  }
+
+  /**
+   * Writes one task file: tmp/, then rename into incoming/ (spool/protocol.ts).
+   * On a local filesystem, a small file without fsync is written with blocking
+   * calls: open, write, close and rename take microseconds each there, while
+   * four trips through libuv's thread pool cost more than the calls and are
+   * most of a task's pickup time through the runtime (BENCHMARKS.md, "Pickup,
+   * stage by stage"). With fsync, a large body, or a network filesystem (where
+   * each call waits on a server), the event loop is not blocked.
+   */
+  private writeOne(encoded: EncodedTask): Promise<string> | string {
+    this.writesInline ??= !this.options.fsync && filesystemKind(this.layout.root)?.remote === false;
+    if (this.writesInline && encoded.bytes.length <= INLINE_WRITE_MAX_BYTES) return writeTaskSync(this.layout, encoded.fileName, encoded.bytes, this.options);
+    return writeTask(this.layout, encoded.fileName, encoded.bytes, this.options);
   }
 
   /**

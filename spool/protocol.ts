@@ -65,8 +65,13 @@
  *   retry later)
  *   compact      1 mkdir state/.compact-incoming-P, chown,   an empty staging folder (debris)         the next compaction by any daemon (rmdir)
  *   (a drained     chmod (the old folder's owner and mode)
- *   incoming/,   2 rename .compact-incoming-P -> incoming    a new empty incoming/ (rename onto a     nobody needs to: no task was in it (a task
- *   alone, local   (spool/compact-folder.ts)                 directory succeeds only if it is empty)  that arrived first fails the swap: rmdir 1)
+ *   incoming/,   2 open state/.recreated-incoming-DEV-INO    the staging folder and a marker naming   the same sweep (a marker naming no folder in
+ *   alone, local   O_EXCL, close (names the staging folder)  it, not in place                          place, a minute old: unlink)
+ *                3 rename .compact-incoming-P -> incoming    a new empty incoming/ with its marker     other daemons follow it at their next folder
+ *                  (spool/compact-folder.ts)                 (rename onto a directory succeeds only   check (the marker names it); no task was in the
+ *                                                            if it is empty)                          old one (a task that arrived first fails the
+ *                                                                                                     swap: rmdir 1, unlink 2)
+ *                4 unlink this folder's other markers        stale markers                            the next compaction's sweep
  *   cancel       (a running task: spool/cancel.ts)
  *   request      open cancel/<id> O_CREAT|O_EXCL|O_NOFOLLOW,  the request (an empty file)              the daemon holding <id>, at its next check
  *                  close (by the canceller)                                                           (every 250 ms); stale after 10 min

@@ -22,6 +22,7 @@
  */
 import { lstatSync, realpathSync, type Stats } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
+import { recreatedByDaemon } from '../spool/compact-folder.js';
 import { SpoolLayout, SUBDIRS, type Subdir } from '../spool/layout.js';
 import {
   checkAncestors,
@@ -44,6 +45,9 @@ export class FolderSwappedError extends UntrustedFolderError {
     super(path, `was replaced since spoolerd checked it (it is now ${now})`, 'find out who replaced it, restore the folder, and restart spoolerd');
   }
 }
+
+/** Folders a daemon may recreate empty once drained (spool/compact-folder.ts): a replacement its marker names is followed, not refused. */
+const RECREATED_FOLDERS: readonly Subdir[] = ['incoming'];
 
 /** Task folders: their files hold the tasks' arguments. */
 const TASK_FOLDERS: readonly Subdir[] = ['incoming', 'pending', 'active', 'dead', 'quarantine', 'archive', 'state', 'results'];
@@ -124,6 +128,14 @@ export class SpoolFolders {
     this.ids.set(this.layout[sub], id);
   }
 
+  /** Told when a folder was found recreated by another daemon and followed (the caller re-arms what pinned the old one: a watch). */
+  private recreatedListeners: Array<(sub: Subdir) => void> = [];
+
+  /** Calls `listener` each time check() or checkAll() follows a folder another daemon recreated (spool/compact-folder.ts). */
+  onRecreated(listener: (sub: Subdir) => void): void {
+    this.recreatedListeners.push(listener);
+  }
+
   /** The identity a checked folder (a spool subfolder, or our claim directory) had when it was checked. */
   checkedId(path: string): FolderId | undefined {
     return this.ids.get(path);
@@ -178,7 +190,31 @@ export class SpoolFolders {
     const id = this.ids.get(path)!;
     const st = lstatOrUndefined(path);
     if (st !== undefined && st.isDirectory() && st.dev === id.dev && st.ino === id.ino) return;
+    if (st !== undefined && this.followRecreated(path, st)) return;
     throw new FolderSwappedError(path, st === undefined ? 'gone' : st.isSymbolicLink() ? 'a symbolic link' : st.isDirectory() ? 'another directory' : 'not a directory');
+  }
+
+  /**
+   * A drained folder recreated empty by another daemon (spool/compact-folder.ts:
+   * a marker in state/, which only daemons write, names the new directory) is
+   * that daemon's act, not a stranger's swap: checked as at start-up, it is
+   * this daemon's folder from now on. Only the folders a daemon recreates.
+   */
+  private followRecreated(path: string, st: Stats): boolean {
+    const sub = RECREATED_FOLDERS.find((s) => this.layout[s] === path);
+    if (sub === undefined || !recreatedByDaemon(this.layout.state, path, st)) return false;
+    let checked: Stats;
+    try {
+      this.checkPath(this.layout.state);
+      checked = checkOwnedFolder(path, this.trust);
+    } catch {
+      return false;
+    }
+    if (checked.dev !== st.dev || checked.ino !== st.ino) return false;
+    if (!isProducerFolder(sub) && writableByOthers(checked, this.trust)) return false;
+    this.ids.set(path, idOf(checked));
+    for (const l of this.recreatedListeners) l(sub);
+    return true;
   }
 }
 

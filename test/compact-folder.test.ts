@@ -5,10 +5,10 @@
  * lost; a folder that is not the one checked is left alone; debris of a crash
  * between the two steps is swept.
  */
-import { lstatSync, mkdirSync, readdirSync, rmSync, writeFileSync, chmodSync, renameSync } from 'node:fs';
+import { lstatSync, mkdirSync, readdirSync, rmSync, writeFileSync, chmodSync, renameSync, utimesSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { compactDrainedFolder, sweepCompactionDebris } from '../spool/compact-folder.js';
+import { compactDrainedFolder, recreatedByDaemon, sweepCompactionDebris } from '../spool/compact-folder.js';
 import { tempDir } from './helpers/cli.js';
 
 let dir: string;
@@ -49,7 +49,26 @@ describe('recreating a drained folder', () => {
     expect([after.uid, after.gid]).toEqual([before.uid, before.gid]);
     expect(after.size).toBeLessThanOrEqual(before.size);
     expect(readdirSync(folder)).toEqual([]);
-    expect(readdirSync(state)).toEqual([]);
+    // One marker, naming the new folder, for daemons that checked the old one.
+    expect(readdirSync(state)).toEqual([`.recreated-incoming-${after.dev}-${after.ino}`]);
+    expect(recreatedByDaemon(state, folder, after)).toBe(true);
+  });
+
+  it('marks the replacement before the swap, so that it is known the moment it is in place', () => {
+    growAndDrain();
+    let seen: string[] = [];
+    const result = compactDrainedFolder(folder, state, idOf(folder), 0, () => (seen = readdirSync(state).sort()));
+    expect(result.done).toBe(true);
+    const after = lstatSync(folder);
+    expect(seen).toEqual([`.compact-incoming-${process.pid}`, `.recreated-incoming-${after.dev}-${after.ino}`]);
+  });
+
+  it('does not take a folder nobody marked for a recreated one', () => {
+    const checked = idOf(folder);
+    renameSync(folder, join(dir, 'elsewhere'));
+    mkdirSync(folder);
+    expect(recreatedByDaemon(state, folder, lstatSync(folder))).toBe(false);
+    expect(checked.ino).not.toBe(lstatSync(folder).ino);
   });
 
   it('leaves a folder that holds a task as it is, the task in it, and no staging folder behind', () => {
@@ -60,6 +79,7 @@ describe('recreating a drained folder', () => {
     expect(result).toEqual({ done: false, reason: 'a task arrived meanwhile' });
     expect(idOf(folder)).toEqual(before);
     expect(readdirSync(folder)).toEqual(['a-task']);
+    // No staging folder, and no marker naming a folder that never took the place.
     expect(readdirSync(state)).toEqual([]);
   });
 
@@ -78,5 +98,17 @@ describe('recreating a drained folder', () => {
     writeFileSync(join(state, 'status-file'), '');
     expect(sweepCompactionDebris(state)).toBe(1);
     expect(readdirSync(state).sort()).toEqual(['.compact-incoming-456', 'status-file']);
+  });
+
+  it("sweeps the folder's markers that name no folder in place once a minute old, and keeps the one in place", () => {
+    const now = Date.now();
+    const current = idOf(folder);
+    const inPlace = `.recreated-incoming-${current.dev}-${current.ino}`;
+    for (const n of [inPlace, '.recreated-incoming-1-2', '.recreated-incoming-1-3', '.recreated-pending-1-4']) writeFileSync(join(state, n), '');
+    const old = new Date(now - 120_000);
+    for (const n of [inPlace, '.recreated-incoming-1-2', '.recreated-pending-1-4']) utimesSync(join(state, n), old, old);
+    // -1-3 is young: another daemon may be about to swap it in. pending/'s markers are not incoming/'s to sweep.
+    expect(sweepCompactionDebris(state, folder, now)).toBe(1);
+    expect(readdirSync(state).sort()).toEqual([inPlace, '.recreated-incoming-1-3', '.recreated-pending-1-4'].sort());
   });
 });

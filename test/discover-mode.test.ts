@@ -219,6 +219,47 @@ describe('incoming/ discovery', () => {
     expect(t.watches[1]!.closed).toBe(true);
   });
 
+  it('follows an incoming/ recreated by another daemon: watching -> arming -> watching on the new folder, which is listed', async () => {
+    const t = setup({ everShared: true, readyAtOnce: false });
+    const started = t.discovery.start(0, undefined);
+    t.watches[0]!.becomeReady();
+    await started;
+    expect(t.discovery.current).toBe('watching');
+    t.discovery.followRecreated();
+    expect(t.discovery.current).toBe('arming');
+    expect(t.watches[0]!.closed).toBe(true);
+    expect(t.watches.length).toBe(2);
+    const a = taskName();
+    t.arrive(a);
+    const listed = t.listings();
+    t.watches[1]!.becomeReady();
+    await vi.advanceTimersByTimeAsync(0);
+    expect(t.discovery.current).toBe('watching');
+    expect(t.listings()).toBe(listed + 1);
+    expect(t.queue.has(a)).toBe(true);
+    expect(t.logs.some((l) => l.msg === 'incoming/ was recreated empty by another daemon; watching the new folder')).toBe(true);
+    await t.discovery.stop();
+  });
+
+  it('an incoming/ recreated while its watch is being set up is watched again once that watch is in place', async () => {
+    const t = setup({ everShared: true, readyAtOnce: false });
+    const started = t.discovery.start(0, undefined);
+    expect(t.discovery.current).toBe('arming');
+    t.discovery.followRecreated();
+    expect(t.watches.length).toBe(1);
+    t.watches[0]!.becomeReady();
+    await vi.advanceTimersByTimeAsync(0);
+    // The first watch may be on the old folder: closed, and a second one set up.
+    expect(t.watches[0]!.closed).toBe(true);
+    expect(t.watches.length).toBe(2);
+    t.watches[1]!.becomeReady();
+    await started;
+    await vi.advanceTimersByTimeAsync(0);
+    expect(t.discovery.current).toBe('watching');
+    expect(t.watches[1]!.closed).toBe(false);
+    await t.discovery.stop();
+  });
+
   it('a drained incoming/ is never recreated once another daemon was seen on the spool', async () => {
     const t = setup({ everShared: true });
     await t.discovery.start(0, undefined);

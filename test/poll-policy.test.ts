@@ -4,7 +4,7 @@
  * real polling over a network mount is tested in test/multihost-pickup.test.ts.
  */
 import { describe, expect, it } from 'vitest';
-import { filesystemKindOf } from '../spooler/discover/fs-kind.js';
+import { filesystemKindOf } from '../spool/fs-kind.js';
 import {
   BACKOFF_FACTOR,
   COARSE_RESOLUTION_MS,

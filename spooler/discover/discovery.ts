@@ -9,7 +9,7 @@
  *   start():  load the backlog ─▶ reclaim dead owners ─▶ watch incoming/ (or list it, crowded) ─▶ reconcile every scan interval
  *   stop():   incoming/ stopped, reconciliation stopped, the queue's timer closed
  */
-import { statSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import type { SpoolClock } from '../../spool/clock.js';
 import type { SpoolLayout } from '../../spool/layout.js';
 import { compactDrainedFolder } from '../../spool/compact-folder.js';
@@ -22,7 +22,7 @@ import type { DaemonOptions } from '../options.js';
 import type { PendingDir } from '../order/task-queue.js';
 import type { UnmatchedNames } from '../task-names.js';
 import { QueueFeed, type QueueForDiscovery } from './feed.js';
-import { filesystemKind } from './fs-kind.js';
+import { filesystemKind } from '../../spool/fs-kind.js';
 import { IncomingDiscovery, realIncomingFs, type IncomingFs } from './incoming.js';
 import { assertState } from './mode.js';
 import { Peers } from './peers.js';
@@ -115,6 +115,9 @@ export class Discovery {
       ownerId: () => host.ownerId(),
       listActive: () => readNames(layout.active),
       stopped: () => this.incoming.current === 'stopped',
+    });
+    host.folders.onRecreated((sub) => {
+      if (sub === 'incoming') this.incoming.followRecreated();
     });
     this.reconciler = new Reconciler({
       ...pick(host),
@@ -289,11 +292,28 @@ export class Discovery {
     const { layout, folders } = this.host;
     this.localFolders ??= filesystemKind(layout.root)?.remote === false;
     if (!this.localFolders) return false;
-    const result = compactDrainedFolder(layout.incoming, layout.state, folders.checkedId(layout.incoming)!);
+    const result = compactDrainedFolder(layout.incoming, layout.state, folders.checkedId(layout.incoming)!, compactMinBytes(), compactionGate());
     if (!result.done) return false;
     folders.adoptReplaced('incoming', result.id);
     return true;
   }
+}
+
+/**
+ * Test knobs, not settings. SPOOLERD_TEST_COMPACT_MIN_BYTES: recreate a
+ * drained incoming/ from this size (tmpfs shrinks its own: a test there needs
+ * 0). SPOOLERD_TEST_COMPACT_GATE=<fifo>: between marking the replacement and
+ * the swap, block until a line can be read from the FIFO, so that a test can
+ * start another daemon in that window (test/daemon-compact-race.test.ts).
+ */
+function compactMinBytes(env = process.env): number | undefined {
+  const n = Number(env.SPOOLERD_TEST_COMPACT_MIN_BYTES);
+  return env.SPOOLERD_TEST_COMPACT_MIN_BYTES !== undefined && Number.isInteger(n) && n >= 0 ? n : undefined;
+}
+
+function compactionGate(env = process.env): (() => void) | undefined {
+  const fifo = env.SPOOLERD_TEST_COMPACT_GATE;
+  return fifo === undefined ? undefined : () => void readFileSync(fifo);
 }
 
 function pick(host: DiscoveryHost) {

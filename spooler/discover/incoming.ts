@@ -254,6 +254,11 @@ export class IncomingDiscovery {
     // Stopped while the watch was being set up: it must not outlive the daemon's discovery.
     if (this.mode === 'stopped') return watch.close();
     this.setModeWatching(watch);
+    // incoming/ was recreated by another daemon while this watch was set up: it may be on the old folder.
+    if (this.rearmWanted) {
+      this.rearmWanted = false;
+      return this.startWatching();
+    }
     // Anything that arrived between the last listing and the watch being in place.
     this.list();
   }
@@ -347,6 +352,26 @@ export class IncomingDiscovery {
     if (!replaced) return;
     this.host.log.info('incoming/ had drained: recreated it empty, so that listing it is cheap again');
     // startWatching() lists the new folder once the watch is in place, for what came meanwhile.
+    this.startWatching().catch((err: unknown) => this.host.log.error('cannot watch incoming/ again; relying on scans', { err }));
+  }
+
+  /** incoming/ was recreated while the watch was being set up: set it up again once in place. */
+  private rearmWanted = false;
+
+  /**
+   * Another daemon recreated the drained incoming/ (spool/compact-folder.ts)
+   * and this daemon's folder check followed it (spooler/folders.ts): a watch
+   * on the old folder hears nothing more, so it is set up on the new one
+   * (watching → arming → watching), which is then listed. A listed
+   * incoming/ is listed by its path: nothing to do.
+   */
+  followRecreated(): void {
+    if (this.mode === 'arming') {
+      this.rearmWanted = true;
+      return;
+    }
+    if (this.mode !== 'watching') return;
+    this.host.log.info('incoming/ was recreated empty by another daemon; watching the new folder');
     this.startWatching().catch((err: unknown) => this.host.log.error('cannot watch incoming/ again; relying on scans', { err }));
   }
 

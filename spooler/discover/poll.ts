@@ -4,7 +4,7 @@
  * listing only when the stamp moved or may hide a change.
  */
 import { statSync } from 'node:fs';
-import { filesystemKind } from './fs-kind.js';
+import { filesystemKind } from '../../spool/fs-kind.js';
 import type { Logger } from '../logger.js';
 import { POLL_FAST_MS, type DaemonOptions } from '../options.js';
 import { directoryStamp, ListingGate, PollPace, type DirectoryStamp, type PollSettings } from './poll-policy.js';

@@ -1,17 +1,21 @@
 /**
- * Watching incoming/: with inotify through chokidar on a local disk, by
+ * Watching incoming/: with inotify through Node's fs.watch on a local disk, by
  * polling (poll.ts) where inotify cannot see other machines' writes (network
- * filesystems: fs-kind.ts). chokidar watches every file it reports (one
- * inotify watch and a few KB each), which a busy drop box cannot afford, so
- * every file is `ignored` and the daemon listens to the directory's raw events
- * instead: one watch, whatever the traffic. With inotify a raw event names the
- * file; a poll only says the directory may have changed, and the daemon lists
- * it.
+ * filesystems: fs-kind.ts). One watch on the directory, whatever the traffic:
+ * each raw event names the file that arrived or left; a poll only says the
+ * directory may have changed, and the daemon lists it.
+ *
+ * Not chokidar (which this used before): it runs its own handler for the
+ * directory before it passes the raw event on (a throttled re-read of the
+ * whole folder, set up synchronously), which put ~0.3 ms between the kernel's
+ * event and the daemon on every arrival and re-read a busy folder once a
+ * second (BENCHMARKS.md, "Pickup, stage by stage"). The daemon needs only the
+ * names.
  *
  * Watchers miss events (inotify queue overflow is dropped silently), so the
  * daemon pairs this with the reconciliation scan (reconcile.ts).
  */
-import { watch } from 'chokidar';
+import { watch } from 'node:fs';
 import { basename } from 'node:path';
 import { DirectoryPoller } from './poll.js';
 import type { PollSettings } from './poll-policy.js';
@@ -33,17 +37,23 @@ export interface DirectoryWatch {
  */
 export function watchDirectory(dir: string, options: WatchOptions, onFile: (fileName: string | undefined) => void, onError: (err: unknown) => void): Promise<DirectoryWatch> {
   if (options.poll !== undefined) return Promise.resolve(new DirectoryPoller(dir, options.poll, () => onFile(undefined), onError));
-  const watcher = watch(dir, {
-    ignoreInitial: true,
-    depth: 0,
-    ignored: (path: string) => path !== dir,
-  });
-  watcher.on('raw', (_event, path, opts) => {
-    const details = opts as { watchedPath?: string } | undefined;
-    // path is the file's name inside the watched directory; anything else says only that the directory changed.
-    if (!path || path === dir || details?.watchedPath !== dir) onFile(undefined);
-    else onFile(basename(path));
-  });
+  const self = basename(dir);
+  let watcher;
+  try {
+    // In place when it returns (inotify_add_watch): an arrival from now on is reported.
+    watcher = watch(dir, { persistent: true }, (_event, fileName) => {
+      // No name, or the folder's own (it was deleted or moved: recreated, spool/compact-folder.ts): list it.
+      if (!fileName || fileName === self) onFile(undefined);
+      else onFile(fileName);
+    });
+  } catch (err) {
+    return Promise.reject(err);
+  }
   watcher.on('error', onError);
-  return new Promise((ready) => watcher.once('ready', () => ready(watcher)));
+  return Promise.resolve({
+    close: () => {
+      watcher.close();
+      return Promise.resolve();
+    },
+  });
 }

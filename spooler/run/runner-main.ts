@@ -19,6 +19,7 @@
 import { lstatSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import { ClaimLostError } from '../../runtime/context.js';
+import { recreatedByDaemon } from '../../spool/compact-folder.js';
 import { SpoolLayout, type Subdir } from '../../spool/layout.js';
 import { openDirHandle, wantsDirHandles } from '../dir-handles.js';
 import { FolderSwappedError } from '../folders.js';
@@ -165,7 +166,10 @@ function openSite(w: WireSite): void {
       taskTimeout: options.taskTimeout,
       clock,
       check: (...subs) => {
-        for (const sub of subs) checkFolder(layout[sub], checked.get(sub));
+        for (const sub of subs) {
+          const id = checkFolder(layout, sub, checked.get(sub));
+          if (id !== undefined) checked.set(sub, id);
+        }
       },
       log: log.child({ spool: w.root }),
     },
@@ -184,11 +188,19 @@ function openHandles(w: WireSite, checked: Map<Subdir, [number, number]>): { inc
   return { incoming: open(w.incoming, checked.get('incoming')), pending: open(w.pending, checked.get('pending')), claimDir: open(w.claimDir, w.claimDirId) };
 }
 
-/** The folder at `path` must still be the one the daemon checked (folders.ts): never follow a swapped one. */
-function checkFolder(path: string, id: [number, number] | undefined): void {
-  if (id === undefined) return;
+/**
+ * The folder must still be the one the daemon checked (folders.ts): never
+ * follow a swapped one. A drained incoming/ that a daemon recreated
+ * (spool/compact-folder.ts: its marker names the new one) is followed, as the
+ * daemon's own check does. Returns the identity to check against from now on.
+ */
+function checkFolder(layout: SpoolLayout, sub: Subdir, id: [number, number] | undefined): [number, number] | undefined {
+  if (id === undefined) return undefined;
+  const path = layout[sub];
   const st = lstatSync(path);
-  if (!st.isDirectory() || st.dev !== id[0] || st.ino !== id[1]) throw new FolderSwappedError(path, st.isSymbolicLink() ? 'a symbolic link' : st.isDirectory() ? 'another directory' : 'not a directory');
+  if (st.isDirectory() && st.dev === id[0] && st.ino === id[1]) return id;
+  if (sub === 'incoming' && recreatedByDaemon(layout.state, path, st)) return [st.dev, st.ino];
+  throw new FolderSwappedError(path, st.isSymbolicLink() ? 'a symbolic link' : st.isDirectory() ? 'another directory' : 'not a directory');
 }
 
 function give(m: Extract<ToRunner, { t: 'give' }>): void {
