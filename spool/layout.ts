@@ -15,13 +15,14 @@
  *   locks/        daemon liveness and, later, per-task locks
  *   cancel/       requests to cancel a running task: an empty file named by its id
  *                 (spool/cancel.ts); producers write here, daemons read and remove
+ *   limits/       concurrency slots and rate-limit tokens (spool/limits.ts); daemons only
  */
 import { mkdirSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { SpoolDirectoryError } from './errors.js';
 import { assertRealFolder, makeFolder, policyFromEnv, type FolderPolicy } from './trust.js';
 
-export const SUBDIRS = ['tmp', 'incoming', 'pending', 'active', 'dead', 'quarantine', 'archive', 'state', 'results', 'locks', 'cancel'] as const;
+export const SUBDIRS = ['tmp', 'incoming', 'pending', 'active', 'dead', 'quarantine', 'archive', 'state', 'results', 'locks', 'cancel', 'limits'] as const;
 export type Subdir = (typeof SUBDIRS)[number];
 
 /**
@@ -101,6 +102,8 @@ export class SpoolLayout {
   readonly results: string;
   readonly locks: string;
   readonly cancel: string;
+  /** Concurrency slots and rate-limit tokens (spool/limits.ts); daemons only. */
+  readonly limits: string;
 
   constructor(dir: string) {
     this.root = resolve(dir);
@@ -115,6 +118,7 @@ export class SpoolLayout {
     this.results = join(this.root, 'results');
     this.locks = join(this.root, 'locks');
     this.cancel = join(this.root, 'cancel');
+    this.limits = join(this.root, 'limits');
   }
 
   get basename(): string {

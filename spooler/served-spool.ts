@@ -32,6 +32,7 @@ import { RetentionSweep } from './retention.js';
 import { ServedTasks, UnmatchedNames, type RegisteredTasks } from './task-names.js';
 import { UnknownTasks } from './unknown-tasks.js';
 import { TaskQueue, windowFromTestKnob } from './order/task-queue.js';
+import { LimitGate } from './limits/gate.js';
 
 export type { Slots, SpoolStats } from './run/spool-runs.js';
 
@@ -118,6 +119,7 @@ export class ServedSpool {
         sweepRetention: (now) => {
           this.unknown.sweep(now);
           this.retention.sweep(now);
+          this.runs.gate?.sweep(now);
         },
         untrusted: () => {
           this.untrusted = true;
@@ -202,6 +204,16 @@ export class ServedSpool {
   serveTasks(served: ServedTasks, registered: RegisteredTasks): void {
     this.served = served;
     this.unmatched = new UnmatchedNames(registered, this.log, served);
+    this.runs.gate = LimitGate.of(registered.limits, {
+      dir: this.layout.limits,
+      log: this.log,
+      now: () => this.clock.now(),
+      requeue: (fileName, dir) => {
+        this.queue.add(fileName, dir, this.clock.now());
+        this.slots.wake();
+      },
+      check: () => this.folders.check('limits'),
+    });
     this.discovery.feed.serveOnly(
       (fileName) => served.serves(fileName),
       (fileName) => this.unknown.noted(fileName),
