@@ -5,9 +5,9 @@
  * of the crash table are in spool/protocol.ts.
  *
  * Every file here is a hard link to one "hold" file, which stands for one
- * running task of one owner:
+ * runner process (a worker, or the daemon with --processes 0) of one owner:
  *
- *   hold~<owner>~<task id>            the task's identity (empty; created O_EXCL before its first slot)
+ *   hold~<owner>~<pid>                the runner's identity (empty; created O_EXCL before its first slot)
  *   <scope>~<k>                       concurrency slot k of a scope (0 <= k < limit), a link to a hold file
  *   r~<task>[~<key hash>]~<end>~<k>   rate token k of the window ending at <end> (spool-clock ms), a link too
  *
@@ -17,8 +17,8 @@
  * Exclusivity is link(2): of several processes linking the same new name,
  * exactly one succeeds, the others get EEXIST (also over NFS and sshfs). A slot
  * is released by unlinking it after checking that it is still a link to our
- * hold file (same inode); the running task keeps its hold file open, so its
- * inode cannot be reused by another file while it might be compared. A dead
+ * hold file (same inode); the runner keeps its hold file open, so its inode
+ * cannot be reused by another file while it might be compared. A dead
  * owner's slots are found by the inode of its hold files and removed by the
  * reclaim of that owner (spooler/discover/reconcile.ts).
  *
@@ -74,16 +74,19 @@ export function windowEndOfToken(fileName: string): number | undefined {
 /** The end of the fixed window of `perMs` that holds `now`. */
 export const windowEnd = (now: number, perMs: number): number => (Math.floor(now / perMs) + 1) * perMs;
 
-const holdName = (owner: string, taskId: string): string => `${HOLD_PREFIX}${owner}${SEP}${taskId}`;
+const holdName = (owner: string, runner: string): string => `${HOLD_PREFIX}${owner}${SEP}${runner}`;
 
 function isCode(err: unknown, code: string): boolean {
   return (err as NodeJS.ErrnoException).code === code;
 }
 
-/** A running task's hold file, open for as long as the task may hold slots. */
+/**
+ * The hold file of one runner process (a worker, or the daemon itself with
+ * --processes 0) serving one owner: every slot and token it takes is a link
+ * to it. It stays open for the runner's life, so its inode cannot be reused
+ * by another file while this process may compare it.
+ */
 export class Hold {
-  /** Slot file names taken (released at the end). */
-  readonly slots: string[] = [];
   private constructor(
     readonly dir: string,
     readonly path: string,
@@ -91,17 +94,18 @@ export class Hold {
     readonly ino: number,
   ) {}
 
-  /** Creates the hold file of task `taskId` run by `owner` (O_EXCL, never following a link). */
-  static create(dir: string, owner: string, taskId: string): Hold {
-    const path = join(dir, holdName(owner, taskId));
+  /** Creates the hold file of runner `runner` (its pid) of `owner` (O_EXCL, never following a link). */
+  static create(dir: string, owner: string, runner: string): Hold {
+    const path = join(dir, holdName(owner, runner));
+    const flags = constants.O_CREAT | constants.O_EXCL | constants.O_RDONLY | constants.O_NOFOLLOW;
     let fd: number;
     try {
-      fd = openSync(path, constants.O_CREAT | constants.O_EXCL | constants.O_RDONLY | constants.O_NOFOLLOW, 0o600);
+      fd = openSync(path, flags, 0o600);
     } catch (err) {
       if (!isCode(err, 'EEXIST')) throw err;
-      // Left by a run of the same task under this owner that was cut short (its worker died): free its slots first.
-      freeHolds(dir, (n) => n === holdName(owner, taskId));
-      fd = openSync(path, constants.O_CREAT | constants.O_EXCL | constants.O_RDONLY | constants.O_NOFOLLOW, 0o600);
+      // Left by an earlier runner of this owner with the same pid (its slots are not ours to keep): free them first.
+      freeHolds(dir, (n) => n === holdName(owner, runner));
+      fd = openSync(path, flags, 0o600);
     }
     return new Hold(dir, path, fd, fstatSync(fd).ino);
   }
@@ -117,31 +121,25 @@ export class Hold {
     }
   }
 
-  /** Takes the first free slot of `scope` (0 <= k < limit); false when all are held. */
-  takeSlot(scope: string, limit: number): boolean {
+  /** Takes the first free slot of `scope` (0 <= k < limit): its file name, or undefined when all are held. */
+  takeSlot(scope: string, limit: number): string | undefined {
     for (let k = 0; k < limit; k++) {
       const name = scope + SEP + k;
-      if (this.take(name)) {
-        this.slots.push(name);
-        return true;
-      }
+      if (this.take(name)) return name;
     }
-    return false;
+    return undefined;
   }
 
   /**
-   * Releases every slot still a link to this hold file, then the hold file
-   * itself. A slot that is gone or is another file now (the reclaim took this
-   * owner for dead and another task took the slot) is left alone.
+   * Releases slot `name` if it is still a link to this hold file. One that is
+   * gone or is another file now (the reclaim took this owner for dead and
+   * another task took the slot) is left alone.
    */
-  release(): void {
-    for (const name of this.slots) unlinkIfMine(join(this.dir, name), this.ino);
-    this.slots.length = 0;
-    this.close();
-    unlinkIfMine(this.path, this.ino);
+  releaseSlot(name: string): void {
+    unlinkIfMine(join(this.dir, name), this.ino);
   }
 
-  /** Forgets the hold without touching a file (the owner was lost: the reclaim removes them). */
+  /** Closes the hold file, leaving every file where it is (the owner was lost: the reclaim removes them). */
   close(): void {
     if (this.fd < 0) return;
     try {
@@ -182,8 +180,8 @@ export class TokenHints {
 }
 
 /**
- * Frees the slots of the given hold files (a dead owner's, or a task whose
- * worker process died) and the hold files. Returns the scopes freed. One
+ * Frees the slots of the given hold files (a dead owner's, or a worker
+ * process's that died) and the hold files. Returns the scopes freed. One
  * listing of limits/ and an lstat per slot file.
  */
 export function freeHolds(dir: string, isTarget: (holdFileName: string) => boolean): string[] {
@@ -231,8 +229,8 @@ export function freeHolds(dir: string, isTarget: (holdFileName: string) => boole
 
 /** Hold files of one owner. */
 export const ownerHolds = (owner: string) => (holdFileName: string): boolean => holdFileName.startsWith(HOLD_PREFIX + owner + SEP);
-/** The hold file of one task of one owner. */
-export const taskHold = (owner: string, taskId: string) => (holdFileName: string): boolean => holdFileName === holdName(owner, taskId);
+/** The hold file of one runner process of one owner. */
+export const runnerHold = (owner: string, runner: string) => (holdFileName: string): boolean => holdFileName === holdName(owner, runner);
 
 /** How many slots of each concurrency scope are held now: one listing of limits/. */
 export function countSlots(names: readonly string[]): Map<string, number> {

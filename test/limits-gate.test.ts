@@ -10,7 +10,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { LimitGate } from '../spooler/limits/gate.js';
 import { Code, type Report } from '../spooler/run/task-path.js';
 import { createLogger } from '../spooler/logger.js';
-import { freeHolds, Hold, keyScope, nameScope, ownerHolds, rateScope, taskHold, TokenHints, windowEnd } from '../spool/limits.js';
+import { freeHolds, Hold, keyScope, nameScope, ownerHolds, rateScope, runnerHold, TokenHints, windowEnd } from '../spool/limits.js';
 import type { LimitSpec } from '../runtime/limits.js';
 import { toTaskLimits } from '../runtime/limits.js';
 
@@ -87,13 +87,13 @@ describe('LimitGate', () => {
   it('poll wakes as many parked names as limits/ shows free slots (another daemon released)', () => {
     const { gate, requeued } = makeGate({ k: { keyConcurrency: 2 } });
     const scope = keyScope('k', 'acme');
-    const other = Hold.create(dir, 'other-1-aaaaaa', '1'.repeat(29));
-    expect(other.takeSlot(scope, 2)).toBe(true);
-    expect(other.takeSlot(scope, 2)).toBe(true);
+    const other = Hold.create(dir, 'other-1-aaaaaa', '77');
+    const taken = [other.takeSlot(scope, 2), other.takeSlot(scope, 2)];
+    expect(taken).toEqual([`${scope}~0`, `${scope}~1`]);
     for (let i = 0; i < 5; i++) gate.reported(report(fileName('k', i), Code.Limited, { limits: scope }));
     gate.poll();
     expect(requeued).toHaveLength(0);
-    other.release();
+    for (const t of taken) other.releaseSlot(t!);
     gate.poll();
     expect(requeued).toEqual([fileName('k', 0), fileName('k', 1)]);
     // Woken and not yet reported: they count against the free slots, so the next poll wakes none.
@@ -118,44 +118,52 @@ describe('LimitGate', () => {
 
 describe('slot files (spool/limits.ts)', () => {
   it('a slot is exclusive, released by its holder, and freed with a dead owner', () => {
-    const a = Hold.create(dir, 'hostA-1-aaaaaa', '1'.repeat(29));
-    const b = Hold.create(dir, 'hostB-2-bbbbbb', '2'.repeat(29));
-    expect(a.takeSlot('c~solo', 1)).toBe(true);
-    expect(b.takeSlot('c~solo', 1)).toBe(false);
-    a.release();
-    expect(b.takeSlot('c~solo', 1)).toBe(true);
+    const a = Hold.create(dir, 'hostA-1-aaaaaa', '11');
+    const b = Hold.create(dir, 'hostB-2-bbbbbb', '22');
+    expect(a.takeSlot('c~solo', 1)).toBe('c~solo~0');
+    expect(b.takeSlot('c~solo', 1)).toBeUndefined();
+    a.releaseSlot('c~solo~0');
+    expect(b.takeSlot('c~solo', 1)).toBe('c~solo~0');
     expect(freeHolds(dir, ownerHolds('hostB-2-bbbbbb'))).toEqual(['c~solo']);
-    expect(readdirSync(dir)).toEqual([]);
+    expect(readdirSync(dir)).toEqual(['hold~hostA-1-aaaaaa~11']);
+    a.close();
+    b.close();
   });
 
   it('a stalled owner that resumes does not release a slot the reclaim gave to another', () => {
-    const stalled = Hold.create(dir, 'hostA-1-aaaaaa', '1'.repeat(29));
-    expect(stalled.takeSlot('k~t~0123456789abcdef', 1)).toBe(true);
+    const stalled = Hold.create(dir, 'hostA-1-aaaaaa', '11');
+    expect(stalled.takeSlot('k~t~0123456789abcdef', 1)).toBe('k~t~0123456789abcdef~0');
     // The reclaim takes A for dead: its slots and hold file go.
     expect(freeHolds(dir, ownerHolds('hostA-1-aaaaaa'))).toEqual(['k~t~0123456789abcdef']);
-    const other = Hold.create(dir, 'hostB-2-bbbbbb', '2'.repeat(29));
-    expect(other.takeSlot('k~t~0123456789abcdef', 1)).toBe(true);
-    // A resumes and its task ends: B's slot stays.
-    stalled.release();
-    expect(readdirSync(dir).sort()).toEqual(['hold~hostB-2-bbbbbb~' + '2'.repeat(29), 'k~t~0123456789abcdef~0']);
-    other.release();
-    expect(readdirSync(dir)).toEqual([]);
+    const other = Hold.create(dir, 'hostB-2-bbbbbb', '22');
+    expect(other.takeSlot('k~t~0123456789abcdef', 1)).toBe('k~t~0123456789abcdef~0');
+    // A resumes and its task ends: B's slot stays (another inode; A's hold file is still open, so its inode is not reused).
+    stalled.releaseSlot('k~t~0123456789abcdef~0');
+    expect(readdirSync(dir).sort()).toEqual(['hold~hostB-2-bbbbbb~22', 'k~t~0123456789abcdef~0']);
+    other.releaseSlot('k~t~0123456789abcdef~0');
+    expect(readdirSync(dir)).toEqual(['hold~hostB-2-bbbbbb~22']);
+    stalled.close();
+    other.close();
   });
 
-  it('frees one task\'s hold (a worker that died) and leaves the owner\'s others', () => {
-    const one = Hold.create(dir, 'o-1-aaaaaa', '1'.repeat(29));
-    const two = Hold.create(dir, 'o-1-aaaaaa', '2'.repeat(29));
+  it("frees one runner's slots (a worker that died) and leaves the owner's others", () => {
+    const one = Hold.create(dir, 'o-1-aaaaaa', '101');
+    const two = Hold.create(dir, 'o-1-aaaaaa', '102');
     one.takeSlot('c~x', 2);
     two.takeSlot('c~x', 2);
-    expect(freeHolds(dir, taskHold('o-1-aaaaaa', '1'.repeat(29)))).toEqual(['c~x']);
-    expect(readdirSync(dir).sort()).toEqual(['c~x~1', 'hold~o-1-aaaaaa~' + '2'.repeat(29)]);
-    two.release();
+    expect(freeHolds(dir, runnerHold('o-1-aaaaaa', '101'))).toEqual(['c~x']);
+    expect(readdirSync(dir).sort()).toEqual(['c~x~1', 'hold~o-1-aaaaaa~102']);
+    // A new runner with the pid of one left behind frees what it held first.
+    two.close();
+    const again = Hold.create(dir, 'o-1-aaaaaa', '102');
+    expect(readdirSync(dir).sort()).toEqual(['hold~o-1-aaaaaa~102']);
+    again.close();
     one.close();
   });
 
   it('rate tokens: max per window, then the window end', () => {
     const hints = new TokenHints();
-    const h = Hold.create(dir, 'o-1-aaaaaa', '1'.repeat(29));
+    const h = Hold.create(dir, 'o-1-aaaaaa', '1');
     expect(hints.take(h, 'r~t', 2, 1000, 5500)).toBeUndefined();
     expect(hints.take(h, 'r~t', 2, 1000, 5600)).toBeUndefined();
     expect(hints.take(h, 'r~t', 2, 1000, 5700)).toBe(6000);
@@ -163,7 +171,7 @@ describe('slot files (spool/limits.ts)', () => {
     expect(new TokenHints().take(h, 'r~t', 2, 1000, 5800)).toBe(6000);
     expect(hints.take(h, 'r~t', 2, 1000, 6000)).toBeUndefined();
     expect(windowEnd(6000, 1000)).toBe(7000);
-    h.release();
+    h.close();
   });
 });
 

@@ -27,8 +27,11 @@ export type Entry =
 const GO: Entry = { kind: 'go' };
 
 export class RunnerLimits {
-  private readonly holds = new Map<string, Hold>();
+  /** The slot files each task running here holds, by its file name. */
+  private readonly held = new Map<string, string[]>();
   private readonly hints = new TokenHints();
+  /** This runner's hold file (spool/limits.ts), made at the first limited task. */
+  private hold: Hold | undefined;
 
   constructor(
     /** The spool's limits/ folder. */
@@ -46,6 +49,11 @@ export class RunnerLimits {
     return new RunnerLimits(site.layout.limits, basename(site.claimDirPath), limits, site.clock);
   }
 
+  /** How many tasks hold slots here. */
+  get size(): number {
+    return this.held.size;
+  }
+
   /** Takes what `task` needs to run now. Throws on a filesystem error (nothing held then). */
   enter(task: TaskFile): Entry {
     const l = this.limits.get(task.name);
@@ -60,26 +68,31 @@ export class RunnerLimits {
     } catch (error) {
       return { kind: 'bad-key', reason: `its limit key could not be computed: ${(error as Error).message ?? String(error)}`, error };
     }
-    const hold = Hold.create(this.dir, this.owner, task.id);
+    const hold = (this.hold ??= Hold.create(this.dir, this.owner, String(process.pid)));
+    const slots: string[] = [];
     try {
       if (spec.concurrency !== undefined) {
         const scope = nameScope(task.name);
-        if (!hold.takeSlot(scope, spec.concurrency)) return this.refuse(hold, scope);
+        const slot = hold.takeSlot(scope, spec.concurrency);
+        if (slot === undefined) return this.refuse(hold, slots, scope);
+        slots.push(slot);
       }
       if (key !== undefined) {
         const scope = keyScope(task.name, key);
-        if (!hold.takeSlot(scope, spec.keyConcurrency ?? 1)) return this.refuse(hold, scope);
+        const slot = hold.takeSlot(scope, spec.keyConcurrency ?? 1);
+        if (slot === undefined) return this.refuse(hold, slots, scope);
+        slots.push(slot);
       }
       if (spec.rate !== undefined) {
         const scope = rateScope(task.name, rateKey);
         const until = this.hints.take(hold, scope, spec.rate.max, spec.rate.perMs, this.clock.now());
-        if (until !== undefined) return this.refuse(hold, scope, until);
+        if (until !== undefined) return this.refuse(hold, slots, scope, until);
       }
     } catch (err) {
-      hold.release();
+      for (const slot of slots) hold.releaseSlot(slot);
       throw err;
     }
-    this.holds.set(task.fileName, hold);
+    if (slots.length > 0) this.held.set(task.fileName, slots);
     return GO;
   }
 
@@ -89,21 +102,15 @@ export class RunnerLimits {
    * this process). Returns the scopes freed, for the report.
    */
   leave(fileName: string, release: boolean): string[] | undefined {
-    const hold = this.holds.get(fileName);
-    if (hold === undefined) return undefined;
-    this.holds.delete(fileName);
-    const scopes = hold.slots.map((s) => s.slice(0, s.lastIndexOf('~')));
-    if (release) hold.release();
-    else hold.close();
-    return scopes;
+    const slots = this.held.get(fileName);
+    if (slots === undefined) return undefined;
+    this.held.delete(fileName);
+    if (release) for (const slot of slots) this.hold!.releaseSlot(slot);
+    return slots.map((s) => s.slice(0, s.lastIndexOf('~')));
   }
 
-  get size(): number {
-    return this.holds.size;
-  }
-
-  private refuse(hold: Hold, scope: string, until?: number): Entry {
-    hold.release();
+  private refuse(hold: Hold, taken: readonly string[], scope: string, until?: number): Entry {
+    for (const slot of taken) hold.releaseSlot(slot);
     return until === undefined ? { kind: 'full', scope } : { kind: 'full', scope, until };
   }
 }

@@ -31,7 +31,7 @@ import { describeName, ProcessSite, type Orphan, type ProcessRunners, type Runne
 import { WorkerCrashedError, type SiteRunner } from './runners.js';
 import { Code, TaskPath, type Item, type Report, type Site } from './task-path.js';
 import type { LimitGate } from '../limits/gate.js';
-import { freeHolds, ownerHolds, taskHold } from '../../spool/limits.js';
+import { freeHolds, ownerHolds, runnerHold } from '../../spool/limits.js';
 
 /** What the daemon gives each spool: a way to ask for a run slot and to say one is free. */
 export interface Slots {
@@ -418,7 +418,7 @@ export class SpoolRuns {
       const running = started.map((o) => describeName(o.name));
       log.error('a worker process died; the tasks it was running are rescheduled with their attempt counted', { worker: death.pid, code: death.code, signal: death.signal, running });
     }
-    if (this.gate !== undefined && started.length > 0) this.freeOrphanSlots(started);
+    if (this.gate !== undefined && started.length > 0) this.freeOrphanSlots(death.pid);
     for (const { name, dir, cause, timeoutMs } of started) {
       const h = this.owned.get(name)!;
       try {
@@ -447,17 +447,12 @@ export class SpoolRuns {
     }
   }
 
-  /** The slots that tasks of a dead runner process held (its hold files, spool/limits.ts) are freed here, on the main thread. */
-  private freeOrphanSlots(started: readonly Orphan[]): void {
-    const owner = basename(this.ownerDir);
-    for (const o of started) {
-      const id = parseTaskName(o.name)?.id;
-      if (id === undefined) continue;
-      try {
-        this.gate!.freed(freeHolds(this.host.layout.limits, taskHold(owner, id)));
-      } catch (err) {
-        this.host.log.error('cannot free the concurrency slots of a task whose worker process died; they are freed when this daemon stops', { file: o.name, err });
-      }
+  /** The slots that tasks of a dead runner process held (its hold file, spool/limits.ts) are freed here, on the main thread. */
+  private freeOrphanSlots(pid: number): void {
+    try {
+      this.gate!.freed(freeHolds(this.host.layout.limits, runnerHold(basename(this.ownerDir), String(pid))));
+    } catch (err) {
+      this.host.log.error('cannot free the concurrency slots of a worker process that died; they are freed when this daemon stops', { worker: pid, err });
     }
   }
 }
