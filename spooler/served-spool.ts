@@ -249,6 +249,11 @@ export class ServedSpool {
     return this.discovery.reconciler.lastScanAt;
   }
 
+  /** Tasks held back by a concurrency or rate limit, by scope (at most `max` scopes); undefined when no task served here has a limit. */
+  parkedByScope(max: number): Record<string, number> | undefined {
+    return this.runs.gate?.parkedByScope(max);
+  }
+
   /** Names given to a runner and not yet reported (being claimed, run or settled). */
   get heldCount(): number {
     return this.runs.heldCount;

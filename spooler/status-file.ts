@@ -40,7 +40,7 @@ export class StatusFile {
     const st = s.stats;
     const byTask: DaemonStatus['byTask'] = {};
     for (const [name, t] of s.tally.byName) byTask[name] = { processed: t.processed, skipped: t.skipped, rescheduled: t.rescheduled, dead: t.dead };
-    return {
+    const status: DaemonStatus = {
       version: STATUS_FILE_VERSION,
       owner,
       host: this.host,
@@ -54,6 +54,9 @@ export class StatusFile {
       queue: { ready: s.queue.readyCount, known: s.queue.size, nextDueAt: s.queue.nextDueAt },
       tasks: s.servedNames,
     };
+    const parked = s.parkedByScope(100);
+    if (parked !== undefined) status.limits = { parked };
+    return status;
   }
 
   /** Writes the file (from the timer). A failure is logged when it starts and when it ends, not every second. */

@@ -66,6 +66,8 @@ describe('concurrency per task name', () => {
     const daemon = await spool.serve({ imports: ['limits'], env: env(), args: ['--concurrency', '2', '--log-level', 'debug'] });
     await waitFor(() => records('solo').length === 1, { what: 'the first solo task to start', explain: explain([daemon]) });
     await daemon.waitForLog((l) => l.msg === 'task waits for a concurrency slot');
+    // Its status file says how many wait, by scope.
+    await spool.waitForStatus(daemon, (st) => st.limits?.parked['c~solo'] === 2, { what: 'the status file to show 2 solo tasks parked' });
     // Behind the held-back solo tasks (worse priority): runs while the first solo task still runs.
     await spooler.enqueue({ name: 'unlimited', args: ['behind'], options: { priority: 90 } });
     await waitFor(() => records('unlimited').length === 1, { what: 'the unlimited task behind the held-back ones to run', explain: explain([daemon]) });

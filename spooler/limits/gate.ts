@@ -87,6 +87,17 @@ export class LimitGate {
     return this.parkedNames.size;
   }
 
+  /** How many names wait in each scope, at most `max` scopes (the status file). */
+  parkedByScope(max: number): Record<string, number> {
+    const out: Record<string, number> = {};
+    let n = 0;
+    for (const [scope, p] of this.parked) {
+      if (n++ >= max) break;
+      out[scope] = p.names.size;
+    }
+    return out;
+  }
+
   /** Whether `fileName` is parked here (a listing must not queue it again). */
   holds(fileName: string): boolean {
     return this.parkedNames.has(fileName);
