@@ -109,6 +109,47 @@ describe('a daemon that dies holding slots', () => {
   }, 60_000);
 });
 
+describe('a daemon that stalls holding slots', () => {
+  it('SIGSTOP past the stale window: the reclaim frees its slot, and once it resumes it does not free the slot another daemon took', async () => {
+    const spooler = Spooler.open(spool.root);
+    const gate1 = join(spool.dir, 'gate1');
+    const gate2 = join(spool.dir, 'gate2');
+    const first = await spooler.enqueue({ name: 'hold_key', args: ['acme', 1, gate1], options: { priority: 0 } });
+    // Tasks on A's own thread: SIGSTOP freezes them with it.
+    const a = await spool.serve({ imports: ['limits'], env: env(), args: ['--stale-after', '2s', '--processes', '0'] });
+    await waitFor(() => records('hold_key').length === 1, { what: 'A to start the first task of key acme', explain: explain([a]) });
+    const aOwner = a.owner;
+    a.signal('SIGSTOP');
+    let b: DaemonProcess | undefined;
+    try {
+      b = await spool.serve({ imports: ['limits'], env: env(), args: ['--stale-after', '2s', '--scan-interval', '500ms'] });
+      // B takes A for dead: A's slot is freed and its task comes back (attempt 1, which does not wait).
+      await b.waitForLog((l) => l.msg === 'freed the concurrency slots of a daemon that died' && l.owner === aOwner, { timeoutMs: 20_000 });
+      await waitFor(() => records('hold_key', 'finished').some((r) => r.id === first.id && r.pid === b!.pid), { what: 'B to run the reclaimed first task', explain: explain([b]) });
+      // B's second task of key acme holds the key's one slot until gate2 exists.
+      await spooler.enqueue({ name: 'hold_key', args: ['acme', 2, gate2], options: { priority: 0 } });
+      await waitFor(() => records('hold_key').some((r) => (r.args as unknown[])[1] === 2), { what: 'B to start the second task', explain: explain([b]) });
+    } finally {
+      a.signal('SIGCONT');
+    }
+    const slots = () => readdirSync(join(spool.root, 'limits')).filter((n) => n.startsWith('k~hold_key~'));
+    // B's runners' hold files (one per worker process): its slots are links to one of them.
+    const bHolds = () => readdirSync(join(spool.root, 'limits')).filter((n) => n.startsWith(`hold~${b!.owner}~`)).map((n) => statSync(join(spool.root, 'limits', n)).ino);
+    // A resumes and its frozen run ends (gate1): its claimed file is gone (reclaimed), so its outcome is ignored, and it frees nothing.
+    writeFileSync(gate1, '');
+    await a.waitForLog((l) => l.msg.startsWith('the claim was taken over before the task finished'), { timeoutMs: 20_000 });
+    expect(slots()).toHaveLength(1);
+    expect(bHolds()).toContain(statSync(join(spool.root, 'limits', slots()[0]!)).ino);
+    // A third task of the key waits for the second to end.
+    await spooler.enqueue({ name: 'hold_key', args: ['acme', 3, ''], options: { priority: 0 } });
+    writeFileSync(gate2, '');
+    await waitFor(() => records('hold_key', 'finished').some((r) => (r.args as unknown[])[1] === 3), { what: 'the third task to run', explain: explain([a, b!]) });
+    const secondEnd = records('hold_key', 'finished').find((r) => (r.args as unknown[])[1] === 2)!.time;
+    const thirdStart = records('hold_key').find((r) => (r.args as unknown[])[1] === 3)!.time;
+    expect(thirdStart).toBeGreaterThanOrEqual(secondEnd);
+  }, 60_000);
+});
+
 describe('rate limits', () => {
   it('holds a rate of 5 per second across two daemons', async () => {
     const spooler = Spooler.open(spool.root);
