@@ -10,6 +10,7 @@ import { describe, expect, it } from 'vitest';
 import { Spooler } from '../runtime/index.js';
 import { describeSpool, readRecords, waitFor, type DaemonProcess, type TaskRecord } from './helpers/daemon.js';
 import { useDaemonSpool } from './helpers/daemon-spool.js';
+import { spool as runSpool } from './helpers/cli.js';
 
 const spool = useDaemonSpool('spoolerd-limits-');
 const env = () => ({ LIMITS_TEST_RUNNING: join(spool.dir, 'running') });
@@ -68,6 +69,10 @@ describe('concurrency per task name', () => {
     await daemon.waitForLog((l) => l.msg === 'task waits for a concurrency slot');
     // Its status file says how many wait, by scope.
     await spool.waitForStatus(daemon, (st) => st.limits?.parked['c~solo'] === 2, { what: 'the status file to show 2 solo tasks parked' });
+    // spool ls notes them (from the status files; no body read for it).
+    const listed = runSpool(['ls', '--dir', spool.root, '--state', 'due']);
+    expect(listed.code).toBe(0);
+    expect(listed.stdout.split('\n').filter((l) => l.includes('solo') && l.includes('waits for a concurrency slot of its task'))).toHaveLength(2);
     // Behind the held-back solo tasks (worse priority): runs while the first solo task still runs.
     await spooler.enqueue({ name: 'unlimited', args: ['behind'], options: { priority: 90 } });
     await waitFor(() => records('unlimited').length === 1, { what: 'the unlimited task behind the held-back ones to run', explain: explain([daemon]) });
