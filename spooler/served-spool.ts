@@ -208,10 +208,7 @@ export class ServedSpool {
       dir: this.layout.limits,
       log: this.log,
       now: () => this.clock.now(),
-      requeue: (fileName, dir) => {
-        this.queue.add(fileName, dir, this.clock.now());
-        this.slots.wake();
-      },
+      wake: () => this.slots.wake(),
       check: () => this.folders.check('limits'),
     });
     this.discovery.feed.serveOnly(

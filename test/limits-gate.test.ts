@@ -26,11 +26,14 @@ const fileName = (task: string, n: number): string => `50-0000000000000-${String
 
 function makeGate(specs: Record<string, LimitSpec>, now = () => 0) {
   const requeued: string[] = [];
-  const gate = LimitGate.of(specs, {
+  // What give() would do when woken: take the woken names first.
+  const gate: LimitGate = LimitGate.of(specs, {
     dir,
     log: createLogger({ level: 'error', format: 'json' }),
     now,
-    requeue: (f) => void requeued.push(f),
+    wake: () => {
+      for (let n = gate.nextWoken(); n !== undefined; n = gate.nextWoken()) requeued.push(n.fileName);
+    },
     check: () => undefined,
   })!;
   return { gate, requeued };
@@ -40,7 +43,7 @@ const report = (name: string, code: Code, extra: Partial<Report> = {}): Report =
 
 describe('LimitGate', () => {
   it('is undefined when no task has limits (nothing runs for plain tasks)', () => {
-    expect(LimitGate.of(undefined, { dir, log: createLogger({ level: 'error', format: 'json' }), now: () => 0, requeue: () => undefined, check: () => undefined })).toBeUndefined();
+    expect(LimitGate.of(undefined, { dir, log: createLogger({ level: 'error', format: 'json' }), now: () => 0, wake: () => undefined, check: () => undefined })).toBeUndefined();
   });
 
   it('admits a name-limited task up to its limit, parks the rest, and admits tasks without limits always', () => {

@@ -10,7 +10,7 @@
  *   (queued) --give(): admitted--> given --its report--> (done: the scopes it freed wake one parked name each)
  *      |                             '--report Limited (a runner found the scope full)--> parked(scope)
  *      '--give(): its name's scope is full here, or others wait in it--> parked(scope)
- *   parked(scope) --woken--> (queued again, in name order, ahead of nothing it was not ahead of before)
+ *   parked(scope) --woken--> ready (given before the queue's names) --give()--> given
  *
  * Woken: one parked name per slot a task of this daemon frees (its report
  * names the scopes), and, while anything is parked, every POLL_MS as many
@@ -47,8 +47,8 @@ export interface GateHost {
   readonly log: Logger;
   /** The spool clock (rate windows). */
   now(): number;
-  /** Queue a woken name again. */
-  requeue(fileName: string, dir: PendingDir): void;
+  /** Names were woken: dispatch soon (they are given before the queue's). */
+  wake(): void;
   /** Throws unless limits/ is still the folder checked at start-up (before listing it). */
   check(): void;
 }
@@ -67,6 +67,14 @@ export class LimitGate {
   private readonly parked = new Map<string, Parked>();
   /** Every parked name, with where the queue last saw it. */
   private readonly parkedNames = new Map<string, PendingDir>();
+  /**
+   * Woken names not yet given to a runner, in waking order: give() takes them
+   * before the queue (nextWoken()). They bypass the queue, whose window may
+   * leave a name on disk for a later refill: a woken name must run now, its
+   * slot is free.
+   */
+  private readonly ready: Array<[fileName: string, dir: PendingDir]> = [];
+  private readyHead = 0;
   /** Names woken and not yet reported: scope and when (performance.now()). */
   private readonly woken = new Map<string, { scope: string; at: number }>();
   private timer: NodeJS.Timeout | undefined;
@@ -100,7 +108,18 @@ export class LimitGate {
 
   /** Whether `fileName` is parked here (a listing must not queue it again). */
   holds(fileName: string): boolean {
-    return this.parkedNames.has(fileName);
+    return this.parkedNames.has(fileName) || this.woken.has(fileName);
+  }
+
+  /** The next woken name to give to a runner (before any from the queue), or undefined. */
+  nextWoken(): { fileName: string; dir: PendingDir } | undefined {
+    if (this.readyHead >= this.ready.length) return undefined;
+    const [fileName, dir] = this.ready[this.readyHead++]!;
+    if (this.readyHead === this.ready.length) {
+      this.ready.length = 0;
+      this.readyHead = 0;
+    }
+    return { fileName, dir };
   }
 
   /** The scope a parked name waits in, or undefined (for the status and tests). */
@@ -158,6 +177,8 @@ export class LimitGate {
     this.parked.clear();
     this.parkedNames.clear();
     this.woken.clear();
+    this.ready.length = 0;
+    this.readyHead = 0;
     this.stopPolling();
   }
 
@@ -196,7 +217,8 @@ export class LimitGate {
     const dir = this.parkedNames.get(name)!;
     this.parkedNames.delete(name);
     this.woken.set(name, { scope, at: performance.now() });
-    this.host.requeue(name, dir);
+    this.ready.push([name, dir]);
+    this.host.wake();
     return true;
   }
 
@@ -206,10 +228,7 @@ export class LimitGate {
     const now = this.host.now();
     const t = performance.now();
     const wokenIn = new Map<string, number>();
-    for (const [name, w] of this.woken) {
-      if (t - w.at > WOKEN_COUNTS_MS) this.woken.delete(name);
-      else wokenIn.set(w.scope, (wokenIn.get(w.scope) ?? 0) + 1);
-    }
+    for (const w of this.woken.values()) if (t - w.at <= WOKEN_COUNTS_MS) wokenIn.set(w.scope, (wokenIn.get(w.scope) ?? 0) + 1);
     let used: Map<string, number> | undefined;
     for (const [scope, p] of [...this.parked]) {
       let free: number;

@@ -220,7 +220,8 @@ export class SpoolRuns {
     const batch: Item[] = [];
     const gate = this.gate;
     while (batch.length < want) {
-      const next = host.queue.take(now);
+      // Names a freed limit slot woke go first (gate.ts); then the queue's.
+      const next = (gate !== undefined ? gate.nextWoken() : undefined) ?? host.queue.take(now);
       if (next === undefined) break;
       // A late watch event (its `departed` entry cleared by a scan meanwhile) can queue a task this process
       // still holds; claim()'s NFS check would then find the file in our claim directory and run it twice.
