@@ -17,6 +17,7 @@
  *   npm run bench -- multihost --tasks 2000   three hosts over sshfs (root; bench/host-rig.ts)
  *   BENCH_BASELINE_DIST=<old dist/> npm run bench -- remote-pickup   pickup without --poll over sshfs, vs an older build's --poll
  *   npm run bench -- multihost-drain --runs 3  1 vs 3 hosts draining over sshfs, with round trips per task
+ *   npm run bench -- key-backlog --runs 3   100,000 tasks of one key limited to 1: CPU per completion (issue 17)
  *   TMPDIR=/tmp npm run bench -- backlog-cost     1k vs 300k queued, 1M due queued, idle after its drain
  *   BENCH_DAEMON_DIST=<old dist/> npm run bench -- backlog-cost   the same against an older build's daemon
  *
@@ -72,6 +73,10 @@ const BENCHMARKS: Record<string, { what: string; run: (o: CommonOptions) => Prom
   backlog: {
     what: 'one spoolerd started on a million pending tasks: time to dispatch, RSS, idle CPU (targets ≤ 10 s, ≤ 500 MB)',
     run: async (o) => (await import('./backlog.js')).backlog(o.tasks === undefined ? {} : { tasks: o.tasks }),
+  },
+  'key-backlog': {
+    what: 'a backlog of one concurrency key limited to 1: CPU per completion with 30k vs 100k parked (must not grow with the backlog), beside tasks without a limit',
+    run: async (o) => (await import('./key-backlog.js')).keyBacklog(o.runs === undefined ? {} : { runs: o.runs }),
   },
   'backlog-cost': {
     what: 'cost that does not grow with the backlog: CPU/task with 1k vs 300k queued (≤ 1.1×), RSS with 1M due queued (≤ 200 MB), spawn → first run (≤ 2 s), idle CPU after the 1M drain (< 0.5%)',

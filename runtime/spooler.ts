@@ -32,6 +32,7 @@ import { checkBehaviourOptions, checkHooks, DEFAULT_HOOK_TIMEOUT_MS, type Behavi
 import type { BackoffKind } from '../spool/body.js';
 import { checkSchedule, type CatchUp, type ScheduleSpec, type ScheduleTaskFields } from '../spool/schedule.js';
 import { encodeWire, toWire } from '../spool/wire.js';
+import { toTaskLimits, type LimitOptions, type TaskLimits } from './limits.js';
 
 export interface SpoolerOptions {
   /** Encoding of new task files (default 'msgpack'). */
@@ -84,7 +85,7 @@ export interface EnqueueOptions {
 /** A unique key computed from a call's arguments. */
 export type UniqueKeyOf = (...args: never[]) => string;
 
-export interface TaskOptions extends EnqueueOptions, BehaviourOptions {
+export interface TaskOptions extends EnqueueOptions, BehaviourOptions, LimitOptions {
   /** Task name; default the function's name. */
   name?: string;
 }
@@ -184,6 +185,8 @@ export interface TaskFunction<A extends unknown[], R> {
 interface RegisteredTask {
   fn: (...args: never[]) => unknown;
   options: TaskOptions;
+  /** Concurrency and rate limits (runtime/limits.ts), if any. */
+  limits?: TaskLimits;
 }
 
 /**
@@ -354,10 +357,11 @@ export class Spooler {
     checkTaskName(name);
     validateEnqueueOptions(options);
     checkBehaviourOptions(options, `task "${name}"`);
+    const limits = toTaskLimits(options, `task "${name}"`);
     const existing = this.tasks.get(name);
     if (existing !== undefined && existing.fn !== fn) throw new TaskNameCollisionError(name, this.dir);
     if (existing === undefined && hasBehaviour(options)) behaviourCount.n++;
-    this.tasks.set(name, { fn: fn as RegisteredTask['fn'], options });
+    this.tasks.set(name, { fn: fn as RegisteredTask['fn'], options, ...(limits !== undefined && { limits }) });
     this.behaviours.delete(name);
 
     const enqueueWith = (overrides: EnqueueOptions) => (...args: A) =>
@@ -411,6 +415,13 @@ export class Spooler {
   /** The function registered under `name`, for the daemon. */
   getTaskFunction(name: string): ((...args: unknown[]) => unknown) | undefined {
     return this.tasks.get(name)?.fn as ((...args: unknown[]) => unknown) | undefined;
+  }
+
+  /** The concurrency and rate limits of the tasks that have any (runtime/limits.ts), for the daemon and its runners. */
+  taskLimits(): Array<[name: string, limits: TaskLimits]> {
+    const out: Array<[string, TaskLimits]> = [];
+    for (const [name, t] of this.tasks) if (t.limits !== undefined) out.push([name, t.limits]);
+    return out;
   }
 
   /** Names of the registered task functions. */

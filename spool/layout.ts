@@ -21,13 +21,14 @@
  *                 and daemons write here
  *   control/      pause.json: the tasks and schedules paused (spool/pause.ts); written by
  *                 `spool pause`/`spool resume` (an administrator), read by daemons
+ *   limits/       concurrency slots and rate-limit tokens (spool/limits.ts); daemons only
  */
 import { mkdirSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { SpoolDirectoryError } from './errors.js';
 import { assertRealFolder, makeFolder, policyFromEnv, type FolderPolicy } from './trust.js';
 
-export const SUBDIRS = ['tmp', 'incoming', 'pending', 'active', 'dead', 'quarantine', 'archive', 'state', 'results', 'locks', 'cancel', 'schedules', 'unique', 'control'] as const;
+export const SUBDIRS = ['tmp', 'incoming', 'pending', 'active', 'dead', 'quarantine', 'archive', 'state', 'results', 'locks', 'cancel', 'schedules', 'unique', 'control', 'limits'] as const;
 export type Subdir = (typeof SUBDIRS)[number];
 
 /**
@@ -110,6 +111,8 @@ export class SpoolLayout {
   readonly schedules: string;
   readonly unique: string;
   readonly control: string;
+  /** Concurrency slots and rate-limit tokens (spool/limits.ts); daemons only. */
+  readonly limits: string;
 
   constructor(dir: string) {
     this.root = resolve(dir);
@@ -127,6 +130,7 @@ export class SpoolLayout {
     this.schedules = join(this.root, 'schedules');
     this.unique = join(this.root, 'unique');
     this.control = join(this.root, 'control');
+    this.limits = join(this.root, 'limits');
   }
 
   get basename(): string {

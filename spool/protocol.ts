@@ -72,6 +72,19 @@
  *                                                            if it is empty)                          old one (a task that arrived first fails the
  *                                                                                                     swap: rmdir 1, unlink 2)
  *                4 unlink this folder's other markers        stale markers                            the next compaction's sweep
+ *   incoming/,   2 rename .compact-incoming-P -> incoming    a new empty incoming/ (rename onto a     nobody needs to: no task was in it (a task
+ *   alone, local   (spool/compact-folder.ts)                 directory succeeds only if it is empty)  that arrived first fails the swap: rmdir 1)
+ *   take limits  1 once per runner process: open             active/D/N, an empty hold file           reclaim of D (its hold files last)
+ *                  limits/hold~O~<pid> O_CREAT|O_EXCL
+ *   (a limited   2 link hold -> limits/<scope>~<k>, per limit active/D/N and its slots                  reclaim of D: slots with the inode of a
+ *   task, after    (k = 0.. until no EEXIST; a rate token:                                            hold~D~* file, then those hold files
+ *   its claim;     limits/r~..~<window end>~<k>)
+ *   spool/       3 a limit is full: unlink the slots taken,   incoming/N (released), or as 1-2         any daemon's scan; as above
+ *   limits.ts)     then release (above)
+ *   release      per slot: lstat, unlink if still the hold    the slots left                           reclaim of D; a live owner: its graceful
+ *   limits         file's inode (after the task's last move)                                          stop, or its main thread when the worker died
+ *   sweep tokens unlink limits/r~..~<end>~<k>, <end> + 1 min  nothing                                  -
+ *   reclaim      0 free D's slots (take limits, above)        the same                                 the next reclaim, while D's lock remains
  *   cancel       (a running task: spool/cancel.ts)
  *   request      open cancel/<id> O_CREAT|O_EXCL|O_NOFOLLOW,  the request (an empty file)              the daemon holding <id>, at its next check
  *                  close (by the canceller)                                                           (every 250 ms); stale after 10 min

@@ -54,6 +54,12 @@ export interface DaemonStatusRecord {
    * `problem`). Absent while nothing is paused (and in files of older daemons).
    */
   paused?: { all: boolean; tasks: string[]; schedules: string[]; problem?: string };
+  /**
+   * Tasks this daemon holds back by a concurrency or rate limit, by scope
+   * (SPOOL-FORMAT.md, "Concurrency and rate limits"): how many wait in each,
+   * at most 100 scopes. Absent when no task it runs has a limit.
+   */
+  limits?: { parked: Record<string, number> };
 }
 
 /** Status files are small; a larger one is not read. */

@@ -38,6 +38,7 @@ import { TaskQueue, windowFromTestKnob } from './order/task-queue.js';
 import { readPauseState, type PauseState } from '../spool/pause.js';
 import type { ScheduleSpec } from '../spool/schedule.js';
 import { REAL_TIMERS, Scheduler, slotCrashHookFromEnv } from './schedule/scheduler.js';
+import { LimitGate } from './limits/gate.js';
 
 export type { Slots, SpoolStats } from './run/spool-runs.js';
 
@@ -130,6 +131,7 @@ export class ServedSpool {
         sweepRetention: (now) => {
           this.unknown.sweep(now);
           this.retention.sweep(now);
+          this.runs.gate?.sweep(now);
         },
         untrusted: () => {
           this.untrusted = true;
@@ -220,6 +222,13 @@ export class ServedSpool {
   serveTasks(served: ServedTasks, registered: RegisteredTasks): void {
     this.served = served;
     this.unmatched = new UnmatchedNames(registered, this.log, served);
+    this.runs.gate = LimitGate.of(registered.limits, {
+      dir: this.layout.limits,
+      log: this.log,
+      now: () => this.clock.now(),
+      wake: () => this.slots.wake(),
+      check: () => this.folders.check('limits'),
+    });
     this.discovery.feed.serveOnly(
       (fileName) => served.serves(fileName),
       (fileName) => this.unknown.noted(fileName),
@@ -272,6 +281,11 @@ export class ServedSpool {
   /** When the last periodic scan began (ms epoch; 0: none yet). */
   get lastScanAt(): number {
     return this.discovery.reconciler.lastScanAt;
+  }
+
+  /** Tasks held back by a concurrency or rate limit, by scope (at most `max` scopes); undefined when no task served here has a limit. */
+  parkedByScope(max: number): Record<string, number> | undefined {
+    return this.runs.gate?.parkedByScope(max);
   }
 
   /** Names given to a runner and not yet reported (being claimed, run or settled). */

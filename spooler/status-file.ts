@@ -47,7 +47,7 @@ export class StatusFile {
     const st = s.stats;
     const byTask: DaemonStatus['byTask'] = {};
     for (const [name, t] of s.tally.byName) byTask[name] = { processed: t.processed, skipped: t.skipped, rescheduled: t.rescheduled, dead: t.dead };
-    return {
+    const status: DaemonStatus = {
       version: STATUS_FILE_VERSION,
       owner,
       host: this.host,
@@ -62,6 +62,9 @@ export class StatusFile {
       tasks: s.servedNames,
       ...pausedField(s.paused),
     };
+    const parked = s.parkedByScope(100);
+    if (parked !== undefined) status.limits = { parked };
+    return status;
   }
 
   /** Writes the file (from the timer). A failure is logged when it starts and when it ends, not every second. */

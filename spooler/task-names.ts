@@ -10,6 +10,7 @@ import { Spooler } from '../runtime/spooler.js';
 import { UnregisteredTasksError } from '../spool/errors.js';
 import type { Logger } from './logger.js';
 import type { ScheduleSpec } from '../spool/schedule.js';
+import type { LimitSpec, TaskLimits } from '../runtime/limits.js';
 
 /** What the task modules registered, over every spooler they opened. */
 export interface RegisteredTasks {
@@ -19,16 +20,27 @@ export interface RegisteredTasks {
   types: string[];
   /** Schedules defined with spooler.periodic(), each with the spool it was defined on (its real path). */
   schedules?: Array<ScheduleSpec & { spool: string }>;
+  /** Concurrency and rate limits by task name (plain JSON: the main thread parks held-back tasks by them); absent when no task has any. */
+  limits?: Record<string, LimitSpec>;
 }
 
 /** What the modules imported into this process registered. */
 export function registeredInThisProcess(): RegisteredTasks {
   const spoolers = Spooler.getSpoolers();
+  const limits = limitsInThisProcess();
   return {
     tasks: [...new Set(spoolers.flatMap((s) => s.taskNames))].sort(),
     types: [...new Set(spoolers.flatMap((s) => s.taskTypes))].sort(),
     schedules: spoolers.flatMap((s) => s.schedules.map((spec) => ({ ...spec, spool: s.dir }))),
+    ...(limits.size > 0 && { limits: Object.fromEntries([...limits].map(([name, l]) => [name, l.spec])) }),
   };
+}
+
+/** The limits of every task registered in this process that has any (the first spooler that registered a name wins, as for running it). */
+export function limitsInThisProcess(): Map<string, TaskLimits> {
+  const out = new Map<string, TaskLimits>();
+  for (const s of Spooler.getSpoolers()) for (const [name, l] of s.taskLimits()) if (!out.has(name)) out.set(name, l);
+  return out;
 }
 
 /**

@@ -6,8 +6,8 @@ import { locationsOf, TASK_STATES, type SpoolLayout, type TaskState } from '../.
 import { listFirst, startListing } from '../../spool/listing.js';
 import { printable } from '../../spool/printable.js';
 import { entryJsonText } from '../entry-json.js';
-import { handlerNotes } from '../handlers.js';
 import { pauseHeader, pauseNotes, readPauseView } from '../pause-notes.js';
+import { handlerNotes, limitNotes } from '../handlers.js';
 import { CliError, EXIT } from '../exit-codes.js';
 import { spoolFrom, withDirOption, type DirOption } from '../find-task.js';
 import { CHUNK_CHARS, formatTime, jsonArrayChunks, TimeTexts, toJson, writeStdout, writeStdoutBytes } from '../output.js';
@@ -77,12 +77,12 @@ export function lsCommand(): Command {
       const accept = (e: SpoolEntry): boolean => states.has(e.state) && (names === undefined || (e.task !== undefined && names.has(e.task.name)));
       // Tasks no live daemon runs are noted as waiting for a handler (cli/handlers.ts).
       const waiting = states.has('due') || states.has('scheduled');
-      const noteHandlers = waiting ? handlerNotes(layout, now) : undefined;
       // Paused tasks (spool pause) are marked, and said in a header line above the table.
       const pause = waiting ? readPauseView(layout) : undefined;
       const notePaused = pause === undefined ? undefined : pauseNotes(pause);
       const header = pause === undefined || options.json ? undefined : pauseHeader(pause);
       if (header !== undefined) writeStdout(header);
+      const noteHandlers = notesFor(layout, states, now);
       const select = (all: SpoolEntry[]): SpoolEntry[] => {
         const filtered = all.filter(accept);
         const chosen = limit === undefined ? filtered : filtered.slice(0, limit);
@@ -126,6 +126,18 @@ export function lsCommand(): Command {
       for (const bytes of held) writeStdoutBytes(bytes);
       for (let chunk = text.next(); chunk.done !== true; chunk = text.next()) writeStdout(chunk.value);
     });
+}
+
+/** The notes from live daemons' status files: tasks waiting for a handler, or held back by a limit. */
+function notesFor(layout: SpoolLayout, states: Set<TaskState>, now: number): ((entries: SpoolEntry[]) => void) | undefined {
+  const handlers = states.has('due') || states.has('scheduled') ? handlerNotes(layout, now) : undefined;
+  const limits = states.has('due') ? limitNotes(layout, now) : undefined;
+  if (limits === undefined) return handlers;
+  if (handlers === undefined) return limits;
+  return (entries) => {
+    handlers(entries);
+    limits(entries);
+  };
 }
 
 /** `spool ls --state processed,...`: finished tasks from their result records, oldest ending first. */

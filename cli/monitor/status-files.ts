@@ -91,7 +91,16 @@ export function parseDaemonStatus(value: unknown, now = Date.now()): DaemonStatu
     nextDueAt: isTime(q.nextDueAt) ? q.nextDueAt : null,
   };
   const tasks = Array.isArray(value.tasks) ? value.tasks.filter((t): t is string => typeof t === 'string') : undefined;
-  return { owner, host, pid, startedAt, updatedAt, concurrency, totals, byTask, running, queue, ...(tasks !== undefined && { tasks }), stale: now - updatedAt > STATUS_STALE_MS };
+  const limits = parkedScopes(value.limits);
+  return { owner, host, pid, startedAt, updatedAt, concurrency, totals, byTask, running, queue, ...(tasks !== undefined && { tasks }), ...(limits !== undefined && { limits }), stale: now - updatedAt > STATUS_STALE_MS };
+}
+
+/** `limits.parked` (tasks held back by a concurrency or rate limit, by scope), or undefined. */
+function parkedScopes(value: unknown): { parked: Record<string, number> } | undefined {
+  if (!isObject(value) || !isObject(value.parked)) return undefined;
+  const parked: Record<string, number> = Object.create(null) as Record<string, number>;
+  for (const [scope, n] of Object.entries(value.parked)) if (isCount(n)) parked[scope] = n;
+  return { parked };
 }
 
 /** Tasks done (processed or skipped) by one daemon since it started: what throughput is measured by. */

@@ -21,6 +21,7 @@ import type { SpoolClock } from '../../spool/clock.js';
 import type { SpoolLayout } from '../../spool/layout.js';
 import { eachName } from '../../spool/read-names.js';
 import { reclaimOwner } from '../../spool/protocol.js';
+import { freeHolds, ownerHolds } from '../../spool/limits.js';
 import type { SpoolFolders } from '../folders.js';
 import type { Logger } from '../logger.js';
 import { isOwnerAlive } from '../supervise/owner.js';
@@ -168,6 +169,21 @@ export class Reconciler {
     }
   }
 
+  /** Frees the concurrency slots a dead owner held in limits/ (spool/limits.ts). */
+  private freeSlotsOf(id: string): boolean {
+    const { layout, folders, log } = this.host;
+    try {
+      folders.check('limits');
+      const freed = freeHolds(layout.limits, ownerHolds(id));
+      if (freed.length > 0) log.warn('freed the concurrency slots of a daemon that died', { owner: id, slots: freed.length, scopes: [...new Set(freed)].slice(0, 20) });
+      return true;
+    } catch (err) {
+      // Its lock stays, so the next scan tries again (its claims wait with it).
+      log.error('cannot free the concurrency slots of a daemon that died; its claims are reclaimed with them at the next scan', { owner: id, err: (err as Error).message });
+      return false;
+    }
+  }
+
   /** Returns the claims of owners whose liveness lock is stale or gone to incoming/; also at start-up. */
   async reclaimDeadOwners(): Promise<void> {
     const { layout, folders, log, clock, peers } = this.host;
@@ -197,6 +213,8 @@ export class Reconciler {
         continue;
       }
       if (!folders.sameFolder(dir, checked)) continue;
+      // Its concurrency slots first: while its lock remains, a crash here leaves them to the next reclaim.
+      if (!this.freeSlotsOf(id)) continue;
       const reclaimed = reclaimOwner(layout, dir, names, clock.now());
       try {
         folders.check('state');

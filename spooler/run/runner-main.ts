@@ -256,7 +256,10 @@ function report(key: number, here: SiteHere, r: Report): void {
   }
   const extra = r.next ?? r.until ?? r.reason;
   // Run time in whole microseconds: a short integer is cheaper to write and parse than a double's digits.
-  here.reports.push([r.name, r.code, r.task, r.ms === undefined ? undefined : Math.round(r.ms * 1000), r.failed === true ? 1 : 0, extra]);
+  const wire: WireReport = [r.name, r.code, r.task, r.ms === undefined ? undefined : Math.round(r.ms * 1000), r.failed === true ? 1 : 0, extra];
+  // The scopes a limited task freed, or the one that held it back (runner-limits.ts); absent for other tasks.
+  if (r.limits !== undefined) wire.push(r.limits);
+  here.reports.push(wire);
   if (!flushScheduled) {
     flushScheduled = true;
     setImmediate(flushAndPump);

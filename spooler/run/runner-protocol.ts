@@ -42,7 +42,7 @@ export interface WireSite {
 }
 
 /** One report: name, code, then (when known) the task's name, run time in whole µs, 1 if it failed, and the new name / hold-until time / reason. */
-export type WireReport = [name: string, code: Code, task?: string, us?: number, failed?: 0 | 1, extra?: string | number];
+export type WireReport = [name: string, code: Code, task?: string, us?: number, failed?: 0 | 1, extra?: string | number, limits?: string];
 
 export type ToRunner =
   | { t: 'init'; options: WorkerOptions }
@@ -69,16 +69,17 @@ export const NAME_SEPARATOR = '/';
 
 /** A report as the daemon uses it, from its wire form. */
 export function fromWire(w: WireReport): Report {
-  const [name, code, task, us, failed, extra] = w;
+  const [name, code, task, us, failed, extra, limits] = w;
   const r: Report = { name, code };
   if (task !== undefined && task !== null) r.task = task;
   if (us !== undefined && us !== null) r.ms = us / 1000;
   if (failed === 1) r.failed = true;
   if (extra !== undefined && extra !== null) {
     if (code === Code.Rescheduled) r.next = extra as string;
-    else if (code === Code.Held) r.until = extra as number;
+    else if (code === Code.Held || code === Code.Limited) r.until = extra as number;
     else if (code === Code.Unclaimed) r.from = extra as PendingDir;
     else r.reason = String(extra);
   }
+  if (limits !== undefined && limits !== null) r.limits = limits;
   return r;
 }

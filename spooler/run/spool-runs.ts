@@ -23,7 +23,7 @@
  * per-task path this costs one test of a field that is undefined while
  * nothing is paused.
  */
-import { sep } from 'node:path';
+import { basename, sep } from 'node:path';
 import { ClaimLostError, TaskTimeoutError } from '../../runtime/context.js';
 import type { SpoolClock } from '../../spool/clock.js';
 import type { SpoolLayout, Subdir } from '../../spool/layout.js';
@@ -39,6 +39,8 @@ import { InProcessRunner } from './in-process-runner.js';
 import { describeName, ProcessSite, type Orphan, type ProcessRunners, type RunnerDeath } from './process-runners.js';
 import { WorkerCrashedError, type SiteRunner } from './runners.js';
 import { Code, TaskPath, type Item, type Report, type Site } from './task-path.js';
+import type { LimitGate } from '../limits/gate.js';
+import { freeHolds, ownerHolds, runnerHold } from '../../spool/limits.js';
 
 /** What the daemon gives each spool: a way to ask for a run slot and to say one is free. */
 export interface Slots {
@@ -130,6 +132,8 @@ export class SpoolRuns {
   private pausedAll = false;
   /** The task names paused (while not all are); undefined while none is. */
   private pausedTasks: ReadonlySet<string> | undefined;
+  /** Concurrency and rate limits (limits/gate.ts); undefined while no task served here has any (then nothing of it runs). */
+  gate: LimitGate | undefined;
 
   constructor(
     private readonly host: RunsHost,
@@ -148,7 +152,7 @@ export class SpoolRuns {
 
   /** Whether `fileName` is given to the runner (or its move is stuck): a listing must not queue it again. */
   holds(fileName: string): boolean {
-    return this.owned.has(fileName);
+    return this.owned.has(fileName) || (this.gate !== undefined && this.gate.holds(fileName));
   }
 
   /** The tasks given to the runner now, at most `limit`, as their names say (the body stays with the runner). */
@@ -247,14 +251,18 @@ export class SpoolRuns {
     const started = performance.now();
     const batch: Item[] = [];
     const paused = this.pausedTasks;
+    const gate = this.gate;
     while (batch.length < want) {
-      const next = host.queue.take(now);
+      // Names a freed limit slot woke go first (gate.ts); then the queue's.
+      const next = (gate !== undefined ? gate.nextWoken() : undefined) ?? host.queue.take(now);
       if (next === undefined) break;
       // A late watch event (its `departed` entry cleared by a scan meanwhile) can queue a task this process
       // still holds; claim()'s NFS check would then find the file in our claim directory and run it twice.
       if (this.owned.has(next.fileName)) continue;
       // Queued before its pause (or a retry's new name): left where it is; the listing on resume finds it.
       if (paused !== undefined && paused.has(taskNameOfFileName(next.fileName))) continue;
+      // Held back by a concurrency limit: parked (gate.ts), never handed to a runner ahead.
+      if (gate !== undefined && !gate.admits(next.fileName, next.dir)) continue;
       if (next.dir === 'incoming') host.departed.add(next.fileName);
       this.owned.set(next.fileName, { fileName: next.fileName, path: this.ownerDir + next.fileName, from: next.dir, state: 'running', startedAt: started });
       host.slots.acquire();
@@ -305,6 +313,8 @@ export class SpoolRuns {
     const held = this.owned.size;
     for (let i = 0; i < running; i++) this.host.slots.release();
     this.owned.clear();
+    // Its slots in limits/ are the reclaim's to free (never this process's: it lost them).
+    this.gate?.clear();
     this.runner?.revoke(new ClaimLostError());
     this.runner = undefined;
     return { running, held };
@@ -339,6 +349,15 @@ export class SpoolRuns {
     }
     if (unstarted > 0) log.debug('tasks given to runners that had not started stay where they were', { tasks: unstarted });
     this.owned.clear();
+    if (this.gate !== undefined) {
+      this.gate.clear();
+      // The tasks went back unfinished: the slots they held in limits/ are free again.
+      try {
+        freeHolds(layout.limits, ownerHolds(basename(this.ownerDir)));
+      } catch (err) {
+        log.error('cannot free the concurrency slots of this daemon in limits/; they are freed when the next daemon reclaims this owner', { err });
+      }
+    }
     return returned;
   }
 
@@ -346,6 +365,7 @@ export class SpoolRuns {
   private onReport(r: Report): void {
     const h = this.owned.get(r.name);
     if (h === undefined) return; // dealt with already (a second signal's releaseAll())
+    if (this.gate !== undefined) this.gate.reported(r);
     const { stats, tally, slots, queue, clock } = this.host;
     if (h.state === 'running' && (r.ms !== undefined || r.failed === true)) {
       // A task its runner died with has no run time of its own: the time since it was given.
@@ -406,6 +426,10 @@ export class SpoolRuns {
         return;
       case Code.Revoked:
         return;
+      case Code.Limited:
+        // Parked by the gate; without one (no limits known here), left alone a second like a young file.
+        if (this.gate === undefined) this.host.held.set(r.name, r.until ?? clock.now() + 1000);
+        return;
     }
   }
 
@@ -434,6 +458,7 @@ export class SpoolRuns {
       const running = started.map((o) => describeName(o.name));
       log.error('a worker process died; the tasks it was running are rescheduled with their attempt counted', { worker: death.pid, code: death.code, signal: death.signal, running });
     }
+    if (this.gate !== undefined && started.length > 0) this.freeOrphanSlots(death.pid);
     for (const { name, dir, cause, timeoutMs } of started) {
       const h = this.owned.get(name)!;
       try {
@@ -462,8 +487,15 @@ export class SpoolRuns {
     }
   }
 
+  /** The slots that tasks of a dead runner process held (its hold file, spool/limits.ts) are freed here, on the main thread. */
+  private freeOrphanSlots(pid: number): void {
+    try {
+      this.gate!.freed(freeHolds(this.host.layout.limits, runnerHold(basename(this.ownerDir), String(pid))));
+    } catch (err) {
+      this.host.log.error('cannot free the concurrency slots of a worker process that died; they are freed when this daemon stops', { worker: pid, err });
+    }
+  }
 }
-
 
 /** Rotates `items` in place so that it starts at `start` (then round to the start). */
 function rotate<T>(items: T[], start: number): void {

@@ -42,6 +42,7 @@ import { historyWithLast, keepEnding, keepMsOf, noteFailure } from './result-sto
 import { StuckMoves } from '../stuck-moves.js';
 import { keyFileName, removeKey } from '../../spool/unique.js';
 import type { PendingDir } from '../order/task-queue.js';
+import { RunnerLimits, type Entry } from '../limits/runner-limits.js';
 
 /** What became of a name handed to a runner: one per name, reported once (Stuck: twice, the second time with its final code). */
 export const enum Code {
@@ -74,6 +75,8 @@ export const enum Code {
   Cancelled = 13,
   /** Claimed after its `expires` time: never run, its file removed (or archived). */
   Expired = 14,
+  /** Held back by a concurrency or rate limit (`limits` names the full scope; a rate scope: `until` its window's end): put back in incoming/, unrun. */
+  Limited = 15,
 }
 
 export interface Report {
@@ -93,6 +96,8 @@ export interface Report {
   reason?: string;
   /** Where it was claimed from (Rescheduled/Held/Unclaimed: where the queue should look for it). */
   from?: PendingDir;
+  /** Limited: the scope that is full; a task's last report: the concurrency scopes it freed (space-separated; spool/limits.ts). */
+  limits?: string;
 }
 
 /** A name as the queue last saw it. */
@@ -173,12 +178,33 @@ export class TaskPath {
   /** Tasks whose code runs (not synchronous ones) and stuck moves, by file name. */
   private readonly running = new Map<string, Running>();
   private readonly stuck: StuckMoves;
+  private readonly hooks: PathHooks;
+  /** Concurrency and rate limits (limits/runner-limits.ts); undefined while no task registered here has any. */
+  private readonly limits: RunnerLimits | undefined;
 
   constructor(
     readonly site: Site,
-    private readonly hooks: PathHooks,
+    hooks: PathHooks,
   ) {
     this.stuck = new StuckMoves(site.log);
+    const limits = (this.limits = RunnerLimits.forSite(site));
+    if (limits === undefined) {
+      this.hooks = hooks;
+    } else {
+      // A task's last report releases its slots (its file has made its last move), and says which scopes it freed.
+      // A lost claim (Revoked, TakenOver) releases nothing: the reclaim of this owner frees them, never this process.
+      const report = hooks.report;
+      this.hooks = {
+        ...hooks,
+        report: (r) => {
+          if (r.code !== Code.Stuck && r.code !== Code.Limited && limits.size > 0) {
+            const scopes = limits.leave(r.name, r.code !== Code.Revoked && r.code !== Code.TakenOver);
+            if (scopes !== undefined && scopes.length > 0) r = { ...r, limits: scopes.join(' ') };
+          }
+          report(r);
+        },
+      };
+    }
   }
 
   /** Tasks started here whose code has not ended yet. */
@@ -241,7 +267,46 @@ export class TaskPath {
       this.settle(task, opPath, claimed.from, { kind: 'cancelled' }, 0);
       return true;
     }
+    if (this.limits !== undefined) {
+      const entered = this.enterLimits(this.limits, task, opPath, claimed.from);
+      if (entered !== undefined) return entered;
+    }
     return this.run(task, opPath, claimed.from);
+  }
+
+  /**
+   * Takes the task's concurrency slots and rate token. Undefined: it may run;
+   * else it was dealt with (held back, or failed for a bad key) and reported.
+   */
+  private enterLimits(limits: RunnerLimits, task: TaskFile, path: string, from: PendingDir): boolean | undefined {
+    let entry: Entry;
+    try {
+      entry = limits.enter(task);
+    } catch (err) {
+      this.site.log.error('cannot take a concurrency slot or rate token in limits/; the task goes back to incoming/ and is tried again in a second', { task: task.name, id: task.id, err });
+      return this.holdBack(task, path, '', this.site.clock.now() + 1000);
+    }
+    switch (entry.kind) {
+      case 'go':
+        return undefined;
+      case 'full':
+        return this.holdBack(task, path, entry.scope, entry.until);
+      case 'bad-key':
+        this.settle(task, path, from, { kind: 'failed', reason: entry.reason, error: entry.error }, 0);
+        return true;
+    }
+  }
+
+  /** A task held back by a full limit: back to incoming/ unrun (no attempt counted), reported Limited. */
+  private holdBack(task: TaskFile, path: string, scope: string, until: number | undefined): false {
+    const name = task.fileName;
+    const report = (moved: boolean) => {
+      if (!moved) return this.lose(name, 'the claim was taken over before a task held back by a limit went back');
+      if (this.site.log.enabled('debug')) this.site.log.debug(until === undefined ? 'task waits for a concurrency slot' : 'task waits for its rate window', { task: task.name, id: task.id, scope, ...(until !== undefined && { until: new Date(until).toISOString() }) });
+      this.hooks.report({ name, code: Code.Limited, task: task.name, limits: scope, ...(until !== undefined && { until }), from: 'incoming' });
+    };
+    this.moveClaimed(task, 'incoming', 'return a task held back by a limit to incoming/', () => release(path, this.site.layout), report, { name });
+    return false;
   }
 
   private run(task: TaskFile, path: string, from: PendingDir): boolean {
