@@ -734,7 +734,7 @@ export function enqueueSlotSync(layout: SpoolLayout, markerPath: string, fileNam
     linkSync(stage, markerPath);
   } catch (err) {
     unlinkQuietly(stage);
-    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return 'taken';
+    if (slotTakenAfter(err, markerPath)) return 'taken';
     throw err;
   }
   if (options.fsync) fsyncDirSync(dirname(markerPath));
@@ -765,11 +765,20 @@ export function takeSlotSync(markerPath: string): boolean {
   try {
     fd = openSync(markerPath, CREATE_NEW | constants.O_NOFOLLOW, 0o640);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    if (slotTakenAfter(err, markerPath)) return false;
     throw err;
   }
   closeSync(fd);
   return true;
+}
+
+/**
+ * Whether a failed link or O_EXCL open of a marker means another process took
+ * the slot: EEXIST, or any error with the marker there (sshfs answers EPERM
+ * for an existing target).
+ */
+function slotTakenAfter(err: unknown, markerPath: string): boolean {
+  return (err as NodeJS.ErrnoException).code === 'EEXIST' || existsNoFollow(markerPath);
 }
 
 /** Whether `err` says the filesystem makes no hard links (some FUSE mounts): the slot enqueue then takes its marker first. */
