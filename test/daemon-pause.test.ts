@@ -205,6 +205,8 @@ describe('a control/pause.json that cannot be used', () => {
 
     expect(spool(['resume', '--dir', root])).toEqual({ code: 0, stdout: 'nothing is paused now\n', stderr: '' });
     await waitFor(() => runs('other').length === 1 || undefined, { what: 'the task to run once the file is replaced', explain: explain(daemon) });
+    // Logged before the task ran, but read from the daemon's stderr pipe, which may lag the task's own record.
+    await daemon.waitForLog((l) => l.msg === 'control/pause.json can be used again');
     expect(daemon.logsWith('control/pause.json can be used again')).toHaveLength(1);
   });
 });

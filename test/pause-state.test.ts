@@ -8,6 +8,10 @@ import { readdirSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { SpoolLayout } from '../spool/layout.js';
+import { formatTaskName } from '../spool/name.js';
+import { QueueFeed } from '../spooler/discover/feed.js';
+import { TaskQueue } from '../spooler/order/task-queue.js';
+import { taskNameOfFileName } from '../spooler/task-names.js';
 import {
   isSchedulePaused,
   isTaskPaused,
@@ -158,5 +162,31 @@ describe('the daemon\'s watch of control/pause.json', () => {
     } finally {
       w.stop();
     }
+  });
+});
+
+describe('the queue feed while tasks are paused by name', () => {
+  const NOW = 1_796_000_000_000;
+  const nameOf = (task: string, i: number) =>
+    formatTaskName({ priority: 50, due: NOW - 1000, id: `${NOW - 1000}${i.toString(16).padStart(16, '0')}`, attempts: 0, name: task, encoding: 'msgpack' });
+
+  it('keeps their names out of the queue (not counted as tasks no daemon runs), and takes them again once resumed', () => {
+    const queue = new TaskQueue(() => undefined, () => NOW);
+    const feed = new QueueFeed(queue, () => undefined);
+    const unserved: string[] = [];
+    feed.serveOnly((f) => !f.endsWith('-unknown.msgpack'), (f) => void unserved.push(f));
+    const paused = new Set(['reindex']);
+    feed.holdBack((f) => paused.has(taskNameOfFileName(f)));
+
+    expect(feed.add(nameOf('reindex', 1), 'incoming', NOW)).toBe(false);
+    expect(feed.add(nameOf('send', 2), 'incoming', NOW)).toBe(true);
+    expect(feed.add(nameOf('unknown', 3), 'incoming', NOW)).toBe(false);
+    feed.refill([nameOf('reindex', 4)], [nameOf('send', 5)], NOW);
+    expect([...feed.inDir('incoming'), ...feed.inDir('pending')].sort()).toEqual([nameOf('send', 2), nameOf('send', 5)].sort());
+    expect(unserved).toEqual([nameOf('unknown', 3)]);
+
+    feed.holdBack(undefined);
+    feed.refill([nameOf('reindex', 4)], [nameOf('reindex', 1)], NOW);
+    expect(queue.has(nameOf('reindex', 1)) && queue.has(nameOf('reindex', 4))).toBe(true);
   });
 });
