@@ -165,6 +165,10 @@ export class SpoolLayout {
       try {
         makeFolder(path, sub, getPolicy);
       } catch (err) {
+        // A producer in a spool made by an older daemon may lack a folder this version added (schedules/, limits/, …)
+        // and the right to make it: that is the daemon's to make, and only tmp/ and incoming/ are needed to enqueue.
+        const code = (err as NodeJS.ErrnoException).code;
+        if ((code === 'EACCES' || code === 'EPERM') && sub !== 'tmp' && sub !== 'incoming') continue;
         throw new SpoolDirectoryError(this.root, `cannot create ${sub}/ (${(err as Error).message}); check its permissions`, { cause: err });
       }
       assertRealFolder(path);

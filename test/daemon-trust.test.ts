@@ -13,7 +13,7 @@ import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, readdirSync, re
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { assertCheckoutReachableByOthers, SPOOL_BIN, spool } from './helpers/cli.js';
-import { readRecords, startDaemon, startServing, waitFor, type DaemonProcess } from './helpers/daemon.js';
+import { killLeftoverDaemons, readRecords, startDaemon, startServing, waitFor, type DaemonProcess } from './helpers/daemon.js';
 import { useDaemonSpool } from './helpers/daemon-spool.js';
 
 /** Why this machine cannot run these tests, or undefined when it can. */
@@ -285,6 +285,21 @@ describe.skipIf(skipReason !== undefined)('hostile producer (a throwaway user), 
     expect(made.status, made.stderr).toBe(0);
     await waitFor(() => existsSync(join(root, 'pending', name)), { what: 'the future task to be moved to pending/' });
     expect(statSync(join(root, 'pending', name)).gid).toBe(producers);
+  });
+
+  it('--group: a producer enqueues into a spool made before this version\'s folders existed (it cannot make them, and need not)', async () => {
+    await startServing({ dir: root, imports: ['basic'], records, args: ['--group', GROUP] });
+    await killLeftoverDaemons();
+    // As an older daemon left the spool: without the folders added since (daemon-only ones, which a producer may not make).
+    for (const f of ['schedules', 'control', 'limits']) spawnSync('rmdir', [join(root, f)]);
+    expect(existsSync(join(root, 'limits'))).toBe(false);
+    const add = spoolAsProducer(['add', 'echo', '"from an old spool"', '--dir', root]);
+    expect(add.status, add.stderr).toBe(0);
+    expect(readdirSync(join(root, 'incoming')).filter((n) => n.endsWith('-echo.msgpack') || n.endsWith('-echo.json'))).toHaveLength(1);
+    // The daemon makes them again, and runs the task.
+    await startServing({ dir: root, imports: ['basic'], records, args: ['--group', GROUP] });
+    await waitFor(() => readRecords(records).some((x) => JSON.stringify(x.args) === '["from an old spool"]'), { what: 'the producer\'s task to run' });
+    for (const f of ['schedules', 'control', 'limits']) expect(mode(join(root, f)), f).toBe(0o2750);
   });
 
   it('warns loudly about a world-writable incoming/, and serves', async () => {
