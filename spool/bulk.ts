@@ -15,6 +15,7 @@ import type { SpoolEntry } from './entries.js';
 import { listSpool } from './listing.js';
 import { existsNoFollow, revive, revoke } from './protocol.js';
 import { assertRealFolder } from './trust.js';
+import { releaseKeyOfRevoked } from './unique.js';
 
 /** What became of one task. `label` is its id, or its file name when it has none. */
 export type Outcome =
@@ -87,7 +88,14 @@ function removeOne(layout: SpoolLayout, listed: SpoolEntry): Outcome {
     const label = labelOf(entry);
     if (entry.state === 'active') return { kind: 'running', label, entry, owner: entry.owner ?? '?' };
     const paths = entry.location === 'incoming' ? [entry.path, join(layout.pending, entry.fileName)] : [entry.path];
-    const revoked = revoke(layout, { paths, quarantined: entry.location === 'quarantine', ...(entry.task !== undefined && { id: entry.task.id }) });
+    const task = entry.location === 'quarantine' ? undefined : entry.task;
+    const revoked = revoke(layout, {
+      paths,
+      quarantined: entry.location === 'quarantine',
+      ...(entry.task !== undefined && { id: entry.task.id }),
+      // A unique key the task held is released now, not by the sweep a minute later.
+      ...(task !== undefined && { beforeDelete: (path: string, fileName: string) => releaseKeyOfRevoked(layout, path, fileName, task.id) }),
+    });
     if (revoked.kind === 'revoked') return { kind: 'removed', label, entry };
     if (revoked.kind === 'stranded') return { kind: 'stranded', label, entry, path: revoked.path, error: revoked.error };
     const owner = claimedBy(layout, entry.fileName);

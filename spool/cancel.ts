@@ -28,6 +28,7 @@ import { TASK_ID_PATTERN, parseTaskName } from './name.js';
 import type { SpoolLayout } from './layout.js';
 import { readNames } from './read-names.js';
 import { revoke } from './protocol.js';
+import { releaseKeyOfRevoked } from './unique.js';
 
 /** How often a daemon looks into cancel/ (a readdir of an empty folder: microseconds). */
 export const CANCEL_CHECK_MS = 250;
@@ -155,7 +156,7 @@ export function cancelTask(layout: SpoolLayout, id: string): CancelResult {
       if (findRunning(layout, id) !== undefined) continue;
       return { kind: 'not-found' };
     }
-    const r = revoke(layout, { paths: [join(layout[waiting.folder], waiting.name)], quarantined: false, id });
+    const r = revoke(layout, { paths: [join(layout[waiting.folder], waiting.name)], quarantined: false, id, beforeDelete: (path, fileName) => releaseKeyOfRevoked(layout, path, fileName, id) });
     if (r.kind === 'revoked') return { kind: 'revoked', name: waiting.name };
     if (r.kind === 'stranded') throw r.error;
     // absent: claimed (or accepted into pending/) meanwhile: look again.

@@ -131,7 +131,7 @@
 import { randomBytes } from 'node:crypto';
 import { closeSync, constants, fsyncSync, futimesSync, linkSync, lstatSync, openSync, renameSync, rmdirSync, statSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { open, rename, unlink } from 'node:fs/promises';
-import { dirname, join, sep } from 'node:path';
+import { basename, dirname, join, sep } from 'node:path';
 import { removeFailureRecord } from './failure-record.js';
 import { parseResultFileName, readResultFile } from './results.js';
 import { QUARANTINE_REASON_SUFFIX, type SpoolLayout, type TaskLocation } from './layout.js';
@@ -556,6 +556,8 @@ export interface RevokeTarget {
   quarantined: boolean;
   /** The task's id, when it has one: its failure record goes too. */
   id?: string;
+  /** Called with the file taken out (in tmp/) and its name in the spool, before it is deleted: what else it held goes too. */
+  beforeDelete?: (revoked: string, fileName: string) => void;
 }
 
 export type RevokeResult =
@@ -576,6 +578,7 @@ export function revoke(layout: SpoolLayout, target: RevokeTarget): RevokeResult 
   const taken = target.paths.find((path) => renameIfPresent(path, revoked));
   if (taken === undefined) return { kind: 'absent' };
   if (target.quarantined) unlinkQuietly(taken + QUARANTINE_REASON_SUFFIX);
+  target.beforeDelete?.(revoked, basename(taken));
   try {
     // A quarantined entry may be a directory (dropped into incoming/ whole), possibly still written into.
     removeTree(revoked);

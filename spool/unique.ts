@@ -50,6 +50,8 @@ import { closeSync, constants, fstatSync, linkSync, lstatSync, openSync, readSyn
 import { sep } from 'node:path';
 import { UNIQUE_KEY_MAX, UNIQUE_WHILE, type UniqueWhile } from './body.js';
 import { SpoolError } from './errors.js';
+import { DEFAULT_MAX_BYTES, readRegularFile } from './safe-read.js';
+import { decodeTask } from './task-file.js';
 import type { SpoolLayout } from './layout.js';
 import { parseTaskName, TASK_ID_PATTERN } from './name.js';
 
@@ -217,6 +219,25 @@ export type RemoveKeyResult = 'removed' | 'absent' | 'not-ours';
  * found. `onConflict` hears of the one case it cannot mend: a key that was
  * linked back too late because a third producer took it meanwhile.
  */
+/**
+ * The key a waiting task held, once `spool rm` or a cancel has taken the task
+ * out (revoke: `revoked` is its file in tmp/): released at once, so that the
+ * next enqueue with that key adds a task rather than returning the removed
+ * one. Best effort: a key left behind (a file that cannot be read, a crash
+ * first) goes with the unique-key sweep.
+ */
+export function releaseKeyOfRevoked(layout: SpoolLayout, revoked: string, fileName: string, id: string): void {
+  try {
+    const read = readRegularFile(revoked, DEFAULT_MAX_BYTES);
+    if (!read.ok) return;
+    const decoded = decodeTask(fileName, read.bytes);
+    if (!decoded.ok || decoded.task.body.unique === undefined) return;
+    removeKey(layout, keyFileName(decoded.task.name, decoded.task.body.unique), id);
+  } catch {
+    // Left for the sweep.
+  }
+}
+
 export function removeKey(layout: SpoolLayout, hash: string, id: string, onConflict?: (holder: KeyHolder) => void): RemoveKeyResult {
   const path = keyPath(layout, hash);
   const first = readKeyFile(path);

@@ -121,6 +121,21 @@ describe('modes (spool add)', () => {
     expect(JSON.stringify(shown)).toContain('"two"');
   });
 
+  it('spool rm and spool cancel of a waiting task give its key up at once: the next add enqueues a new task', () => {
+    for (const remove of [['rm'], ['cancel']]) {
+      const first = add('echo', '"one"', '--unique', `k-${remove[0]}`, '--in', '1h').stdout.trim();
+      expect(existsSync(keyFile('echo', `k-${remove[0]}`))).toBe(true);
+      const removed = spool([...remove, '--dir', root, first]);
+      expect(removed.code, removed.stderr).toBe(0);
+      expect(existsSync(keyFile('echo', `k-${remove[0]}`)), `${remove[0]} left the key`).toBe(false);
+      const second = add('echo', '"two"', '--unique', `k-${remove[0]}`);
+      expect(second.code).toBe(0);
+      expect(second.stdout.trim()).not.toBe(first);
+      expect(second.stderr).not.toContain('held by task');
+      expect(waiting().map((f) => parseTaskName(f)!.id)).toContain(second.stdout.trim());
+    }
+  });
+
   it('keys are per task name, and a task without a key is never held back', () => {
     const a = add('echo', '"a"', '--unique', 'k').stdout.trim();
     const b = add('done_explicitly', '"b"', '--unique', 'k').stdout.trim();
