@@ -269,6 +269,8 @@ describe('bad files in incoming/', () => {
     expect(ls(join(root, 'pending'))).toEqual([]);
     expect(ls(join(root, 'dead'))).toEqual([]);
     expect(ls(join(root, 'quarantine')).filter((f) => !f.endsWith('.reason.json'))).toHaveLength(bad.length);
+    // The files are moved before their log lines reach this process: wait for the lines, then compare them.
+    await daemon.waitForLog(() => daemon.logsWith('quarantined a file that is not a valid task').length >= bad.length, { what: 'a log line per quarantined file' });
     expect(daemon.logsWith('quarantined a file that is not a valid task').map((l) => l.file).sort()).toEqual(bad.map((b) => b.file).sort());
     checkQuarantine(bad);
   });
