@@ -248,6 +248,9 @@ describe.skipIf(mountSkipReason !== undefined)('results on a full disk', () => {
     expect(await small.result({ timeout: 20_000 })).toEqual({ sum: 3 });
     // The big task was settled once: its file is gone from every folder, and only the small one's result is kept.
     expect(results(spoolRoot)).toEqual([`${small.id}.msgpack`]);
+    // The result is written before the task's file goes (SPOOL-FORMAT.md, "Results"): a waiter may see it first.
+    const left = () => ['incoming', 'pending', 'dead', join('active', daemon.owner)].flatMap((d) => readdirSync(join(spoolRoot, d)));
+    await waitFor(() => left().length === 0, { what: 'the small task\'s file to go', explain: () => left().join(', ') });
     for (const d of ['incoming', 'pending', 'dead', join('active', daemon.owner)]) expect(readdirSync(join(spoolRoot, d))).toEqual([]);
     expect(daemon.logs.filter((l) => l.id === big.id && l.msg !== 'cannot write the result of a task; it is settled without one (waiters time out)')).toEqual([]);
   });
