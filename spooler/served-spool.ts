@@ -35,7 +35,7 @@ import { RetentionSweep } from './retention.js';
 import { ServedTasks, taskNameOfFileName, UnmatchedNames, type RegisteredTasks } from './task-names.js';
 import { UnknownTasks } from './unknown-tasks.js';
 import { TaskQueue, windowFromTestKnob } from './order/task-queue.js';
-import { readPauseState, type PauseState } from '../spool/pause.js';
+import type { PauseState } from '../spool/pause.js';
 import type { ScheduleSpec } from '../spool/schedule.js';
 import { REAL_TIMERS, Scheduler, slotCrashHookFromEnv } from './schedule/scheduler.js';
 import { LimitGate } from './limits/gate.js';
@@ -246,7 +246,8 @@ export class ServedSpool {
         clock: { now: () => this.clock.now(), after: REAL_TIMERS.after },
         ownerId: () => this.ownership.id ?? '',
         check: () => this.folders.check('schedules', 'incoming'),
-        readPause: () => readPauseState(this.layout.root),
+        // What the pause watch last read (it looks four times a second): no second reader of control/pause.json.
+        readPause: async () => this.pauses.current,
         fsync: false,
         afterStep: slotCrashHookFromEnv(log),
       },

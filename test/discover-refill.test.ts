@@ -45,7 +45,7 @@ function setup(holds: (fileName: string) => boolean = () => false) {
   let wakes = 0;
   const host: DiscoveryHost = {
     layout,
-    folders: {} as never,
+    folders: { onRecreated: () => undefined } as never,
     options: { scanInterval: SCAN_INTERVAL, settle: 5000, staleAfter: 30_000 } as never,
     log,
     clock: { now: () => Date.now() } as never,

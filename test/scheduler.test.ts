@@ -14,7 +14,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { toMs } from '../runtime/duration.js';
 import { SpoolLayout } from '../spool/layout.js';
 import { parseTaskName } from '../spool/name.js';
-import { NOTHING_PAUSED, readPauseState, type PauseState } from '../spool/pause.js';
+import { NOTHING_PAUSED, readPauseStateSync, type PauseState } from '../spool/pause.js';
 import { DEBRIS_AGE_MS, enqueueSlotSync, finishStagedSlots, pruneMarkers, SLOT_STAGE_PREFIX, takeSlotSync, type SlotStep } from '../spool/protocol.js';
 import { checkSchedule, slotOfMarker, type ScheduleSpec } from '../spool/schedule.js';
 import { lastRun, listMarkers, markerPathOf, readScheduleRecord } from '../spool/schedules.js';
@@ -162,9 +162,9 @@ describe('the scheduler, with a fake clock', () => {
   });
 
   it('reads a pause file written as spool pause writes it', async () => {
-    mkdirSync(join(layout.root, 'control'));
+    mkdirSync(join(layout.root, 'control'), { recursive: true });
     writeFileSync(join(layout.root, 'control', 'pause.json'), JSON.stringify({ version: 1, all: false, tasks: [], schedules: ['ticker'] }));
-    await scheduler([spec()], { readPause: () => readPauseState(layout.root) }).start();
+    await scheduler([spec()], { readPause: async () => readPauseStateSync(layout.root) }).start();
     await clock.advanceAsync(2000);
     expect(incoming()).toEqual([]);
     expect(listMarkers(layout, 'ticker')).toHaveLength(2);
