@@ -109,7 +109,7 @@ export function enqueueOnce(layout: SpoolLayout, request: EnqueueOnceRequest): E
     return enqueueLinked(layout, request, links);
   } catch (err) {
     if (!isNoHardLinks(err) || existsNoFollow(markerPathOf(request))) throw err;
-    links.fallBack(`this filesystem makes no hard links (${(err as NodeJS.ErrnoException).code}): a marker is now made before its task, so a crash between the two loses that task (SPOOL-FORMAT.md, "Enqueue once")`);
+    links.fallBack(`this filesystem makes no hard links (${(err as NodeJS.ErrnoException).code}): a marker is now made before its task, so a crash between the two loses that task (SPOOL-FORMAT.md, "State changes")`);
     return enqueueMarkerFirst(layout, request);
   }
 }
@@ -139,7 +139,7 @@ function enqueueLinked(layout: SpoolLayout, r: EnqueueOnceRequest, links: LinkSu
   }
   if (r.fsync) fsyncDirSync(dirname(markerPath));
   if (lstatSync(stage).nlink < 2) {
-    links.fallBack('this filesystem makes hard links but does not count them (sshfs): a marker is now made before its task, so a crash between the two loses that task (SPOOL-FORMAT.md, "Enqueue once")');
+    links.fallBack('this filesystem makes hard links but does not count them (sshfs): a marker is now made before its task, so a crash between the two loses that task (SPOOL-FORMAT.md, "State changes")');
   }
   r.afterStep?.('linked');
   try {

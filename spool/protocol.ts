@@ -106,6 +106,19 @@
  *   (paused)
  *   prune        unlink schedules/S/<slot>: link count 1,    fewer markers                            -
  *   markers        over an hour old, not the newest few
+ *   enqueue the  0 keep X's result (keep result, above)      active/D/X and its result                reclaim: X, its result processed, is not run
+ *   next step      (spool/enqueue-once.ts, spooler/run/                                               again: the step is made from the kept value
+ *   of X's chain   flows.ts; onError: X ends dead)                                                    and enqueued as below, X finished
+ *   (or X's      1 open flows/.stage-P-X-N O_EXCL, write     as 0, and debris                         as 0; the flows sweep, debris over an hour old
+ *   onError)     2 link .stage-P-X-N -> flows/<X>.next       active/D/X and the step under two names  any daemon's flows sweep: a stage with link
+ *                  (.error); EEXIST: enqueued before,                                                 count 2 over 2 s old is renamed into incoming/;
+ *                  unlink the stage                                                                   the reclaim of X finds the marker: finished, unrun
+ *                3 rename .stage-P-X-N -> incoming/N         active/D/X and incoming/N                reclaim of X: marker there, X finished unrun
+ *                4 finish X (or bury X)                      done                                     -
+ *     without    1 open flows/<X>.next O_EXCL, close         the marker, no step: LOST                nobody (the window of a few calls, documented)
+ *     link()     2 enqueue (tmp/N, incoming/N)               as enqueue                               as enqueue
+ *   prune flow   unlink flows/<X>.next etc.: link count 1,   fewer markers                            -
+ *   markers        over a day old
  *   expired      1 claim (as above); body read, not run          active/D/N                               reclaim (found expired again by its next claimer)
  *   (claimed     2 [keep result, ending expired], then finish    done, never run                          -
  *   past its       (unlink, or the --archive rename)
