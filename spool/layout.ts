@@ -22,13 +22,14 @@
  *   control/      pause.json: the tasks and schedules paused (spool/pause.ts); written by
  *                 `spool pause`/`spool resume` (an administrator), read by daemons
  *   limits/       concurrency slots and rate-limit tokens (spool/limits.ts); daemons only
+ *   children/     children/<P>/: the children of parent P and its continuation (spool/children.ts); daemons only
  */
 import { mkdirSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { SpoolDirectoryError } from './errors.js';
 import { assertRealFolder, makeFolder, policyFromEnv, type FolderPolicy } from './trust.js';
 
-export const SUBDIRS = ['tmp', 'incoming', 'pending', 'active', 'dead', 'quarantine', 'archive', 'state', 'results', 'locks', 'cancel', 'schedules', 'unique', 'control', 'limits'] as const;
+export const SUBDIRS = ['tmp', 'incoming', 'pending', 'active', 'dead', 'quarantine', 'archive', 'state', 'results', 'locks', 'cancel', 'schedules', 'unique', 'control', 'limits', 'children'] as const;
 export type Subdir = (typeof SUBDIRS)[number];
 
 /**
@@ -113,6 +114,8 @@ export class SpoolLayout {
   readonly control: string;
   /** Concurrency slots and rate-limit tokens (spool/limits.ts); daemons only. */
   readonly limits: string;
+  /** Children of flow parents and their continuations (spool/children.ts); daemons only. */
+  readonly children: string;
 
   constructor(dir: string) {
     this.root = resolve(dir);
@@ -131,6 +134,7 @@ export class SpoolLayout {
     this.unique = join(this.root, 'unique');
     this.control = join(this.root, 'control');
     this.limits = join(this.root, 'limits');
+    this.children = join(this.root, 'children');
   }
 
   get basename(): string {

@@ -24,6 +24,8 @@ export interface NewTask {
   encoding?: Encoding;
   /** Now, for tests and bulk enqueue; default Date.now(). */
   now?: number;
+  /** A task id known in advance (a derived id: a child of a flow, a continuation); default a new one. */
+  id?: string;
 }
 
 export interface EncodedTask {
@@ -41,7 +43,10 @@ export interface EncodedTask {
  */
 export function encodeTask(task: NewTask, maxBytes: number = DEFAULT_MAX_BYTES): EncodedTask {
   const encoding = task.encoding ?? 'msgpack';
-  const [id, created] = taskIds.next(task.now);
+  const [newId, newCreated] = taskIds.next(task.now);
+  const id = task.id ?? newId;
+  // An id carries its creation time in its first 13 digits.
+  const created = task.id === undefined ? newCreated : Number(task.id.slice(0, 13));
   const due = task.due ?? created;
   const fileName = formatTaskName({ priority: task.priority, due, id, attempts: 0, name: task.name, encoding });
   const body = { version: FORMAT_VERSION, ...task.body };
