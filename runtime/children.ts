@@ -148,7 +148,8 @@ export class FlowOfRun {
       } else {
         handle = await spooler.publishEncoded(e, request);
       }
-      this.children.push({ id: e.id, name: request.name, handle });
+      // A child enqueued once is one child of this run however often it is asked for.
+      if (!this.children.some((c) => c.id === e.id)) this.children.push({ id: e.id, name: request.name, handle });
       handles.push(handle);
     }
     return handles;
