@@ -8,7 +8,8 @@
  */
 import { lstatSync } from 'node:fs';
 import { join } from 'node:path';
-import { flowDerivedId, listFlows, readFlow, readThen } from '../spool/children.js';
+import { listFlows, readFlow, readThen } from '../spool/children.js';
+import { derivedId } from '../spool/derived-id.js';
 import { TASK_LOCATIONS, type SpoolLayout } from '../spool/layout.js';
 import { listSpool } from '../spool/listing.js';
 import { readResult } from '../spool/results.js';
@@ -56,7 +57,7 @@ export function flowView(layout: SpoolLayout, id: string): FlowView | undefined 
   });
   let continuation: FlowView['continuation'] = null;
   if (then !== undefined) {
-    const cid = flowDerivedId(id, 'then');
+    const cid = derivedId(id, 'then');
     let state = stateOf(cid).state;
     if (state === 'unknown') state = listing.cancelled ? 'never' : 'not-enqueued';
     continuation = { id: cid, name: then.step.name, state };

@@ -20,16 +20,15 @@
  * the batch wait or run at once, across every daemon, with no lock and no slot:
  * the rename that starts a waiting child is taken by exactly one ending sibling.
  */
-import { addChildEntry, childTaskExists, flowDerivedId, FLOW_KEEP_MS, queueChild, type StepRecord } from '../spool/children.js';
+import { addChildEntry, childTaskExists, FLOW_KEEP_MS, queueChild } from '../spool/children.js';
+import type { StepSpec } from '../spool/body.js';
+import { derivedId } from '../spool/derived-id.js';
+import { toStep, type Step } from './steps.js';
 import { InvalidOptionError } from '../spool/errors.js';
 import { readResult } from '../spool/results.js';
-import { toRetrySpec } from './backoff.js';
 import { toMs } from './duration.js';
 import type { Spooler, TaskFunction, TaskHandle, TaskRequest } from './spooler.js';
 import type { WaitOptions } from './wait.js';
-
-/** A step: a request (`fn.request(...args)`) or a task function called with no arguments. */
-export type Step = TaskRequest | TaskFunction<[], unknown>;
 
 export interface ChildrenOptions {
   /** At most this many of these children wait or run at once (default: all at once). */
@@ -45,8 +44,8 @@ export interface RunOfFlow {
 
 /** The request of a step. */
 export function requestOf(step: Step, what: string): TaskRequest {
-  if (typeof step === 'function' && typeof (step as TaskFunction<[], unknown>).taskName === 'string') {
-    const fn = step as TaskFunction<[], unknown>;
+  if (typeof step === 'function' && typeof (step as TaskFunction<unknown[], unknown>).taskName === 'string') {
+    const fn = step as TaskFunction<unknown[], unknown>;
     return { name: fn.taskName, args: [], options: fn.options };
   }
   if (typeof step === 'object' && step !== null && typeof (step as TaskRequest).name === 'string') return step as TaskRequest;
@@ -57,27 +56,11 @@ export function requestOf(step: Step, what: string): TaskRequest {
   throw new InvalidOptionError(`${what}: a step is a task function (spooler.task(...)) or a request (fn.request(...args)), got ${typeof step}`);
 }
 
-/** The wire record of a step (the contract's StepSpec), for .then. */
-export function stepRecordOf(request: TaskRequest): StepRecord {
-  const o = request.options ?? {};
-  const r: StepRecord = { name: request.name };
-  if (request.args !== undefined && request.args.length > 0) r.args = [...request.args];
-  if (o.priority !== undefined) r.priority = o.priority;
-  if (typeof o.postpone === 'number' || typeof o.postpone === 'string') r.delay = toMs(o.postpone, 'postpone');
-  const retry = toRetrySpec(o.retries, o.backoff);
-  if (retry !== undefined) r.retry = retry;
-  if (o.timeout !== undefined) r.timeout = toMs(o.timeout, 'timeout');
-  if (o.keepResult !== undefined) r.keepResult = toMs(o.keepResult, 'keepResult');
-  if (o.meta !== undefined) r.meta = o.meta;
-  if (o.encoding !== undefined) r.encoding = o.encoding;
-  return r;
-}
-
 export class FlowOfRun {
   /** The children this run enqueued (or found enqueued), in order: what waitForChildren and the continuation wait for. */
   readonly children: { id: string; name: string; handle: TaskHandle }[] = [];
   /** The continuation, set by then(). */
-  thenStep: StepRecord | undefined;
+  thenStep: StepSpec | undefined;
   private calls = 0;
 
   constructor(private readonly run: RunOfFlow) {}
@@ -104,7 +87,8 @@ export class FlowOfRun {
 
   then(step: Step): void {
     if (this.thenStep !== undefined) throw new InvalidOptionError('then() was called twice in one run; a task has one continuation');
-    this.thenStep = stepRecordOf(requestOf(step, 'then()'));
+    requestOf(step, 'then()');
+    this.thenStep = toStep(step, 'then()');
   }
 
   /**
@@ -130,7 +114,7 @@ export class FlowOfRun {
     // Encoded first: a bad argument enqueues nothing.
     const encoded = requests.map((request, i) => {
       if (request.options?.unique !== undefined) throw new InvalidOptionError(`children cannot take unique keys (task ${request.name}); use enqueueChildOnce(), keyed by the task and its arguments`);
-      const id = kind === 'once' ? flowDerivedId(parent, `once:${request.name}\n${JSON.stringify(request.args ?? [])}`) : flowDerivedId(parent, `child:${attempt}:${call}:${i}`);
+      const id = kind === 'once' ? derivedId(parent, `once:${request.name}\n${JSON.stringify(request.args ?? [])}`) : derivedId(parent, `child:${attempt}:${call}:${i}`);
       const asked = request.options?.keepResult;
       const keepResult = Math.max(asked === undefined ? 0 : toMs(asked, 'keepResult'), FLOW_KEEP_MS);
       return spooler.encodeChild(request, id, { flow: parent, keepResult, ...(pool !== undefined && { flowPool: pool }) });

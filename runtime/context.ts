@@ -18,7 +18,8 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { SpoolError } from '../spool/errors.js';
 import type { Spooler, TaskHandle } from './spooler.js';
-import type { ChildrenOptions, Step } from './children.js';
+import type { ChildrenOptions } from './children.js';
+import type { Step } from './steps.js';
 import type { WaitOptions } from './wait.js';
 
 /** A logger bound to one task: every record carries the task's name, id and attempt. */

@@ -1,11 +1,14 @@
 export { Spooler, type PeriodicOptions } from './spooler.js';
 export type { SpoolerOptions, EnqueueOptions, TaskOptions, MessageOptions, TaskHandle, TaskRequest, TaskFunction } from './spooler.js';
+export { chain, ChainRequest, ChainBrokenError, CHAIN_KEEP_RESULT_MS, type ChainHandle, type ChainedFunction } from './chains.js';
+export { toStep, type Step, type StepSpec } from './steps.js';
+export { derivedId } from '../spool/derived-id.js';
 export { currentTask, taskContext, ClaimLostError, NotInTaskError, TaskCancelledError, TaskTimeoutError, type TaskContext, type TaskLogger } from './context.js';
 export { processed, skipped, rescheduled, failed, outcomeOf, PermanentError, TaskResult, type TaskOutcome } from './results.js';
 export { backoffDelay, toRetrySpec, DEFAULT_RETRY, type BackoffOptions } from './backoff.js';
 export type { TaskHooks, RunEnd, ErrorMatcher, BehaviourOptions } from './task-behaviour.js';
 export type { CancelResult } from '../spool/cancel.js';
-export type { Step, ChildrenOptions } from './children.js';
+export type { ChildrenOptions } from './children.js';
 export type { ChildEnding } from '../spool/children.js';
 export { toMs, toDueTime, type Duration, type Postpone } from './duration.js';
 export {

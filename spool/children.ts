@@ -31,8 +31,9 @@
  * or, whatever its state, after FLOW_ABANDON_MS.
  */
 import { closeSync, constants, lstatSync, mkdirSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
+import type { StepSpec } from './body.js';
 import type { SpoolLayout } from './layout.js';
 import { parseTaskName, TASK_ID_PATTERN } from './name.js';
 import { readNames } from './read-names.js';
@@ -55,22 +56,10 @@ const CREATE_EXCL = constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY | 
 /** A continuation as .then stores it: the step (a StepSpec) and the children it waits for, in the order they were enqueued. */
 export interface ThenRecord {
   version: 1;
-  step: StepRecord;
+  step: StepSpec;
   children: { id: string; name: string }[];
 }
 
-/** The wire record of a step (the contract's StepSpec). */
-export interface StepRecord {
-  name: string;
-  args?: unknown[];
-  priority?: number;
-  delay?: number;
-  retry?: unknown;
-  timeout?: number;
-  keepResult?: number;
-  meta?: Record<string, unknown>;
-  encoding?: 'msgpack' | 'json';
-}
 
 /** One child's ending as the continuation receives it. */
 export interface ChildEnding {
@@ -354,14 +343,4 @@ function unlinkQuietly(path: string): void {
   } catch {
     // gone already
   }
-}
-
-
-/**
- * The contract's derived id (issue 18): the first 13 digits of `fromId` and
- * the first 16 hex of SHA-256(fromId + "\n" + what). Ids of a flow's children
- * and of its continuation are known before the tasks exist.
- */
-export function flowDerivedId(fromId: string, what: string): string {
-  return fromId.slice(0, 13) + createHash('sha256').update(`${fromId}\n${what}`).digest('hex').slice(0, 16);
 }

@@ -24,7 +24,7 @@ export interface NewTask {
   encoding?: Encoding;
   /** Now, for tests and bulk enqueue; default Date.now(). */
   now?: number;
-  /** A task id known in advance (a derived id: a child of a flow, a continuation); default a new one. */
+  /** A deterministic id (spool/derived-id.ts) instead of a new one; its first 13 digits are the creation time. */
   id?: string;
 }
 
@@ -43,10 +43,7 @@ export interface EncodedTask {
  */
 export function encodeTask(task: NewTask, maxBytes: number = DEFAULT_MAX_BYTES): EncodedTask {
   const encoding = task.encoding ?? 'msgpack';
-  const [newId, newCreated] = taskIds.next(task.now);
-  const id = task.id ?? newId;
-  // An id carries its creation time in its first 13 digits.
-  const created = task.id === undefined ? newCreated : Number(task.id.slice(0, 13));
+  const [id, created] = task.id !== undefined ? [task.id, Number(task.id.slice(0, 13))] : taskIds.next(task.now);
   const due = task.due ?? created;
   const fileName = formatTaskName({ priority: task.priority, due, id, attempts: 0, name: task.name, encoding });
   const body = { version: FORMAT_VERSION, ...task.body };

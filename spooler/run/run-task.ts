@@ -5,7 +5,8 @@
 import { runInTaskContext, TaskCancelledError, type TaskContext, type TaskLogger } from '../../runtime/context.js';
 import type { TaskOutcome } from '../../runtime/results.js';
 import { anyBehaviour, Spooler, type TaskHandle } from '../../runtime/spooler.js';
-import { FlowOfRun, type ChildrenOptions, type Step } from '../../runtime/children.js';
+import { FlowOfRun, type ChildrenOptions } from '../../runtime/children.js';
+import type { Step } from '../../runtime/steps.js';
 import type { WaitOptions } from '../../runtime/wait.js';
 import { applyRetryFilter, callHooks, hooksFor, type Behaviour, type HookTrouble, type RunEnd } from '../../runtime/task-behaviour.js';
 import type { TaskFile } from '../../spool/task-file.js';

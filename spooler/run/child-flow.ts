@@ -14,14 +14,12 @@
  * run again, and this runs again: .done and .then are written again (the same
  * content), and enqueue-once makes the continuation's enqueue exactly once.
  */
-import { join } from 'node:path';
-import { continuationDue, flowDerivedId, markChildDone, promoteQueued, readFlow, readThen, writeThen, type ChildEnding, type StepRecord, type ThenRecord } from '../../spool/children.js';
+import { continuationDue, markChildDone, promoteQueued, readFlow, readThen, writeThen, type ChildEnding, type ThenRecord } from '../../spool/children.js';
+import { flowMarkerName, stepTask } from '../../spool/flows.js';
 import { enqueueOnce } from '../../spool/enqueue-once.js';
 import type { SpoolLayout } from '../../spool/layout.js';
-import { PRIORITY_DEFAULT } from '../../spool/name.js';
 import { readResult } from '../../spool/results.js';
-import { encodeTask, type TaskFile } from '../../spool/task-file.js';
-import type { TaskBody } from '../../spool/body.js';
+import type { TaskFile } from '../../spool/task-file.js';
 import { cancelChildren } from '../../spool/cancel.js';
 import type { Logger } from '../logger.js';
 import type { TaskRun } from './run-task.js';
@@ -77,7 +75,7 @@ export function continueIfDue(site: FlowSite, parent: string): 'enqueued' | 'exi
     process.kill(process.pid, 'SIGKILL');
   }
   const encoded = encodeContinuation(site, parent, then!);
-  const r = enqueueOnce(site.layout, { markerDir: join(site.layout.root, 'flows'), marker: `${parent}.then`, fileName: encoded.fileName, bytes: encoded.bytes, fsync: false });
+  const r = enqueueOnce(site.layout, { markerDir: site.layout.flows, marker: flowMarkerName(parent, 'then'), fileName: encoded.fileName, bytes: encoded.bytes, fsync: false });
   if (r === 'enqueued') site.log.info('every child has ended: enqueued the continuation', { parent, task: then!.step.name, id: encoded.id, children: then!.children.length });
   return r;
 }
@@ -96,13 +94,7 @@ export function childEndings(layout: SpoolLayout, children: readonly { id: strin
   });
 }
 
+/** The continuation's task: id derivedId(P, 'then'), the endings first, then the step's own arguments; parent P. */
 function encodeContinuation(site: FlowSite, parent: string, then: ThenRecord) {
-  const step: StepRecord = then.step;
-  const body: Omit<TaskBody, 'version'> = { type: 'fcall', args: [childEndings(site.layout, then.children), ...(step.args ?? [])] as TaskBody['args'], parent };
-  if (step.retry !== undefined) body.retry = step.retry as TaskBody['retry'];
-  if (step.timeout !== undefined) body.timeout = step.timeout;
-  if (step.keepResult !== undefined) body.keepResult = step.keepResult;
-  if (step.meta !== undefined) body.meta = step.meta as TaskBody['meta'];
-  const due = site.clock.stampNow() + (step.delay ?? 0);
-  return encodeTask({ name: step.name, priority: step.priority ?? PRIORITY_DEFAULT, due, body, encoding: step.encoding ?? 'msgpack', id: flowDerivedId(parent, 'then') }, site.maxBytes);
+  return stepTask({ id: parent, encoding: then.step.encoding ?? 'msgpack' }, 'then', then.step, childEndings(site.layout, then.children), [], undefined, site.clock.stampNow(), site.maxBytes);
 }
