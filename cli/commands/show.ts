@@ -55,7 +55,7 @@ export function showCommand(): Command {
       const kept = id === undefined ? undefined : readResult(layout, id);
       const result = kept?.ok ? kept.record : undefined;
       const history = id === undefined ? [] : taskHistory(layout, id, entry, error, result);
-      const flow = id === undefined ? {} : flowJson(layout, id, undefined, entry.body?.flow ?? entry.body?.parent ?? null);
+      const flow = id === undefined ? {} : flowJson(layout, id, undefined, entry.body?.flow ?? null);
       const chain = entry.task !== undefined && entry.body !== undefined ? chainJson(layout, { id: entry.task.id, body: entry.body }) : undefined;
       process.stdout.write(toJson({ ...entryJson(entry), body: entry.body ?? null, history, error: lastErrorJson(error), result: result ?? null, ...(chain !== undefined && { chain }), ...flow }, 2) + '\n');
       if (entry.reason !== undefined) {
