@@ -597,6 +597,8 @@ export class Spooler {
    * TaskCancelledError; it is killed --kill-grace later if it has not
    * stopped; it ends as cancelled, not retried): 'requested'. 'not-found' when
    * no task with that id waits or runs (it finished, is a dead letter, or never was).
+   * Its children (ctx.enqueueChild…) that have not ended are cancelled too, recursively, and its continuation is
+   * never enqueued; for a task that has ended but has children: { kind: 'children', children: how many were cancelled }.
    */
   cancel(id: string): CancelResult {
     if (typeof id !== 'string' || !TASK_ID_PATTERN.test(id)) throw new InvalidOptionError(`spooler.cancel(): ${JSON.stringify(id)} is not a task id (the id of a TaskHandle)`);
