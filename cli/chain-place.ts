@@ -5,11 +5,11 @@
  *
  *   "chain": { "step": 1 | null, "of": n | null, "next": ["thumbnail", "notify"], "nextId": "…",
  *              "nextEnqueued": false, "previous": "…" | null, "onError": "alert" | null, "onErrorId": "…" | null,
- *              "text": "step 2 of 4 (at least): next thumbnail, notify; previous 17…" }
+ *              "onErrorEnqueued": false, "text": "step 2 or later of at least 4; next: thumbnail, notify (17…); previous: 17…" }
  *
  * `step` is known (1) only for a task that is no chain's step itself; a later
  * step knows the one before it (`previous`, its parent) but not how many came
- * before that, so `step` and `of` are null and `text` says "at least".
+ * before that, so `step` and `of` are null and `text` says "or later" and "at least".
  */
 import { lstatSync } from 'node:fs';
 import type { TaskBody } from '../spool/body.js';

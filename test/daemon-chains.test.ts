@@ -51,7 +51,8 @@ const runsOf = (file: string, id: string) => readRecords(file).filter((r) => r.i
 
 describe('chains with a daemon', () => {
   it('pass values along three steps (chain(), spooler.chain(), fn.then()), onError gets a dead step\'s failure, a foreign JSON chain runs, spool show tells the place', async () => {
-    const daemon = await testSpool.serve({ imports: ['chains'], args: ARGS });
+    // A runner process (the crash tests below run in the daemon's own thread).
+    const daemon = await testSpool.serve({ imports: ['chains'], args: [...ARGS, '--processes', '1'] });
     const spooler = Spooler.open(root);
     const { add, explode, alert, date } = tasksOn(spooler);
 

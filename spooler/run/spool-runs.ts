@@ -204,7 +204,7 @@ export class SpoolRuns {
       const f = host.checkedId(path)!;
       return [f.dev, f.ino];
     };
-    const checked = (['incoming', 'pending', 'state', 'results', 'dead', 'quarantine', 'archive'] as const).map((sub) => [sub, ...id(layout[sub])] as [Subdir, number, number]);
+    const checked = (['incoming', 'pending', 'state', 'results', 'dead', 'quarantine', 'archive', 'flows'] as const).map((sub) => [sub, ...id(layout[sub])] as [Subdir, number, number]);
     const key = pool.serve(
       {
         root: layout.root,
