@@ -17,7 +17,10 @@
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { SpoolError } from '../spool/errors.js';
-import type { Spooler } from './spooler.js';
+import type { Spooler, TaskHandle } from './spooler.js';
+import type { ChildrenOptions } from './children.js';
+import type { Step } from './steps.js';
+import type { WaitOptions } from './wait.js';
 
 /** A logger bound to one task: every record carries the task's name, id and attempt. */
 export interface TaskLogger {
@@ -49,6 +52,20 @@ export interface TaskContext {
   readonly log: TaskLogger;
   /** Id of the task that enqueued this one, if any. */
   readonly parent: string | undefined;
+  /** Enqueues a child of this task (its entry in children/<id>/ first; runtime/children.ts). */
+  enqueueChild(step: Step): Promise<TaskHandle>;
+  /** Enqueues children; with `limit`, at most that many of them wait or run at once, across every daemon. */
+  enqueueChildren(steps: readonly Step[], options?: ChildrenOptions): Promise<TaskHandle[]>;
+  /** Enqueues a child keyed by its task name and arguments: a rerun of this task, or a second call, adds nothing (`existing: true`). */
+  enqueueChildOnce(step: Step): Promise<TaskHandle>;
+  /** Waits inside the task for every child this run enqueued: their values in order; throws as handle.result() does. */
+  waitForChildren(options?: WaitOptions): Promise<unknown[]>;
+  /**
+   * The continuation: once every child this run enqueued has ended (any ending), `step` is enqueued exactly once with
+   * `[{ id, name, ending, value?, error?, reason? }]` (in the order the children were enqueued) as its first argument.
+   * Written when this task ends as processed; the task does not wait for its children (it holds no slot).
+   */
+  then(step: Step): void;
 }
 
 /** taskContext() was called outside a running task. */

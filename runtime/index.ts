@@ -8,6 +8,8 @@ export { processed, skipped, rescheduled, failed, outcomeOf, PermanentError, Tas
 export { backoffDelay, toRetrySpec, DEFAULT_RETRY, type BackoffOptions } from './backoff.js';
 export type { TaskHooks, RunEnd, ErrorMatcher, BehaviourOptions } from './task-behaviour.js';
 export type { CancelResult } from '../spool/cancel.js';
+export type { ChildrenOptions } from './children.js';
+export type { ChildEnding } from '../spool/children.js';
 export { toMs, toDueTime, type Duration, type Postpone } from './duration.js';
 export {
   TaskNotProcessedError,

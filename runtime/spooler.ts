@@ -597,6 +597,8 @@ export class Spooler {
    * TaskCancelledError; it is killed --kill-grace later if it has not
    * stopped; it ends as cancelled, not retried): 'requested'. 'not-found' when
    * no task with that id waits or runs (it finished, is a dead letter, or never was).
+   * Its children (ctx.enqueueChild…) that have not ended are cancelled too, recursively, and its continuation is
+   * never enqueued; for a task that has ended but has children: { kind: 'children', children: how many were cancelled }.
    */
   cancel(id: string): CancelResult {
     if (typeof id !== 'string' || !TASK_ID_PATTERN.test(id)) throw new InvalidOptionError(`spooler.cancel(): ${JSON.stringify(id)} is not a task id (the id of a TaskHandle)`);
@@ -608,6 +610,28 @@ export class Spooler {
     return listByName(this.layout, ['incoming', 'pending']);
   }
 
+  /**
+   * @internal For children of a flow (runtime/children.ts): `request` encoded
+   * under a known id with the flow's body fields. Unique keys do not apply
+   * (enqueueChildOnce is keyed by its id).
+   */
+  encodeChild(request: TaskRequest, id: string, extra: Pick<TaskBody, 'flow' | 'flowPool' | 'keepResult'>): EncodedTask {
+    checkTaskName(request.name);
+    const { unique: _u, uniqueMode: _m, uniqueWhileRunning: _w, keepResult: _k, ...options } = request.options ?? {};
+    const args = trimTrailingUndefined(request.args ?? []);
+    return this.encode(request.name, { type: FCALL, args: args as TaskBody['args'], ...extra }, options, undefined, id);
+  }
+
+  /** @internal Writes a task encoded by encodeChild() into incoming/; its handle. */
+  async publishEncoded(encoded: EncodedTask, request: TaskRequest): Promise<TaskHandle> {
+    return this.handle(encoded, request.name, request.options ?? {}, await this.writeOne(encoded));
+  }
+
+  /** @internal The handle of a task enqueued before (a child enqueued once): its file name is not known here. */
+  handleOfExisting(id: string, name: string, priority = PRIORITY_DEFAULT, existing = true): TaskHandle {
+    return new EnqueuedTask(this, id, name, '', '', priority, Number(id.slice(0, 13)), existing ? true : undefined);
+  }
+
   private encodeRequest(request: TaskRequest, due?: number, flow?: Pick<TaskBody, 'chain' | 'onError'>): EncodedTask {
     checkTaskName(request.name);
     const options = request.options ?? {};
@@ -616,7 +640,7 @@ export class Spooler {
   }
 
   /** `dueOverride`: a due time in spool time (preserve-due), instead of the postpone option's. */
-  private encode(name: string, base: Omit<TaskBody, 'version'>, options: EnqueueOptions, dueOverride?: number): EncodedTask {
+  private encode(name: string, base: Omit<TaskBody, 'version'>, options: EnqueueOptions, dueOverride?: number, id?: string): EncodedTask {
     const priority = options.priority ?? PRIORITY_DEFAULT;
     checkPriority(priority);
     const clock = this.spoolClock();
@@ -635,7 +659,7 @@ export class Spooler {
     }
     if (options.expires !== undefined) body.expires = dueTime(options.expires, clock, now);
     return encodeTask(
-      { name, priority, due: dueOverride ?? dueTime(options.postpone, clock, now), body, encoding: options.encoding ?? this.options.encoding, now },
+      { name, priority, due: dueOverride ?? dueTime(options.postpone, clock, now), body, encoding: options.encoding ?? this.options.encoding, now, ...(id !== undefined && { id }) },
       this.options.maxBytes,
     );
   }

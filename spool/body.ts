@@ -61,6 +61,10 @@ export interface TaskBody {
   uniqueWhile?: UniqueWhile;
   /** Spool-clock ms: a task not started by then is not run and ends as expired. */
   expires?: number;
+  /** A child of a flow: its parent's id. Its runner adds children/<flow>/<id>.done once its ending is kept (spool/children.ts). */
+  flow?: string;
+  /** A child of a limited batch (enqueueChildren with a limit): when it ends, its runner starts the next waiting child of this pool. */
+  flowPool?: string;
   /** The steps that follow this task, in order (SPOOL-FORMAT.md, "Chains"): the first is enqueued once this task is processed, with its value as first argument. */
   chain?: StepSpec[];
   /** Enqueued once if this task ends as dead, with its failure as first argument; the steps of a chain inherit it. */
@@ -98,6 +102,8 @@ const UNIQUE_KEY_PATTERN = new RegExp(`^[\\s\\S]{1,${UNIQUE_KEY_MAX}}$`, 'u');
 /** Field names later versions will use; a version-1 file must not use them for something else. */
 export const RESERVED_FIELDS = ['overlap', 'periodic', 'result'] as const;
 /** A task type: a lowercase identifier. */
+/** A task id (as spool/name.ts's TASK_ID_PATTERN; name.ts is not imported here). */
+const FLOW_ID_PATTERN = /^\d{13}[0-9a-f]{16}$/;
 export const TASK_TYPE_PATTERN = /^[a-z][a-z0-9_-]{0,63}$/;
 
 /**
@@ -177,6 +183,8 @@ export const BODY_FIELDS: readonly BodyField[] = [
   field('message', { kind: 'string' }, '"message" must be a string', { notOnType: { type: 'fcall', problem: 'an fcall task has "args", not "message"' } }),
   field('timeout', { kind: 'integer', min: 1 }, '"timeout" must be a positive integer of ms'),
   field('parent', { kind: 'string', nonEmpty: true }, '"parent" must be a task id'),
+  field('flow', { kind: 'string', pattern: FLOW_ID_PATTERN }, '"flow" must be a task id (the parent whose children/ folder counts this task)'),
+  field('flowPool', { kind: 'string', pattern: /^[0-9a-z]{1,32}$/ }, '"flowPool" must be 1 to 32 characters 0-9 a-z (a limited batch of a flow\'s children)'),
   field('meta', { kind: 'map' }, '"meta" must be a map'),
   field('retry', { kind: 'record', fields: RETRY_FIELDS }, '"retry" must be a map'),
   field('keepResult', { kind: 'integer', min: 0 }, '"keepResult" must be a non-negative integer of ms'),

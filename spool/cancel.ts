@@ -29,6 +29,7 @@ import type { SpoolLayout } from './layout.js';
 import { readNames } from './read-names.js';
 import { revoke } from './protocol.js';
 import { releaseKeyOfRevoked } from './unique.js';
+import { dropQueued, flowDir, markFlowCancelled, readFlow } from './children.js';
 
 /** How often a daemon looks into cancel/ (a readdir of an empty folder: microseconds). */
 export const CANCEL_CHECK_MS = 250;
@@ -135,7 +136,9 @@ export type CancelResult =
   /** It runs under `owner`: a request is filed (or was already). */
   | { kind: 'requested'; name: string; owner: string; already: boolean }
   /** No task with that id is waiting or running (finished, dead, or unknown). */
-  | { kind: 'not-found' };
+  | { kind: 'not-found' }
+  /** It had ended, but it has children (children/<id>/): those that had not ended are cancelled (`children`), and its continuation will not be enqueued. */
+  | { kind: 'children'; children: number };
 
 /**
  * Cancels the task `id` (a full id): revokes it if it waits, files a request
@@ -143,6 +146,48 @@ export type CancelResult =
  * for again, a few times.
  */
 export function cancelTask(layout: SpoolLayout, id: string): CancelResult {
+  const r = cancelOneTask(layout, id);
+  // Its children, recursively (a running parent's daemon does it again when it settles it as cancelled).
+  const children = hasFlow(layout, id) ? cancelChildren(layout, id) : -1;
+  if (r.kind === 'not-found' && children >= 0) return { kind: 'children', children };
+  return r;
+}
+
+/**
+ * Cancels the children of `parent` that have not ended, recursively, and
+ * marks its flow cancelled (children/<parent>/.cancelled) first, so that no
+ * continuation is enqueued and no waiting child of a limited batch is started.
+ * Children still held back by a limit are dropped (they never run). Returns
+ * how many were cancelled (revoked, requested or dropped).
+ */
+export function cancelChildren(layout: SpoolLayout, parent: string, seen: Set<string> = new Set()): number {
+  if (seen.has(parent)) return 0;
+  seen.add(parent);
+  if (!markFlowCancelled(layout, parent)) return 0;
+  const listing = readFlow(layout, parent);
+  if (listing === undefined) return 0;
+  let n = dropQueued(layout, parent, listing);
+  for (const child of listing.children) {
+    if (listing.done.has(child)) {
+      n += cancelChildren(layout, child, seen);
+      continue;
+    }
+    const r = cancelOneTask(layout, child);
+    if (r.kind === 'revoked' || (r.kind === 'requested' && !r.already)) n++;
+    n += cancelChildren(layout, child, seen);
+  }
+  return n;
+}
+
+function hasFlow(layout: SpoolLayout, id: string): boolean {
+  try {
+    return lstatSync(flowDir(layout, id)).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+function cancelOneTask(layout: SpoolLayout, id: string): CancelResult {
   if (!TASK_ID_PATTERN.test(id)) throw new TypeError(`not a task id: ${JSON.stringify(id)}`);
   for (let attempt = 0; attempt < 5; attempt++) {
     const running = findRunning(layout, id);

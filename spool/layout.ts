@@ -22,6 +22,7 @@
  *   control/      pause.json: the tasks and schedules paused (spool/pause.ts); written by
  *                 `spool pause`/`spool resume` (an administrator), read by daemons
  *   limits/       concurrency slots and rate-limit tokens (spool/limits.ts); daemons only
+ *   children/     children/<P>/: the children of parent P and its continuation (spool/children.ts); daemons only
  *   flows/        markers that make the next step of a chain, an onError task and a
  *                 continuation enqueue once (spool/enqueue-once.ts, spool/flows.ts); daemons only
  */
@@ -30,7 +31,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { SpoolDirectoryError } from './errors.js';
 import { assertRealFolder, makeFolder, policyFromEnv, type FolderPolicy } from './trust.js';
 
-export const SUBDIRS = ['tmp', 'incoming', 'pending', 'active', 'dead', 'quarantine', 'archive', 'state', 'results', 'locks', 'cancel', 'schedules', 'unique', 'control', 'limits', 'flows'] as const;
+export const SUBDIRS = ['tmp', 'incoming', 'pending', 'active', 'dead', 'quarantine', 'archive', 'state', 'results', 'locks', 'cancel', 'schedules', 'unique', 'control', 'limits', 'flows', 'children'] as const;
 export type Subdir = (typeof SUBDIRS)[number];
 
 /**
@@ -117,6 +118,8 @@ export class SpoolLayout {
   readonly limits: string;
   /** Enqueue-once markers of chains, onError tasks and continuations (spool/flows.ts); daemons only. */
   readonly flows: string;
+  /** Children of flow parents and their continuations (spool/children.ts); daemons only. */
+  readonly children: string;
 
   constructor(dir: string) {
     this.root = resolve(dir);
@@ -136,6 +139,7 @@ export class SpoolLayout {
     this.control = join(this.root, 'control');
     this.limits = join(this.root, 'limits');
     this.flows = join(this.root, 'flows');
+    this.children = join(this.root, 'children');
   }
 
   get basename(): string {

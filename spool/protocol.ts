@@ -119,6 +119,23 @@
  *     link()     2 enqueue (tmp/N, incoming/N)               as enqueue                               as enqueue
  *   prune flow   unlink flows/<X>.next etc.: link count 1,   fewer markers                            -
  *   markers        over a day old
+ *   enqueue a    1 open children/P/C O_EXCL (EEXIST: enqueued    the entry, no child                      P's rerun: enqueueChildOnce finds the entry and,
+ *   child C of P   before: not again)                                                                 C nowhere (results/, folders by id), enqueues it
+ *   (spool/      2 enqueue C; over a batch's limit: stage     C waits                                  as enqueue
+ *   children.ts)   children/P/.q-<pool>-<seq>-N, rename
+ *   C ends       1 keep C's result; open children/P/C.done   active/D/C, its result, .done            reclaim: C runs again; 2 and 3 follow
+ *   (flow: P)    2 flowPool: rename the lowest .q- of the    next child in incoming/                  a rerun of C starts one more (once over the limit)
+ *                  pool -> incoming/N (ENOENT: try next)
+ *                3 .then there, no .cancelled, every listed  as enqueue once (marker flows/P.then)    as enqueue once; C's rerun finds it due again
+ *                  child .done: enqueue once
+ *                4 finish (or bury) C                        done                                     -
+ *   P processed  1 stage children/P/.then-…, rename .then    active/D/P and .then                     reclaim: P runs again and writes it again
+ *   after then() 2 as "C ends" 3, then finish P              done                                     -
+ *   cancel P's   open children/P/.cancelled O_EXCL; unlink   the flow cancelled, some children not    cancel again (idempotent)
+ *   children       .q-*; cancel each child without .done,
+ *                  recursively
+ *   remove a     1 rename children/P -> children/.gone-P-x   a .gone- folder                          the children sweep deletes it
+ *   settled flow 2 delete the tree                           done                                     -
  *   expired      1 claim (as above); body read, not run          active/D/N                               reclaim (found expired again by its next claimer)
  *   (claimed     2 [keep result, ending expired], then finish    done, never run                          -
  *   past its       (unlink, or the --archive rename)

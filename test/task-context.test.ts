@@ -16,7 +16,25 @@ afterEach(() => cleanup());
 
 function fakeContext(spooler: Spooler, id: string): TaskContext {
   const noop = () => {};
-  return { id, name: 'outer', attempt: 2, fileName: 'f', spooler, signal: new AbortController().signal, log: { debug: noop, info: noop, warn: noop, error: noop }, parent: undefined, cancelled: false };
+  const noChildren = () => {
+    throw new Error('not in this fake context');
+  };
+  return {
+    id,
+    name: 'outer',
+    attempt: 2,
+    fileName: 'f',
+    spooler,
+    signal: new AbortController().signal,
+    log: { debug: noop, info: noop, warn: noop, error: noop },
+    parent: undefined,
+    cancelled: false,
+    enqueueChild: noChildren,
+    enqueueChildren: noChildren,
+    enqueueChildOnce: noChildren,
+    waitForChildren: noChildren,
+    then: noChildren,
+  };
 }
 
 describe('the task context', () => {

@@ -6,7 +6,8 @@
  * stopped, and it ends as cancelled, not retried. The command waits until the
  * task has left its claim directory and tells how it ended:
  *
- *   0  cancelled (revoked while waiting, or ended as cancelled); with --no-wait: the request is filed
+ *   0  cancelled (revoked while waiting, or ended as cancelled); with --no-wait: the request is filed; a task that
+ *      had ended but has children: those that had not ended are cancelled (and so on, recursively), no continuation
  *   3  no such task
  *   5  still running when --timeout passed (the request stays: the daemon acts on it when it sees it)
  *   8  not waiting or running (a dead letter, archived, quarantined), or it finished before the cancel took effect
@@ -14,6 +15,8 @@
 import { Command } from 'commander';
 import { cancelTask, findRunning, hasCancelRequest, removeCancelRequest } from '../../spool/cancel.js';
 import { printable } from '../../spool/printable.js';
+import { readFlow } from '../../spool/children.js';
+import { TASK_ID_PATTERN } from '../../spool/name.js';
 import { toMs } from '../../runtime/duration.js';
 import { CliError, EXIT } from '../exit-codes.js';
 import { findEntry, spoolFrom, withDirOption, type DirOption } from '../find-task.js';
@@ -53,7 +56,16 @@ export function cancelCommand(): Command {
 }
 
 async function cancelOne(layout: SpoolLayout, ref: string, wait: boolean, timeoutMs: number): Promise<string> {
-  const entry = findEntry(layout, ref, { checkBodies: false });
+  let entry;
+  try {
+    entry = findEntry(layout, ref, { checkBodies: false });
+  } catch (err) {
+    // A parent that has ended and left no file may still have children to cancel (children/<id>/).
+    if (!(err instanceof CliError) || !TASK_ID_PATTERN.test(ref) || readFlow(layout, ref) === undefined) throw err;
+    const r = cancelTask(layout, ref);
+    if (r.kind !== 'children') throw err;
+    return `${ref} had ended; cancelled ${r.children} of its children that had not ended, and its continuation will not be enqueued`;
+  }
   const id = entry.task?.id;
   if (id === undefined) throw new CliError(`${entry.fileName} is not a task (${entry.state}); remove it with spool rm`, EXIT.WRONG_STATE);
   const r = cancelTask(layout, id);
@@ -62,6 +74,8 @@ async function cancelOne(layout: SpoolLayout, ref: string, wait: boolean, timeou
       return `cancelled ${id} (it was waiting; it will not run)`;
     case 'not-found':
       throw new CliError(`${id} is ${entry.state === 'active' || entry.state === 'due' || entry.state === 'scheduled' ? 'no longer in the spool (it finished meanwhile)' : `${entry.state}, not waiting or running`}; nothing to cancel`, EXIT.WRONG_STATE);
+    case 'children':
+      return `${id} had ended; cancelled ${r.children} of its children that had not ended, and its continuation will not be enqueued`;
     case 'requested':
       if (!wait) return `cancel requested for ${id} (running on ${printable(r.owner)})`;
       return waitForEnd(layout, id, r.owner, timeoutMs);

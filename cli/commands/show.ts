@@ -2,6 +2,8 @@
  * `spool show <id>`: one task as JSON: its decoded body, its history
  * (spool/history.ts), its last error with the stack, and its result record
  * if one is kept. A finished task whose file is gone is shown from its result.
+ * A parent lists its children with their states and its continuation, a child
+ * names its parent (cli/children-view.ts).
  */
 import { Command } from 'commander';
 import type { SpoolEntry } from '../../spool/entries.js';
@@ -14,6 +16,7 @@ import { entryJson } from '../entry-json.js';
 import { CliError, EXIT } from '../exit-codes.js';
 import { findEntry, spoolFrom, withDirOption, type DirOption } from '../find-task.js';
 import { toJson } from '../output.js';
+import { flowView, parentOfChild, type FlowView } from '../children-view.js';
 import { pauseNotes, readPauseView } from '../pause-notes.js';
 import { chainJson, finishedChainJson } from '../chain-place.js';
 
@@ -35,8 +38,11 @@ export function showCommand(): Command {
       } catch (err) {
         // Its file is gone: a finished task is still known by its result while it is kept.
         const finished = err instanceof CliError && err.exitCode === EXIT.NOT_FOUND && TASK_ID_PATTERN.test(ref) ? readResult(layout, ref) : undefined;
-        if (finished === undefined || !finished.ok) throw err;
-        return void process.stdout.write(toJson(finishedJson(layout, finished.record), 2) + '\n');
+        if (finished !== undefined && finished.ok) return void process.stdout.write(toJson({ ...finishedJson(layout, finished.record), ...flowJson(layout, ref) }, 2) + '\n');
+        // A parent that ended and kept no result is still known by its children.
+        const flow = TASK_ID_PATTERN.test(ref) ? flowView(layout, ref) : undefined;
+        if (flow === undefined) throw err;
+        return void process.stdout.write(toJson({ id: ref, name: null, state: 'ended', location: null, body: null, ...flowJson(layout, ref, flow) }, 2) + '\n');
       }
       const id = entry.task?.id;
       // A waiting task that is paused says so ("paused"); its reason stays what makes a file invalid.
@@ -49,8 +55,9 @@ export function showCommand(): Command {
       const kept = id === undefined ? undefined : readResult(layout, id);
       const result = kept?.ok ? kept.record : undefined;
       const history = id === undefined ? [] : taskHistory(layout, id, entry, error, result);
+      const flow = id === undefined ? {} : flowJson(layout, id, undefined, entry.body?.flow ?? null);
       const chain = entry.task !== undefined && entry.body !== undefined ? chainJson(layout, { id: entry.task.id, body: entry.body }) : undefined;
-      process.stdout.write(toJson({ ...entryJson(entry), body: entry.body ?? null, history, error: lastErrorJson(error), result: result ?? null, ...(chain !== undefined && { chain }) }, 2) + '\n');
+      process.stdout.write(toJson({ ...entryJson(entry), body: entry.body ?? null, history, error: lastErrorJson(error), result: result ?? null, ...(chain !== undefined && { chain }), ...flow }, 2) + '\n');
       if (entry.reason !== undefined) {
         throw new CliError(`${entry.fileName} is not a valid task: ${entry.reason}`, EXIT.INVALID);
       }
@@ -80,6 +87,23 @@ function finishedJson(layout: SpoolLayout, r: ResultRecord): Record<string, unkn
     result: r,
     ...finishedChainJson(layout, r.id),
   };
+}
+
+/**
+ * A task's place in a flow: `parent` (for a child), and for a parent its
+ * `children` (id, name, state) and `continuation`; nothing for other tasks.
+ */
+function flowJson(layout: SpoolLayout, id: string, view: FlowView | undefined = flowView(layout, id), parent?: string | null): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  // undefined: not known from a body (its file is gone): looked for in children/.
+  const p = parent === undefined ? parentOfChild(layout, id) : parent;
+  if (p !== undefined && p !== null) out.parent = p;
+  if (view !== undefined) {
+    out.children = view.children;
+    out.continuation = view.continuation;
+    if (view.cancelled) out.flowCancelled = true;
+  }
+  return out;
 }
 
 /** The last error as `spool show` prints it: its failed attempts are in `history`, not repeated here. */

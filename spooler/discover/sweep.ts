@@ -14,6 +14,7 @@ import type { SpoolFolders } from '../folders.js';
 import type { Logger } from '../logger.js';
 import { UniqueKeySweeper } from './unique-sweep.js';
 import { FlowsSweeper } from './flows-sweep.js';
+import { ChildrenSweeper } from './children-sweep.js';
 /** tmp/ is swept at most this often. */
 const TMP_SWEEP_EVERY_MS = 60_000;
 
@@ -22,6 +23,7 @@ export class DebrisSweeper {
   private lastRecordSweep = 0;
   private readonly uniqueKeys: UniqueKeySweeper;
   private readonly flows: FlowsSweeper;
+  private readonly children: ChildrenSweeper;
 
   constructor(
     private readonly layout: SpoolLayout,
@@ -30,6 +32,7 @@ export class DebrisSweeper {
   ) {
     this.uniqueKeys = new UniqueKeySweeper(layout, folders, log);
     this.flows = new FlowsSweeper(layout, folders, log);
+    this.children = new ChildrenSweeper(layout, folders, log);
   }
 
   /** Deletes staging debris of crashed producers, at most once a minute; `now` by the spool clock (files' mtimes). */
@@ -38,6 +41,8 @@ export class DebrisSweeper {
     this.uniqueKeys.sweep(now);
     // Unfinished enqueues of chains and old markers in flows/ (flows-sweep.ts).
     this.flows.sweep(now);
+    // Settled flows' children/<P>/ folders, a day on (children-sweep.ts).
+    this.children.sweep(now);
     if (Date.now() - this.lastTmpSweep < TMP_SWEEP_EVERY_MS) return;
     this.lastTmpSweep = Date.now();
     try {

@@ -4,7 +4,10 @@
  */
 import { runInTaskContext, TaskCancelledError, type TaskContext, type TaskLogger } from '../../runtime/context.js';
 import type { TaskOutcome } from '../../runtime/results.js';
-import { anyBehaviour, Spooler } from '../../runtime/spooler.js';
+import { anyBehaviour, Spooler, type TaskHandle } from '../../runtime/spooler.js';
+import { FlowOfRun, type ChildrenOptions } from '../../runtime/children.js';
+import type { Step } from '../../runtime/steps.js';
+import type { WaitOptions } from '../../runtime/wait.js';
 import { applyRetryFilter, callHooks, hooksFor, type Behaviour, type HookTrouble, type RunEnd } from '../../runtime/task-behaviour.js';
 import type { TaskFile } from '../../spool/task-file.js';
 import { describeRegistered, findBehaviour, findHandler, invoke, isThenable, UnknownTaskError } from './execute.js';
@@ -63,6 +66,27 @@ export class TaskRun implements TaskContext {
 
   get cancelled(): boolean {
     return this.abortReason instanceof TaskCancelledError;
+  }
+
+  /** Its children and continuation (runtime/children.ts); undefined until it uses them (most tasks never do). */
+  flow: FlowOfRun | undefined;
+  private get flowOfRun(): FlowOfRun {
+    return (this.flow ??= new FlowOfRun(this));
+  }
+  enqueueChild(step: Step): Promise<TaskHandle> {
+    return this.flowOfRun.enqueueChild(step);
+  }
+  enqueueChildren(steps: readonly Step[], options?: ChildrenOptions): Promise<TaskHandle[]> {
+    return this.flowOfRun.enqueueChildren(steps, options);
+  }
+  enqueueChildOnce(step: Step): Promise<TaskHandle> {
+    return this.flowOfRun.enqueueChildOnce(step);
+  }
+  waitForChildren(options?: WaitOptions): Promise<unknown[]> {
+    return this.flowOfRun.waitForChildren(options);
+  }
+  then(step: Step): void {
+    this.flowOfRun.then(step);
   }
 
   /** Fires the task's AbortSignal (once). */

@@ -40,6 +40,7 @@ import { decodeTask, type TaskFile } from '../../spool/task-file.js';
 import { bury, claim, finish, quarantine, release, retryLater, type ClaimSources } from '../../spool/protocol.js';
 import type { Logger } from '../logger.js';
 import { TaskRun } from './run-task.js';
+import { settleFlow } from './child-flow.js';
 import { historyWithLast, keepEnding, keepMsOf, noteFailure } from './result-store.js';
 import { StuckMoves } from '../stuck-moves.js';
 import { keyFileName, removeKey } from '../../spool/unique.js';
@@ -526,6 +527,8 @@ export class TaskPath {
             else if (outcome.kind === 'skipped') keepEnding(this.site, task, { ending: 'skipped', ...(outcome.reason !== undefined && { reason: outcome.reason }), attempts: task.attempts + 1 });
             else keepEnding(this.site, task, { ending: 'cancelled', attempts: task.attempts + 1 });
           }
+          // A child of a flow, a parent that used children or then(), a cancelled task: their part in the flow (flow.ts).
+          if (task.body.flow !== undefined || run?.flow !== undefined || outcome.kind === 'cancelled') settleFlow(this.site, task, run, outcome.kind);
           const what = this.site.archive ? 'move a finished task to archive/' : 'delete a finished task';
           if (next === undefined) return this.moveClaimed(task, from, what, () => finish(path, this.site.layout, this.site.archive), done, base);
           this.flows.crashPoint('kept');
@@ -596,6 +599,7 @@ export class TaskPath {
     // Its key, then its result first, as for a finished task.
     if (task.body.unique !== undefined) this.endKey(task);
     if (keepMsOf(task, this.site) > 0) keepEnding(this.site, task, { ending: 'dead', error, attempts });
+    if (task.body.flow !== undefined) settleFlow(this.site, task, run, 'dead');
     // Its onError task, once, before the file is buried (SPOOL-FORMAT.md, "Chains").
     let onError: PreparedStep | undefined;
     if (task.body.onError !== undefined) {
@@ -632,6 +636,7 @@ export class TaskPath {
     try {
       if (task.body.unique !== undefined) this.endKey(task);
       if (keepMsOf(task, this.site) > 0) keepEnding(this.site, task, { ending: 'expired', reason, attempts: task.attempts });
+      if (task.body.flow !== undefined) settleFlow(this.site, task, undefined, 'expired');
       const expired = (moved: boolean) => {
         if (!moved) return this.lose(task.fileName, 'the claim was taken over before the expired task was removed', base);
         this.site.log.info('task expired: not run', { task: task.name, id: task.id, attempt: task.attempts, expiredAt });
