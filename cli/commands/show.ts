@@ -10,6 +10,7 @@ import { taskHistory } from '../../spool/history.js';
 import type { SpoolLayout } from '../../spool/layout.js';
 import { TASK_ID_PATTERN } from '../../spool/name.js';
 import { readResult, type ResultRecord } from '../../spool/results.js';
+import { readProgress } from '../../spool/progress.js';
 import { entryJson } from '../entry-json.js';
 import { CliError, EXIT } from '../exit-codes.js';
 import { findEntry, spoolFrom, withDirOption, type DirOption } from '../find-task.js';
@@ -48,6 +49,9 @@ export function showCommand(): Command {
       const kept = id === undefined ? undefined : readResult(layout, id);
       const result = kept?.ok ? kept.record : undefined;
       const history = id === undefined ? [] : taskHistory(layout, id, entry, error, result);
+      // A running task's last progress (ctx.progress()): the key is there only for a task that reported one.
+      const progress = id !== undefined && entry.state === 'active' ? readProgress(layout, id) : undefined;
+      if (progress !== undefined) entry.progress = progress;
       process.stdout.write(toJson({ ...entryJson(entry), body: entry.body ?? null, history, error: lastErrorJson(error), result: result ?? null }, 2) + '\n');
       if (entry.reason !== undefined) {
         throw new CliError(`${entry.fileName} is not a valid task: ${entry.reason}`, EXIT.INVALID);
