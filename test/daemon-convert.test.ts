@@ -7,7 +7,7 @@
  * task's progress is seen by `spool show`, `spool ls` and a waiting producer,
  * and its progress file is gone once it ends.
  */
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { Spooler, type Progress } from '../runtime/index.js';
@@ -89,9 +89,16 @@ describe('argument converters and validation', () => {
 
 describe('progress', () => {
   it('is seen by spool show, spool ls and a waiting producer while the task runs, and gone once it ends', async () => {
-    const daemon = await testSpool.serve({ imports: ['convert'], args: ARGS });
-    const gate = join(dir, 'gate');
+    // A record left by a runner killed while its task ran: the daemon's first sweep removes it (its task is not running).
     const spooler = Spooler.open(root);
+    const orphan = join(root, 'progress', '1764000000000deadbeefdeadbeef.json');
+    writeFileSync(orphan, '{"fraction":0.5,"at":1}');
+    utimesSync(orphan, new Date(Date.now() - 60_000), new Date(Date.now() - 60_000));
+    const daemon = await testSpool.serve({ imports: ['convert'], args: ARGS });
+    const swept = await daemon.waitForLog((l) => l.msg === 'removed progress records of tasks that are not running');
+    expect(swept.count).toBe(1);
+    expect(existsSync(orphan)).toBe(false);
+    const gate = join(dir, 'gate');
     const handle = await spooler.enqueue({ name: 'report_progress', args: [gate] });
     const seen: Progress[] = [];
     const result = handle.result({ onProgress: (p) => seen.push(p), timeout: 20_000 });
