@@ -197,8 +197,10 @@ export interface TaskFunction<A extends unknown[], R> {
 
 interface RegisteredTask {
   fn: (...args: never[]) => unknown;
-  /** How the runner calls it: the function itself, or through its converters (runtime/converters.ts). */
+  /** How it is called with arguments: the function itself, or through its converters (runtime/converters.ts). */
   call: (args: readonly unknown[]) => unknown;
+  /** The same for a task file, made once here so that the runner makes no closure per task. */
+  handler: (task: TaskFile) => unknown;
   options: TaskOptions;
   /** Concurrency and rate limits (runtime/limits.ts), if any. */
   limits?: TaskLimits;
@@ -380,7 +382,8 @@ export class Spooler {
     const plain = fn as (...args: unknown[]) => unknown;
     // A task without conversion is called as it is: nothing is added to its run.
     const call = conversion === undefined ? (args: readonly unknown[]) => plain(...args) : (args: readonly unknown[]) => callConverted(conversion, plain, args);
-    this.tasks.set(name, { fn: fn as RegisteredTask['fn'], call, options, ...(limits !== undefined && { limits }) });
+    const handler = conversion === undefined ? (t: TaskFile) => plain(...(t.body.args ?? [])) : (t: TaskFile) => callConverted(conversion, plain, t.body.args ?? []);
+    this.tasks.set(name, { fn: fn as RegisteredTask['fn'], call, handler, options, ...(limits !== undefined && { limits }) });
     this.behaviours.delete(name);
 
     const enqueueWith = (overrides: EnqueueOptions) => (...args: A) =>
@@ -443,6 +446,11 @@ export class Spooler {
    */
   getTaskCall(name: string): ((args: readonly unknown[]) => unknown) | undefined {
     return this.tasks.get(name)?.call;
+  }
+
+  /** getTaskCall() taking a task file (its body's args), for the daemon's runners. */
+  getTaskHandler(name: string): TaskTypeHandler | undefined {
+    return this.tasks.get(name)?.handler;
   }
 
   /** The concurrency and rate limits of the tasks that have any (runtime/limits.ts), for the daemon and its runners. */
