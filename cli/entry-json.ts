@@ -1,6 +1,7 @@
 /** The JSON form of a spool entry, shared by `spool ls --json` and `spool show`. Keys are stable. */
 import type { SpoolEntry } from '../spool/entries.js';
 import { jsonForTerminal } from '../spool/printable.js';
+import type { Progress } from '../spool/progress.js';
 
 export interface EntryJson {
   id: string | null;
@@ -18,6 +19,8 @@ export interface EntryJson {
   reason: string | null;
   /** A waiting task whose name is paused (spool pause). */
   paused: boolean;
+  /** A running task's last progress (ctx.progress()); the key is there only when it reported one. */
+  progress?: Progress;
 }
 
 export function entryJson(e: SpoolEntry): EntryJson {
@@ -37,6 +40,7 @@ export function entryJson(e: SpoolEntry): EntryJson {
     path: e.path,
     reason: e.reason ?? null,
     paused: e.paused === true,
+    ...(e.progress !== undefined && { progress: e.progress }),
   };
 }
 
@@ -54,7 +58,8 @@ export function entryJsonText(e: SpoolEntry): string {
         `"created":${numeric(t.created)},"attempts":${numeric(t.attempts)},"encoding":${quotedOrNull(t.encoding)}`;
   return (
     head +
-    `,"location":${quoted(e.location)},"owner":${quotedOrNull(e.owner)},"file":${safeJson(e.fileName)},"path":${safeJson(e.path)},"reason":${nullable(e.reason)},"paused":${e.paused === true}}`
+    `,"location":${quoted(e.location)},"owner":${quotedOrNull(e.owner)},"file":${safeJson(e.fileName)},"path":${safeJson(e.path)},"reason":${nullable(e.reason)},"paused":${e.paused === true}` +
+    (e.progress === undefined ? '}' : `,"progress":${jsonForTerminal(JSON.stringify(e.progress))}}`)
   );
 }
 

@@ -4,6 +4,7 @@
  * API's getTasks() lists by name alone here; `spool ls` (listing.ts) starts
  * from the same entries and checks the bodies on top.
  */
+import type { Progress } from './progress.js';
 import type { Dirent } from 'node:fs';
 import type { TaskBody } from './body.js';
 import { sortInExecutionOrder, STATE_RANK, stateGroups } from './execution-order.js';
@@ -29,6 +30,8 @@ export interface SpoolEntry {
   body?: TaskBody;
   /** A waiting task whose name is paused (control/pause.json), when the command looked (spool ls). */
   paused?: boolean;
+  /** A running task's last progress (progress/<id>.json), when the command looked (spool ls, spool show). */
+  progress?: Progress;
 }
 
 /*

@@ -25,13 +25,15 @@
  *   children/     children/<P>/: the children of parent P and its continuation (spool/children.ts); daemons only
  *   flows/        markers that make the next step of a chain, an onError task and a
  *                 continuation enqueue once (spool/enqueue-once.ts, spool/flows.ts); daemons only
+ *   progress/     <id>.json: the last progress a running task reported (spool/progress.ts);
+ *                 written by the runner running it, removed when its run ends; readable like results/
  */
 import { mkdirSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { SpoolDirectoryError } from './errors.js';
 import { assertRealFolder, makeFolder, policyFromEnv, type FolderPolicy } from './trust.js';
 
-export const SUBDIRS = ['tmp', 'incoming', 'pending', 'active', 'dead', 'quarantine', 'archive', 'state', 'results', 'locks', 'cancel', 'schedules', 'unique', 'control', 'limits', 'flows', 'children'] as const;
+export const SUBDIRS = ['tmp', 'incoming', 'pending', 'active', 'dead', 'quarantine', 'archive', 'state', 'results', 'locks', 'cancel', 'schedules', 'unique', 'control', 'limits', 'flows', 'children', 'progress'] as const;
 export type Subdir = (typeof SUBDIRS)[number];
 
 /**
@@ -120,6 +122,8 @@ export class SpoolLayout {
   readonly flows: string;
   /** Children of flow parents and their continuations (spool/children.ts); daemons only. */
   readonly children: string;
+  /** The last progress of running tasks (spool/progress.ts); written by daemons' runners. */
+  readonly progress: string;
 
   constructor(dir: string) {
     this.root = resolve(dir);
@@ -140,6 +144,7 @@ export class SpoolLayout {
     this.limits = join(this.root, 'limits');
     this.flows = join(this.root, 'flows');
     this.children = join(this.root, 'children');
+    this.progress = join(this.root, 'progress');
   }
 
   get basename(): string {

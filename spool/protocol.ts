@@ -142,6 +142,8 @@
  *   expires time)
  *   unique keys  enqueue with a key, replace a holder, release a key: spool/unique.ts has their table (the task
  *                file's own moves there are this table's enqueue and revoke)
+ *   progress     a running task's progress/<id>.json (written, removed, orphans swept): spool/progress.ts has
+ *                its table (no task file moves)
  *
  * Released and reclaimed tasks go to incoming/ rather than pending/ because
  * every daemon watches incoming/: whichever is free picks them up at once.

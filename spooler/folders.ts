@@ -49,8 +49,8 @@ export class FolderSwappedError extends UntrustedFolderError {
 /** Folders a daemon may recreate empty once drained (spool/compact-folder.ts): a replacement its marker names is followed, not refused. */
 const RECREATED_FOLDERS: readonly Subdir[] = ['incoming'];
 
-/** Task folders: their files hold the tasks' arguments (flows/: the staged next steps of chains). */
-const TASK_FOLDERS: readonly Subdir[] = ['incoming', 'pending', 'active', 'dead', 'quarantine', 'archive', 'state', 'results', 'flows'];
+/** Task folders: their files hold the tasks' arguments (flows/: the staged next steps of chains; progress/: what tasks say about them). */
+const TASK_FOLDERS: readonly Subdir[] = ['incoming', 'pending', 'active', 'dead', 'quarantine', 'archive', 'state', 'results', 'flows', 'progress'];
 
 export class SpoolFolders {
   /** Claim directories of other owners already reported as not trusted, so each is logged once. */

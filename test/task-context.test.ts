@@ -34,6 +34,7 @@ function fakeContext(spooler: Spooler, id: string): TaskContext {
     enqueueChildOnce: noChildren,
     waitForChildren: noChildren,
     then: noChildren,
+    progress: noop,
   };
 }
 

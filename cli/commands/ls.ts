@@ -6,6 +6,7 @@ import { locationsOf, TASK_STATES, type SpoolLayout, type TaskState } from '../.
 import { listFirst, startListing } from '../../spool/listing.js';
 import { printable } from '../../spool/printable.js';
 import { entryJsonText } from '../entry-json.js';
+import { progressNotes } from '../progress-notes.js';
 import { pauseHeader, pauseNotes, readPauseView } from '../pause-notes.js';
 import { handlerNotes, limitNotes } from '../handlers.js';
 import { CliError, EXIT } from '../exit-codes.js';
@@ -83,11 +84,14 @@ export function lsCommand(): Command {
       const header = pause === undefined || options.json ? undefined : pauseHeader(pause);
       if (header !== undefined) writeStdout(header);
       const noteHandlers = notesFor(layout, states, now);
+      // Running tasks' progress (progress/: ctx.progress()), in the NOTE column and the JSON's "progress".
+      const noteProgress = states.has('active') ? progressNotes(layout, now) : undefined;
       const select = (all: SpoolEntry[]): SpoolEntry[] => {
         const filtered = all.filter(accept);
         const chosen = limit === undefined ? filtered : filtered.slice(0, limit);
         notePaused?.(chosen);
         noteHandlers?.(chosen);
+        noteProgress?.(chosen);
         return chosen;
       };
       // The last error of each dead letter (state/<id>.json), for the ERROR column; --no-check opens no files.
@@ -97,6 +101,7 @@ export function lsCommand(): Command {
         const first = listFirst(layout, limit, accept, { locations, checkBodies: options.check, now });
         notePaused?.(first);
         noteHandlers?.(first);
+        noteProgress?.(first);
         const text = options.json ? jsonArrayChunks(first.length, (i) => entryJsonText(first[i]!)) : tableChunks(first, now, errors);
         for (let chunk = text.next(); chunk.done !== true; chunk = text.next()) writeStdout(chunk.value);
         return;

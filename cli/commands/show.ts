@@ -12,6 +12,7 @@ import { taskHistory } from '../../spool/history.js';
 import type { SpoolLayout } from '../../spool/layout.js';
 import { TASK_ID_PATTERN } from '../../spool/name.js';
 import { readResult, type ResultRecord } from '../../spool/results.js';
+import { readProgress } from '../../spool/progress.js';
 import { entryJson } from '../entry-json.js';
 import { CliError, EXIT } from '../exit-codes.js';
 import { findEntry, spoolFrom, withDirOption, type DirOption } from '../find-task.js';
@@ -57,6 +58,9 @@ export function showCommand(): Command {
       const history = id === undefined ? [] : taskHistory(layout, id, entry, error, result);
       const flow = id === undefined ? {} : flowJson(layout, id, undefined, entry.body?.flow ?? null);
       const chain = entry.task !== undefined && entry.body !== undefined ? chainJson(layout, { id: entry.task.id, body: entry.body }) : undefined;
+      // A running task's last progress (ctx.progress()): the key is there only for a task that reported one.
+      const progress = id !== undefined && entry.state === 'active' ? readProgress(layout, id) : undefined;
+      if (progress !== undefined) entry.progress = progress;
       process.stdout.write(toJson({ ...entryJson(entry), body: entry.body ?? null, history, error: lastErrorJson(error), result: result ?? null, ...(chain !== undefined && { chain }), ...flow }, 2) + '\n');
       if (entry.reason !== undefined) {
         throw new CliError(`${entry.fileName} is not a valid task: ${entry.reason}`, EXIT.INVALID);

@@ -36,8 +36,7 @@ function handlerInOthers(spoolers: readonly Spooler[], spoolDir: string, task: T
 
 function handlerIn(spooler: Spooler, task: TaskFile): TaskTypeHandler | undefined {
   if (task.body.type !== FCALL) return spooler.getTaskTypeHandler(task.body.type);
-  const fn = spooler.getTaskFunction(task.name);
-  return fn && ((t: TaskFile) => fn(...(t.body.args ?? [])));
+  return spooler.getTaskHandler(task.name);
 }
 
 /**
