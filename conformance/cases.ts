@@ -144,6 +144,7 @@ export const BODY_CASES: BodyCase[] = [
   mp('mp-type-64', 'the longest type, 64 characters', { version: 1, type: 't'.repeat(64) }),
   mp('mp-tag-like-key', 'a map whose one key starts with "$" (written as a $map tag in `decoded`)', call([{ $bytes: 1 }])),
   mp('mp-unique-1024', 'a unique key of 1024 characters', call([], { unique: 'k'.repeat(1024) })),
+  mp('mp-unique-1024-astral', 'characters are code points: 1024 emoji are 1024 characters (4096 bytes, 2048 UTF-16 units)', call([], { unique: '😀'.repeat(1024) })),
 
   // Invalid MessagePack bodies
   mp('mp-root-array', 'the body is a map', [1, 'fcall']),
@@ -206,6 +207,7 @@ const fieldCases: [string, string, Record<string, unknown>][] = [
   ['keepResult-negative', 'keepResult is a non-negative integer', call([], { keepResult: -1 })],
   ['unique-empty', 'a unique key has 1 to 1024 characters', call([], { unique: '' })],
   ['unique-1025', 'a unique key has 1 to 1024 characters', call([], { unique: 'k'.repeat(1025) })],
+  ['unique-1025-astral', 'a unique key has 1 to 1024 characters (code points)', call([], { unique: '😀'.repeat(1025) })],
   ['unique-number', 'a unique key is a string', call([], { unique: 42 })],
   ['uniqueWhile-unknown', 'uniqueWhile is pending or running', call([], { unique: 'k', uniqueWhile: 'always' })],
   ['expires-negative', 'expires is a non-negative integer', call([], { expires: -1 })],
@@ -263,6 +265,7 @@ export const PRODUCE_CASES: ProduceCase[] = [
   { id: 'produce-retries-0', why: 'no retries: the first failure makes a dead letter', input: { name: 'greet', args: ['once'], retries: 0, encoding: 'json' } },
   { id: 'produce-retries-5', why: 'five retries', input: { name: 'greet', args: ['again'], retries: 5, encoding: 'json' } },
   { id: 'produce-unique', why: 'a unique key: the body names it and unique/<hash> holds it for this task', input: { name: 'greet', args: ['once only'], unique: 'user-42', encoding: 'json' } },
+  { id: 'produce-unique-astral-1024', why: 'a key of 1024 characters outside the BMP: characters are code points, not UTF-16 units or bytes', input: { name: 'greet', unique: '😀'.repeat(1024), encoding: 'json' } },
   { id: 'produce-unique-needs-escaping', why: 'a unique key with a quote, a backslash and non-ASCII text', input: { name: 'greet', args: ['k'], unique: 'a "quoted" \\ key é', encoding: 'json' } },
   {
     id: 'produce-string-escaping',
@@ -292,6 +295,7 @@ export const PRODUCE_CASES: ProduceCase[] = [
   { id: 'refuse-retries-fraction', why: 'retries are an integer', input: { name: 'greet', retries: 1.5 } },
   { id: 'refuse-unique-empty', why: 'a unique key has 1 to 1024 characters', input: { name: 'greet', unique: '' } },
   { id: 'refuse-unique-1025', why: 'a unique key has 1 to 1024 characters', input: { name: 'greet', unique: 'k'.repeat(1025) } },
+  { id: 'refuse-unique-1025-astral', why: 'a unique key has 1 to 1024 characters, counted as code points', input: { name: 'greet', unique: '😀'.repeat(1025) } },
   { id: 'refuse-nan', why: 'NaN is not a value of the format', input: { name: 'greet', args: [{ $float: 'NaN' }] } },
   { id: 'refuse-infinity', why: 'infinities are not values of the format', input: { name: 'greet', args: [{ $float: 'Infinity' }] } },
   { id: 'refuse-minus-infinity', why: 'infinities are not values of the format', input: { name: 'greet', args: [[{ $float: '-Infinity' }]] } },

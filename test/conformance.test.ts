@@ -111,6 +111,12 @@ describe('the vectors', () => {
     expect(bodies.get('mp-duplicate-key')!.decoded).toEqual({ version: 1, type: 'fcall', args: [2] });
     expect(bodies.get('mp-map-int-keys')!.decoded).toEqual({ version: 1, type: 'fcall', args: [{ 1: 'one', '-2': 'minus two' }] });
     expect(bodies.get('mp-float32')!.decoded).toEqual({ version: 1, type: 'fcall', args: [Math.fround(0.1), 1.5] });
+    // Characters of a unique key are code points, in the body check, the runtime and the key file alike.
+    expect(outcome('mp-unique-1024-astral')).toBe(true);
+    expect(outcome('mp-unique-1025-astral')).toBe(false);
+    const produce = new Map(produceVectors().map((p) => [p.id, p]));
+    expect(produce.get('produce-unique-astral-1024')!.expect?.uniqueKey?.key).toBe('😀'.repeat(1024));
+    expect(produce.get('refuse-unique-1025-astral')!.refuse).toMatch(/^InvalidOptionError: unique must give a key/);
     expect(bodies.get('mp-bin')!.decoded).toEqual({ version: 1, type: 'fcall', args: [{ $bytes: '00ff' }, { $bytes: '01' }, { $bytes: '' }] });
   });
 
