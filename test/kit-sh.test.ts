@@ -77,7 +77,7 @@ function produceAll(shell: string[], out: string): void {
     if (i.retries !== undefined) options.push('-r', String(i.retries));
     if (i.unique !== undefined) options.push('-u', i.unique);
     // Plain strings as they are; anything else (or text no argv can carry) as JSON with -j.
-    const plain = args.every((a) => typeof a === 'string' && a.isWellFormed());
+    const plain = args.every((a) => typeof a === 'string' && (a as string & { isWellFormed(): boolean }).isWellFormed());
     if (!plain) options.push('-j');
     const r = drop(shell, [...options, caseDir, String(i.name), ...args.map((a) => (plain ? (a as string) : jsonText(a)))]);
     if (r.code === 2) writeFileSync(join(caseDir, 'refused'), r.stderr);
