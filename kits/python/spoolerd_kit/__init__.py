@@ -123,8 +123,8 @@ def _plain(v, path, depth, binary):
             for k, x in v.items():
                 if not isinstance(k, str):
                     raise UnencodableValueError(path, f"the map key {k!r} is not a string")
-                sub = f"{path}.{k}" if k.isidentifier() else f"{path}[{json.dumps(k)}]"
-                out[_text(k, sub)] = _plain(x, sub, depth + 1, binary)
+                sub = f"{path}.{k}" if _text(k, path).isidentifier() else f"{path}[{json.dumps(k)}]"
+                out[k] = _plain(x, sub, depth + 1, binary)
             return out
         return [_plain(x, f"{path}[{i}]", depth + 1, binary) for i, x in enumerate(v)]
     raise UnencodableValueError(path, f"a {type(v).__name__} is not a plain value (None, bool, int, float, str, "
@@ -362,9 +362,12 @@ class Spool:
 
     @staticmethod
     def _read_result(path, enc):
-        data = _read_regular(path, None)
-        if data is None or enc == "json":
-            return None if data is None else json.loads(data)
+        try:
+            data = _read_regular(path, None)
+            if data is None or enc == "json":
+                return None if data is None else json.loads(data)
+        except (OSError, ValueError) as e:
+            raise SpoolError(f"{path} is not a result record that can be read: {e}") from e
         if msgpack is None:
             raise SpoolError(f"{path} is MessagePack: install msgpack (Debian: python3-msgpack) to read it")
         return msgpack.unpackb(data, raw=False, strict_map_key=False)
