@@ -1,7 +1,9 @@
 /**
  * The Python kit (kits/python, `spoolerd_kit`) with Debian's python3: its own
  * unittest suite (with python3-msgpack, and again with msgpack hidden: the
- * JSON-only path), an offline `pip install` of the folder, and the end-to-end
+ * JSON-only path), which runs every case of conformance/vectors/produce.json
+ * through the kit and spoolerd's checker, an offline `pip install` of the
+ * folder, and the end-to-end
  * run: the installed kit enqueues tasks with mixed priorities, postpones and
  * unique keys into a spool served by the real `spoolerd`; each runs once, due
  * tasks in priority order, none before its due time; results are read back
@@ -52,9 +54,11 @@ const NO_MSGPACK = { SPOOLERD_KIT_NO_MSGPACK: '1' };
 beforeAll(() => requirePythonMsgpack());
 
 describe('the kit\'s unittest suite', () => {
-  it('passes with python3-msgpack, and with msgpack hidden (JSON only)', async () => {
+  it('passes with python3-msgpack, and with msgpack hidden (JSON only), the conformance vectors included', async () => {
     const unittest = ['-m', 'unittest', 'discover', '-v', '-s', 'tests', '-t', '.'];
-    const [full, jsonOnly] = await Promise.all([python(unittest), python(unittest, { env: NO_MSGPACK })]);
+    // NODE: the conformance test runs spoolerd's checker (dist/conformance/check.js) with this Node.
+    const env = { NODE: process.execPath };
+    const [full, jsonOnly] = await Promise.all([python(unittest, { env }), python(unittest, { env: { ...env, ...NO_MSGPACK } })]);
     for (const [r, what] of [[full, 'unittest'], [jsonOnly, 'unittest without msgpack']] as const) {
       ok(r, what);
       // unittest reports on stderr; a discovery that found nothing would also say OK.
@@ -65,6 +69,8 @@ describe('the kit\'s unittest suite', () => {
     expect(full.stderr).toMatch(/test_json_by_default_and_msgpack_refused .* skipped/);
     expect(jsonOnly.stderr).toMatch(/test_json_by_default_and_msgpack_refused .* \.\.\. ok/);
     expect(jsonOnly.stderr).toMatch(/test_msgpack_keeps_bytes_and_integers .* skipped/);
+    // Every produce case passed the checker, every refuse case was refused, in both runs: never skipped.
+    for (const r of [full, jsonOnly]) expect(r.stderr).toMatch(/test_produce_cases_pass_the_checker_and_refuse_cases_are_refused .* \.\.\. ok/);
   });
 });
 

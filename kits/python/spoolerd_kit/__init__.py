@@ -18,6 +18,7 @@ NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.:-]{0,127}\Z")
 TASK_ID = re.compile(r"\d{13}[0-9a-f]{16}\Z")
 MAX_INT = 2 ** 53 - 1
 MAX_DEPTH = 64  # levels of arrays and maps, the body map being level 1
+MAX_TIME = 9_999_999_999_999  # the largest DUE, 13 digits
 MAX_BYTES = 16 * 1024 * 1024  # the daemon's default file size cap
 KEY_FILE_MAX = 8192
 UNIQUE_KEY_MAX = 1024
@@ -231,6 +232,8 @@ class Spool:
         try:
             task_id = f"{now:013d}{os.urandom(8).hex()}"
             due = now + delay + late if delay else now
+            if due > MAX_TIME:
+                raise InvalidOptionError(f"postpone: the due time must fit 13 digits (before 2286), not {due}")
             file = f"{priority:02d}-{due:013d}-{task_id}-a0-{name}.{encoding}"
             if expires_in is not None:
                 body = {**body, "expires": now + expires_in}
