@@ -7,10 +7,11 @@
  * run: the installed kit enqueues tasks with mixed priorities, postpones and
  * unique keys into a spool served by the real `spoolerd`; each runs once, due
  * tasks in priority order, none before its due time; results are read back
- * with wait().
+ * with wait(); and the example of kits/python/README.md runs as written.
  */
 import { spawn } from 'node:child_process';
-import { cpSync, existsSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { cpSync, existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ROOT, tempDir } from './helpers/cli.js';
@@ -89,7 +90,7 @@ describe('installed with pip, into a spool served by spoolerd', () => {
     // A copy, so that setuptools' build/ and *.egg-info are not left in the checkout.
     cpSync(KIT, join(t.dir, 'src'), { recursive: true, filter: (p) => !p.includes('__pycache__') });
     ok(
-      await python(['-m', 'pip', 'install', '--no-build-isolation', '--no-index', '--no-deps', '--disable-pip-version-check', '--target', site, join(t.dir, 'src')], { cwd: t.dir }),
+      await python(['-m', 'pip', 'install', '--no-build-isolation', '--no-index', '--no-deps', '--no-compile', '--disable-pip-version-check', '--target', site, join(t.dir, 'src')], { cwd: t.dir }),
       'pip install',
     );
   });
@@ -121,7 +122,8 @@ describe('installed with pip, into a spool served by spoolerd', () => {
 
     const prefillFile = join(dir, 'prefill.json');
     writeFileSync(prefillFile, JSON.stringify(handles));
-    const daemon = await testSpool.serve({ imports: ['basic', 'results'], args: ['--concurrency', '1'] });
+    // examples/tasks.ts too, for the README example run last.
+    const daemon = await testSpool.serve({ imports: ['basic', 'results', join(ROOT, 'dist/examples/tasks.js')], args: ['--concurrency', '1'] });
     const finished = await e2e(['finish', root, prefillFile]);
 
     expect(finished.add).toEqual({ sum: 5 });
@@ -163,5 +165,12 @@ describe('installed with pip, into a spool served by spoolerd', () => {
     expect(ranInOrder).toEqual([...dueAtStart].sort((a, b) => (expected[a]!.file < expected[b]!.file ? -1 : 1)));
     expect(ranInOrder.slice(0, 2)).toEqual(['p0', 'p10-json']);
     rmSync(prefillFile);
+
+    // kits/python/README.md's example, as written, in the folder that holds ./spool: checksum's value comes back.
+    const example = /```python\n([\s\S]*?)```/.exec(readFileSync(join(KIT, 'README.md'), 'utf8'))![1]!;
+    const ran = ok(await python(['-c', example], { cwd: dir, env: { PYTHONPATH: site } }), 'the README example');
+    let digest = 'abc';
+    for (let i = 0; i < 3; i++) digest = createHash('sha256').update(digest).digest('hex');
+    expect(ran.stdout.trim()).toBe(digest);
   });
 });
