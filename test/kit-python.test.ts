@@ -17,6 +17,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ROOT, tempDir } from './helpers/cli.js';
 import { describeSpool, ls, lsActive, parseName, readRecords, waitFor, type TaskRecord } from './helpers/daemon.js';
 import { useDaemonSpool } from './helpers/daemon-spool.js';
+import { LIBFAKETIME, skewedClockEnv } from './helpers/multihost-scenarios.js';
 import { PYTHON, requirePythonMsgpack } from './helpers/python.js';
 
 const KIT = join(ROOT, 'kits/python');
@@ -72,6 +73,39 @@ describe('the kit\'s unittest suite', () => {
     expect(jsonOnly.stderr).toMatch(/test_msgpack_keeps_bytes_and_integers .* skipped/);
     // Every produce case passed the checker, every refuse case was refused, in both runs: never skipped.
     for (const r of [full, jsonOnly]) expect(r.stderr).toMatch(/test_produce_cases_pass_the_checker_and_refuse_cases_are_refused .* \.\.\. ok/);
+  });
+});
+
+describe('a host whose clock is 30 s behind (libfaketime)', () => {
+  it('writes spool-clock times: the staging file\'s mtime, not its own clock (clock="local": its own)', async () => {
+    expect(existsSync(LIBFAKETIME), `${LIBFAKETIME} (apt-get install -y faketime)`).toBe(true);
+    const t = tempDir('spoolerd-kit-skew-');
+    try {
+      const script = [
+        'import json, sys, time',
+        'from spoolerd_kit import Spool',
+        'out = {"hostNow": time.time_ns() // 1_000_000}',
+        'out["spool"] = Spool(sys.argv[1]).enqueue("t", postpone=1, encoding="json").file',
+        'out["local"] = Spool(sys.argv[1], clock="local").enqueue("t", postpone=1, encoding="json").file',
+        'print(json.dumps(out))',
+      ].join('\n');
+      const before = Date.now();
+      const r = ok(await python(['-c', script, join(t.dir, 'spool')], { env: { ...skewedClockEnv('-30s'), PYTHONPATH: KIT } }), 'the skewed producer');
+      const after = Date.now();
+      const out = JSON.parse(r.stdout) as { hostNow: number; spool: string; local: string };
+      expect(before - out.hostNow, 'libfaketime shifted the producer\'s clock').toBeGreaterThan(29_000);
+      const spoolTask = parseName(out.spool)!;
+      const created = Number(spoolTask.id.slice(0, 13));
+      // The kernel stamps a file a timer tick behind the clock at most.
+      expect(created).toBeGreaterThanOrEqual(before - 50);
+      expect(created).toBeLessThanOrEqual(after);
+      expect(spoolTask.due - created).toBe(1000 + 10);
+      const localTask = parseName(out.local)!;
+      expect(before - Number(localTask.id.slice(0, 13))).toBeGreaterThan(29_000);
+      expect(localTask.due - Number(localTask.id.slice(0, 13))).toBe(1000);
+    } finally {
+      t.cleanup();
+    }
   });
 });
 
