@@ -260,9 +260,12 @@ class Spool:
             published = True
             if self.fsync:
                 dfd = os.open(self._dir("incoming"), os.O_RDONLY | os.O_DIRECTORY)
-                os.fsync(dfd), os.close(dfd)
+                try:
+                    os.fsync(dfd)
+                finally:
+                    os.close(dfd)
             # Still ours? A producer stalled past the sweep's grace (60 s) after the link lost its key.
-            if linked and (self._read_key(key_path) or {}).get("id") != task_id and self._withdraw(file):
+            if linked and self._holder_id(key_path) != task_id and self._withdraw(file):
                 return None
             return TaskHandle(task_id, name, file)
         finally:
@@ -324,17 +327,23 @@ class Spool:
         raise BadKeyFileError(f"{path} holds the unique key but is not a valid key file ({problem}); a daemon's "
                               "sweep removes it once it is a minute old, or remove it yourself")
 
+    def _holder_id(self, path):
+        try:
+            return (self._read_key(path) or {}).get("id")
+        except SpoolError:
+            return None  # not a key file: it names no task
+
     def _release_key(self, key_path, task_id):
         """Gives back a key taken for a task that was not enqueued ("Releasing a key")."""
         try:
-            if (self._read_key(key_path) or {}).get("id") != task_id:
+            if self._holder_id(key_path) != task_id:
                 return
             aside = os.path.join(self._dir("tmp"), f".unique-gone-{os.getpid()}-{os.urandom(6).hex()}")
             os.rename(key_path, aside)
-            if (self._read_key(aside) or {}).get("id") != task_id:
+            if self._holder_id(aside) != task_id:
                 os.link(aside, key_path)  # released and taken again in between: it is the other task's
             _lenient_unlink(aside)
-        except (OSError, SpoolError):
+        except OSError:
             pass  # left to the daemon's sweep, after its grace
 
     def _withdraw(self, file):
