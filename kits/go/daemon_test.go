@@ -195,4 +195,3 @@ func cleanEnv() []string {
 	}
 	return env
 }
-
