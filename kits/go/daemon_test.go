@@ -77,15 +77,15 @@ func TestDaemonEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	u1, err := s.Enqueue("echo", []any{"u1"}, Options{Priority: Int(40), Unique: "k"})
+	u1, err := s.Enqueue("echo", []any{"u1"}, Options{Priority: Int(40), Unique: Key("k")})
 	if err != nil {
 		t.Fatal(err)
 	}
-	u2, err := s.Enqueue("echo", []any{"u2"}, Options{Priority: Int(30), Unique: "k"})
+	u2, err := s.Enqueue("echo", []any{"u2"}, Options{Priority: Int(30), Unique: Key("k")})
 	if err != nil || !u2.Existing || u2.ID != u1.ID {
 		t.Fatalf("a second enqueue with the key held: %+v %v, want u1's id %s", u2, err, u1.ID)
 	}
-	add, err := s.Enqueue("add", []any{2, 3}, Options{Priority: Int(60), Unique: "k", KeepResult: time.Minute})
+	add, err := s.Enqueue("add", []any{2, 3}, Options{Priority: Int(60), Unique: Key("k"), KeepResult: time.Minute})
 	if err != nil || add.Existing {
 		t.Fatalf("keys are per task name, add's key k is free: %+v %v", add, err)
 	}

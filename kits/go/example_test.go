@@ -19,10 +19,10 @@ func Example() {
 		log.Fatal(err)
 	}
 	_, err = s.Enqueue("remind", []any{"water the plants"}, spool.Options{
-		Priority: spool.Int(10),    // 0 runs first, 99 last; default 50
-		Postpone: 10 * time.Minute, // due in 10 minutes, never earlier
-		Retries:  spool.Int(5),     // retries after the first attempt
-		Unique:   "plants",         // while one waits, another enqueue adds nothing and returns its id (Existing)
+		Priority: spool.Int(10),       // 0 runs first, 99 last; default 50
+		Postpone: 10 * time.Minute,    // due in 10 minutes, never earlier
+		Retries:  spool.Int(5),        // retries after the first attempt
+		Unique:   spool.Key("plants"), // while one waits, another enqueue adds nothing and returns its id (Existing)
 	})
 	if err != nil {
 		log.Fatal(err)

@@ -32,6 +32,8 @@ const (
 	DefaultMaxBytes = 16 << 20
 	// KeepNoResult as Options.KeepResult keeps no result, whatever the daemon's --keep-results.
 	KeepNoResult time.Duration = -1
+	// The last time a file name can hold: 13 digits of ms.
+	maxTime = 9_999_999_999_999
 )
 
 // Spool is a spool directory to enqueue into.
@@ -53,8 +55,9 @@ type Options struct {
 	// Retries after the first attempt (0: the first failure makes a dead letter); nil: the daemon's default.
 	Retries *int
 	// Unique is a unique key (per task name): while a task holding it waits, an enqueue of the same
-	// name and key adds nothing and returns the holder's id (Task.Existing). "": no key.
-	Unique string
+	// name and key adds nothing and returns the holder's id (Task.Existing). nil: no key.
+	// spool.Key("k") makes a pointer; an empty key is refused (not taken for "no key").
+	Unique *string
 	// UniqueWhileRunning holds the key until the task has ended, not only while it waits.
 	UniqueWhileRunning bool
 	// KeepResult keeps the task's result in results/<id>.json this long after it ends (whole ms),
@@ -64,6 +67,9 @@ type Options struct {
 
 // Int returns a pointer to n, for Options.Priority and Options.Retries.
 func Int(n int) *int { return &n }
+
+// Key returns a pointer to key, for Options.Unique.
+func Key(key string) *string { return &key }
 
 // Task is an enqueued task (or, with Existing, the task that holds the unique key asked for).
 type Task struct {
@@ -136,7 +142,7 @@ type prepared struct {
 	priority int
 	postpone time.Duration
 	body     []byte
-	unique   string
+	unique   *string
 	while    string
 }
 
@@ -144,7 +150,7 @@ func (s *Spool) prepare(name string, args []any, opts Options) (prepared, error)
 	if err := checkTaskName(name); err != nil {
 		return prepared{}, err
 	}
-	p := prepared{name: name, priority: DefaultPriority, postpone: opts.Postpone, unique: opts.Unique, while: "pending"}
+	p := prepared{name: name, priority: DefaultPriority, postpone: opts.Postpone, while: "pending"}
 	if opts.Priority != nil {
 		if *opts.Priority < 0 || *opts.Priority > 99 {
 			return prepared{}, refused("priority", fmt.Sprintf("must be an integer from 0 (runs first) to 99, got %d", *opts.Priority))
@@ -153,6 +159,9 @@ func (s *Spool) prepare(name string, args []any, opts Options) (prepared, error)
 	}
 	if opts.Postpone < 0 {
 		return prepared{}, refused("postpone", "must not be negative")
+	}
+	if ceilMs(opts.Postpone) > maxTime-time.Now().UnixMilli() {
+		return prepared{}, refused("postpone", "the due time would pass the year 2286 (13 digits of ms)")
 	}
 	body := []byte(`{"version":1,"type":"fcall","args":`)
 	if args == nil {
@@ -178,12 +187,16 @@ func (s *Spool) prepare(name string, args []any, opts Options) (prepared, error)
 		body = append(body, `,"keepResult":`...)
 		body = strconv.AppendInt(body, ceilMs(opts.KeepResult), 10)
 	}
-	if opts.Unique != "" || opts.UniqueWhileRunning {
-		if err := checkUniqueKey(opts.Unique); err != nil {
+	if opts.UniqueWhileRunning && opts.Unique == nil {
+		return prepared{}, refused("unique", "UniqueWhileRunning needs a unique key (Options.Unique)")
+	}
+	if opts.Unique != nil {
+		if err := checkUniqueKey(*opts.Unique); err != nil {
 			return prepared{}, err
 		}
+		p.unique = opts.Unique
 		body = append(body, `,"unique":`...)
-		body, _ = appendString(body, opts.Unique, "unique")
+		body, _ = appendString(body, *opts.Unique, "unique")
 		if opts.UniqueWhileRunning {
 			p.while = "running"
 			body = append(body, `,"uniqueWhile":"running"`...)
@@ -204,7 +217,7 @@ func (s *Spool) maxBytes() int {
 }
 
 func (s *Spool) enqueue(p prepared) (Task, error) {
-	if p.unique != "" {
+	if p.unique != nil {
 		return s.enqueueUnique(p)
 	}
 	staged, task, err := s.stage(p)
@@ -248,6 +261,10 @@ func (s *Spool) stage(p prepared) (string, Task, error) {
 		return "", Task{}, fmt.Errorf("spool: cannot stage a task in %s: %w", filepath.Join(s.dir, "tmp"), err)
 	}
 	now, due := spoolTimes(st.ModTime(), t1.Sub(t0), p.postpone)
+	if due > maxTime {
+		os.Remove(staged)
+		return "", Task{}, refused("postpone", "the due time would pass the year 2286 (13 digits of ms)")
+	}
 	id := fmt.Sprintf("%013d%s", now, random)
 	file := fmt.Sprintf("%02d-%013d-%s-a0-%s.json", p.priority, due, id, p.name)
 	return staged, Task{ID: id, Name: p.name, File: file, Priority: p.priority, Due: due}, nil

@@ -77,7 +77,7 @@ func TestEnqueueWritesOneCompleteFileIntoIncoming(t *testing.T) {
 func TestOptionsGoIntoTheNameAndTheBody(t *testing.T) {
 	s := open(t)
 	before := time.Now().UnixMilli()
-	task, err := s.Enqueue("cleanup", nil, Options{Priority: Int(0), Postpone: 90 * time.Second, Retries: Int(0), KeepResult: 1500 * time.Microsecond, Unique: "k\"1", UniqueWhileRunning: true})
+	task, err := s.Enqueue("cleanup", nil, Options{Priority: Int(0), Postpone: 90 * time.Second, Retries: Int(0), KeepResult: 1500 * time.Microsecond, Unique: Key("k\"1"), UniqueWhileRunning: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,8 +148,9 @@ func TestRefusedInputWritesNothing(t *testing.T) {
 		{"a map with int keys", "t", []any{map[int]int{1: 1}}, Options{}, "task.args[0]"},
 		{"nested 63 deep", "t", []any{[]any{deep}}, Options{}, "task.args[0]" + strings.Repeat("[0]", 62)},
 		{"a cycle", "t", cycle, Options{}, "task.args" + strings.Repeat("[0]", 63)},
-		{"a unique key of 1025 characters", "t", nil, Options{Unique: strings.Repeat("é", 1025)}, "unique"},
-		{"a unique key of invalid UTF-8", "t", nil, Options{Unique: "\xff"}, "unique"},
+		{"a unique key of 1025 characters", "t", nil, Options{Unique: Key(strings.Repeat("é", 1025))}, "unique"},
+		{"a unique key of invalid UTF-8", "t", nil, Options{Unique: Key("\xff")}, "unique"},
+		{"an empty unique key", "t", nil, Options{Unique: Key("")}, "unique"},
 		{"only uniqueWhileRunning", "t", nil, Options{UniqueWhileRunning: true}, "unique"},
 		{"a body over the cap", "t", []any{strings.Repeat("x", DefaultMaxBytes)}, Options{}, "task"},
 	}
@@ -177,15 +178,15 @@ func TestRefusedInputWritesNothing(t *testing.T) {
 
 func TestAUniqueKeyHeldReturnsItsHolder(t *testing.T) {
 	s := open(t)
-	first, err := s.Enqueue("sendEmail", []any{1}, Options{Unique: "a@example.com", Priority: Int(20)})
+	first, err := s.Enqueue("sendEmail", []any{1}, Options{Unique: Key("a@example.com"), Priority: Int(20)})
 	if err != nil || first.Existing {
 		t.Fatalf("first: %+v %v", first, err)
 	}
-	second, err := s.Enqueue("sendEmail", []any{2}, Options{Unique: "a@example.com"})
+	second, err := s.Enqueue("sendEmail", []any{2}, Options{Unique: Key("a@example.com")})
 	if err != nil || !second.Existing || second.ID != first.ID || second.File != first.File || second.Priority != 20 || second.Due != first.Due {
 		t.Fatalf("second: %+v %v, want the holder %+v", second, err, first)
 	}
-	other, err := s.Enqueue("reindex", nil, Options{Unique: "a@example.com"})
+	other, err := s.Enqueue("reindex", nil, Options{Unique: Key("a@example.com")})
 	if err != nil || other.Existing {
 		t.Fatalf("keys are per task name: %+v %v", other, err)
 	}
@@ -203,7 +204,7 @@ func TestAUniqueKeyHeldReturnsItsHolder(t *testing.T) {
 	}
 	// A key file that is not a record (a hostile directory) fails the enqueue, which adds nothing.
 	os.Mkdir(filepath.Join(s.Dir(), "unique", keyFileName("t", "dir")), 0o755)
-	if _, err := s.Enqueue("t", nil, Options{Unique: "dir"}); !errors.As(err, new(*BadKeyFileError)) {
+	if _, err := s.Enqueue("t", nil, Options{Unique: Key("dir")}); !errors.As(err, new(*BadKeyFileError)) {
 		t.Fatalf("a directory as a key file: %v", err)
 	}
 	if got := names(t, filepath.Join(s.Dir(), "tmp")); len(got) != 0 {

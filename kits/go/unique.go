@@ -47,7 +47,7 @@ func (s *Spool) enqueueUnique(p prepared) (Task, error) {
 	if err := os.MkdirAll(unique, 0o777); err != nil {
 		return Task{}, fmt.Errorf("spool: cannot take a unique key: %w", err)
 	}
-	keyPath := filepath.Join(unique, keyFileName(p.name, p.unique))
+	keyPath := filepath.Join(unique, keyFileName(p.name, *p.unique))
 	started := time.Now()
 	for {
 		task, again, err := s.tryUnique(p, keyPath)
@@ -55,7 +55,7 @@ func (s *Spool) enqueueUnique(p prepared) (Task, error) {
 			return task, err
 		}
 		if time.Since(started) > uniqueRetryFor {
-			return Task{}, fmt.Errorf("spool: the unique key %q of %s kept changing hands for %v; try again", p.unique, p.name, uniqueRetryFor)
+			return Task{}, fmt.Errorf("spool: the unique key %q of %s kept changing hands for %v; try again", *p.unique, p.name, uniqueRetryFor)
 		}
 	}
 }
@@ -72,7 +72,7 @@ func (s *Spool) tryUnique(p prepared, keyPath string) (task Task, again bool, er
 			os.Remove(staged)
 		}
 	}()
-	record, _ := json.Marshal(keyRecord{Version: 1, ID: task.ID, File: task.File, Key: p.unique, While: p.while})
+	record, _ := json.Marshal(keyRecord{Version: 1, ID: task.ID, File: task.File, Key: *p.unique, While: p.while})
 	stagedKey, err := s.stageKey(append(record, '\n'))
 	if err != nil {
 		return Task{}, false, err
@@ -81,7 +81,7 @@ func (s *Spool) tryUnique(p prepared, keyPath string) (task Task, again bool, er
 	os.Remove(stagedKey)
 	if linkErr != nil {
 		if !keyHeld(linkErr, keyPath) {
-			return Task{}, false, fmt.Errorf("spool: cannot take the unique key %q of %s (unique keys need link(): local filesystems and NFS have it): %w", p.unique, p.name, linkErr)
+			return Task{}, false, fmt.Errorf("spool: cannot take the unique key %q of %s (unique keys need link(): local filesystems and NFS have it): %w", *p.unique, p.name, linkErr)
 		}
 		holder, err := readKeyFile(keyPath)
 		if errors.Is(err, os.ErrNotExist) {
