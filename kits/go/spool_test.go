@@ -76,6 +76,7 @@ func TestEnqueueWritesOneCompleteFileIntoIncoming(t *testing.T) {
 
 func TestOptionsGoIntoTheNameAndTheBody(t *testing.T) {
 	s := open(t)
+	s.Fsync = true
 	before := time.Now().UnixMilli()
 	task, err := s.Enqueue("cleanup", nil, Options{Priority: Int(0), Postpone: 90 * time.Second, Retries: Int(0), KeepResult: 1500 * time.Microsecond, Unique: Key("k\"1"), UniqueWhileRunning: true})
 	if err != nil {
@@ -201,6 +202,14 @@ func TestAUniqueKeyHeldReturnsItsHolder(t *testing.T) {
 	var rec map[string]any
 	if err != nil || json.Unmarshal(data, &rec) != nil || rec["id"] != first.ID || rec["file"] != first.File || rec["key"] != "a@example.com" || rec["while"] != "pending" || rec["version"] != 1.0 {
 		t.Fatalf("key file %s (%v)", data, err)
+	}
+	// Up to 1024 characters, counted as code points: 1024 emoji are 4096 bytes (a key file holds 8 KiB).
+	long := strings.Repeat("😀", 1024)
+	if task, err := s.Enqueue("sendEmail", nil, Options{Unique: &long}); err != nil || task.Existing {
+		t.Fatalf("a key of 1024 emoji: %+v %v", task, err)
+	}
+	if r, err := readKeyFile(filepath.Join(s.Dir(), "unique", keyFileName("sendEmail", long))); err != nil || r.Key != long {
+		t.Fatalf("the key file of 1024 emoji: %v", err)
 	}
 	// A key file that is not a record (a hostile directory) fails the enqueue, which adds nothing.
 	os.Mkdir(filepath.Join(s.Dir(), "unique", keyFileName("t", "dir")), 0o755)
