@@ -194,7 +194,8 @@ func (s *Spool) prepare(name string, args []any, opts Options) (prepared, error)
 		if err := checkUniqueKey(*opts.Unique); err != nil {
 			return prepared{}, err
 		}
-		p.unique = opts.Unique
+		key := *opts.Unique // a copy: the caller may change its string before EnqueueMany writes
+		p.unique = &key
 		body = append(body, `,"unique":`...)
 		body, _ = appendString(body, *opts.Unique, "unique")
 		if opts.UniqueWhileRunning {
@@ -203,8 +204,8 @@ func (s *Spool) prepare(name string, args []any, opts Options) (prepared, error)
 		}
 	}
 	p.body = append(body, '}')
-	if max := s.maxBytes(); len(p.body) > max {
-		return prepared{}, refused("task", fmt.Sprintf("the body is %d bytes, over the size cap of %d bytes (the daemon's --max-bytes): pass large data by reference, e.g. a path", len(p.body), max))
+	if limit := s.maxBytes(); len(p.body) > limit {
+		return prepared{}, refused("task", fmt.Sprintf("the body is %d bytes, over the size cap of %d bytes (the daemon's --max-bytes): pass large data by reference, e.g. a path", len(p.body), limit))
 	}
 	return p, nil
 }
