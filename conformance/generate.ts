@@ -8,10 +8,10 @@
  * rewrites them.
  */
 import { isUtf8 } from 'node:buffer';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Spooler } from '../runtime/spooler.js';
+import { Spooler, type EnqueueOptions, type TaskHandle } from '../runtime/spooler.js';
 import { explainBadName, parseTaskName } from '../spool/name.js';
 import { decodeTask } from '../spool/task-file.js';
 import { BODY_CASES, NAME_CASES, PRODUCE_CASES, type ProduceCase, type ProduceInput } from './cases.js';
@@ -50,23 +50,38 @@ export function bodyVectors(): unknown[] {
   });
 }
 
-/** What the runtime makes of one producer call: the file it writes, or the error it throws. */
-async function produceOne(c: ProduceCase, base: string): Promise<unknown> {
-  const dir = join(base, c.id);
-  const spooler = Spooler.open(dir);
-  const input: ProduceInput = c.input;
-  const options = {
+/** The runtime's options for a produce case's input. */
+export function enqueueOptionsOf(input: ProduceInput): EnqueueOptions {
+  return {
     ...(input.priority !== undefined && { priority: input.priority }),
     ...(input.postponeMs !== undefined && { postpone: input.postponeMs }),
     ...(input.retries !== undefined && { retries: input.retries }),
     ...(input.unique !== undefined && { unique: input.unique }),
     ...(input.encoding !== undefined && { encoding: input.encoding }),
   };
+}
+
+/** Makes the call of a produce case's input with spoolerd's runtime, into the spool `dir`. */
+export async function enqueueInput(dir: string, input: ProduceInput): Promise<TaskHandle> {
+  return Spooler.open(dir).enqueue({ name: input.name, args: fromTagged(input.args ?? []) as unknown[], options: enqueueOptionsOf(input) });
+}
+
+/**
+ * What the runtime makes of one producer call: the file it writes, or the
+ * error it throws. It leaves <base>/<case id>/ as a kit's harness does
+ * (conformance/README.md): the spool, and `refused` for a refused call.
+ */
+async function produceOne(c: ProduceCase, base: string): Promise<unknown> {
+  const dir = join(base, c.id);
+  const input: ProduceInput = c.input;
   const head = { id: c.id, why: c.why, input };
   try {
-    await spooler.enqueue({ name: input.name, args: (fromTagged(input.args ?? []) as unknown[]), options });
+    mkdirSync(dir);
+    await enqueueInput(dir, input);
   } catch (err) {
-    return { ...head, refuse: `${(err as Error).name}: ${(err as Error).message}` };
+    writeFileSync(join(dir, 'refused'), (err as Error).message);
+    // A time in the message (a due time computed from now) would change the vector at every run.
+    return { ...head, refuse: `${(err as Error).name}: ${(err as Error).message}`.replace(/\d{13,}/g, '<time>') };
   }
   const files = readdirSync(join(dir, 'incoming'));
   if (files.length !== 1) throw new Error(`${c.id}: the runtime wrote ${files.length} files`);
@@ -86,14 +101,15 @@ async function produceOne(c: ProduceCase, base: string): Promise<unknown> {
   return { ...head, expect };
 }
 
-export async function produceVectors(): Promise<unknown[]> {
-  const base = mkdtempSync(join(tmpdir(), 'spoolerd-conformance-'));
+/** The produce vectors; `keepIn`: an empty folder to leave the runtime's spools in, one per case (else they are removed). */
+export async function produceVectors(keepIn?: string): Promise<unknown[]> {
+  const base = keepIn ?? mkdtempSync(join(tmpdir(), 'spoolerd-conformance-'));
   try {
     const out: unknown[] = [];
     for (const c of PRODUCE_CASES) out.push(await produceOne(c, base));
     return out;
   } finally {
-    rmSync(base, { recursive: true, force: true });
+    if (keepIn === undefined) rmSync(base, { recursive: true, force: true });
   }
 }
 
@@ -102,11 +118,11 @@ export function vectorText(file: VectorFile, cases: unknown[]): string {
   return `{"about": ${JSON.stringify(ABOUT[file])},\n"cases": [\n${cases.map((c) => JSON.stringify(c)).join(',\n')}\n]}\n`;
 }
 
-/** Every vector file's text, as generated now. */
-export async function generateVectors(): Promise<Record<VectorFile, string>> {
+/** Every vector file's text, as generated now; `keepIn` as for produceVectors. */
+export async function generateVectors(keepIn?: string): Promise<Record<VectorFile, string>> {
   return {
     'names.json': vectorText('names.json', nameVectors()),
     'bodies.json': vectorText('bodies.json', bodyVectors()),
-    'produce.json': vectorText('produce.json', await produceVectors()),
+    'produce.json': vectorText('produce.json', await produceVectors(keepIn)),
   };
 }
