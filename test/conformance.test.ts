@@ -173,6 +173,14 @@ describe('spoolerd\'s own writer and reader against the vectors', () => {
   });
 });
 
+describe('the runtime as a producer, beyond the vectors\' input shape', () => {
+  it('refuses an encoding other than msgpack and json, writing nothing (it used to write a ".xml" file)', async () => {
+    await expect(Spooler.open(dir).enqueue({ name: 'greet', args: [], options: { encoding: 'xml' as never } })).rejects.toThrow('encoding must be "msgpack" or "json", got "xml"');
+    expect(readdirSync(join(dir, 'incoming'))).toEqual([]);
+    expect(readdirSync(join(dir, 'tmp'))).toEqual([]);
+  });
+});
+
 describe('the checker catches a producer that gets it wrong', () => {
   const vector = (id: string): ProduceVector => produceVectors().find((v) => v.id === id)!;
   const umask = process.umask();
