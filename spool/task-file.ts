@@ -43,6 +43,8 @@ export interface EncodedTask {
  */
 export function encodeTask(task: NewTask, maxBytes: number = DEFAULT_MAX_BYTES): EncodedTask {
   const encoding = task.encoding ?? 'msgpack';
+  // From JavaScript any string gets here: an unknown one would name a file no reader takes for a task.
+  if (encoding !== 'msgpack' && encoding !== 'json') throw new InvalidOptionError(`encoding must be "msgpack" or "json", got ${JSON.stringify(encoding)}`);
   const [id, created] = task.id !== undefined ? [task.id, Number(task.id.slice(0, 13))] : taskIds.next(task.now);
   const due = task.due ?? created;
   const fileName = formatTaskName({ priority: task.priority, due, id, attempts: 0, name: task.name, encoding });

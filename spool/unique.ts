@@ -111,7 +111,8 @@ export function parseKeyHolder(bytes: Uint8Array): KeyHolder | string {
   if (r.version !== 1) return '"version" is not 1';
   if (typeof r.id !== 'string' || !TASK_ID_PATTERN.test(r.id)) return '"id" is not a task id';
   if (typeof r.file !== 'string' || parseTaskName(r.file)?.id !== r.id) return '"file" is not the file name of task "id"';
-  if (typeof r.key !== 'string' || r.key.length === 0 || r.key.length > UNIQUE_KEY_MAX) return '"key" is not a key';
+  // Characters as the body's check counts them (code points), not UTF-16 units: a key of 1024 emoji is a key.
+  if (typeof r.key !== 'string' || r.key.length === 0 || (r.key.length > UNIQUE_KEY_MAX && [...r.key].length > UNIQUE_KEY_MAX)) return '"key" is not a key';
   if (!UNIQUE_WHILE.includes(r.while as UniqueWhile)) return `"while" is not one of ${UNIQUE_WHILE.join(', ')}`;
   return { version: 1, id: r.id, file: r.file, key: r.key, while: r.while as UniqueWhile };
 }

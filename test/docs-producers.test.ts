@@ -1,9 +1,10 @@
 /**
- * The producer examples of README.md and SPOOL-FORMAT.md, run as printed (only
- * the spool's path substituted): the shell ones by dash, a POSIX shell without
- * bash's extensions, the Python one by python3 with python3-msgpack. Each must
- * enqueue a task that a real daemon, importing a module that registers
- * `sendEmail` the way README does, runs once with the example's arguments.
+ * The producer examples of SPOOL-FORMAT.md, which use no kit, run as printed
+ * (only the spool's path substituted): the shell ones by dash, a POSIX shell
+ * without bash's extensions, the Python one by python3 with python3-msgpack.
+ * Each must enqueue a task that a real daemon, importing a module that
+ * registers `sendEmail` the way README does, runs once with the example's
+ * arguments. (README's own examples use the kits: test/readme.test.ts runs them.)
  */
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -54,21 +55,18 @@ describe('the documented producers run the documented task', () => {
     expect(ls(join(root, 'unique'))).toEqual([]);
   });
 
-  it('README shell, SPOOL-FORMAT.md shell and SPOOL-FORMAT.md Python each enqueue sendEmail("a@example.com", "hi"), which runs once', async () => {
+  it('SPOOL-FORMAT.md shell and SPOOL-FORMAT.md Python each enqueue sendEmail("a@example.com", "hi"), which runs once', async () => {
     requirePythonMsgpack();
-    // README's block writes to ./spool/ relative to where it runs.
-    run('dash', ['-c', example('README.md', '## Producing tasks from any language', 'sh')], dir);
     run('dash', ['-c', example('SPOOL-FORMAT.md', 'From a POSIX shell', 'sh').replace('spool=/var/spool/app', `spool=${root}`)], dir);
     run(PYTHON, ['-c', example('SPOOL-FORMAT.md', 'From Python with `msgpack`', 'python').replace('"/var/spool/app"', JSON.stringify(root))], dir);
     const files = ls(join(root, 'incoming'));
-    expect(files).toHaveLength(3);
+    expect(files).toHaveLength(2);
     for (const f of files) expect(f).toMatch(/^50-\d{13}-\d{13}[0-9a-f]{16}-a0-sendEmail\.(json|msgpack)$/);
 
     const daemon = await startServing({ dir: root, imports: ['readme'], records });
-    await waitFor(() => readRecords(records).length >= 3, { what: 'the three example tasks run', explain: () => daemon.describe(20) });
+    await waitFor(() => readRecords(records).length >= 2, { what: 'the two example tasks run', explain: () => daemon.describe(20) });
     await daemon.stop();
     expect(readRecords(records).map((r) => [r.task, r.args])).toEqual([
-      ['sendEmail', ['a@example.com', 'hi']],
       ['sendEmail', ['a@example.com', 'hi']],
       ['sendEmail', ['a@example.com', 'hi']],
     ]);

@@ -34,6 +34,29 @@ function produceOn(host: RigHost, prefix: string, count: number): Promise<Array<
   });
 }
 
+/** Runs the Python kit on `host`: keys <prefix>-0 … <prefix>-(count-1), then one task postponed 2 s. */
+function pythonProduceOn(host: RigHost, prefix: string, count: number): Promise<Array<{ key: string; id: string; existing: boolean }>> {
+  const script = [
+    'import json, sys',
+    'from spoolerd_kit import Spool',
+    'spool, prefix, count = Spool(sys.argv[1]), sys.argv[2], int(sys.argv[3])',
+    'for i in range(count):',
+    '    h = spool.enqueue("echo", f"{prefix}-{i}", unique=f"{prefix}-{i}", encoding="json")',
+    '    print(json.dumps({"key": f"{prefix}-{i}", "id": h.id, "existing": h.existing}))',
+    'spool.enqueue("echo", "later", postpone=2, encoding="json")',
+  ].join('\n');
+  return new Promise((done, fail) => {
+    const [cmd, ...args] = [...host.wrap, '/usr/bin/python3', '-c', script, hostSpool(host), prefix, String(count)];
+    const child = spawn(cmd!, args, { env: { ...process.env, PYTHONPATH: join(ROOT, 'kits/python'), PYTHONDONTWRITEBYTECODE: '1' } });
+    let out = '';
+    let err = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
+    child.on('error', fail);
+    child.on('close', (code) => (code === 0 ? done(out.split('\n').filter(Boolean).map((l) => JSON.parse(l))) : fail(new Error(`python producer on ${host.name} exited ${code}: ${err}`))));
+  });
+}
+
 describe.skipIf(impossible !== undefined)('two hosts sharing one spool over sshfs', () => {
   let rig!: HostRig;
   useHostRig(2, (created) => (rig = created));
@@ -51,5 +74,30 @@ describe.skipIf(impossible !== undefined)('two hosts sharing one spool over sshf
       expect([a[i]!.existing, b[i]!.existing].sort()).toEqual([false, true]);
     }
     expect(ls(join(root, 'unique')).length).toBe(100);
+  });
+
+  // The Python kit (kits/python) over sshfs: keys taken by link() from two hosts at once (a held key fails with
+  // EEXIST, or EPERM when the SFTP server answers: the kit's unit tests fake that one), and mtimes in whole
+  // seconds, so the kit's spool clock must add a second to a postponed task's due time.
+  it('Python kit producers on two hosts: one task per key; spool-clock times from whole-second mtimes', { timeout: 120_000 }, async () => {
+    Spooler.open(serverSpool(rig));
+    const [a, b] = await Promise.all([pythonProduceOn(rig.hosts[0]!, 'py', 30), pythonProduceOn(rig.hosts[1]!, 'py', 30)]);
+    const root = serverSpool(rig);
+    const files = [...ls(join(root, 'incoming')), ...ls(join(root, 'pending'))].map((f) => parseTaskName(f)!);
+    const keyed = files.filter((f) => a.some((r) => r.id === f.id));
+    expect(keyed.length).toBe(30);
+    for (let i = 0; i < 30; i++) {
+      expect(a[i]!.id).toBe(b[i]!.id);
+      expect([a[i]!.existing, b[i]!.existing].sort()).toEqual([false, true]);
+    }
+    expect(ls(join(root, 'unique')).length).toBe(30);
+    expect(ls(join(root, 'tmp'))).toEqual([]);
+    const postponed = files.filter((f) => f.due > Number(f.id.slice(0, 13)));
+    expect(postponed.length).toBe(2);
+    for (const f of postponed) {
+      const created = Number(f.id.slice(0, 13));
+      expect(created % 1000, 'the time of a whole-second mtime').toBe(0);
+      expect(f.due - created, 'the delay plus how far a whole-second stamp may lag').toBe(2000 + 1010);
+    }
   });
 });

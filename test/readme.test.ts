@@ -17,7 +17,7 @@
  *   <!-- readme-test: skip reason="why" -->   not runnable here, and why
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { cpSync, mkdtempSync, readFileSync, realpathSync, rmSync, symlinkSync } from 'node:fs';
+import { cpSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -123,6 +123,13 @@ describe('README.md', () => {
       { kind: 'run', line: 3, script: 'echo hi', expect: 'hi' },
       { kind: 'stop', line: 6 },
     ]);
+  });
+
+  it('runs an example of every kit in kits/, and waits for the daemon to run what it enqueued', () => {
+    const runs = readmeSteps(readme).filter((s) => s.kind === 'run' && s.await !== undefined) as { script: string }[];
+    const kits = readdirSync(join(ROOT, 'kits'));
+    expect(kits.length).toBeGreaterThan(0);
+    for (const kit of kits) expect(runs.some((s) => s.script.includes(`kits/${kit}`)), `README.md runs no example of kits/${kit}`).toBe(true);
   });
 
   describe('its commands, pasted into a copy of the repository', () => {

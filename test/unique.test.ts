@@ -52,6 +52,9 @@ describe('key files (spool/unique.ts)', () => {
     expect(parseKeyHolder(Buffer.from(JSON.stringify({ ...holder(), id: 'x' })))).toBe('"id" is not a task id');
     expect(parseKeyHolder(Buffer.from(JSON.stringify({ ...holder(), file: FILE.replace('a3f0', 'b3f0') })))).toBe('"file" is not the file name of task "id"');
     expect(parseKeyHolder(Buffer.from(JSON.stringify({ ...holder(), key: '' })))).toBe('"key" is not a key');
+    // 1 to 1024 characters, counted as the body's "unique" counts them (code points): 1024 emoji are 2048 UTF-16 units.
+    expect(parseKeyHolder(encodeKeyHolder({ ...holder(), key: '😀'.repeat(1024) }))).toEqual({ ...holder(), key: '😀'.repeat(1024) });
+    expect(parseKeyHolder(Buffer.from(JSON.stringify({ ...holder(), key: '😀'.repeat(1025) })))).toBe('"key" is not a key');
     expect(parseKeyHolder(Buffer.from(JSON.stringify({ ...holder(), while: 'always' })))).toBe('"while" is not one of pending, running');
   });
 

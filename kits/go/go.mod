@@ -1,0 +1,3 @@
+module spoolerd/spool
+
+go 1.19
