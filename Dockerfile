@@ -21,7 +21,8 @@ COPY spooler ./spooler
 COPY cli ./cli
 COPY bench ./bench
 COPY examples ./examples
-RUN npm run build && rm -rf dist/bench && npm prune --omit=dev --no-audit --no-fund
+COPY conformance ./conformance
+RUN npm run build && rm -rf dist/bench dist/conformance && npm prune --omit=dev --no-audit --no-fund
 
 FROM ${NODE_IMAGE}
 ENV NODE_ENV=production
