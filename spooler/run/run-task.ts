@@ -7,7 +7,7 @@ import type { TaskOutcome } from '../../runtime/results.js';
 import { anyBehaviour, Spooler } from '../../runtime/spooler.js';
 import { applyRetryFilter, callHooks, hooksFor, type Behaviour, type HookTrouble, type RunEnd } from '../../runtime/task-behaviour.js';
 import type { TaskFile } from '../../spool/task-file.js';
-import { describeRegistered, findBehaviour, findHandler, invoke, isThenable, UnknownTaskError } from './execute.js';
+import { describeRegistered, findBehaviour, findHandler, invoke, isThenable, UnknownTaskError } from '../../runtime/execute.js';
 import type { TaskTypeHandler } from '../../runtime/task-types.js';
 import type { Logger } from '../logger.js';
 
