@@ -1,0 +1,63 @@
+/**
+ * The task context (runtime/context.ts) of a task run by the inline test mode
+ * (runtime/inline.ts): what taskContext() returns inside it. The same fields as
+ * in the daemon; its log goes to the inline runner's records (inline.logs).
+ */
+import { TaskCancelledError, type TaskContext, type TaskLogger } from './context.js';
+import type { Spooler } from './spooler.js';
+import type { TaskFile } from '../spool/task-file.js';
+
+/** One log record a task (or the inline runner, about a task) wrote. */
+export interface InlineLogRecord {
+  level: 'debug' | 'info' | 'warn' | 'error';
+  msg: string;
+  task: string;
+  id: string;
+  attempt: number;
+  [field: string]: unknown;
+}
+
+export class InlineTaskRun implements TaskContext {
+  private readonly controller = new AbortController();
+  private abortReason: unknown;
+  readonly log: TaskLogger;
+
+  constructor(
+    readonly task: TaskFile,
+    readonly spooler: Spooler,
+    write: (record: InlineLogRecord) => void,
+  ) {
+    const at = (level: InlineLogRecord['level']) => (msg: string, fields?: Record<string, unknown>) =>
+      write({ ...fields, level, msg, task: task.name, id: task.id, attempt: task.attempts });
+    this.log = { debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error') };
+  }
+
+  get id(): string {
+    return this.task.id;
+  }
+  get name(): string {
+    return this.task.name;
+  }
+  get attempt(): number {
+    return this.task.attempts;
+  }
+  get fileName(): string {
+    return this.task.fileName;
+  }
+  get parent(): string | undefined {
+    return this.task.body.parent;
+  }
+  get signal(): AbortSignal {
+    return this.controller.signal;
+  }
+  get cancelled(): boolean {
+    return this.abortReason instanceof TaskCancelledError;
+  }
+
+  /** Fires the task's AbortSignal (once): its timeout, or a cancel. */
+  abort(reason: unknown): void {
+    if (this.abortReason !== undefined) return;
+    this.abortReason = reason;
+    this.controller.abort(reason);
+  }
+}
