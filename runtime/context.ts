@@ -49,6 +49,13 @@ export interface TaskContext {
   readonly log: TaskLogger;
   /** Id of the task that enqueued this one, if any. */
   readonly parent: string | undefined;
+  /**
+   * Reports how far the task is: `fraction` from 0 to 1 (checked: InvalidOptionError), and a short
+   * message (cut to 200 characters). Cheap to call in a loop: at most one write per 200 ms reaches
+   * progress/<id>.json (the latest value always does), which `spool ls`, `spool show` and waiting
+   * producers (handle.result({ onProgress }), spooler.onProgress()) read. Removed when the run ends.
+   */
+  progress(fraction: number, message?: string): void;
 }
 
 /** taskContext() was called outside a running task. */

@@ -37,8 +37,8 @@ function handlerInOthers(spoolers: readonly Spooler[], spoolDir: string, task: T
 
 function handlerIn(spooler: Spooler, task: TaskFile): TaskTypeHandler | undefined {
   if (task.body.type !== FCALL) return spooler.getTaskTypeHandler(task.body.type);
-  const fn = spooler.getTaskFunction(task.name);
-  return fn && ((t: TaskFile) => fn(...(t.body.args ?? [])));
+  const call = spooler.getTaskCall(task.name);
+  return call && ((t: TaskFile) => call(t.body.args ?? []));
 }
 
 /**

@@ -18,6 +18,22 @@ export {
 } from './wait.js';
 export { TASK_ENDINGS, type TaskEnding, type ResultRecord } from '../spool/results.js';
 export { FCALL, MESSAGE, type TaskTypeHandler } from './task-types.js';
+export {
+  ArgumentConversionError,
+  ReturnConversionError,
+  ConverterRegistrationError,
+  ConverterCycleError,
+  MissingConverterDependencyError,
+  ARGUMENT_TYPES,
+  type ArgumentRule,
+  type ArgumentType,
+  type Converter,
+  type ConverterSpec,
+  type ConvertFunction,
+  type ConversionOptions,
+} from './converters.js';
+export type { Progress } from '../spool/progress.js';
+export type { ProgressListener } from './progress-watch.js';
 export * from '../spool/errors.js';
 export type { TaskFile } from '../spool/task-file.js';
 export type { TaskBody, RetrySpec, BackoffSpec, BackoffKind } from '../spool/body.js';

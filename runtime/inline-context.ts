@@ -6,6 +6,8 @@
 import { TaskCancelledError, type TaskContext, type TaskLogger } from './context.js';
 import type { Spooler } from './spooler.js';
 import type { TaskFile } from '../spool/task-file.js';
+import { checkProgress } from './progress.js';
+import type { Progress } from '../spool/progress.js';
 
 /** One log record a task (or the inline runner, about a task) wrote. */
 export interface InlineLogRecord {
@@ -26,6 +28,7 @@ export class InlineTaskRun implements TaskContext {
     readonly task: TaskFile,
     readonly spooler: Spooler,
     write: (record: InlineLogRecord) => void,
+    private readonly reported: (progress: Progress) => void,
   ) {
     const at = (level: InlineLogRecord['level']) => (msg: string, fields?: Record<string, unknown>) =>
       write({ ...fields, level, msg, task: task.name, id: task.id, attempt: task.attempts });
@@ -52,6 +55,12 @@ export class InlineTaskRun implements TaskContext {
   }
   get cancelled(): boolean {
     return this.abortReason instanceof TaskCancelledError;
+  }
+
+  /** Every value reaches the runner (no 200 ms throttle inline: a test sees each one). */
+  progress(fraction: number, message?: string): void {
+    const kept = checkProgress(fraction, message);
+    this.reported(kept === undefined ? { fraction, at: Date.now() } : { fraction, message: kept, at: Date.now() });
   }
 
   /** Fires the task's AbortSignal (once): its timeout, or a cancel. */

@@ -58,6 +58,7 @@ import { anyBehaviour, type Spooler } from './spooler.js';
 import { applyRetryFilter, callHooks, hooksFor, type Behaviour, type HookTrouble, type RunEnd } from './task-behaviour.js';
 import { ResultTimeoutError, settleRecord, type WaitOptions } from './wait.js';
 import type { UniqueMode } from './unique-enqueue.js';
+import type { Progress } from '../spool/progress.js';
 
 export type { InlineLogRecord } from './inline-context.js';
 
@@ -101,6 +102,8 @@ export interface InlineRunRecord {
   delayMs?: number;
   parent?: string;
   durationMs: number;
+  /** What the run reported with taskContext().progress(), in order. */
+  progress?: Progress[];
 }
 
 interface Waiting {
@@ -115,6 +118,7 @@ interface Running {
   run: InlineTaskRun;
   behaviour: Behaviour | undefined;
   startedAt: number;
+  progress?: Progress[];
   timer?: NodeJS.Timeout;
   grace?: NodeJS.Timeout;
   cancelled?: boolean;
@@ -147,6 +151,7 @@ export class InlineRunner {
   private readonly keys = new Map<string, string>();
   private readonly results = new Map<string, ResultRecord>();
   private readonly waiters = new Map<string, Array<(record: ResultRecord) => void>>();
+  private readonly progressListeners = new Map<string, Set<(progress: Progress) => void>>();
   private idleWaiters: Array<() => void> = [];
   private readonly runs: InlineRunRecord[] = [];
   private readonly logRecords: InlineLogRecord[] = [];
@@ -277,9 +282,16 @@ export class InlineRunner {
     return { added: true, encoded };
   }
 
-  /** The value of task `id` once it has ended, or the typed error of its ending (runtime/wait.ts). */
+  /** The value of task `id` once it has ended, or the typed error of its ending (runtime/wait.ts); onProgress hears each progress meanwhile. */
   async wait(id: string, options: WaitOptions = {}): Promise<unknown> {
-    const settled = settleRecord(await this.waitRecord(id, options));
+    const stop = options.onProgress === undefined ? undefined : this.onProgress(id, options.onProgress);
+    let record: ResultRecord;
+    try {
+      record = await this.waitRecord(id, options);
+    } finally {
+      stop?.();
+    }
+    const settled = settleRecord(record);
     if ('error' in settled) throw settled.error;
     return settled.value;
   }
@@ -307,6 +319,25 @@ export class InlineRunner {
         }, timeoutMs);
       }
     });
+  }
+
+  /** Calls `listener` with each progress task `id` reports (the last one at once, if it runs and reported one). Returns the function that stops it. */
+  onProgress(id: string, listener: (progress: Progress) => void): () => void {
+    const own = (p: Progress) => listener(p);
+    let set = this.progressListeners.get(id);
+    if (set === undefined) this.progressListeners.set(id, (set = new Set()));
+    set.add(own);
+    const now = this.progressOf(id);
+    if (now !== undefined) own(now);
+    return () => {
+      set.delete(own);
+      if (set.size === 0 && this.progressListeners.get(id) === set) this.progressListeners.delete(id);
+    };
+  }
+
+  /** The last progress task `id` reported while it runs; undefined when it reported none or is not running. */
+  progressOf(id: string): Progress | undefined {
+    return this.running.get(id)?.progress?.at(-1);
   }
 
   /** spooler.cancel() inline: a waiting task is revoked (it never runs), a running one's AbortSignal fires. */
@@ -394,8 +425,8 @@ export class InlineRunner {
     if (body.unique !== undefined && body.uniqueWhile !== 'running') this.releaseKey(task);
     // Judged at the time it would have started: a skipped postpone does not let it escape its expiry.
     if (body.expires !== undefined && body.expires <= Math.max(Date.now(), task.due)) return this.expire(task);
-    const run = new InlineTaskRun(task, this.spooler, (record) => this.writeLog(record));
-    const r: Running = { task, run, behaviour: undefined, startedAt: performance.now() };
+    const r: Running = { task, run: undefined as never, behaviour: undefined, startedAt: performance.now() };
+    r.run = new InlineTaskRun(task, this.spooler, (record) => this.writeLog(record), (p) => this.reported(r, p));
     this.running.set(task.id, r);
     const timeout = body.timeout ?? this.taskTimeoutMs;
     if (timeout > 0) this.arm(r, timeout);
@@ -413,6 +444,13 @@ export class InlineRunner {
     } else {
       this.ended(r, outcome);
     }
+  }
+
+  private reported(r: Running, p: Progress): void {
+    if (r.done === true) return;
+    (r.progress ??= []).push(p);
+    const listeners = this.progressListeners.get(r.task.id);
+    if (listeners !== undefined) for (const l of [...listeners]) l(p);
   }
 
   /** As the daemon's runner (spooler/run/run-task.ts TaskRun.execute): the code, its `before` hooks, the retry filter. */
@@ -497,7 +535,7 @@ export class InlineRunner {
         end = this.bury(task, attempts, failedError(outcome), outcome, durationMs);
         break;
     }
-    this.note(task, { ending: end.outcome, ran: true, durationMs, value: end.value, error: end.error, reason: end.reason, delayMs: end.delayMs });
+    this.note(task, { ending: end.outcome, ran: true, durationMs, value: end.value, error: end.error, reason: end.reason, delayMs: end.delayMs, progress: r.progress });
     const hooks = r.behaviour === undefined ? undefined : this.callHooks(r, hooksFor(end), end);
     if (hooks === undefined) return this.schedulePump();
     this.settling++;
@@ -547,6 +585,7 @@ export class InlineRunner {
     if (r.error !== undefined) record.error = r.error;
     if (r.reason !== undefined) record.reason = r.reason;
     if (r.delayMs !== undefined) record.delayMs = r.delayMs;
+    if (r.progress !== undefined) record.progress = r.progress;
     if (task.body.parent !== undefined) record.parent = task.body.parent;
     this.runs.push(record);
   }

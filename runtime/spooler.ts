@@ -34,6 +34,9 @@ import { checkSchedule, type CatchUp, type ScheduleSpec, type ScheduleTaskFields
 import { encodeWire, toWire } from '../spool/wire.js';
 import { toTaskLimits, type LimitOptions, type TaskLimits } from './limits.js';
 import { InlineRunner, type InlineOptions } from './inline.js';
+import { callConverted, compileConversion, type ConversionOptions } from './converters.js';
+import { progressWatch, type ProgressListener } from './progress-watch.js';
+import { readProgress, type Progress } from '../spool/progress.js';
 
 export interface SpoolerOptions {
   /** Encoding of new task files (default 'msgpack'). */
@@ -86,7 +89,11 @@ export interface EnqueueOptions {
 /** A unique key computed from a call's arguments. */
 export type UniqueKeyOf = (...args: never[]) => string;
 
-export interface TaskOptions extends EnqueueOptions, BehaviourOptions, LimitOptions {
+/**
+ * Options of spooler.task(): how calls are enqueued, run (hooks, retry filter, limits) and
+ * converted (params, converters, validate, returns: runtime/converters.ts).
+ */
+export interface TaskOptions extends EnqueueOptions, BehaviourOptions, LimitOptions, ConversionOptions {
   /** Task name; default the function's name. */
   name?: string;
 }
@@ -136,6 +143,8 @@ export interface TaskHandle {
    * TaskExpiredError, and ResultTimeoutError after `timeout`. Needs a kept result (keepResult, --keep-results).
    */
   result(options?: WaitOptions): Promise<unknown>;
+  /** The last progress the task reported while it runs (ctx.progress()), or undefined (none, or not running). */
+  progress(): Promise<Progress | undefined>;
 }
 
 /** A TaskHandle: its fields, and result() on the prototype (a bulk enqueue makes one per task). */
@@ -159,6 +168,10 @@ class EnqueuedTask implements TaskHandle {
 
   result(options: WaitOptions = {}): Promise<unknown> {
     return this.#spooler.wait(this.id, options);
+  }
+
+  progress(): Promise<Progress | undefined> {
+    return Promise.resolve(this.#spooler.progressOf(this.id));
   }
 }
 
@@ -185,6 +198,8 @@ export interface TaskFunction<A extends unknown[], R> {
 
 interface RegisteredTask {
   fn: (...args: never[]) => unknown;
+  /** How the runner calls it: the function itself, or through its converters (runtime/converters.ts). */
+  call: (args: readonly unknown[]) => unknown;
   options: TaskOptions;
   /** Concurrency and rate limits (runtime/limits.ts), if any. */
   limits?: TaskLimits;
@@ -406,10 +421,14 @@ export class Spooler {
     validateEnqueueOptions(options);
     checkBehaviourOptions(options, `task "${name}"`);
     const limits = toTaskLimits(options, `task "${name}"`);
+    const conversion = compileConversion(name, options);
     const existing = this.tasks.get(name);
     if (existing !== undefined && existing.fn !== fn) throw new TaskNameCollisionError(name, this.dir);
     if (existing === undefined && hasBehaviour(options)) behaviourCount.n++;
-    this.tasks.set(name, { fn: fn as RegisteredTask['fn'], options, ...(limits !== undefined && { limits }) });
+    const plain = fn as (...args: unknown[]) => unknown;
+    // A task without conversion is called as it is: nothing is added to its run.
+    const call = conversion === undefined ? (args: readonly unknown[]) => plain(...args) : (args: readonly unknown[]) => callConverted(conversion, plain, args);
+    this.tasks.set(name, { fn: fn as RegisteredTask['fn'], call, options, ...(limits !== undefined && { limits }) });
     this.behaviours.delete(name);
 
     const enqueueWith = (overrides: EnqueueOptions) => (...args: A) =>
@@ -463,6 +482,15 @@ export class Spooler {
   /** The function registered under `name`, for the daemon. */
   getTaskFunction(name: string): ((...args: unknown[]) => unknown) | undefined {
     return this.tasks.get(name)?.fn as ((...args: unknown[]) => unknown) | undefined;
+  }
+
+  /**
+   * How the runner calls the task registered under `name` with a task file's
+   * arguments: the function itself, or (with params, converters, validate or
+   * returns) through its conversion (runtime/converters.ts). For the daemon and inline runs.
+   */
+  getTaskCall(name: string): ((args: readonly unknown[]) => unknown) | undefined {
+    return this.tasks.get(name)?.call;
   }
 
   /** The concurrency and rate limits of the tasks that have any (runtime/limits.ts), for the daemon and its runners. */
@@ -618,7 +646,26 @@ export class Spooler {
    */
   wait(id: string, options: WaitOptions = {}): Promise<unknown> {
     if (this.inlineRunner !== undefined) return this.inlineRunner.wait(id, options);
-    return waitForResult(this.layout, id, options);
+    if (options.onProgress === undefined) return waitForResult(this.layout, id, options);
+    const stop = this.onProgress(id, options.onProgress);
+    return waitForResult(this.layout, id, options).finally(stop);
+  }
+
+  /**
+   * Calls `listener` with each progress task `id` reports (ctx.progress()), from any process; the
+   * value there now at once. Returns the function that stops it. All listeners of a process share
+   * one watch on progress/ (runtime/progress-watch.ts); it does not keep the process alive.
+   */
+  onProgress(id: string, listener: ProgressListener): () => void {
+    if (this.inlineRunner !== undefined) return this.inlineRunner.onProgress(id, listener);
+    return progressWatch(this.layout).follow(id, listener);
+  }
+
+  /** The last progress task `id` reported, while it runs; undefined when it reported none or is not running. */
+  progressOf(id: string): Progress | undefined {
+    if (typeof id !== 'string' || !TASK_ID_PATTERN.test(id)) throw new InvalidOptionError(`spooler.progressOf(): ${JSON.stringify(id)} is not a task id`);
+    if (this.inlineRunner !== undefined) return this.inlineRunner.progressOf(id);
+    return readProgress(this.layout, id);
   }
 
   /** The result record of task `id` once there is one, whatever the ending (spool wait uses it). */

@@ -25,10 +25,13 @@ import { SpoolError, InvalidOptionError } from '../spool/errors.js';
 import { TASK_ID_PATTERN } from '../spool/name.js';
 import { parseResultFileName, readResult, readResultFile, type RemoteErrorInfo, type ResultRecord, type TaskEnding } from '../spool/results.js';
 import { toMs, type Duration } from './duration.js';
+import type { Progress } from '../spool/progress.js';
 
 export interface WaitOptions {
   /** Give up after this long (ms or "30s"): ResultTimeoutError. Default: wait as long as it takes. */
   timeout?: Duration;
+  /** Called with each progress the task reports while it is waited for (ctx.progress(); runtime/progress-watch.ts). */
+  onProgress?: (progress: Progress) => void;
 }
 
 /** The task did not end as processed: `ending` says how, `record` is its result record. */

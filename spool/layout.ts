@@ -22,13 +22,15 @@
  *   control/      pause.json: the tasks and schedules paused (spool/pause.ts); written by
  *                 `spool pause`/`spool resume` (an administrator), read by daemons
  *   limits/       concurrency slots and rate-limit tokens (spool/limits.ts); daemons only
+ *   progress/     <id>.json: the last progress a running task reported (spool/progress.ts);
+ *                 written by the runner running it, removed when its run ends; readable like results/
  */
 import { mkdirSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { SpoolDirectoryError } from './errors.js';
 import { assertRealFolder, makeFolder, policyFromEnv, type FolderPolicy } from './trust.js';
 
-export const SUBDIRS = ['tmp', 'incoming', 'pending', 'active', 'dead', 'quarantine', 'archive', 'state', 'results', 'locks', 'cancel', 'schedules', 'unique', 'control', 'limits'] as const;
+export const SUBDIRS = ['tmp', 'incoming', 'pending', 'active', 'dead', 'quarantine', 'archive', 'state', 'results', 'locks', 'cancel', 'schedules', 'unique', 'control', 'limits', 'progress'] as const;
 export type Subdir = (typeof SUBDIRS)[number];
 
 /**
@@ -113,6 +115,8 @@ export class SpoolLayout {
   readonly control: string;
   /** Concurrency slots and rate-limit tokens (spool/limits.ts); daemons only. */
   readonly limits: string;
+  /** The last progress of running tasks (spool/progress.ts); written by daemons' runners. */
+  readonly progress: string;
 
   constructor(dir: string) {
     this.root = resolve(dir);
@@ -131,6 +135,7 @@ export class SpoolLayout {
     this.unique = join(this.root, 'unique');
     this.control = join(this.root, 'control');
     this.limits = join(this.root, 'limits');
+    this.progress = join(this.root, 'progress');
   }
 
   get basename(): string {

@@ -410,3 +410,46 @@ describe('switching a spooler of a directory to inline', () => {
     await expect(Spooler.open(join(base, 'served')).drain()).rejects.toThrow(/inline test mode/);
   });
 });
+
+describe("other helpers' features, inline", () => {
+  it('converters run before the function in dependency order; a refused argument is a dead letter at once naming it', async () => {
+    const spooler = Spooler.inline();
+    const area = spooler.task(
+      function area(size: { w: number; h: number }) {
+        return size.w * size.h;
+      },
+      {
+        params: ['size'],
+        validate: { size: { type: 'object', required: true } },
+        converters: { size: (v) => ({ w: Number((v as { w: string }).w), h: Number((v as { h: string }).h) }) },
+        returns: (value) => ({ area: value }),
+      },
+    );
+    expect(await (await area({ w: '3', h: '4' } as never)).result()).toEqual({ area: 12 });
+    const bad = await area('not an object' as never);
+    const error = (await bad.result().catch((e: unknown) => e)) as TaskFailedError;
+    expect(error).toBeInstanceOf(TaskFailedError);
+    expect(error.remote.message).toContain('size');
+    expect(error.record.attempts).toBe(1);
+  });
+
+  it('progress: each value reaches a waiting producer and the run record; progressOf() while it runs', async () => {
+    const spooler = Spooler.inline();
+    let midway: unknown;
+    const resize = spooler.task(async function resize(n: number) {
+      const ctx = taskContext();
+      for (let i = 1; i <= n; i++) {
+        ctx.progress(i / n, `resized ${i} of ${n}`);
+        if (i === 2) midway = await spooler.progressOf(ctx.id);
+      }
+      return n;
+    });
+    const seen: string[] = [];
+    const h = await resize(4);
+    expect(await h.result({ onProgress: (p) => seen.push(`${p.fraction} ${p.message}`) })).toBe(4);
+    expect(seen).toEqual(['0.25 resized 1 of 4', '0.5 resized 2 of 4', '0.75 resized 3 of 4', '1 resized 4 of 4']);
+    expect(midway).toEqual(expect.objectContaining({ fraction: 0.5 }));
+    expect(await h.progress()).toBeUndefined();
+    expect(spooler.inline!.runsOf(resize)[0]!.progress!.map((p) => p.fraction)).toEqual([0.25, 0.5, 0.75, 1]);
+  });
+});

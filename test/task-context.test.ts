@@ -16,7 +16,7 @@ afterEach(() => cleanup());
 
 function fakeContext(spooler: Spooler, id: string): TaskContext {
   const noop = () => {};
-  return { id, name: 'outer', attempt: 2, fileName: 'f', spooler, signal: new AbortController().signal, log: { debug: noop, info: noop, warn: noop, error: noop }, parent: undefined, cancelled: false };
+  return { id, name: 'outer', attempt: 2, fileName: 'f', spooler, signal: new AbortController().signal, log: { debug: noop, info: noop, warn: noop, error: noop }, parent: undefined, cancelled: false, progress: noop };
 }
 
 describe('the task context', () => {

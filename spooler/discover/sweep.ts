@@ -1,12 +1,16 @@
 /**
  * Debris sweeps, run by the reconciliation scan (reconcile.ts): staging files
  * of crashed producers in tmp/, unfinished records of crashed daemons in
- * state/, results/ and quarantine/, and result records past their keep-until
+ * state/, results/, quarantine/ and progress/, progress records left by runners
+ * killed while their task ran (spool/progress.ts), and result records past their keep-until
  * time. A record's keep-until time is its mtime (spool/protocol.ts,
  * keepResult), so the result sweep lists results/ and lstats each name, at
  * most once a minute, and reads none: no work per task.
  */
 import { readdirSync } from 'node:fs';
+import { sep } from 'node:path';
+import { parseTaskName } from '../../spool/name.js';
+import { sweepOrphanProgress } from '../../spool/progress.js';
 import { DEBRIS_AGE_MS, sweepExpiredResults, sweepRecordDebris, sweepTmp } from '../../spool/protocol.js';
 import { readNames } from '../../spool/read-names.js';
 import type { SpoolLayout } from '../../spool/layout.js';
@@ -44,6 +48,41 @@ export class DebrisSweeper {
     sweepTmp(this.layout, readdirSync(this.layout.tmp), now);
     this.sweepRecordDebris(now);
     this.sweepExpiredResults(now);
+    this.sweepOrphanProgress(now);
+  }
+
+  /**
+   * Progress records whose task is not running (its runner was killed before
+   * the run's end removed it). One listing of progress/ (usually empty); the
+   * claim folders are listed only when it holds a record old enough to judge.
+   */
+  private sweepOrphanProgress(now: number): void {
+    try {
+      this.folders.check('progress');
+      const names = readNames(this.layout.progress);
+      if (names.length === 0) return;
+      const removed = sweepOrphanProgress(this.layout, names, () => this.runningIds(), now);
+      if (removed > 0) this.log.info('removed progress records of tasks that are not running', { count: removed });
+    } catch (err) {
+      // A spool made before progress/ existed has none until a daemon makes it.
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') this.log.error('progress/ is not swept of orphan records', { err: (err as Error).message });
+    }
+  }
+
+  /** The ids of the tasks in every claim folder, active/<owner>/. */
+  private runningIds(): Set<string> {
+    const ids = new Set<string>();
+    for (const owner of readNames(this.layout.active)) {
+      try {
+        for (const n of readNames(this.layout.active + sep + owner)) {
+          const t = parseTaskName(n);
+          if (t !== undefined) ids.add(t.id);
+        }
+      } catch {
+        // Reclaimed meanwhile.
+      }
+    }
+    return ids;
   }
 
   /** Deletes result records whose keep-until time (their mtime) has passed. */
@@ -66,7 +105,7 @@ export class DebrisSweeper {
   private sweepRecordDebris(now: number): void {
     if (Date.now() - this.lastRecordSweep < DEBRIS_AGE_MS) return;
     this.lastRecordSweep = Date.now();
-    for (const sub of ['state', 'results', 'quarantine'] as const) {
+    for (const sub of ['state', 'results', 'quarantine', 'progress'] as const) {
       try {
         this.folders.check(sub);
         sweepRecordDebris(this.layout[sub], readNames(this.layout[sub]), now);

@@ -10,6 +10,9 @@ import type { TaskFile } from '../../spool/task-file.js';
 import { describeRegistered, findBehaviour, findHandler, invoke, isThenable, UnknownTaskError } from '../../runtime/execute.js';
 import type { TaskTypeHandler } from '../../runtime/task-types.js';
 import type { Logger } from '../logger.js';
+import { ProgressReporter } from '../../runtime/progress.js';
+import { SpoolLayout } from '../../spool/layout.js';
+import { removeProgress, writeProgress } from '../../spool/progress.js';
 
 const spoolers = new Map<string, Spooler>();
 
@@ -23,6 +26,8 @@ export class TaskRun implements TaskContext {
   private logger: TaskLogger | undefined;
   /** Its hooks and retry filter; undefined for the common task that has none. */
   behaviour: Behaviour | undefined;
+  /** Made at its first progress() call: most tasks never report any. */
+  private reporter: ProgressReporter | undefined;
 
   constructor(
     readonly spoolDir: string,
@@ -63,6 +68,30 @@ export class TaskRun implements TaskContext {
 
   get cancelled(): boolean {
     return this.abortReason instanceof TaskCancelledError;
+  }
+
+  progress(fraction: number, message?: string): void {
+    (this.reporter ??= this.newReporter()).report(fraction, message);
+  }
+
+  /**
+   * The run has ended: no more progress writes, and its record is removed if it
+   * wrote one (`remove` false: the claim was lost, and the record may be another
+   * daemon's run's by now; the orphan sweep judges it).
+   */
+  endProgress(remove = true): void {
+    if (this.reporter === undefined) return;
+    if (remove) this.reporter.end();
+    else this.reporter.stop();
+  }
+
+  private newReporter(): ProgressReporter {
+    const layout = new SpoolLayout(this.spoolDir);
+    const id = this.task.id;
+    return new ProgressReporter(
+      { write: (p) => writeProgress(layout, id, p), remove: () => void removeProgress(layout, id) },
+      (err) => this.log.warn('cannot write the progress of the task to progress/; it goes on without', { error: (err as Error).message }),
+    );
   }
 
   /** Fires the task's AbortSignal (once). */

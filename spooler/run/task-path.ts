@@ -41,6 +41,7 @@ import type { Logger } from '../logger.js';
 import { TaskRun } from './run-task.js';
 import { historyWithLast, keepEnding, keepMsOf, noteFailure } from './result-store.js';
 import { StuckMoves } from '../stuck-moves.js';
+import { removeProgress } from '../../spool/progress.js';
 import { keyFileName, removeKey } from '../../spool/unique.js';
 import type { PendingDir } from '../order/task-queue.js';
 import { RunnerLimits, type Entry } from '../limits/runner-limits.js';
@@ -359,6 +360,7 @@ export class TaskPath {
     if (r.cancelled === true && r.state === 'running') outcome = { kind: 'cancelled' };
     if (r.state === 'revoked') {
       this.running.delete(r.name);
+      r.run.endProgress(false);
       this.site.log.warn('a task whose claim was lost has ended; its outcome is ignored (another daemon may have run it too)', { file: r.name, outcome: outcome.kind });
       return this.hooks.report({ name: r.name, code: Code.Revoked, task: r.task.name });
     }
@@ -428,6 +430,8 @@ export class TaskPath {
     }
     const decoded = decodeTask(name, read.bytes);
     if (!decoded.ok) return this.quarantine(path, name, decoded.reason, from);
+    // Its runner died: a progress record it wrote is an orphan now (rare path: an unlink, ENOENT for most).
+    removeOrphanProgress(this.site, decoded.task.id);
     this.settle(decoded.task, path, from, outcome, undefined);
   }
 
@@ -454,6 +458,8 @@ export class TaskPath {
    * tasks a logging benchmark), the rarer endings at info or warn.
    */
   private settle(task: TaskFile, path: string, from: PendingDir, outcome: TaskOutcome, ms: number | undefined, run?: TaskRun): void {
+    // Its progress record first (only a run that reported one has any): whoever sees the ending sees no progress left.
+    run?.endProgress();
     const failed = (outcome.kind === 'rescheduled' && outcome.error !== undefined) || outcome.kind === 'failed';
     const base = { name: task.fileName, task: task.name, ms, failed };
     const durationMs = ms === undefined ? undefined : Math.round(ms);
@@ -665,3 +671,10 @@ export class TaskPath {
   }
 }
 
+function removeOrphanProgress(site: Site, id: string): void {
+  try {
+    removeProgress(site.layout, id);
+  } catch (err) {
+    site.log.warn('cannot remove the progress record of a task whose runner died; the orphan sweep will', { id, err: (err as Error).message });
+  }
+}
