@@ -1,5 +1,8 @@
 export { Spooler, type PeriodicOptions } from './spooler.js';
 export type { SpoolerOptions, EnqueueOptions, TaskOptions, MessageOptions, TaskHandle, TaskRequest, TaskFunction } from './spooler.js';
+export { chain, ChainRequest, ChainBrokenError, CHAIN_KEEP_RESULT_MS, type ChainHandle, type ChainedFunction } from './chains.js';
+export { toStep, type Step, type StepSpec } from './steps.js';
+export { derivedId } from '../spool/derived-id.js';
 export { currentTask, taskContext, ClaimLostError, NotInTaskError, TaskCancelledError, TaskTimeoutError, type TaskContext, type TaskLogger } from './context.js';
 export { processed, skipped, rescheduled, failed, outcomeOf, PermanentError, TaskResult, type TaskOutcome } from './results.js';
 export { backoffDelay, toRetrySpec, DEFAULT_RETRY, type BackoffOptions } from './backoff.js';

@@ -37,6 +37,8 @@ import { InlineRunner, type InlineOptions } from './inline.js';
 import { callConverted, compileConversion, type ConversionOptions } from './converters.js';
 import { progressWatch, type ProgressListener } from './progress-watch.js';
 import { readProgress, type Progress } from '../spool/progress.js';
+import { chainedFunction, chainOn, REQUEST_SPOOLER, type ChainedFunction, type ChainRequest } from './chains.js';
+import type { Step } from './steps.js';
 
 export interface SpoolerOptions {
   /** Encoding of new task files (default 'msgpack'). */
@@ -187,8 +189,19 @@ export interface TaskFunction<A extends unknown[], R> {
   (...args: A): Promise<TaskHandle>;
   /** Enqueue with per-call options. */
   with(options: EnqueueOptions): (...args: A) => Promise<TaskHandle>;
-  /** A request for spooler.enqueueMany(). */
+  /** A request for spooler.enqueueMany(), and a step or the first task of a chain. */
   request(...args: A): TaskRequest;
+  /**
+   * A chain (runtime/chains.ts): calling the result enqueues this task with these arguments, and once it is
+   * processed `next` with its value as first argument; `.then()` adds more steps, `.onError()` a callback.
+   * (So a wrapper is not to be awaited or returned from an async function: it would be taken for a promise.)
+   */
+  then(next: Step): ChainedFunction<A>;
+  /**
+   * A request for a later step of a chain (or a callback): its arguments after the first, which is the value of
+   * the step before (or the failure, for onError). `fn.step(10)` is `fn.request(10)` typed for that.
+   */
+  step(...args: A extends [unknown, ...infer Rest] ? Rest : unknown[]): TaskRequest;
   readonly taskName: string;
   readonly spooler: Spooler;
   /** The original function, to call directly. */
@@ -436,7 +449,10 @@ export class Spooler {
     const wrapper = enqueueWith({}) as TaskFunction<A, R>;
     Object.defineProperties(wrapper, {
       with: { value: (overrides: EnqueueOptions) => (validateEnqueueOptions(overrides), enqueueWith(overrides)) },
-      request: { value: (...args: A): TaskRequest => ({ name, args, options }) },
+      // Marked (not enumerably) with its spooler, so that chain(request, …) knows where to enqueue.
+      request: { value: (...args: A): TaskRequest => Object.defineProperty({ name, args, options }, REQUEST_SPOOLER, { value: this }) },
+      then: { value: (next: Step) => thenOf(wrapper, next) },
+      step: { value: (...args: unknown[]): TaskRequest => Object.defineProperty({ name, args, options }, REQUEST_SPOOLER, { value: this }) },
       taskName: { value: name },
       spooler: { value: this },
       fn: { value: fn },
@@ -553,6 +569,23 @@ export class Spooler {
     if (added.added) return this.handle(added.encoded, name, options, '');
     const held = added.holder;
     return new EnqueuedTask(this, held.id, name, held.fileName, '', held.priority, held.due, true);
+  }
+
+  /**
+   * A chain on this spool (runtime/chains.ts): `first` (fn.request(...args)), then each of `next`
+   * (a request or a task wrapper) with the value of the step before it as first argument.
+   * `.onError(step)` adds a callback for a step that ends dead; `.enqueue()` writes the first task.
+   */
+  chain(first: TaskRequest, ...next: Step[]): ChainRequest {
+    return chainOn(this, first, next);
+  }
+
+  /** Enqueues one function call whose body also carries `chain` and `onError` (runtime/chains.ts; not for unique keys). */
+  async enqueueFlow(request: TaskRequest, flow: Pick<TaskBody, 'chain' | 'onError'>): Promise<TaskHandle> {
+    const options = request.options ?? {};
+    const encoded = this.encodeRequest(request, undefined, flow);
+    const path = await this.writeOne(encoded);
+    return this.handle(encoded, request.name, options, path);
   }
 
   /** An enqueue with a unique key (runtime/unique-enqueue.ts): the new task's handle, or the holder's. */
@@ -694,11 +727,11 @@ export class Spooler {
     return listByName(this.layout, ['incoming', 'pending']);
   }
 
-  private encodeRequest(request: TaskRequest, due?: number): EncodedTask {
+  private encodeRequest(request: TaskRequest, due?: number, flow?: Pick<TaskBody, 'chain' | 'onError'>): EncodedTask {
     checkTaskName(request.name);
     const options = request.options ?? {};
     const args = trimTrailingUndefined(request.args ?? []);
-    return this.encode(request.name, { type: FCALL, args: args as TaskBody['args'] }, options, due);
+    return this.encode(request.name, { type: FCALL, args: args as TaskBody['args'], ...flow }, options, due);
   }
 
   /** `dueOverride`: a due time in spool time (preserve-due), instead of the postpone option's. */
@@ -816,6 +849,14 @@ function trimTrailingUndefined(args: readonly unknown[]): readonly unknown[] {
   let end = args.length;
   while (end > 0 && args[end - 1] === undefined) end--;
   return end === args.length ? args : args.slice(0, end);
+}
+
+/** fn.then(next); called by a promise's resolution instead (the wrapper was awaited), says what went wrong. */
+function thenOf<A extends unknown[]>(fn: TaskFunction<A, unknown>, next: Step): ChainedFunction<A> {
+  if (typeof next === 'function' && typeof (next as { taskName?: unknown }).taskName !== 'string') {
+    throw new InvalidOptionError(`task ${fn.taskName}'s wrapper was awaited or returned from an async function; it has a then() method (chains) and so looks like a promise: call it (await ${fn.taskName}(...)) instead, or wrap it in an object`);
+  }
+  return chainedFunction(fn, [], undefined).then(next);
 }
 
 function isTaskFunction<A extends unknown[], R>(fn: unknown): fn is TaskFunction<A, R> {

@@ -6,7 +6,7 @@
  * rename (see SPOOL-FORMAT.md).
  */
 import { findMsgpackProblem, NOT_SIMPLE, RootEntries, scalarAt } from './msgpack-scan.js';
-import type { Encoding } from './name.js';
+import { ENCODINGS, TASK_NAME_PATTERN, type Encoding } from './name.js';
 import { decodeScannedMsgpack, decodeWire, type PlainValue } from './wire.js';
 
 export const FORMAT_VERSION = 1;
@@ -61,6 +61,31 @@ export interface TaskBody {
   uniqueWhile?: UniqueWhile;
   /** Spool-clock ms: a task not started by then is not run and ends as expired. */
   expires?: number;
+  /** The steps that follow this task, in order (SPOOL-FORMAT.md, "Chains"): the first is enqueued once this task is processed, with its value as first argument. */
+  chain?: StepSpec[];
+  /** Enqueued once if this task ends as dead, with its failure as first argument; the steps of a chain inherit it. */
+  onError?: StepSpec;
+}
+
+/**
+ * One step of a chain, or an onError task, as written in a body (SPOOL-FORMAT.md,
+ * "Chains"): a task name and what its enqueue would give it. Other fields are carried.
+ */
+export interface StepSpec {
+  /** The task name (an fcall). */
+  name: string;
+  /** Its own arguments, after the value it is given first. */
+  args?: PlainValue[];
+  /** 0..99 (default 50). */
+  priority?: number;
+  /** Postpone it this many ms from when it is enqueued. */
+  delay?: number;
+  retry?: RetrySpec;
+  timeout?: number;
+  keepResult?: number;
+  meta?: { [key: string]: PlainValue };
+  /** The encoding of its file (default: the encoding of the task before it). */
+  encoding?: Encoding;
 }
 
 /** How long a unique key is held (SPOOL-FORMAT.md, "Unique keys"): `pending` until a daemon starts the task, `running` until it has ended. */
@@ -71,7 +96,7 @@ export const UNIQUE_KEY_MAX = 1024;
 const UNIQUE_KEY_PATTERN = new RegExp(`^[\\s\\S]{1,${UNIQUE_KEY_MAX}}$`, 'u');
 
 /** Field names later versions will use; a version-1 file must not use them for something else. */
-export const RESERVED_FIELDS = ['chain', 'overlap', 'periodic', 'result'] as const;
+export const RESERVED_FIELDS = ['overlap', 'periodic', 'result'] as const;
 /** A task type: a lowercase identifier. */
 export const TASK_TYPE_PATTERN = /^[a-z][a-z0-9_-]{0,63}$/;
 
@@ -84,13 +109,15 @@ export const TASK_TYPE_PATTERN = /^[a-z][a-z0-9_-]{0,63}$/;
 export type FieldRule =
   | { kind: 'version' }
   | { kind: 'string'; pattern?: RegExp; nonEmpty?: boolean }
-  | { kind: 'integer'; min: 0 | 1 }
+  | { kind: 'integer'; min: 0 | 1; max?: number }
   | { kind: 'number'; min: number; max?: number }
   | { kind: 'oneOf'; values: readonly string[] }
   | { kind: 'array' }
   | { kind: 'map' }
   | { kind: 'any' }
   | { kind: 'record'; fields: readonly BodyField[] }
+  /** An array of maps, each checked as a record (a chain's steps): its problem says which one. */
+  | { kind: 'records'; fields: readonly BodyField[] }
   | { kind: 'reserved' };
 
 /** One field of the body, or of a map inside it. */
@@ -124,6 +151,19 @@ export const RETRY_FIELDS: readonly BodyField[] = [
   field('backoff', { kind: 'record', fields: BACKOFF_FIELDS }, '"retry.backoff" must be a map'),
 ];
 
+/** A step of `chain`, and `onError` (SPOOL-FORMAT.md, "Chains": the step table). Other fields are carried and ignored. */
+export const STEP_FIELDS: readonly BodyField[] = [
+  field('name', { kind: 'string', pattern: TASK_NAME_PATTERN }, '"name" must be a task name (a letter or _ first, then letters, digits, _ . : -, at most 128)', { required: true }),
+  field('args', { kind: 'array' }, '"args" must be an array'),
+  field('priority', { kind: 'integer', min: 0, max: 99 }, '"priority" must be an integer from 0 to 99'),
+  field('delay', { kind: 'integer', min: 0 }, '"delay" must be a non-negative integer of ms'),
+  field('retry', { kind: 'record', fields: RETRY_FIELDS }, '"retry" must be a map'),
+  field('timeout', { kind: 'integer', min: 1 }, '"timeout" must be a positive integer of ms'),
+  field('keepResult', { kind: 'integer', min: 0 }, '"keepResult" must be a non-negative integer of ms'),
+  field('meta', { kind: 'map' }, '"meta" must be a map'),
+  field('encoding', { kind: 'oneOf', values: ENCODINGS }, `"encoding" must be one of ${ENCODINGS.join(', ')}`),
+];
+
 /**
  * The fields of a version-1 body (SPOOL-FORMAT.md, "Body", lists the same:
  * test/body.test.ts holds the two together). Checked in this order, so a body
@@ -143,6 +183,8 @@ export const BODY_FIELDS: readonly BodyField[] = [
   field('unique', { kind: 'string', pattern: UNIQUE_KEY_PATTERN }, `"unique" must be a key of 1 to ${UNIQUE_KEY_MAX} characters`),
   field('uniqueWhile', { kind: 'oneOf', values: UNIQUE_WHILE }, `"uniqueWhile" must be one of ${UNIQUE_WHILE.join(', ')}`),
   field('expires', { kind: 'integer', min: 0 }, '"expires" must be a time: a non-negative integer of ms since the epoch (spool clock)'),
+  field('chain', { kind: 'records', fields: STEP_FIELDS }, '"chain" must be an array of steps: maps with a task "name"'),
+  field('onError', { kind: 'record', fields: STEP_FIELDS }, '"onError" must be a step: a map with a task "name"'),
   field('payload', { kind: 'any' }, ''),
   ...RESERVED_FIELDS.map((name) => field(name, { kind: 'reserved' }, `"${name}" is reserved for a later format version`)),
 ];
@@ -179,7 +221,7 @@ function findValueProblem(v: unknown, f: BodyField, body: Record<string, unknown
     case 'string':
       return typeof v === 'string' && (rule.pattern === undefined || rule.pattern.test(v)) && (rule.nonEmpty !== true || v.length > 0) ? undefined : f.problem;
     case 'integer':
-      return Number.isSafeInteger(v) && (v as number) >= rule.min ? undefined : f.problem;
+      return Number.isSafeInteger(v) && (v as number) >= rule.min && (rule.max === undefined || (v as number) <= rule.max) ? undefined : f.problem;
     case 'number':
       return typeof v === 'number' && v >= rule.min && (rule.max === undefined || v <= rule.max) ? undefined : f.problem;
     case 'oneOf':
@@ -190,8 +232,22 @@ function findValueProblem(v: unknown, f: BodyField, body: Record<string, unknown
       return isMap(v) ? undefined : f.problem;
     case 'any':
       return undefined;
-    case 'record':
-      return isMap(v) ? findFieldsProblem(v, rule.fields, body) : f.problem;
+    case 'record': {
+      if (!isMap(v)) return f.problem;
+      const problem = findFieldsProblem(v, rule.fields, body);
+      // A step's fields are named within it: the problem says which field of the body holds them.
+      return problem !== undefined && rule.fields === STEP_FIELDS ? `"${f.name}": ${problem}` : problem;
+    }
+    case 'records': {
+      if (!Array.isArray(v)) return f.problem;
+      for (let i = 0; i < v.length; i++) {
+        const step: unknown = v[i];
+        if (!isMap(step)) return `${f.problem} (step ${i + 1} is not a map)`;
+        const problem = findFieldsProblem(step, rule.fields, body);
+        if (problem !== undefined) return `"${f.name}" step ${i + 1}: ${problem}`;
+      }
+      return undefined;
+    }
     case 'reserved':
       return f.problem;
   }

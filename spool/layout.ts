@@ -24,13 +24,15 @@
  *   limits/       concurrency slots and rate-limit tokens (spool/limits.ts); daemons only
  *   progress/     <id>.json: the last progress a running task reported (spool/progress.ts);
  *                 written by the runner running it, removed when its run ends; readable like results/
+ *   flows/        markers that make the next step of a chain, an onError task and a
+ *                 continuation enqueue once (spool/enqueue-once.ts, spool/flows.ts); daemons only
  */
 import { mkdirSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { SpoolDirectoryError } from './errors.js';
 import { assertRealFolder, makeFolder, policyFromEnv, type FolderPolicy } from './trust.js';
 
-export const SUBDIRS = ['tmp', 'incoming', 'pending', 'active', 'dead', 'quarantine', 'archive', 'state', 'results', 'locks', 'cancel', 'schedules', 'unique', 'control', 'limits', 'progress'] as const;
+export const SUBDIRS = ['tmp', 'incoming', 'pending', 'active', 'dead', 'quarantine', 'archive', 'state', 'results', 'locks', 'cancel', 'schedules', 'unique', 'control', 'limits', 'progress', 'flows'] as const;
 export type Subdir = (typeof SUBDIRS)[number];
 
 /**
@@ -117,6 +119,8 @@ export class SpoolLayout {
   readonly limits: string;
   /** The last progress of running tasks (spool/progress.ts); written by daemons' runners. */
   readonly progress: string;
+  /** Enqueue-once markers of chains, onError tasks and continuations (spool/flows.ts); daemons only. */
+  readonly flows: string;
 
   constructor(dir: string) {
     this.root = resolve(dir);
@@ -136,6 +140,7 @@ export class SpoolLayout {
     this.control = join(this.root, 'control');
     this.limits = join(this.root, 'limits');
     this.progress = join(this.root, 'progress');
+    this.flows = join(this.root, 'flows');
   }
 
   get basename(): string {

@@ -129,7 +129,7 @@
  * (the callers check the folders, spool/trust.ts, spooler/folders.ts).
  */
 import { randomBytes } from 'node:crypto';
-import { closeSync, constants, fsyncSync, futimesSync, linkSync, lstatSync, openSync, renameSync, rmdirSync, statSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, constants, fsyncSync, futimesSync, lstatSync, openSync, renameSync, rmdirSync, statSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { open, rename, unlink } from 'node:fs/promises';
 import { basename, dirname, join, sep } from 'node:path';
 import { removeFailureRecord } from './failure-record.js';
@@ -684,144 +684,7 @@ export function sweepRecordDebris(dir: string, names: readonly string[], now: nu
 
 /* ------------------------------------------------------- slots of schedules */
 
-/** What a daemon stages a slot's task as, in schedules/ (never in tmp/: producers write there and could swap the file between the link and the rename). */
-export const SLOT_STAGE_PREFIX = '.stage-';
-
-/** How a slot's enqueue ended for this process. */
-export type SlotOutcome =
-  /** This process took the slot and its task is in incoming/. */
-  | 'enqueued'
-  /** Another process took the slot first (its marker exists): nothing was written. */
-  | 'taken';
-
-/** The steps of enqueueSlotSync, for tests that kill the process between two of them (SPOOLERD_TEST_SLOT_CRASH). */
-export type SlotStep = 'staged' | 'linked' | 'published';
-
-export interface SlotEnqueueOptions extends WriteOptions {
-  /** False where the filesystem has no hard links: the marker is an empty file made first (see the table: a crash after it loses the slot). */
-  hardLinks: boolean;
-  /** Called after each step (tests kill the process there). */
-  afterStep?: (step: SlotStep) => void;
-  /**
-   * Told, after a link, whether the filesystem counts links (the marker shows 2). sshfs makes
-   * links but shows every file with a count of 1: there the stage scan cannot tell a
-   * stage that took its slot, and the caller falls back to enqueueing without links.
-   */
-  linkCounted?: (counted: boolean) => void;
-}
-
-/**
- * Enqueues the task of one slot of a schedule exactly once, whatever the number
- * of daemons racing for it (see the table, "enqueue a slot"): the task file is
- * staged in schedules/, hard-linked as the slot's marker `markerPath` (only one
- * link(2) can create it: EEXIST is a lost race), then renamed into incoming/.
- * The marker and the task are one inode, so the marker's link count says where
- * the slot stands: 2 while its task is staged or in the spool, 1 once it ended.
- * `fileName` is the slot's deterministic task file name.
- */
-export function enqueueSlotSync(layout: SpoolLayout, markerPath: string, fileName: string, bytes: Uint8Array, options: SlotEnqueueOptions): SlotOutcome {
-  if (!options.hardLinks) return enqueueSlotWithoutLinks(layout, markerPath, fileName, bytes, options);
-  const stage = inside(layout.schedules, `${SLOT_STAGE_PREFIX}${process.pid}-${randomBytes(4).toString('hex')}-${fileName}`);
-  const fd = openSync(stage, CREATE_NEW, 0o666);
-  try {
-    writeAllSync(fd, bytes);
-    if (options.fsync) fsyncSync(fd);
-  } catch (err) {
-    closeSync(fd);
-    unlinkQuietly(stage);
-    throw err;
-  }
-  closeSync(fd);
-  options.afterStep?.('staged');
-  try {
-    linkSync(stage, markerPath);
-  } catch (err) {
-    unlinkQuietly(stage);
-    if (slotTakenAfter(err, markerPath)) return 'taken';
-    throw err;
-  }
-  if (options.fsync) fsyncDirSync(dirname(markerPath));
-  options.linkCounted?.(lstatSync(stage).nlink >= 2);
-  options.afterStep?.('linked');
-  try {
-    renameSync(stage, inside(layout.incoming, fileName));
-  } catch (err) {
-    // Published by another daemon's stage scan meanwhile (we stalled): the slot has its one task.
-    if (!isMissing(err) || existsNoFollow(stage)) throw err;
-  }
-  if (options.fsync) fsyncDirSync(layout.incoming);
-  options.afterStep?.('published');
-  return 'enqueued';
-}
-
-function enqueueSlotWithoutLinks(layout: SpoolLayout, markerPath: string, fileName: string, bytes: Uint8Array, options: SlotEnqueueOptions): SlotOutcome {
-  if (!takeSlotSync(markerPath)) return 'taken';
-  options.afterStep?.('linked');
-  writeTaskSync(layout, fileName, bytes, options);
-  options.afterStep?.('published');
-  return 'enqueued';
-}
-
-/** Takes a slot without a task (a paused schedule skips it): an empty marker made with O_EXCL. False when the slot was taken already. */
-export function takeSlotSync(markerPath: string): boolean {
-  let fd: number;
-  try {
-    fd = openSync(markerPath, CREATE_NEW | constants.O_NOFOLLOW, 0o640);
-  } catch (err) {
-    if (slotTakenAfter(err, markerPath)) return false;
-    throw err;
-  }
-  closeSync(fd);
-  return true;
-}
-
-/**
- * Whether a failed link or O_EXCL open of a marker means another process took
- * the slot: EEXIST, or any error with the marker there (sshfs answers EPERM
- * for an existing target).
- */
-function slotTakenAfter(err: unknown, markerPath: string): boolean {
-  return (err as NodeJS.ErrnoException).code === 'EEXIST' || existsNoFollow(markerPath);
-}
-
-/** Whether `err` says the filesystem makes no hard links (some FUSE mounts): the slot enqueue then takes its marker first. */
-export function isNoHardLinks(err: unknown): boolean {
-  const code = (err as NodeJS.ErrnoException).code;
-  return code === 'EPERM' || code === 'ENOTSUP' || code === 'EOPNOTSUPP' || code === 'ENOSYS' || code === 'EXDEV';
-}
-
-/**
- * The stage scan: finishes the slot enqueues whose daemon died (or stalled)
- * between the link and the rename, and deletes stage debris. `names` is the
- * listing of schedules/. A stage with a link count of 2 is a slot's marker
- * too (only its marker can be the second link): it is renamed into incoming/
- * under the task name it carries, once older than `graceMs` (the enqueuer
- * normally does it itself within microseconds; a rename racing the enqueuer's
- * is harmless, one of the two wins). A stage with a count of 1 never took a
- * slot: deleted once over DEBRIS_AGE_MS old. Returns the names published.
- */
-export function finishStagedSlots(layout: SpoolLayout, names: readonly string[], now: number, graceMs: number): string[] {
-  const published: string[] = [];
-  for (const n of names) {
-    if (!n.startsWith(SLOT_STAGE_PREFIX)) continue;
-    const path = inside(layout.schedules, n);
-    try {
-      const st = lstatSync(path);
-      if (!st.isFile()) continue;
-      const age = now - st.mtimeMs;
-      const fileName = n.slice(n.indexOf('-', n.indexOf('-', SLOT_STAGE_PREFIX.length) + 1) + 1);
-      if (st.nlink >= 2 && age > graceMs && parseTaskName(fileName) !== undefined) {
-        renameSync(path, inside(layout.incoming, fileName));
-        published.push(fileName);
-      } else if (st.nlink === 1 && age > DEBRIS_AGE_MS) {
-        unlinkSync(path);
-      }
-    } catch {
-      // Renamed by its enqueuer (or another scan) meanwhile.
-    }
-  }
-  return published;
-}
+/* A slot's task is enqueued by spool/enqueue-once.ts (the table's "enqueue once" rows). */
 
 /**
  * Deletes the markers of schedules/S/ that no one needs any more: those of

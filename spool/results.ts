@@ -45,6 +45,8 @@ export interface ResultRecord {
   value?: unknown;
   /** processed: why the value is not here (it could not be encoded, or was too large). */
   valueError?: string;
+  /** processed: why the next step of its chain was not enqueued (its value cannot be stored in a task file); the chain ends here. */
+  nextError?: string;
   /** skipped, cancelled, expired: why, when a reason was given. */
   reason?: string;
   /** dead: the final error. */

@@ -24,6 +24,8 @@ export interface NewTask {
   encoding?: Encoding;
   /** Now, for tests and bulk enqueue; default Date.now(). */
   now?: number;
+  /** A deterministic id (spool/derived-id.ts) instead of a new one; its first 13 digits are the creation time. */
+  id?: string;
 }
 
 export interface EncodedTask {
@@ -41,7 +43,7 @@ export interface EncodedTask {
  */
 export function encodeTask(task: NewTask, maxBytes: number = DEFAULT_MAX_BYTES): EncodedTask {
   const encoding = task.encoding ?? 'msgpack';
-  const [id, created] = taskIds.next(task.now);
+  const [id, created] = task.id !== undefined ? [task.id, Number(task.id.slice(0, 13))] : taskIds.next(task.now);
   const due = task.due ?? created;
   const fileName = formatTaskName({ priority: task.priority, due, id, attempts: 0, name: task.name, encoding });
   const body = { version: FORMAT_VERSION, ...task.body };

@@ -49,8 +49,8 @@ export class FolderSwappedError extends UntrustedFolderError {
 /** Folders a daemon may recreate empty once drained (spool/compact-folder.ts): a replacement its marker names is followed, not refused. */
 const RECREATED_FOLDERS: readonly Subdir[] = ['incoming'];
 
-/** Task folders: their files hold the tasks' arguments (progress/: what tasks say about them). */
-const TASK_FOLDERS: readonly Subdir[] = ['incoming', 'pending', 'active', 'dead', 'quarantine', 'archive', 'state', 'results', 'progress'];
+/** Task folders: their files hold the tasks' arguments (progress/: what tasks say about them; flows/: the staged next steps of chains). */
+const TASK_FOLDERS: readonly Subdir[] = ['incoming', 'pending', 'active', 'dead', 'quarantine', 'archive', 'state', 'results', 'progress', 'flows'];
 
 export class SpoolFolders {
   /** Claim directories of other owners already reported as not trusted, so each is logged once. */

@@ -189,10 +189,10 @@ describe('findBodyProblem: wrong types of each field', () => {
 
 describe('findBodyProblem: reserved fields', () => {
   it('lists exactly the fields SPOOL-FORMAT.md reserves', () => {
-    expect([...RESERVED_FIELDS]).toEqual(['chain', 'overlap', 'periodic', 'result']);
+    expect([...RESERVED_FIELDS]).toEqual(['overlap', 'periodic', 'result']);
   });
 
-  for (const field of ['chain', 'overlap', 'periodic', 'result']) {
+  for (const field of ['overlap', 'periodic', 'result']) {
     it(`refuses "${field}", whatever its value`, () => {
       for (const value of [true, null, 0, 'x', [], {}]) {
         expect(findBodyProblem(withField(field, value))).toBe(`"${field}" is reserved for a later format version`);
@@ -200,6 +200,39 @@ describe('findBodyProblem: reserved fields', () => {
       expect(findBodyProblem({ version: 1, type: 'message', message: 'm', [field]: 1 })).toBe(`"${field}" is reserved for a later format version`);
     });
   }
+});
+
+describe('findBodyProblem: chain and onError (steps)', () => {
+  const step = { name: 'resize', args: [1, 'x'], priority: 0, delay: 0, retry: { limit: 2, backoff: { kind: 'constant', delay: 5 } }, timeout: 1, keepResult: 0, meta: { a: 1 }, encoding: 'json' };
+  it('accepts an array of steps (empty too) and one onError step; a step\'s unknown fields are carried', () => {
+    expect(findBodyProblem(withField('chain', []))).toBeUndefined();
+    expect(findBodyProblem(withField('chain', [step, { name: 'notify' }, { name: 'x', future: true }]))).toBeUndefined();
+    expect(findBodyProblem(withField('onError', step))).toBeUndefined();
+    expect(findBodyProblem(withField('onError', { name: 'alert', later: [1] }))).toBeUndefined();
+    expect(findBodyProblem({ ...base, chain: [{ name: 'b', priority: 99 }], onError: { name: 'c' } })).toBeUndefined();
+  });
+  it('refuses what is not an array of steps, naming the step and its field', () => {
+    for (const bad of [true, null, 0, 'x', {}]) expect(findBodyProblem(withField('chain', bad))).toBe('"chain" must be an array of steps: maps with a task "name"');
+    expect(findBodyProblem(withField('chain', [{ name: 'a' }, 'b']))).toBe('"chain" must be an array of steps: maps with a task "name" (step 2 is not a map)');
+    expect(findBodyProblem(withField('chain', [{ args: [] }]))).toBe('"chain" step 1: "name" must be a task name (a letter or _ first, then letters, digits, _ . : -, at most 128)');
+    expect(findBodyProblem(withField('chain', [{ name: 'a' }, { name: '9bad' }]))).toMatch(/^"chain" step 2: "name" must be a task name/);
+    expect(findBodyProblem(withField('chain', [{ name: 'a', priority: 100 }]))).toBe('"chain" step 1: "priority" must be an integer from 0 to 99');
+    expect(findBodyProblem(withField('chain', [{ name: 'a', priority: -1 }]))).toBe('"chain" step 1: "priority" must be an integer from 0 to 99');
+    expect(findBodyProblem(withField('chain', [{ name: 'a', delay: 1.5 }]))).toBe('"chain" step 1: "delay" must be a non-negative integer of ms');
+    expect(findBodyProblem(withField('chain', [{ name: 'a', args: {} }]))).toBe('"chain" step 1: "args" must be an array');
+    expect(findBodyProblem(withField('chain', [{ name: 'a', timeout: 0 }]))).toBe('"chain" step 1: "timeout" must be a positive integer of ms');
+    expect(findBodyProblem(withField('chain', [{ name: 'a', retry: { limit: -1 } }]))).toBe('"chain" step 1: "retry.limit" must be a non-negative integer');
+    expect(findBodyProblem(withField('chain', [{ name: 'a', encoding: 'xml' }]))).toBe('"chain" step 1: "encoding" must be one of msgpack, json');
+    for (const bad of [true, null, 0, 'x', []]) expect(findBodyProblem(withField('onError', bad))).toBe('"onError" must be a step: a map with a task "name"');
+    expect(findBodyProblem(withField('onError', { name: 'a', keepResult: -1 }))).toBe('"onError": "keepResult" must be a non-negative integer of ms');
+    expect(findBodyProblem(withField('onError', { name: 'a', meta: [] }))).toBe('"onError": "meta" must be a map');
+  });
+  it('the raw-bytes check agrees (a chain is decoded only where a body has one)', () => {
+    for (const body of [withField('chain', [step]), withField('chain', [{ name: 'a', priority: 100 }]), withField('onError', { name: 'a' }), withField('onError', { name: '' })]) {
+      const bytes = new Packr({ useRecords: false, variableMapSize: true }).pack(body);
+      expect(isValidBody(bytes, 'msgpack'), JSON.stringify(body)).toBe(findBodyProblem(body) === undefined);
+    }
+  });
 });
 
 describe('findBodyProblem: unique keys and expiry', () => {
@@ -362,7 +395,8 @@ describe('isValidBody: the check `spool ls` makes of raw bytes', () => {
     // A bad value behind a key in a longer form is still seen.
     expectValid(map(3, VERSION_1, TYPE_FCALL, str8('timeout'), fromHex('00')), false, 'str8 "timeout": 0');
     expectValid(map(3, VERSION_1, TYPE_FCALL, str16('unique'), fromHex('c3')), false, 'str16 "unique": true');
-    expectValid(map(3, VERSION_1, TYPE_FCALL, str16('chain'), fromHex('c3')), false, 'str16 reserved key');
+    expectValid(map(3, VERSION_1, TYPE_FCALL, str16('chain'), fromHex('c3')), false, 'str16 "chain": true (not an array of steps)');
+    expectValid(map(3, VERSION_1, TYPE_FCALL, str16('result'), fromHex('c3')), false, 'str16 reserved key');
     expectValid(map(3, VERSION_1, TYPE_FCALL, Buffer.concat([Buffer.from([0xdb, 0, 0, 0, 4]), Buffer.from('args')]), fromHex('a178')), false, 'str32 "args": "x"');
     // Integer keys read as digits: never a field.
     expectValid(map(3, VERSION_1, TYPE_FCALL, fromHex('01'), fromHex('c0')), true, 'an integer key');

@@ -18,7 +18,7 @@ import { lstatSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:f
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseTaskName } from '../spool/name.js';
-import { SLOT_STAGE_PREFIX } from '../spool/protocol.js';
+import { STAGE_PREFIX as SLOT_STAGE_PREFIX } from '../spool/enqueue-once.js';
 import { spool } from './helpers/cli.js';
 import { useDaemonSpool } from './helpers/daemon-spool.js';
 import { readRecords, sleep, startDaemon, waitFor, type DaemonProcess } from './helpers/daemon.js';

@@ -291,7 +291,7 @@ describe.skipIf(skipReason !== undefined)('hostile producer (a throwaway user), 
     await startServing({ dir: root, imports: ['basic'], records, args: ['--group', GROUP] });
     await killLeftoverDaemons();
     // As an older daemon left the spool: without the folders added since (daemon-only ones, which a producer may not make).
-    for (const f of ['schedules', 'control', 'limits', 'progress']) spawnSync('rmdir', [join(root, f)]);
+    for (const f of ['schedules', 'control', 'limits', 'progress', 'flows']) spawnSync('rmdir', [join(root, f)]);
     expect(existsSync(join(root, 'limits'))).toBe(false);
     const add = spoolAsProducer(['add', 'echo', '"from an old spool"', '--dir', root]);
     expect(add.status, add.stderr).toBe(0);
@@ -299,7 +299,7 @@ describe.skipIf(skipReason !== undefined)('hostile producer (a throwaway user), 
     // The daemon makes them again, and runs the task.
     await startServing({ dir: root, imports: ['basic'], records, args: ['--group', GROUP] });
     await waitFor(() => readRecords(records).some((x) => JSON.stringify(x.args) === '["from an old spool"]'), { what: 'the producer\'s task to run' });
-    for (const f of ['schedules', 'control', 'limits', 'progress']) expect(mode(join(root, f)), f).toBe(0o2750);
+    for (const f of ['schedules', 'control', 'limits', 'progress', 'flows']) expect(mode(join(root, f)), f).toBe(0o2750);
   });
 
   it('warns loudly about a world-writable incoming/, and serves', async () => {

@@ -45,7 +45,7 @@ describe('Spooler.open', () => {
     const spooler = Spooler.open(root);
     expect(spooler.dir).toBe(root);
     expect(spooler.basename).toBe('spool');
-    expect([...SUBDIRS]).toEqual(['tmp', 'incoming', 'pending', 'active', 'dead', 'quarantine', 'archive', 'state', 'results', 'locks', 'cancel', 'schedules', 'unique', 'control', 'limits', 'progress']);
+    expect([...SUBDIRS]).toEqual(['tmp', 'incoming', 'pending', 'active', 'dead', 'quarantine', 'archive', 'state', 'results', 'locks', 'cancel', 'schedules', 'unique', 'control', 'limits', 'progress', 'flows']);
     for (const sub of SUBDIRS) expect(statSync(join(root, sub)).isDirectory()).toBe(true);
     expect(readdirSync(root).sort()).toEqual([...SUBDIRS].sort());
   });

@@ -9,13 +9,14 @@
  */
 import { linkSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { toMs } from '../runtime/duration.js';
 import { SpoolLayout } from '../spool/layout.js';
 import { parseTaskName } from '../spool/name.js';
 import { NOTHING_PAUSED, readPauseStateSync, type PauseState } from '../spool/pause.js';
-import { DEBRIS_AGE_MS, enqueueSlotSync, finishStagedSlots, pruneMarkers, SLOT_STAGE_PREFIX, takeSlotSync, type SlotStep } from '../spool/protocol.js';
+import { DEBRIS_AGE_MS, pruneMarkers } from '../spool/protocol.js';
+import { enqueueOnce, finishStagedEnqueues, LinkSupport, STAGE_PREFIX as SLOT_STAGE_PREFIX, takeMarkerSync as takeSlotSync, type EnqueueOnceStep as SlotStep } from '../spool/enqueue-once.js';
 import { checkSchedule, slotOfMarker, type ScheduleSpec } from '../spool/schedule.js';
 import { lastRun, listMarkers, markerPathOf, readScheduleRecord } from '../spool/schedules.js';
 import { createLogger } from '../spooler/logger.js';
@@ -172,6 +173,16 @@ describe('the scheduler, with a fake clock', () => {
 
 });
 
+/** A slot's enqueue as the scheduler makes it (spooler/schedule/scheduler.ts: enqueue()). */
+function enqueueSlotSync(l: SpoolLayout, marker: string, fileName: string, bytes: Uint8Array, o: { hardLinks: boolean; afterStep?: (step: SlotStep) => void; linkCounted?: (counted: boolean) => void }) {
+  const links = new LinkSupport(() => o.linkCounted?.(false));
+  if (!o.hardLinks) links.hardLinks = false;
+  const outcome = enqueueOnce(l, { markerDir: dirname(marker), marker: basename(marker), stageDir: l.schedules, fileName, bytes, links, afterStep: o.afterStep });
+  if (o.hardLinks && links.hardLinks) o.linkCounted?.(true);
+  return outcome;
+}
+const finishStagedSlots = (l: SpoolLayout, names: readonly string[], now: number, graceMs: number) => finishStagedEnqueues(l, l.schedules, names, now, graceMs);
+
 describe('enqueue a slot: a crash after each step', () => {
   const slot = 1_796_000_000_000;
   const fileName = `50-${slot}-${slot}0123456789abcdef-a0-tick.msgpack`;
@@ -194,7 +205,7 @@ describe('enqueue a slot: a crash after each step', () => {
     expect(lstatSync(marker).nlink).toBe(2);
     expect(stages()).toEqual([]);
     // A second enqueue of the slot, by anyone: taken, nothing written, nothing left behind.
-    expect(enqueueSlotSync(layout, marker, fileName, bytes, { hardLinks: true })).toBe('taken');
+    expect(enqueueSlotSync(layout, marker, fileName, bytes, { hardLinks: true })).toBe('exists');
     expect(incoming()).toEqual([fileName]);
     expect(stages()).toEqual([]);
   });
@@ -215,7 +226,7 @@ describe('enqueue a slot: a crash after each step', () => {
 
   it('after the link: the slot is taken (others see EEXIST) and the stage scan publishes the task, once', () => {
     expect(() => enqueueSlotSync(layout, marker, fileName, bytes, { hardLinks: true, afterStep: crashAfter('linked') })).toThrow(Crash);
-    expect(enqueueSlotSync(layout, marker, fileName, bytes, { hardLinks: true })).toBe('taken');
+    expect(enqueueSlotSync(layout, marker, fileName, bytes, { hardLinks: true })).toBe('exists');
     expect(incoming()).toEqual([]);
     // Within the grace the enqueuer may still be at it: left alone.
     expect(finishStagedSlots(layout, readdirSync(layout.schedules), now, 60_000)).toEqual([]);
@@ -253,7 +264,7 @@ describe('enqueue a slot: a crash after each step', () => {
   it('without hard links: the marker first (a crash right after it loses the slot: the documented window), then the task', () => {
     expect(() => enqueueSlotSync(layout, marker, fileName, bytes, { hardLinks: false, afterStep: crashAfter('linked') })).toThrow(Crash);
     expect(incoming()).toEqual([]);
-    expect(enqueueSlotSync(layout, marker, fileName, bytes, { hardLinks: false })).toBe('taken');
+    expect(enqueueSlotSync(layout, marker, fileName, bytes, { hardLinks: false })).toBe('exists');
     rmSync(marker);
     expect(enqueueSlotSync(layout, marker, fileName, bytes, { hardLinks: false })).toBe('enqueued');
     expect(incoming()).toEqual([fileName]);
@@ -269,7 +280,7 @@ describe('enqueue a slot: a crash after each step', () => {
   it('a skipped slot: an empty marker, and the slot cannot be enqueued any more', () => {
     expect(takeSlotSync(marker)).toBe(true);
     expect(takeSlotSync(marker)).toBe(false);
-    expect(enqueueSlotSync(layout, marker, fileName, bytes, { hardLinks: true })).toBe('taken');
+    expect(enqueueSlotSync(layout, marker, fileName, bytes, { hardLinks: true })).toBe('exists');
     expect(incoming()).toEqual([]);
   });
 

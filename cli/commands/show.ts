@@ -15,6 +15,7 @@ import { CliError, EXIT } from '../exit-codes.js';
 import { findEntry, spoolFrom, withDirOption, type DirOption } from '../find-task.js';
 import { toJson } from '../output.js';
 import { pauseNotes, readPauseView } from '../pause-notes.js';
+import { chainJson, finishedChainJson } from '../chain-place.js';
 
 export function showCommand(): Command {
   return withDirOption(new Command('show'))
@@ -48,7 +49,8 @@ export function showCommand(): Command {
       const kept = id === undefined ? undefined : readResult(layout, id);
       const result = kept?.ok ? kept.record : undefined;
       const history = id === undefined ? [] : taskHistory(layout, id, entry, error, result);
-      process.stdout.write(toJson({ ...entryJson(entry), body: entry.body ?? null, history, error: lastErrorJson(error), result: result ?? null }, 2) + '\n');
+      const chain = entry.task !== undefined && entry.body !== undefined ? chainJson(layout, { id: entry.task.id, body: entry.body }) : undefined;
+      process.stdout.write(toJson({ ...entryJson(entry), body: entry.body ?? null, history, error: lastErrorJson(error), result: result ?? null, ...(chain !== undefined && { chain }) }, 2) + '\n');
       if (entry.reason !== undefined) {
         throw new CliError(`${entry.fileName} is not a valid task: ${entry.reason}`, EXIT.INVALID);
       }
@@ -76,6 +78,7 @@ function finishedJson(layout: SpoolLayout, r: ResultRecord): Record<string, unkn
     history: taskHistory(layout, r.id, undefined, error, r),
     error: error !== undefined ? lastErrorJson(error) : r.error === undefined ? null : { name: r.error.name ?? null, message: r.error.message, stack: r.error.stack ?? null, at: r.finishedAt, attempts: r.attempts },
     result: r,
+    ...finishedChainJson(layout, r.id),
   };
 }
 

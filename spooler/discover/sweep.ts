@@ -17,6 +17,7 @@ import type { SpoolLayout } from '../../spool/layout.js';
 import type { SpoolFolders } from '../folders.js';
 import type { Logger } from '../logger.js';
 import { UniqueKeySweeper } from './unique-sweep.js';
+import { FlowsSweeper } from './flows-sweep.js';
 /** tmp/ is swept at most this often. */
 const TMP_SWEEP_EVERY_MS = 60_000;
 
@@ -24,6 +25,7 @@ export class DebrisSweeper {
   private lastTmpSweep = 0;
   private lastRecordSweep = 0;
   private readonly uniqueKeys: UniqueKeySweeper;
+  private readonly flows: FlowsSweeper;
 
   constructor(
     private readonly layout: SpoolLayout,
@@ -31,12 +33,15 @@ export class DebrisSweeper {
     private readonly log: Logger,
   ) {
     this.uniqueKeys = new UniqueKeySweeper(layout, folders, log);
+    this.flows = new FlowsSweeper(layout, folders, log);
   }
 
   /** Deletes staging debris of crashed producers, at most once a minute; `now` by the spool clock (files' mtimes). */
   sweep(now: number): void {
     // Stale unique keys, on their own cadence (unique-sweep.ts).
     this.uniqueKeys.sweep(now);
+    // Unfinished enqueues of chains and old markers in flows/ (flows-sweep.ts).
+    this.flows.sweep(now);
     if (Date.now() - this.lastTmpSweep < TMP_SWEEP_EVERY_MS) return;
     this.lastTmpSweep = Date.now();
     try {

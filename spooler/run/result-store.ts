@@ -30,6 +30,8 @@ export interface Ending {
   value?: unknown;
   reason?: string;
   error?: RemoteErrorInfo;
+  /** processed: why its chain's next step was not enqueued. */
+  nextError?: string;
   /** Attempts made, this one included. */
   attempts: number;
 }
@@ -51,6 +53,7 @@ export function keepEnding(site: Site, task: TaskFile, end: Ending): void {
   if (end.value !== undefined) result.value = end.value;
   if (end.reason !== undefined) result.reason = end.reason;
   if (end.error !== undefined) result.error = end.error;
+  if (end.nextError !== undefined) result.nextError = end.nextError;
   const fields = { task: task.name, id: task.id, ending: end.ending };
   let encoded;
   try {

@@ -20,7 +20,9 @@
  * A task with a unique key (spool/unique.ts) releases it here: at the claim
  * (uniqueWhile pending, the default), or after its last move (uniqueWhile
  * running; a retry keeps it). Tasks without a key or an expiry pay one
- * property test for each.
+ * property test for each. So do tasks without `chain` or `onError`: a task
+ * with either enqueues its next step or its onError task once (flows.ts)
+ * after its result is kept and before its file is finished or buried.
  *
  * A task is claimed when it starts, not ahead of it: after a runner dies, the
  * files its outstanding names left in the claim directory are exactly the
@@ -45,6 +47,7 @@ import { removeProgress } from '../../spool/progress.js';
 import { keyFileName, removeKey } from '../../spool/unique.js';
 import type { PendingDir } from '../order/task-queue.js';
 import { RunnerLimits, type Entry } from '../limits/runner-limits.js';
+import { TaskFlows, type PreparedStep } from './flows.js';
 
 /** What became of a name handed to a runner: one per name, reported once (Stuck: twice, the second time with its final code). */
 export const enum Code {
@@ -183,6 +186,8 @@ export class TaskPath {
   private readonly hooks: PathHooks;
   /** Concurrency and rate limits (limits/runner-limits.ts); undefined while no task registered here has any. */
   private readonly limits: RunnerLimits | undefined;
+  /** Chains and onError tasks (flows.ts); made at the first task that has one. */
+  private taskFlows: TaskFlows | undefined;
 
   constructor(
     readonly site: Site,
@@ -251,6 +256,8 @@ export class TaskPath {
     }
     const task = decoded.task;
     const body = task.body;
+    // A reclaimed chain step whose function had returned is finished, not run again (nor buried as a crash loop).
+    if (body.chain !== undefined && task.attempts > 0 && body.chain.length > 0 && this.finishIfReturned(task, opPath, claimed.from)) return false;
     if (body.unique !== undefined && body.uniqueWhile !== 'running') this.releaseKey(task);
     if (body.expires !== undefined && body.expires <= site.clock.now()) {
       this.expire(task, opPath, claimed.from);
@@ -274,6 +281,35 @@ export class TaskPath {
       if (entered !== undefined) return entered;
     }
     return this.run(task, opPath, claimed.from);
+  }
+
+  private get flows(): TaskFlows {
+    return (this.taskFlows ??= new TaskFlows(this.site));
+  }
+
+  /**
+   * A reclaimed chain step whose function returned before its daemon died
+   * (flows.ts, finishedBefore): not run again; its next step is enqueued
+   * (once) and its file finished. False: it did not return, run it.
+   */
+  private finishIfReturned(task: TaskFile, path: string, from: PendingDir): boolean {
+    let before;
+    try {
+      before = this.flows.finishedBefore(task);
+    } catch (err) {
+      this.site.log.warn('cannot tell whether a reclaimed chain step had returned; it runs again', { task: task.name, id: task.id, err: (err as Error).message });
+      return false;
+    }
+    if (before === undefined) return false;
+    const base = { name: task.fileName, task: task.name };
+    const done = (moved: boolean) => {
+      if (!moved) return this.lose(task.fileName, 'the claim was taken over before the task finished', base);
+      this.site.log.info('a reclaimed chain step had returned before its daemon died: not run again; its next step is enqueued once', { task: task.name, id: task.id, attempt: task.attempts });
+      this.hooks.report({ ...base, code: Code.Processed });
+    };
+    const what = this.site.archive ? 'move a finished task to archive/' : 'delete a finished task';
+    this.moveClaimed(task, from, what, () => (this.flows.enqueue(task, before.prepared), finish(path, this.site.layout, this.site.archive)), done, base);
+    return true;
   }
 
   /**
@@ -488,14 +524,19 @@ export class TaskPath {
           };
           // Its key, then its result, then its file: whoever sees the ending can take the key again.
           if (task.body.unique !== undefined) this.endKey(task);
+          // Its next step made ready first, so that its result can say if it cannot be (SPOOL-FORMAT.md, "Chains").
+          let next: PreparedStep | undefined;
+          if (task.body.chain !== undefined && outcome.kind === 'processed' && task.body.chain.length > 0) next = this.flows.prepareNext(task, outcome.value);
           // Its result first (a crash between leaves both: SPOOL-FORMAT.md, "State changes", keep result).
           if (keepMsOf(task, this.site) > 0) {
-            if (outcome.kind === 'processed') keepEnding(this.site, task, { ending: 'processed', value: outcome.value, attempts: task.attempts + 1 });
+            if (outcome.kind === 'processed') keepEnding(this.site, task, { ending: 'processed', value: outcome.value, attempts: task.attempts + 1, ...(next !== undefined && 'problem' in next && { nextError: next.problem }) });
             else if (outcome.kind === 'skipped') keepEnding(this.site, task, { ending: 'skipped', ...(outcome.reason !== undefined && { reason: outcome.reason }), attempts: task.attempts + 1 });
             else keepEnding(this.site, task, { ending: 'cancelled', attempts: task.attempts + 1 });
           }
           const what = this.site.archive ? 'move a finished task to archive/' : 'delete a finished task';
-          return this.moveClaimed(task, from, what, () => finish(path, this.site.layout, this.site.archive), done, base);
+          if (next === undefined) return this.moveClaimed(task, from, what, () => finish(path, this.site.layout, this.site.archive), done, base);
+          this.flows.crashPoint('kept');
+          return this.moveClaimed(task, from, what, () => (this.flows.enqueue(task, next), finish(path, this.site.layout, this.site.archive)), done, base);
         }
         case 'rescheduled':
           return this.reschedule(task, path, from, outcome, base, run);
@@ -560,6 +601,12 @@ export class TaskPath {
     // Its key, then its result first, as for a finished task.
     if (task.body.unique !== undefined) this.endKey(task);
     if (keepMsOf(task, this.site) > 0) keepEnding(this.site, task, { ending: 'dead', error, attempts });
+    // Its onError task, once, before the file is buried (SPOOL-FORMAT.md, "Chains").
+    let onError: PreparedStep | undefined;
+    if (task.body.onError !== undefined) {
+      onError = this.flows.prepareError(task, attempts, error);
+      this.flows.crashPoint('kept');
+    }
     const buried = (moved: boolean) => {
       if (!moved) return this.lose(task.fileName, 'the claim was taken over before the task was buried', b);
       const durationMs = b.ms === undefined ? undefined : Math.round(b.ms);
@@ -576,6 +623,7 @@ export class TaskPath {
     };
     const moveIt = () => {
       this.site.check('state', 'dead');
+      if (onError !== undefined) this.flows.enqueue(task, onError);
       return bury(path, this.site.layout, record) !== undefined;
     };
     this.moveClaimed(task, 'incoming', 'move a task to dead/ (its failure record first)', moveIt, buried, b);

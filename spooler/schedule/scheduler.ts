@@ -28,8 +28,9 @@ import { FORMAT_VERSION } from '../../spool/body.js';
 import type { SpoolLayout } from '../../spool/layout.js';
 import { formatTaskName } from '../../spool/name.js';
 import { isSchedulePaused, NOTHING_PAUSED, type PauseState } from '../../spool/pause.js';
-import { enqueueSlotSync, finishStagedSlots, isNoHardLinks, pruneMarkers, sweepRecordDebris, takeSlotSync, type SlotStep } from '../../spool/protocol.js';
-import { missedSlots, ScheduleSlots, slotOfMarker, slotTaskId, type ScheduleSpec } from '../../spool/schedule.js';
+import { pruneMarkers, sweepRecordDebris } from '../../spool/protocol.js';
+import { enqueueOnce, finishStagedEnqueues, LinkSupport, STAGE_GRACE_MS, takeMarkerSync, type EnqueueOnceStep } from '../../spool/enqueue-once.js';
+import { missedSlots, ScheduleSlots, slotMarkerName, slotOfMarker, slotTaskId, type ScheduleSpec } from '../../spool/schedule.js';
 import { ensureScheduleDir, listMarkers, markerPathOf, readScheduleRecord, writeScheduleRecord } from '../../spool/schedules.js';
 import type { Logger } from '../logger.js';
 
@@ -37,8 +38,7 @@ import type { Logger } from '../logger.js';
 export const STALL_MS = 60_000;
 /** A slot that failed to be written (full disk) is tried again after this. */
 const RETRY_MS = 1000;
-/** Stages of dead enqueuers are published once this old (the enqueuer itself takes microseconds). */
-export const STAGE_GRACE_MS = 2000;
+export { STAGE_GRACE_MS };
 /** schedules/ is scanned for stages at most this often. */
 const STAGE_SCAN_EVERY_MS = 1000;
 /** Markers are pruned at most this often, those of slots over MARKER_KEEP_MS old, never the newest MARKERS_KEPT. */
@@ -84,7 +84,7 @@ export interface SchedulerDeps {
   readPause: () => Promise<PauseState>;
   fsync: boolean;
   /** Tests: called after each step of a slot's enqueue (SPOOLERD_TEST_SLOT_CRASH kills the process there). */
-  afterStep?: (step: SlotStep, schedule: string, slot: number) => void;
+  afterStep?: (step: EnqueueOnceStep, schedule: string, slot: number) => void;
   /** Told when a task was enqueued (the daemon wakes its discovery). */
   enqueued?: (fileName: string) => void;
 }
@@ -117,7 +117,8 @@ class ScheduleRun {
 
 export class Scheduler {
   private readonly runs: ScheduleRun[];
-  private hardLinks = true;
+  /** Whether this spool's filesystem makes and counts hard links (learnt at the first slot that finds out otherwise). */
+  private readonly links: LinkSupport;
   private lastStageScan = -Infinity;
   private lastPrune = -Infinity;
 
@@ -127,6 +128,7 @@ export class Scheduler {
     schedules: readonly ScheduleSpec[],
   ) {
     this.runs = schedules.map((s) => new ScheduleRun(s));
+    this.links = new LinkSupport((why) => this.deps.log.warn(`${why.replace('a marker is now made before its task', 'a slot marker is now made before its task')}`));
   }
 
   get names(): string[] {
@@ -241,10 +243,10 @@ export class Scheduler {
     for (const slot of slots) {
       const marker = markerPathOf(layout, run.spec.name, slot);
       if (paused) {
-        if (takeSlotSync(marker)) log.info('skipped a slot of a paused schedule', { schedule: run.spec.name, slot });
+        if (takeMarkerSync(marker)) log.info('skipped a slot of a paused schedule', { schedule: run.spec.name, slot });
       } else {
         const fileName = run.fileNameOf(slot);
-        if (this.enqueue(run, marker, fileName, slot) === 'enqueued') {
+        if (this.enqueue(run, markerDirOf(layout, run.spec.name), fileName, slot) === 'enqueued') {
           log.info('enqueued a periodic task', { schedule: run.spec.name, slot, task: run.spec.task, file: fileName });
           this.deps.enqueued?.(fileName);
           last = slot;
@@ -255,25 +257,17 @@ export class Scheduler {
     if (last !== undefined) this.writeRecord(run, undefined, last);
   }
 
-  private enqueue(run: ScheduleRun, marker: string, fileName: string, slot: number): 'enqueued' | 'taken' {
-    const options = {
+  private enqueue(run: ScheduleRun, markerDir: string, fileName: string, slot: number): 'enqueued' | 'exists' {
+    return enqueueOnce(this.deps.layout, {
+      markerDir,
+      marker: slotMarkerName(slot),
+      stageDir: this.deps.layout.schedules,
+      fileName,
+      bytes: run.bytes,
       fsync: this.deps.fsync,
-      hardLinks: this.hardLinks,
-      afterStep: this.deps.afterStep && ((step: SlotStep) => this.deps.afterStep!(step, run.spec.name, slot)),
-      linkCounted: (counted: boolean) => {
-        if (counted || !this.hardLinks) return;
-        this.hardLinks = false;
-        this.deps.log.warn('this filesystem makes hard links but does not count them (sshfs): a slot marker is now made before its task, so a crash between the two loses that slot (SPOOL-FORMAT.md, "Schedules")');
-      },
-    };
-    try {
-      return enqueueSlotSync(this.deps.layout, marker, fileName, run.bytes, options);
-    } catch (err) {
-      if (!this.hardLinks || !isNoHardLinks(err)) throw err;
-      this.hardLinks = false;
-      this.deps.log.warn('this filesystem makes no hard links: a slot marker is now made before its task, so a crash between the two loses that slot (SPOOL-FORMAT.md, "Schedules")', { err: (err as Error).message });
-      return enqueueSlotSync(this.deps.layout, marker, fileName, run.bytes, { ...options, hardLinks: false });
-    }
+      links: this.links,
+      afterStep: this.deps.afterStep && ((step: EnqueueOnceStep) => this.deps.afterStep!(step, run.spec.name, slot)),
+    });
   }
 
   private writeRecord(run: ScheduleRun, since: number | undefined, last: number | undefined): void {
@@ -320,7 +314,7 @@ export class Scheduler {
       this.deps.check();
       const names = readdirSync(this.deps.layout.schedules);
       const now = this.deps.clock.now();
-      for (const fileName of finishStagedSlots(this.deps.layout, names, now, STAGE_GRACE_MS)) {
+      for (const fileName of finishStagedEnqueues(this.deps.layout, this.deps.layout.schedules, names, now, STAGE_GRACE_MS)) {
         this.deps.log.warn('published a periodic task whose enqueuer died after taking its slot', { file: fileName });
         this.deps.enqueued?.(fileName);
       }
