@@ -48,6 +48,7 @@ import { renameTask } from '../spool/name.js';
 import { encodeResult, type NewResult, type RemoteErrorInfo, type ResultRecord, type TaskEnding } from '../spool/results.js';
 import { decodeTask, type EncodedTask, type TaskFile } from '../spool/task-file.js';
 import { decodeWire } from '../spool/wire.js';
+import { errorStepTask, nextStepTask, type FailureArgument } from '../spool/flows.js';
 import type { CancelResult } from '../spool/cancel.js';
 import { runInTaskContext, TaskCancelledError, TaskTimeoutError, type TaskContext } from './context.js';
 import { toMs, type Duration } from './duration.js';
@@ -503,11 +504,15 @@ export class InlineRunner {
     const attempts = task.attempts + 1;
     let end: RunEnd;
     switch (outcome.kind) {
-      case 'processed':
+      case 'processed': {
         this.endKey(task);
-        this.keep(task, 'processed', { value: outcome.value, attempts });
+        // As the daemon: its next chain step is made before its result is kept (a value that cannot be passed on is said in the result), and enqueued after.
+        const next = task.body.chain !== undefined && task.body.chain.length > 0 ? this.prepareNext(task, outcome.value) : undefined;
+        this.keep(task, 'processed', { value: outcome.value, attempts, ...(typeof next === 'string' && { nextError: next }) });
+        if (next !== undefined && typeof next !== 'string') this.addEncoded(next);
         end = { outcome: 'processed', durationMs, ...(outcome.value !== undefined && { value: outcome.value }) };
         break;
+      }
       case 'skipped':
         this.endKey(task);
         this.keep(task, 'skipped', { reason: outcome.reason, attempts });
@@ -549,6 +554,15 @@ export class InlineRunner {
   private bury(task: TaskFile, attempts: number, error: RemoteErrorInfo, outcome: TaskOutcome, durationMs: number): RunEnd {
     this.endKey(task);
     this.keep(task, 'dead', { error, attempts });
+    if (task.body.onError !== undefined) {
+      // Its onError task (SPOOL-FORMAT.md, "Chains"), with the failure as its first argument.
+      const failure: FailureArgument = { id: task.id, name: task.name, attempts, error: error.name === undefined ? { message: error.message } : { name: error.name, message: error.message } };
+      try {
+        this.addEncoded(errorStepTask(task, failure, Date.now(), this.spooler.options.maxBytes));
+      } catch (err) {
+        this.writeLog({ level: 'error', msg: 'the onError task of a dead letter cannot be enqueued', task: task.name, id: task.id, attempt: task.attempts, onError: task.body.onError.name, err: (err as Error).message });
+      }
+    }
     const thrown = 'error' in outcome ? outcome.error : undefined;
     const reason = 'reason' in outcome ? outcome.reason : undefined;
     return { outcome: 'dead', durationMs, error: thrown ?? error, ...(reason !== undefined && { reason }) };
@@ -562,13 +576,32 @@ export class InlineRunner {
     this.schedulePump();
   }
 
+  /** The next step of a processed chain step (spool/flows.ts nextStepTask), or why it cannot be enqueued. */
+  private prepareNext(task: TaskFile, value: unknown): EncodedTask | string {
+    try {
+      return nextStepTask(task, value, Date.now(), this.spooler.options.maxBytes);
+    } catch (err) {
+      const problem = `the next step of the chain (${task.body.chain![0]!.name}) was not enqueued: the value cannot be passed on: ${(err as Error).message}`;
+      this.writeLog({ level: 'error', msg: 'a chain stops: the value a step returned cannot be given to the next step', task: task.name, id: task.id, attempt: task.attempts, err: (err as Error).message });
+      return problem;
+    }
+  }
+
+  /** Adds a task made by the runner (a chain's next step, an onError task), due after its own delay. */
+  private addEncoded(encoded: EncodedTask): void {
+    const decoded = decodeTask(encoded.fileName, encoded.bytes);
+    if (!decoded.ok) throw new Error(`an inline task does not decode: ${decoded.reason}`);
+    this.add(decoded.task, this.readyAt(decoded.task.due - Date.now(), this.postponeMode));
+  }
+
   /** Keeps the ending as a result record, encoded and decoded as the daemon's is (a value it cannot keep says so), and wakes its waiters. */
-  private keep(task: TaskFile, ending: TaskEnding, end: { value?: unknown; reason?: string | undefined; error?: RemoteErrorInfo; attempts: number }): void {
+  private keep(task: TaskFile, ending: TaskEnding, end: { value?: unknown; reason?: string | undefined; error?: RemoteErrorInfo; attempts: number; nextError?: string }): void {
     const finishedAt = Date.now();
     const result: NewResult = { id: task.id, name: task.name, ending, attempts: end.attempts, owner: 'inline', finishedAt, keepUntil: finishedAt };
     if (end.value !== undefined) result.value = end.value;
     if (end.reason !== undefined) result.reason = end.reason;
     if (end.error !== undefined) result.error = end.error;
+    if (end.nextError !== undefined) result.nextError = end.nextError;
     const encoded = encodeResult(result, task.encoding, this.spooler.options.maxBytes);
     if (encoded.problem !== undefined) this.writeLog({ level: 'error', msg: 'the value a task returned cannot be kept; its result record says so', task: task.name, id: task.id, attempt: task.attempts, problem: encoded.problem });
     const record = decodeWire(encoded.bytes, task.encoding) as ResultRecord;

@@ -583,6 +583,7 @@ export class Spooler {
   /** Enqueues one function call whose body also carries `chain` and `onError` (runtime/chains.ts; not for unique keys). */
   async enqueueFlow(request: TaskRequest, flow: Pick<TaskBody, 'chain' | 'onError'>): Promise<TaskHandle> {
     const options = request.options ?? {};
+    if (this.inlineRunner !== undefined) return this.enqueueInline(request.name, request.args ?? [], { ...options, unique: undefined }, (due) => this.encodeRequest(request, due, flow));
     const encoded = this.encodeRequest(request, undefined, flow);
     const path = await this.writeOne(encoded);
     return this.handle(encoded, request.name, options, path);

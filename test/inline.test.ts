@@ -20,6 +20,7 @@ import {
   TaskTimeoutError,
   TaskWasCancelledError,
   UnencodableValueError,
+  chain,
   failed,
   rescheduled,
   skipped,
@@ -451,5 +452,50 @@ describe("other helpers' features, inline", () => {
     expect(midway).toEqual(expect.objectContaining({ fraction: 0.5 }));
     expect(await h.progress()).toBeUndefined();
     expect(spooler.inline!.runsOf(resize)[0]!.progress!.map((p) => p.fraction)).toEqual([0.25, 0.5, 0.75, 1]);
+  });
+});
+
+describe('chains, inline', () => {
+  it('each step gets the value before it first; last() gives the final value; the step ids are the ones announced', async () => {
+    const spooler = Spooler.inline();
+    const fetchPage = spooler.task(function fetchPage(url: string) {
+      return `<p>${url}</p>`;
+    });
+    const measure = spooler.task(function measure(html: string, unit: string) {
+      return `${html.length} ${unit}`;
+    });
+    const shout = spooler.task(function shout(text: string) {
+      return text.toUpperCase();
+    });
+    const h = await chain(fetchPage.request('x.org'), measure.request('chars'), shout).enqueue();
+    expect(await h.last()).toBe('12 CHARS');
+    expect(spooler.inline!.history.map((r) => [r.id, r.name, r.args])).toEqual([
+      [h.steps[0], 'fetchPage', ['x.org']],
+      [h.steps[1], 'measure', ['<p>x.org</p>', 'chars']],
+      [h.steps[2], 'shout', ['12 chars']],
+    ]);
+    // fn.then(), the same chain from the wrapper
+    const h2 = await fetchPage.then(measure.request('chars')).then(shout)('y.org');
+    expect(await h2.last()).toBe('12 CHARS');
+  });
+
+  it('onError runs once with the failure when a step ends dead; the steps after it never run', async () => {
+    const spooler = Spooler.inline();
+    const failures: unknown[] = [];
+    const parse = spooler.task(
+      function parse(_s: string) {
+        throw new SyntaxError('bad page');
+      },
+      { retries: 1 },
+    );
+    const store = spooler.task(function store(_v: unknown) {});
+    const alert = spooler.task(function alert(failure: unknown) {
+      failures.push(failure);
+    });
+    const h = await chain(parse.request('<'), store).onError(alert).enqueue();
+    await expect(h.last()).rejects.toThrow(TaskFailedError);
+    await spooler.drain();
+    expect(failures).toEqual([{ id: h.id, name: 'parse', attempts: 2, error: { name: 'SyntaxError', message: 'bad page' } }]);
+    expect(spooler.inline!.runsOf(store)).toEqual([]);
   });
 });
