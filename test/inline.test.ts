@@ -467,7 +467,7 @@ describe('chains, inline', () => {
     const shout = spooler.task(function shout(text: string) {
       return text.toUpperCase();
     });
-    const h = await chain(fetchPage.request('x.org'), measure.request('chars'), shout).enqueue();
+    const h = await chain(fetchPage.request('x.org'), measure.step('chars'), shout).enqueue();
     expect(await h.last()).toBe('12 CHARS');
     expect(spooler.inline!.history.map((r) => [r.id, r.name, r.args])).toEqual([
       [h.steps[0], 'fetchPage', ['x.org']],
@@ -475,7 +475,7 @@ describe('chains, inline', () => {
       [h.steps[2], 'shout', ['12 chars']],
     ]);
     // fn.then(), the same chain from the wrapper
-    const h2 = await fetchPage.then(measure.request('chars')).then(shout)('y.org');
+    const h2 = await fetchPage.then(measure.step('chars')).then(shout)('y.org');
     expect(await h2.last()).toBe('12 CHARS');
   });
 
