@@ -8,6 +8,9 @@ import type { Spooler } from './spooler.js';
 import type { TaskFile } from '../spool/task-file.js';
 import { checkProgress } from './progress.js';
 import type { Progress } from '../spool/progress.js';
+import type { ChildStep, InlineChildren } from './inline-children.js';
+import type { TaskHandle } from './spooler.js';
+import type { WaitOptions } from './wait.js';
 
 /** One log record a task (or the inline runner, about a task) wrote. */
 export interface InlineLogRecord {
@@ -29,6 +32,7 @@ export class InlineTaskRun implements TaskContext {
     readonly spooler: Spooler,
     write: (record: InlineLogRecord) => void,
     private readonly reported: (progress: Progress) => void,
+    private readonly family: InlineChildren,
   ) {
     const at = (level: InlineLogRecord['level']) => (msg: string, fields?: Record<string, unknown>) =>
       write({ ...fields, level, msg, task: task.name, id: task.id, attempt: task.attempts });
@@ -61,6 +65,31 @@ export class InlineTaskRun implements TaskContext {
   progress(fraction: number, message?: string): void {
     const kept = checkProgress(fraction, message);
     this.reported(kept === undefined ? { fraction, at: Date.now() } : { fraction, message: kept, at: Date.now() });
+  }
+
+  /** Enqueues a child of this task (runtime/inline-children.ts). */
+  enqueueChild(step: ChildStep): Promise<TaskHandle> {
+    return this.family.enqueueChild(this.id, step);
+  }
+
+  /** Enqueues children; with `limit`, at most that many of them have started and not ended at once. */
+  enqueueChildren(steps: readonly ChildStep[], options?: { limit?: number }): Promise<TaskHandle[]> {
+    return this.family.enqueueChildren(this.id, steps, options);
+  }
+
+  /** Enqueues a child keyed by its task name and arguments: a second call adds nothing (`existing: true`). */
+  enqueueChildOnce(step: ChildStep): Promise<TaskHandle> {
+    return this.family.enqueueChildOnce(this.id, step);
+  }
+
+  /** Waits for every child this task enqueued: their values in order; throws as handle.result() does. */
+  waitForChildren(options?: WaitOptions): Promise<unknown[]> {
+    return this.family.waitForChildren(this.id, options);
+  }
+
+  /** The continuation: enqueued once, with the children's endings first, once this task is processed and every child has ended. */
+  then(step: ChildStep): void {
+    this.family.then(this.id, step);
   }
 
   /** Fires the task's AbortSignal (once): its timeout, or a cancel. */

@@ -54,6 +54,7 @@ import { runInTaskContext, TaskCancelledError, TaskTimeoutError, type TaskContex
 import { toMs, type Duration } from './duration.js';
 import { describeRegistered, findBehaviour, findHandler, invoke, isThenable, UnknownTaskError } from './execute.js';
 import { InlineTaskRun, type InlineLogRecord } from './inline-context.js';
+import { InlineChildren } from './inline-children.js';
 import { failedError, nextAttempt, rescheduledError, type TaskOutcome } from './results.js';
 import { anyBehaviour, type Spooler } from './spooler.js';
 import { applyRetryFilter, callHooks, hooksFor, type Behaviour, type HookTrouble, type RunEnd } from './task-behaviour.js';
@@ -155,6 +156,8 @@ export class InlineRunner {
   private readonly progressListeners = new Map<string, Set<(progress: Progress) => void>>();
   private idleWaiters: Array<() => void> = [];
   private readonly runs: InlineRunRecord[] = [];
+  /** Children, their batches' limits and continuations (runtime/inline-children.ts). */
+  private readonly children = new InlineChildren(() => this.spooler, (id) => void this.cancel(id));
   private readonly logRecords: InlineLogRecord[] = [];
 
   constructor(
@@ -343,6 +346,12 @@ export class InlineRunner {
 
   /** spooler.cancel() inline: a waiting task is revoked (it never runs), a running one's AbortSignal fires. */
   cancel(id: string): CancelResult {
+    const result = this.cancelOne(id);
+    this.children.cancelled(id);
+    return result;
+  }
+
+  private cancelOne(id: string): CancelResult {
     const at = this.waiting.findIndex((w) => w.task.id === id);
     if (at >= 0) {
       const [w] = this.waiting.splice(at, 1);
@@ -406,6 +415,11 @@ export class InlineRunner {
         i++;
         continue;
       }
+      // A child of a batch whose limit is reached waits for a sibling to end.
+      if (!this.children.mayStart(w.task.id, w.task.attempts)) {
+        i++;
+        continue;
+      }
       this.waiting.splice(i, 1);
       this.start(w.task);
     }
@@ -427,7 +441,7 @@ export class InlineRunner {
     // Judged at the time it would have started: a skipped postpone does not let it escape its expiry.
     if (body.expires !== undefined && body.expires <= Math.max(Date.now(), task.due)) return this.expire(task);
     const r: Running = { task, run: undefined as never, behaviour: undefined, startedAt: performance.now() };
-    r.run = new InlineTaskRun(task, this.spooler, (record) => this.writeLog(record), (p) => this.reported(r, p));
+    r.run = new InlineTaskRun(task, this.spooler, (record) => this.writeLog(record), (p) => this.reported(r, p), this.children);
     this.running.set(task.id, r);
     const timeout = body.timeout ?? this.taskTimeoutMs;
     if (timeout > 0) this.arm(r, timeout);
@@ -606,6 +620,8 @@ export class InlineRunner {
     if (encoded.problem !== undefined) this.writeLog({ level: 'error', msg: 'the value a task returned cannot be kept; its result record says so', task: task.name, id: task.id, attempt: task.attempts, problem: encoded.problem });
     const record = decodeWire(encoded.bytes, task.encoding) as ResultRecord;
     this.results.set(task.id, record);
+    // Every ending kept here is final (a retry keeps none): the parent's continuation, a batch's next child.
+    this.children.ended(record);
     const waiting = this.waiters.get(task.id);
     if (waiting === undefined) return;
     this.waiters.delete(task.id);

@@ -499,3 +499,93 @@ describe('chains, inline', () => {
     expect(spooler.inline!.runsOf(store)).toEqual([]);
   });
 });
+
+/** The children part of the task context (issue 18's contract; on TaskContext once branch children is merged). */
+interface Family {
+  enqueueChild(step: unknown): Promise<{ id: string; existing?: boolean }>;
+  enqueueChildren(steps: unknown[], options?: { limit?: number }): Promise<{ id: string }[]>;
+  enqueueChildOnce(step: unknown): Promise<{ id: string; existing?: boolean }>;
+  waitForChildren(options?: { timeout?: number }): Promise<unknown[]>;
+  then(step: unknown): void;
+}
+const family = () => taskContext() as unknown as Family;
+
+describe('children, inline', () => {
+  it('a continuation gets every child ending in order once the parent is processed and all children ended', async () => {
+    const spooler = Spooler.inline();
+    const square = spooler.task(function square(n: number) {
+      if (n < 0) throw new PermanentError(`negative: ${n}`);
+      return n * n;
+    });
+    const summed: unknown[] = [];
+    const sum = spooler.task(function sum(endings: { ending: string; value?: number }[], label: string) {
+      summed.push([label, endings]);
+    });
+    const fanOut = spooler.task(async function fanOut(ns: number[]) {
+      await family().enqueueChildren(ns.map((n) => square.request(n)));
+      family().then(sum.step('total'));
+    });
+    await fanOut([2, -1, 3]);
+    await spooler.drain();
+    expect(summed).toEqual([
+      [
+        'total',
+        [
+          expect.objectContaining({ name: 'square', ending: 'processed', value: 4 }),
+          expect.objectContaining({ name: 'square', ending: 'dead', error: expect.objectContaining({ message: 'negative: -1' }) }),
+          expect.objectContaining({ name: 'square', ending: 'processed', value: 9 }),
+        ],
+      ],
+    ]);
+    expect(spooler.inline!.runsOf(sum)).toHaveLength(1);
+  });
+
+  it('enqueueChildren with a limit never has more than that many started; waitForChildren gives their values in order', async () => {
+    const spooler = Spooler.inline();
+    let running = 0;
+    let most = 0;
+    const work = spooler.task(async function work(n: number) {
+      running++;
+      most = Math.max(most, running);
+      await new Promise((r) => setTimeout(r, 3));
+      running--;
+      return n * 10;
+    });
+    const parent = spooler.task(async function parent() {
+      await family().enqueueChildren([1, 2, 3, 4, 5, 6].map((n) => work.request(n)), { limit: 2 });
+      return family().waitForChildren({ timeout: 5000 });
+    });
+    expect(await (await parent()).result()).toEqual([10, 20, 30, 40, 50, 60]);
+    expect(most).toBe(2);
+  });
+
+  it('enqueueChildOnce adds nothing the second time', async () => {
+    const spooler = Spooler.inline();
+    const index = spooler.task(function index(_doc: string) {});
+    const parent = spooler.task(async function parent() {
+      const a = await family().enqueueChildOnce(index.request('d1'));
+      const b = await family().enqueueChildOnce(index.request('d1'));
+      return [a.id === b.id, b.existing];
+    });
+    expect(await (await parent()).result()).toEqual([true, true]);
+    expect(spooler.inline!.runsOf(index)).toHaveLength(1);
+  });
+
+  it('cancelling the parent cancels its children that have not ended, and no continuation runs', async () => {
+    const spooler = Spooler.inline({ postpone: 'real' });
+    const later = spooler.task(function later() {});
+    const after = spooler.task(function after(_e: unknown) {});
+    const parent = spooler.task(async function parent() {
+      await family().enqueueChild({ ...later.request(), options: { postpone: '1h' } });
+      family().then(after);
+    });
+    const p = await parent();
+    await p.result();
+    const child = spooler.inline!.waitingTasks()[0]!;
+    expect(child.body.parent).toBe(p.id);
+    expect(spooler.cancel(p.id)).toEqual({ kind: 'not-found' });
+    await spooler.drain();
+    expect(spooler.inline!.record(child.id)?.ending).toBe('cancelled');
+    expect(spooler.inline!.runsOf(after)).toEqual([]);
+  });
+});
