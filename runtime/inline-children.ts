@@ -58,6 +58,8 @@ export class InlineChildren {
   constructor(
     private readonly spooler: () => Spooler,
     private readonly cancel: (id: string) => void,
+    /** A continuation that could not be enqueued (its arguments cannot be stored): said in the runner's log. */
+    private readonly trouble: (parent: string, err: unknown) => void,
   ) {}
 
   private family(parent: string): Family {
@@ -101,7 +103,7 @@ export class InlineChildren {
     const f = this.family(parent);
     const key = `${r.name}\n${JSON.stringify(r.args ?? [])}`;
     const known = f.once.get(key);
-    if (known !== undefined) return Object.assign(Object.create(Object.getPrototypeOf(known) as object) as TaskHandle, known, { existing: true });
+    if (known !== undefined) return { ...known, existing: true, result: (o?: WaitOptions) => known.result(o), progress: () => known.progress() };
     const handle = await this.enqueueChild(parent, step);
     f.once.set(key, handle);
     return handle;
@@ -167,7 +169,9 @@ export class InlineChildren {
     f.continued = true;
     const endings = f.children.map((c) => this.endings.get(c.id)!);
     const step = f.then;
-    void this.spooler().enqueue({ ...step, args: [endings, ...(step.args ?? [])], options: { ...step.options, parent } });
+    this.spooler()
+      .enqueue({ ...step, args: [endings, ...(step.args ?? [])], options: { ...step.options, parent } })
+      .catch((err: unknown) => this.trouble(parent, err));
   }
 }
 

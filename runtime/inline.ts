@@ -157,7 +157,11 @@ export class InlineRunner {
   private idleWaiters: Array<() => void> = [];
   private readonly runs: InlineRunRecord[] = [];
   /** Children, their batches' limits and continuations (runtime/inline-children.ts). */
-  private readonly children = new InlineChildren(() => this.spooler, (id) => void this.cancel(id));
+  private readonly children = new InlineChildren(
+    () => this.spooler,
+    (id) => void this.cancel(id),
+    (parent, err) => this.writeLog({ level: 'error', msg: 'the continuation of a task cannot be enqueued', task: '', id: parent, attempt: 0, err: err instanceof Error ? err.message : String(err) }),
+  );
   private readonly logRecords: InlineLogRecord[] = [];
 
   constructor(
@@ -669,6 +673,12 @@ export class InlineRunner {
   }
 
   private checkIdle(): void {
+    if (this.waiting.length === 0 && this.wakeTimer !== undefined) {
+      // Nothing left to wake for (the last waiting task was cancelled or reset away).
+      clearTimeout(this.wakeTimer);
+      this.wakeTimer = undefined;
+      this.wakeAt = Infinity;
+    }
     if (!this.isIdle() || this.idleWaiters.length === 0) return;
     const waiters = this.idleWaiters;
     this.idleWaiters = [];
