@@ -412,19 +412,20 @@ export class InlineRunner {
     const now = Date.now();
     this.waiting.sort(startOrder);
     let next = Infinity;
-    for (let i = 0; i < this.waiting.length && this.running.size < this.concurrency; ) {
-      const w = this.waiting[i]!;
+    // Only what waited when this pump began: a task enqueued by a task started here (a child, whose batch
+    // limit is set once its enqueue call returns) waits for the next pump, as it would for a daemon's next pickup.
+    for (const w of [...this.waiting]) {
+      if (this.running.size >= this.concurrency) break;
       if (w.readyAt > now) {
         next = Math.min(next, w.readyAt);
-        i++;
         continue;
       }
+      const at = this.waiting.indexOf(w);
+      // Gone meanwhile: cancelled, or replaced under its unique key, by a task started in this pump.
+      if (at < 0) continue;
       // A child of a batch whose limit is reached waits for a sibling to end.
-      if (!this.children.mayStart(w.task.id, w.task.attempts)) {
-        i++;
-        continue;
-      }
-      this.waiting.splice(i, 1);
+      if (!this.children.mayStart(w.task.id, w.task.attempts)) continue;
+      this.waiting.splice(at, 1);
       this.start(w.task);
     }
     for (const w of this.waiting) if (w.readyAt > now) next = Math.min(next, w.readyAt);

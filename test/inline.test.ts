@@ -568,6 +568,7 @@ describe('children, inline', () => {
       return [a.id === b.id, b.existing];
     });
     expect(await (await parent()).result()).toEqual([true, true]);
+    await spooler.drain();
     expect(spooler.inline!.runsOf(index)).toHaveLength(1);
   });
 
