@@ -45,3 +45,4 @@ export type { TaskBody, RetrySpec, BackoffSpec, BackoffKind } from '../spool/bod
 export type { SpoolEntry } from '../spool/entries.js';
 export type { TaskState } from '../spool/layout.js';
 export { PRIORITY_MIN, PRIORITY_MAX, PRIORITY_DEFAULT } from '../spool/name.js';
+export { InlineRunner, INLINE_TIMES, type InlineOptions, type InlineTime, type InlineRunRecord, type InlineLogRecord } from './inline.js';

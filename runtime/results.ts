@@ -16,6 +16,9 @@
  * Rescheduling counts an attempt; past the retry limit the task becomes a dead letter.
  */
 import { toMs, type Duration } from './duration.js';
+import { backoffDelay, DEFAULT_RETRY } from './backoff.js';
+import type { RetrySpec } from '../spool/body.js';
+import type { RemoteErrorInfo } from '../spool/results.js';
 
 export type TaskOutcome =
   | { kind: 'processed'; value?: unknown }
@@ -83,4 +86,52 @@ export function outcomeOf(settled: { value: unknown } | { error: unknown }): Tas
   }
   if (TaskResult.is(settled.value)) return settled.value.outcome;
   return settled.value === undefined ? { kind: 'processed' } : { kind: 'processed', value: settled.value };
+}
+
+/**
+ * What becomes of a task whose attempt asked to run again (it threw, or
+ * returned rescheduled()), after `attempts` earlier attempts: run again after
+ * `delay` ms (the one it asked for, else its backoff's), or, past its retry
+ * limit, a dead letter. The one rule for the daemon (spooler/run/task-path.ts)
+ * and the inline test mode (runtime/inline/).
+ */
+export type NextAttempt =
+  | { retry: true; failures: number; delay: number; retriesLeft: number }
+  | { retry: false; failures: number; limit: number };
+
+export function nextAttempt(attempts: number, retry: RetrySpec | undefined, requestedDelay: number | undefined, random?: number): NextAttempt {
+  const failures = attempts + 1;
+  const spec = retry ?? DEFAULT_RETRY;
+  if (failures > spec.limit) return { retry: false, failures, limit: spec.limit };
+  const delay = requestedDelay ?? backoffDelay(spec.backoff ?? DEFAULT_RETRY.backoff!, failures, random);
+  return { retry: true, failures, delay, retriesLeft: spec.limit - failures };
+}
+
+/** The retry limit of a task (its own, else the daemon's default), as a dead letter's record states it. */
+export function retryLimitOf(retry: RetrySpec | undefined): number {
+  return retry?.limit ?? DEFAULT_RETRY.limit;
+}
+
+/** An error as a result or failure record keeps it: name, message and stack (a thrown non-Error as text). */
+export function describeError(error: unknown): RemoteErrorInfo {
+  if (error instanceof Error) return { name: error.name, message: error.message, ...(error.stack !== undefined && { stack: error.stack }) };
+  return { message: typeof error === 'string' ? error : `non-Error thrown: ${safeString(error)}` };
+}
+
+/** The error a task failed for good with (failed(), PermanentError, retryOn/noRetryOn): its reason is the message. */
+export function failedError(outcome: Extract<TaskOutcome, { kind: 'failed' }>): RemoteErrorInfo {
+  return { ...describeError(outcome.error ?? { name: 'PermanentError', message: outcome.reason }), message: outcome.reason };
+}
+
+/** The error a rescheduled attempt is recorded with: what it threw, else the reason it gave. */
+export function rescheduledError(outcome: Extract<TaskOutcome, { kind: 'rescheduled' }>): RemoteErrorInfo {
+  return describeError(outcome.error ?? outcome.reason ?? 'rescheduled by the task');
+}
+
+function safeString(value: unknown): string {
+  try {
+    return JSON.stringify(value) ?? String(value);
+  } catch {
+    return String(value);
+  }
 }

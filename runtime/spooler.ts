@@ -38,6 +38,7 @@ import type { Step } from './steps.js';
 import { callConverted, compileConversion, type ConversionOptions } from './converters.js';
 import { progressWatch, type ProgressListener } from './progress-watch.js';
 import { readProgress, type Progress } from '../spool/progress.js';
+import { InlineRunner, type InlineOptions } from './inline.js';
 
 export interface SpoolerOptions {
   /** Encoding of new task files (default 'msgpack'). */
@@ -264,6 +265,8 @@ export class Spooler {
   private clockSampleDue = 0;
   /** Whether one enqueue writes its file with blocking calls (writeOne()); decided at the first enqueue. */
   private writesInline: boolean | undefined;
+  /** Set in the inline test mode (runtime/inline.ts): tasks run in this process, nothing touches the directory. */
+  private inlineRunner: InlineRunner | undefined;
 
   private constructor(dir: string, options: SpoolerOptions) {
     this.layout = new SpoolLayout(dir);
@@ -334,6 +337,7 @@ export class Spooler {
    * path to the same directory gives the same Spooler; options apply on creation.
    */
   static open(dir: string, options: SpoolerOptions = {}): Spooler {
+    if (inlineFromEnv()) return Spooler.openInline(resolve(dir), resolve(dir), options);
     const layout = new SpoolLayout(dir).ensure();
     const key = realpathSync(layout.root);
     let spooler = spoolers.get(key);
@@ -343,6 +347,50 @@ export class Spooler {
       spoolerList = [...spoolers.values()];
     }
     return spooler;
+  }
+
+  /**
+   * A spooler with no directory, in the inline test mode (runtime/inline.ts):
+   * its tasks run in this process. Each call makes a new one.
+   */
+  static inline(options: SpoolerOptions & InlineOptions = {}): Spooler {
+    inlineSpoolers++;
+    return Spooler.openInline(`inline:${inlineSpoolers}`, resolve(`.spoolerd-inline-${process.pid}-${inlineSpoolers}`), options);
+  }
+
+  /** The inline spooler registered under `key` (made inline on first use): its directory is never created. */
+  private static openInline(key: string, dir: string, options: SpoolerOptions & InlineOptions): Spooler {
+    let spooler = spoolers.get(key);
+    if (spooler === undefined) {
+      spooler = new Spooler(dir, options);
+      spoolers.set(key, spooler);
+      spoolerList = [...spoolers.values()];
+    }
+    spooler.runInline(options);
+    return spooler;
+  }
+
+  /**
+   * Switches this spooler to the inline test mode (runtime/inline.ts): from now
+   * on its enqueues run the tasks in this process, result(), wait() and
+   * cancel() answer from memory, and its directory is not touched (nor needs
+   * to exist). Returns the runner (idle(), history, logs); called again, the
+   * same runner with the options changed.
+   */
+  runInline(options: InlineOptions = {}): InlineRunner {
+    if (this.inlineRunner !== undefined) return this.inlineRunner.configure(options);
+    return (this.inlineRunner = new InlineRunner(this, options));
+  }
+
+  /** The inline runner, when this spooler is in the inline test mode. */
+  get inline(): InlineRunner | undefined {
+    return this.inlineRunner;
+  }
+
+  /** Inline test mode: resolves once every task enqueued (and every task they enqueued) has ended (InlineRunner.idle()). */
+  drain(options: WaitOptions = {}): Promise<void> {
+    if (this.inlineRunner === undefined) return Promise.reject(new InvalidOptionError(`spooler.drain() is for the inline test mode (spooler.runInline()); ${this.dir} is served by daemons`));
+    return this.inlineRunner.idle(options);
   }
 
   /** The spooler over $SPOOL_DIR, or ./spool. spoolerd sets SPOOL_DIR for the modules it imports. */
@@ -506,6 +554,7 @@ export class Spooler {
     if (type === FCALL) throw new InvalidOptionError('sendMessageRaw() cannot send "fcall" tasks; call the wrapper that spooler.task() returned');
     const body: Omit<TaskBody, 'version'> = { type, message };
     if (options.payload !== undefined) body.payload = options.payload;
+    if (this.inlineRunner !== undefined) return this.enqueueInline(type, [], options, (due) => this.encode(type, body, options, due));
     if (options.unique !== undefined) return this.enqueueUnique(type, [], options, (due) => this.encode(type, body, options, due));
     const encoded = this.encode(type, body, options);
     return this.handle(encoded, type, options, await this.writeOne(encoded));
@@ -514,10 +563,20 @@ export class Spooler {
   /** Enqueues one function call by task name (the wrapper from task() calls this). */
   async enqueue(request: TaskRequest): Promise<TaskHandle> {
     const options = request.options ?? {};
+    if (this.inlineRunner !== undefined) return this.enqueueInline(request.name, request.args ?? [], options, (due) => this.encodeRequest(request, due));
     if (options.unique !== undefined) return this.enqueueUnique(request.name, request.args ?? [], options, (due) => this.encodeRequest(request, due));
     const encoded = this.encodeRequest(request);
     const path = await this.writeOne(encoded);
     return this.handle(encoded, request.name, options, path);
+  }
+
+  /** An enqueue in the inline test mode: the task's handle (it has no file: path ''), or a unique key's holder's. */
+  private async enqueueInline(name: string, args: readonly unknown[], options: EnqueueOptions, encode: (due?: number) => EncodedTask): Promise<TaskHandle> {
+    const key = options.unique === undefined ? undefined : uniqueKeyOf(options.unique, args, name);
+    const added = this.inlineRunner!.enqueue(name, key, options.uniqueMode ?? 'keep', encode);
+    if (added.added) return this.handle(added.encoded, name, options, '');
+    const held = added.holder;
+    return new EnqueuedTask(this, held.id, name, held.fileName, '', held.priority, held.due, true);
   }
 
   /**
@@ -532,6 +591,7 @@ export class Spooler {
   /** Enqueues one function call whose body also carries `chain` and `onError` (runtime/chains.ts; not for unique keys). */
   async enqueueFlow(request: TaskRequest, flow: Pick<TaskBody, 'chain' | 'onError'>): Promise<TaskHandle> {
     const options = request.options ?? {};
+    if (this.inlineRunner !== undefined) return this.enqueueInline(request.name, request.args ?? [], { ...options, unique: undefined }, (due) => this.encodeRequest(request, due, flow));
     const encoded = this.encodeRequest(request, undefined, flow);
     const path = await this.writeOne(encoded);
     return this.handle(encoded, request.name, options, path);
@@ -581,6 +641,7 @@ export class Spooler {
   async enqueueMany(requests: readonly TaskRequest[]): Promise<TaskHandle[]> {
     for (const r of requests) if (r.options?.unique !== undefined) throw new InvalidOptionError(`enqueueMany() cannot take unique keys (task ${r.name}); enqueue tasks with a key one by one`);
     const encoded = requests.map((request) => this.encodeRequest(request));
+    if (this.inlineRunner !== undefined) return this.enqueueManyInline(requests, encoded);
     const slice = 512;
     const yieldEvery = async (i: number) => {
       if (i > 0 && i % slice === 0) await new Promise<void>((done) => setImmediate(done));
@@ -613,11 +674,20 @@ export class Spooler {
     return handles;
   }
 
+  /** enqueueMany() inline: every request was checked and encoded (all or nothing); now each is added. */
+  private async enqueueManyInline(requests: readonly TaskRequest[], encoded: EncodedTask[]): Promise<TaskHandle[]> {
+    return encoded.map((e, j) => {
+      this.inlineRunner!.enqueue(requests[j]!.name, undefined, 'keep', () => e);
+      return this.handle(e, requests[j]!.name, requests[j]!.options ?? {}, '');
+    });
+  }
+
   /**
    * The value of task `id` once a daemon has processed it, from any process (see TaskHandle.result()).
    * All waiters of a process share one watch on results/.
    */
   wait(id: string, options: WaitOptions = {}): Promise<unknown> {
+    if (this.inlineRunner !== undefined) return this.inlineRunner.wait(id, options);
     if (options.onProgress === undefined) return waitForResult(this.layout, id, options);
     const stop = this.onProgress(id, options.onProgress);
     return waitForResult(this.layout, id, options).finally(stop);
@@ -629,17 +699,20 @@ export class Spooler {
    * one watch on progress/ (runtime/progress-watch.ts); it does not keep the process alive.
    */
   onProgress(id: string, listener: ProgressListener): () => void {
+    if (this.inlineRunner !== undefined) return this.inlineRunner.onProgress(id, listener);
     return progressWatch(this.layout).follow(id, listener);
   }
 
   /** The last progress task `id` reported, while it runs; undefined when it reported none or is not running. */
   progressOf(id: string): Progress | undefined {
     if (typeof id !== 'string' || !TASK_ID_PATTERN.test(id)) throw new InvalidOptionError(`spooler.progressOf(): ${JSON.stringify(id)} is not a task id`);
+    if (this.inlineRunner !== undefined) return this.inlineRunner.progressOf(id);
     return readProgress(this.layout, id);
   }
 
   /** The result record of task `id` once there is one, whatever the ending (spool wait uses it). */
   waitRecord(id: string, options: WaitOptions = {}): Promise<ResultRecord> {
+    if (this.inlineRunner !== undefined) return this.inlineRunner.waitRecord(id, options);
     return resultWatch(this.layout).record(id, options);
   }
 
@@ -655,11 +728,13 @@ export class Spooler {
    */
   cancel(id: string): CancelResult {
     if (typeof id !== 'string' || !TASK_ID_PATTERN.test(id)) throw new InvalidOptionError(`spooler.cancel(): ${JSON.stringify(id)} is not a task id (the id of a TaskHandle)`);
+    if (this.inlineRunner !== undefined) return this.inlineRunner.cancel(id);
     return cancelTask(this.layout, id);
   }
 
   /** Pending tasks (incoming/ and pending/), in execution order, by name only. */
   getTasks(): SpoolEntry[] {
+    if (this.inlineRunner !== undefined) return this.inlineRunner.waitingTasks().map((t) => ({ state: t.due > Date.now() ? 'scheduled' : 'due', location: 'incoming', fileName: t.fileName, path: '', task: t, body: t.body }));
     return listByName(this.layout, ['incoming', 'pending']);
   }
 
@@ -719,7 +794,8 @@ export class Spooler {
 
   private spoolClock(): SpoolClock {
     const t = performance.now();
-    if (t >= this.clockSampleDue) {
+    // Inline, nothing is written: this host's clock is the spool's.
+    if (t >= this.clockSampleDue && this.inlineRunner === undefined) {
       this.clockSampleDue = t + CLOCK_RESAMPLE_MS;
       try {
         this.clock.add(sampleClockSync(this.layout.tmp));
@@ -733,6 +809,15 @@ export class Spooler {
   private handle(encoded: EncodedTask, name: string, options: EnqueueOptions, path: string): TaskHandle {
     return new EnqueuedTask(this, encoded.id, name, encoded.fileName, path, options.priority ?? PRIORITY_DEFAULT, encoded.due);
   }
+}
+
+/** How many inline spoolers Spooler.inline() made in this process (each gets its own registry key). */
+let inlineSpoolers = 0;
+
+/** SPOOLERD_INLINE=1 (or true, yes): Spooler.open() gives inline spoolers and creates no folder (the inline test mode). */
+function inlineFromEnv(): boolean {
+  const v = process.env.SPOOLERD_INLINE;
+  return v !== undefined && ['1', 'true', 'yes'].includes(v.toLowerCase());
 }
 
 /** How often a Spooler samples the spool clock again (at an enqueue): offsets drift slowly. */

@@ -162,6 +162,8 @@ describe('the log event of each outcome', () => {
     const daemon = await testSpool.serve({ imports: ['outcomes'], args: ['--concurrency', '1', '--log-level', 'debug'] });
     await waitForDead(fail, daemon);
     await waitForEmpty(daemon);
+    // The file moves before its log line reaches this test: wait for the line, then compare.
+    await waitFor(() => daemon.logsWith('task is a dead letter: out of retries').length > 0 || undefined, { what: 'the dead letter log line', explain: () => daemon.describe() });
     const fields = (l: Record<string, unknown>) => [l.level, l.task, l.id, l.attempt, typeof l.durationMs];
     expect(daemon.logsWith('task processed').map(fields)).toEqual([['debug', 'hooked', ok.id, 0, 'number']]);
     expect(daemon.logsWith('task skipped').map(fields)).toEqual([['info', 'hooked', skip.id, 0, 'number']]);

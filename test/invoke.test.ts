@@ -1,5 +1,5 @@
 /**
- * How a task function's return or throw becomes an outcome (spooler/execute.ts
+ * How a task function's return or throw becomes an outcome (runtime/execute.ts
  * invoke()): a synchronous function settles at once, with its outcome as a
  * value and no promise; anything awaitable settles when it does, exactly as
  * `await` would have treated it.
@@ -7,7 +7,7 @@
 import { describe, expect, it } from 'vitest';
 import { processed, rescheduled, skipped } from '../runtime/results.js';
 import type { TaskFile } from '../spool/task-file.js';
-import { invoke } from '../spooler/run/execute.js';
+import { invoke } from '../runtime/execute.js';
 
 const task = { name: 't', body: { version: 1, type: 'fcall', args: [] } } as unknown as TaskFile;
 

@@ -15,9 +15,14 @@
  *   <!-- readme-test: start until="text" stopped="text2" -->  ... and after Ctrl-C it prints text2 (default: spoolerd's "stopped" log line)
  *   <!-- readme-test: stop -->                (on its own) Ctrl-C to every started command; each must exit 0
  *   <!-- readme-test: skip reason="why" -->   not runnable here, and why
+ *
+ * and a ```ts block (not sh) may be marked
+ *
+ *   <!-- readme-test: vitest file="name.ts" -->  a file of the README's vitest example ("Testing your tasks"):
+ *                                               all such files are written to one folder and vitest runs there
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { cpSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, symlinkSync } from 'node:fs';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -48,6 +53,14 @@ export function readmeSteps(text: string): Step[] {
       continue;
     }
     if (line.startsWith('<!--') && line.includes('readme-test')) problems.push(`line ${i + 1}: a readme-test marker this test does not understand: ${line}`);
+    if (pending?.kind === 'vitest' && /^```ts\s*$/.test(line)) {
+      // A file of the vitest example: readmeVitestFiles() takes it.
+      if (!pending.attrs.file) problems.push(`line ${pending.line}: marker "vitest" needs file="…"`);
+      while (i + 1 < lines.length && lines[i + 1]!.trim() !== '```') i++;
+      i++;
+      pending = undefined;
+      continue;
+    }
     if (/^```sh\s*$/.test(line)) {
       const start = i + 1;
       let end = start;
@@ -77,6 +90,25 @@ export function readmeSteps(text: string): Step[] {
   }
   if (problems.length > 0) throw new Error(`README.md:\n${problems.join('\n')}`);
   return steps;
+}
+
+/** The files of README.md's vitest example: each ```ts block after a <!-- readme-test: vitest file="…" --> marker. */
+export function readmeVitestFiles(text: string): { file: string; line: number; code: string }[] {
+  const lines = text.split('\n');
+  const files: { file: string; line: number; code: string }[] = [];
+  for (let i = 0; i < lines.length; i++) {
+    const marker = MARKER.exec(lines[i]!.trim());
+    if (marker?.[1] !== 'vitest') continue;
+    const file = /file="([^"]*)"/.exec(marker[2]!)?.[1];
+    let start = i + 1;
+    while (start < lines.length && lines[start]!.trim() === '') start++;
+    if (file === undefined || !/^```ts\s*$/.test(lines[start]!.trim())) throw new Error(`README.md line ${i + 1}: a vitest marker needs file="…" and a \`\`\`ts block after it`);
+    let end = start + 1;
+    while (end < lines.length && lines[end]!.trim() !== '```') end++;
+    files.push({ file, line: start + 2, code: lines.slice(start + 1, end).join('\n') + '\n' });
+    i = end;
+  }
+  return files;
 }
 
 /** The environment of a new user's shell: none of this test run's npm or spoolerd settings. */
@@ -130,6 +162,32 @@ describe('README.md', () => {
     const kits = readdirSync(join(ROOT, 'kits'));
     expect(kits.length).toBeGreaterThan(0);
     for (const kit of kits) expect(runs.some((s) => s.script.includes(`kits/${kit}`)), `README.md runs no example of kits/${kit}`).toBe(true);
+  });
+
+  it('its vitest example ("Testing your tasks") passes, inline, and makes no spool folder', { timeout: 60_000 }, async () => {
+    const files = readmeVitestFiles(readme);
+    expect(files.map((f) => f.file).sort()).toEqual(['tasks.test.ts', 'tasks.ts', 'vitest.config.ts']);
+    // Inside this checkout, so that 'spoolerd' resolves to this package (its built dist/, as for a user).
+    mkdirSync(join(ROOT, 'test-artifacts'), { recursive: true });
+    const dir = mkdtempSync(join(ROOT, 'test-artifacts', 'readme-inline-'));
+    try {
+      for (const f of files) writeFileSync(join(dir, f.file), f.code);
+      const env = { ...process.env };
+      delete env.SPOOLERD_INLINE;
+      delete env.SPOOL_DIR;
+      for (const k of Object.keys(env)) if (k.startsWith('VITEST')) delete env[k];
+      const run = spawnSync(process.execPath, [join(ROOT, 'node_modules/vitest/vitest.mjs'), 'run', '--root', dir], { cwd: dir, env, encoding: 'utf8', timeout: 50_000 });
+      // eslint-disable-next-line no-control-regex
+      const output = `${run.stdout}${run.stderr}`.replace(/\u001b\[[0-9;]*m/g, '');
+      expect(run.status, output).toBe(0);
+      expect(output).toMatch(/Tests\s+\S*4 passed/);
+      // Spooler.fromEnv() would have made ./spool: inline, nothing is made.
+      expect(existsSync(join(dir, 'spool'))).toBe(false);
+      // (vitest keeps its cache in node_modules/.vite)
+      expect(readdirSync(dir).filter((n) => n !== 'node_modules').sort()).toEqual(['tasks.test.ts', 'tasks.ts', 'vitest.config.ts']);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   describe('its commands, pasted into a copy of the repository', () => {

@@ -10,7 +10,7 @@ import type { Step } from '../../runtime/steps.js';
 import type { WaitOptions } from '../../runtime/wait.js';
 import { applyRetryFilter, callHooks, hooksFor, type Behaviour, type HookTrouble, type RunEnd } from '../../runtime/task-behaviour.js';
 import type { TaskFile } from '../../spool/task-file.js';
-import { describeRegistered, findBehaviour, findHandler, invoke, isThenable, UnknownTaskError } from './execute.js';
+import { describeRegistered, findBehaviour, findHandler, invoke, isThenable, UnknownTaskError } from '../../runtime/execute.js';
 import type { TaskTypeHandler } from '../../runtime/task-types.js';
 import type { Logger } from '../logger.js';
 import { ProgressReporter } from '../../runtime/progress.js';

@@ -29,9 +29,10 @@
  * tasks it had started (its supervisor counts their attempt, WorkerCrashedError),
  * and the names it never claimed are still in incoming/ or pending/.
  */
-import { DEFAULT_RETRY, backoffDelay } from '../../runtime/backoff.js';
+import { DEFAULT_RETRY } from '../../runtime/backoff.js';
 import { TaskCancelledError, TaskTimeoutError } from '../../runtime/context.js';
-import type { TaskOutcome } from '../../runtime/results.js';
+import { describeError, failedError, nextAttempt, rescheduledError, retryLimitOf, type TaskOutcome } from '../../runtime/results.js';
+import type { RemoteErrorInfo } from '../../spool/results.js';
 import type { RunEnd } from '../../runtime/task-behaviour.js';
 import type { SpoolLayout, Subdir } from '../../spool/layout.js';
 import { readClaimedFile } from '../../spool/safe-read.js';
@@ -544,8 +545,7 @@ export class TaskPath {
           return this.reschedule(task, path, from, outcome, base, run);
         case 'failed': {
           // Failed for good: a dead letter now, whatever retries are left. The reason is the record's message.
-          const error = { ...describeError(outcome.error ?? { name: 'PermanentError', message: outcome.reason }), message: outcome.reason };
-          return this.buryTask(path, task, task.attempts + 1, error, task.body.retry?.limit ?? DEFAULT_RETRY.limit, base, run, outcome);
+          return this.buryTask(path, task, task.attempts + 1, failedError(outcome), retryLimitOf(task.body.retry), base, run, outcome);
         }
       }
     } catch (err) {
@@ -556,16 +556,15 @@ export class TaskPath {
   }
 
   private reschedule(task: TaskFile, path: string, from: PendingDir, outcome: Extract<TaskOutcome, { kind: 'rescheduled' }>, base: Omit<Report, 'code'>, run: TaskRun | undefined): void {
-    const failures = task.attempts + 1;
-    const retry = task.body.retry ?? DEFAULT_RETRY;
-    const error = describeError(outcome.error ?? outcome.reason ?? 'rescheduled by the task');
-    if (failures > retry.limit) return this.buryTask(path, task, failures, error, retry.limit, base, run, outcome);
-    const delay = outcome.delay ?? backoffDelay(retry.backoff ?? DEFAULT_RETRY.backoff!, failures);
+    const error = rescheduledError(outcome);
+    const next = nextAttempt(task.attempts, task.body.retry, outcome.delay);
+    if (!next.retry) return this.buryTask(path, task, next.failures, error, next.limit, base, run, outcome);
+    const { delay, failures, retriesLeft } = next;
     const due = this.site.clock.stampNow() + delay;
     // A failed attempt is noted in state/<id>.json (a requested reschedule is no failure).
     if (outcome.error !== undefined) noteFailure(this.site, task, error, due);
     const fields = { task: task.name, id: task.id, attempt: task.attempts };
-    let next: string | undefined;
+    let nextName: string | undefined;
     const rescheduled = (moved: boolean) => {
       if (!moved) return this.lose(task.fileName, 'the claim was taken over before the task was rescheduled', base);
       // One line per retry: the stack goes to the dead letter's record (and here only at debug),
@@ -573,8 +572,8 @@ export class TaskPath {
       const level = outcome.error === undefined ? 'info' : 'warn';
       const stack = outcome.error !== undefined && this.site.log.enabled('debug') ? error.stack : undefined;
       const durationMs = base.ms === undefined ? undefined : Math.round(base.ms);
-      this.site.log[level]('task rescheduled', { ...fields, durationMs, inMs: delay, nextTry: new Date(due).toISOString(), retriesLeft: retry.limit - failures, error: error.message, stack });
-      this.tell(run, { ...base, code: Code.Rescheduled, next: next! }, () => ({
+      this.site.log[level]('task rescheduled', { ...fields, durationMs, inMs: delay, nextTry: new Date(due).toISOString(), retriesLeft, error: error.message, stack });
+      this.tell(run, { ...base, code: Code.Rescheduled, next: nextName! }, () => ({
         outcome: 'rescheduled',
         durationMs: durationMs ?? 0,
         delayMs: delay,
@@ -582,7 +581,7 @@ export class TaskPath {
         ...(outcome.reason !== undefined && { reason: outcome.reason }),
       }));
     };
-    this.moveClaimed(task, from, 'move a task to pending/ for its retry', () => (next = retryLater(path, this.site.layout, due)) !== undefined, rescheduled, base);
+    this.moveClaimed(task, from, 'move a task to pending/ for its retry', () => (nextName = retryLater(path, this.site.layout, due)) !== undefined, rescheduled, base);
   }
 
   /**
@@ -593,7 +592,7 @@ export class TaskPath {
     path: string,
     task: TaskFile,
     attempts: number,
-    error: ReturnType<typeof describeError>,
+    error: RemoteErrorInfo,
     retries: number,
     base: Omit<Report, 'code'> | undefined,
     run?: TaskRun,
@@ -730,18 +729,5 @@ function removeOrphanProgress(site: Site, id: string): void {
     removeProgress(site.layout, id);
   } catch (err) {
     site.log.warn('cannot remove the progress record of a task whose runner died; the orphan sweep will', { id, err: (err as Error).message });
-  }
-}
-
-export function describeError(error: unknown): { name?: string; message: string; stack?: string } {
-  if (error instanceof Error) return { name: error.name, message: error.message, ...(error.stack !== undefined && { stack: error.stack }) };
-  return { message: typeof error === 'string' ? error : `non-Error thrown: ${safeString(error)}` };
-}
-
-function safeString(value: unknown): string {
-  try {
-    return JSON.stringify(value) ?? String(value);
-  } catch {
-    return String(value);
   }
 }

@@ -1,12 +1,13 @@
 /**
  * Running one task: finding the code for it among what the imported modules
- * registered, calling it, and reading how it ended.
+ * registered, calling it, and reading how it ended. Shared by the daemon's
+ * runners (spooler/run/run-task.ts) and the inline test mode (runtime/inline/).
  */
-import { outcomeOf, type TaskOutcome } from '../../runtime/results.js';
-import { Spooler } from '../../runtime/spooler.js';
-import { FCALL, type TaskTypeHandler } from '../../runtime/task-types.js';
-import type { Behaviour } from '../../runtime/task-behaviour.js';
-import type { TaskFile } from '../../spool/task-file.js';
+import { outcomeOf, type TaskOutcome } from './results.js';
+import { Spooler } from './spooler.js';
+import { FCALL, type TaskTypeHandler } from './task-types.js';
+import type { Behaviour } from './task-behaviour.js';
+import type { TaskFile } from '../spool/task-file.js';
 
 /** Raised (as a task failure) for a task no loaded module can run. */
 export class UnknownTaskError extends Error {
