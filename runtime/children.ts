@@ -5,7 +5,7 @@
  *
  *   const ctx = taskContext();
  *   await ctx.enqueueChildren(files.map((f) => resize.request(f)), { limit: 3 });
- *   ctx.then(summarize);          // summarize([{ id, name, ending, value? ... }, ...]) runs once all have ended
+ *   ctx.afterChildren(summarize);          // summarize([{ id, name, ending, value? ... }, ...]) runs once all have ended
  *
  * Each child gets an entry in children/<P>/ (spool/children.ts), made O_EXCL
  * before it is enqueued, and the body fields `flow` (P) and a kept result of
@@ -49,17 +49,13 @@ export function requestOf(step: Step, what: string): TaskRequest {
     return { name: fn.taskName, args: [], options: fn.options };
   }
   if (typeof step === 'object' && step !== null && typeof (step as TaskRequest).name === 'string') return step as TaskRequest;
-  if (typeof step === 'function' && what === 'then()') {
-    // A task context has then(): `await taskContext()` would call it with a promise's resolve function.
-    throw new InvalidOptionError('then() takes a step (a task function or fn.request(...)), not a plain function; do not await taskContext() (it is not a promise)');
-  }
   throw new InvalidOptionError(`${what}: a step is a task function (spooler.task(...)) or a request (fn.request(...args)), got ${typeof step}`);
 }
 
 export class FlowOfRun {
   /** The children this run enqueued (or found enqueued), in order: what waitForChildren and the continuation wait for. */
   readonly children: { id: string; name: string; handle: TaskHandle }[] = [];
-  /** The continuation, set by then(). */
+  /** The continuation, set by afterChildren(). */
   thenStep: StepSpec | undefined;
   private calls = 0;
 
@@ -85,10 +81,10 @@ export class FlowOfRun {
     return handle!;
   }
 
-  then(step: Step): void {
-    if (this.thenStep !== undefined) throw new InvalidOptionError('then() was called twice in one run; a task has one continuation');
-    requestOf(step, 'then()');
-    this.thenStep = toStep(step, 'then()');
+  afterChildren(step: Step): void {
+    if (this.thenStep !== undefined) throw new InvalidOptionError('afterChildren() was called twice in one run; a task has one continuation');
+    requestOf(step, 'afterChildren()');
+    this.thenStep = toStep(step, 'afterChildren()');
   }
 
   /**

@@ -65,7 +65,7 @@ export interface TaskContext {
    * `[{ id, name, ending, value?, error?, reason? }]` (in the order the children were enqueued) as its first argument.
    * Written when this task ends as processed; the task does not wait for its children (it holds no slot).
    */
-  then(step: Step): void;
+  afterChildren(step: Step): void;
   /**
    * Reports how far the task is: `fraction` from 0 to 1 (checked: InvalidOptionError), and a short
    * message (cut to 200 characters). Cheap to call in a loop: at most one write per 200 ms reaches

@@ -120,10 +120,10 @@ export class InlineChildren {
     return values;
   }
 
-  then(parent: string, step: ChildStep): void {
+  afterChildren(parent: string, step: ChildStep): void {
     const f = this.family(parent);
-    if (f.then !== undefined) throw new InvalidOptionError('then() was called twice in one run; a task has one continuation');
-    f.then = requestOf(step, 'then()');
+    if (f.then !== undefined) throw new InvalidOptionError('afterChildren() was called twice in one run; a task has one continuation');
+    f.then = requestOf(step, 'afterChildren()');
   }
 
   /** Whether a waiting task may start now (its batch's limit). Counts it as started when it may. */

@@ -88,8 +88,8 @@ export class InlineTaskRun implements TaskContext {
   }
 
   /** The continuation: enqueued once, with the children's endings first, once this task is processed and every child has ended. */
-  then(step: ChildStep): void {
-    this.family.then(this.id, step);
+  afterChildren(step: ChildStep): void {
+    this.family.afterChildren(this.id, step);
   }
 
   /** Fires the task's AbortSignal (once): its timeout, or a cancel. */

@@ -506,7 +506,7 @@ interface Family {
   enqueueChildren(steps: unknown[], options?: { limit?: number }): Promise<{ id: string }[]>;
   enqueueChildOnce(step: unknown): Promise<{ id: string; existing?: boolean }>;
   waitForChildren(options?: { timeout?: number }): Promise<unknown[]>;
-  then(step: unknown): void;
+  afterChildren(step: unknown): void;
 }
 const family = () => taskContext() as unknown as Family;
 
@@ -523,7 +523,7 @@ describe('children, inline', () => {
     });
     const fanOut = spooler.task(async function fanOut(ns: number[]) {
       await family().enqueueChildren(ns.map((n) => square.request(n)));
-      family().then(sum.step('total'));
+      family().afterChildren(sum.step('total'));
     });
     await fanOut([2, -1, 3]);
     await spooler.drain();
@@ -578,7 +578,7 @@ describe('children, inline', () => {
     const after = spooler.task(function after(_e: unknown) {});
     const parent = spooler.task(async function parent() {
       await family().enqueueChild({ ...later.request(), options: { postpone: '1h' } });
-      family().then(after);
+      family().afterChildren(after);
     });
     const p = await parent();
     await p.result();

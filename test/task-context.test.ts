@@ -33,7 +33,7 @@ function fakeContext(spooler: Spooler, id: string): TaskContext {
     enqueueChildren: noChildren,
     enqueueChildOnce: noChildren,
     waitForChildren: noChildren,
-    then: noChildren,
+    afterChildren: noChildren,
     progress: noop,
   };
 }

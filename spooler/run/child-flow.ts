@@ -2,7 +2,7 @@
  * The runner's part in flows (spool/children.ts has the files and the rules):
  * called from the settle of task-path.ts after the task's ending is kept and
  * before its file is finished, only for tasks that have a part in a flow: a
- * child (body field `flow`), or a parent whose run used children or then()
+ * child (body field `flow`), or a parent whose run used children or afterChildren()
  * (TaskRun.flow), or a cancelled task (its children are cancelled too). A
  * plain task pays one property test for each.
  *

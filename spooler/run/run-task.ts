@@ -90,8 +90,8 @@ export class TaskRun implements TaskContext {
   waitForChildren(options?: WaitOptions): Promise<unknown[]> {
     return this.flowOfRun.waitForChildren(options);
   }
-  then(step: Step): void {
-    this.flowOfRun.then(step);
+  afterChildren(step: Step): void {
+    this.flowOfRun.afterChildren(step);
   }
   progress(fraction: number, message?: string): void {
     (this.reporter ??= this.newReporter()).report(fraction, message);

@@ -534,7 +534,7 @@ export class TaskPath {
             else if (outcome.kind === 'skipped') keepEnding(this.site, task, { ending: 'skipped', ...(outcome.reason !== undefined && { reason: outcome.reason }), attempts: task.attempts + 1 });
             else keepEnding(this.site, task, { ending: 'cancelled', attempts: task.attempts + 1 });
           }
-          // A child of a flow, a parent that used children or then(), a cancelled task: their part in the flow (flow.ts).
+          // A child of a flow, a parent that used children or afterChildren(), a cancelled task: their part in the flow (flow.ts).
           if (task.body.flow !== undefined || run?.flow !== undefined || outcome.kind === 'cancelled') settleFlow(this.site, task, run, outcome.kind);
           const what = this.site.archive ? 'move a finished task to archive/' : 'delete a finished task';
           if (next === undefined) return this.moveClaimed(task, from, what, () => finish(path, this.site.layout, this.site.archive), done, base);
