@@ -106,7 +106,11 @@ describe('the vectors', () => {
     expect(outcome('json-lone-surrogate')).toBe(false);
     expect(outcome('json-integer-beyond-2-53')).toBe(true);
     expect(outcome('mp-unknown-field')).toBe(true);
-    for (const f of ['chain', 'overlap', 'periodic', 'result']) expect(outcome(`mp-reserved-${f}`), f).toBe(false);
+    for (const f of ['overlap', 'periodic', 'result']) expect(outcome(`mp-reserved-${f}`), f).toBe(false);
+    // Chains and children (SPOOL-FORMAT.md, "Chains", "Children and continuations").
+    expect(outcome('mp-chain-steps')).toBe(true);
+    expect(outcome('mp-onError-step')).toBe(true);
+    for (const id of ['mp-chain-not-a-list', 'mp-chain-step-without-name', 'mp-chain-step-priority-100', 'mp-onError-not-a-step', 'mp-flow-not-an-id']) expect(outcome(id), id).toBe(false);
     expect(outcome('mp-version-2')).toBe(false);
     expect(bodies.get('mp-duplicate-key')!.decoded).toEqual({ version: 1, type: 'fcall', args: [2] });
     expect(bodies.get('mp-map-int-keys')!.decoded).toEqual({ version: 1, type: 'fcall', args: [{ 1: 'one', '-2': 'minus two' }] });

@@ -103,7 +103,7 @@ function dropBadFiles(into: string, secretTarget: string, tag: string): BadFile[
   put(taskName('echo', 'json'), json({ version: 1, type: 'fcall', args: [], retry: { limit: -1 } }), '"retry.limit" must be a non-negative integer');
   put(taskName('echo', 'json'), json({ version: 1, type: 'fcall', args: [], timeout: 'soon' }), '"timeout" must be a positive integer of ms');
   put(taskName('echo', 'json'), json([1, 2, 3]), 'the body must be a map (a JSON object)');
-  put(taskName('echo', 'json'), json({ version: 1, type: 'fcall', args: [], chain: 'k' }), '"chain" is reserved for a later format version');
+  put(taskName('echo', 'json'), json({ version: 1, type: 'fcall', args: [], overlap: 'k' }), '"overlap" is reserved for a later format version');
   put(taskName('echo', 'json'), json({ version: 1, type: 'fcall', args: [], unique: 42 }), '"unique" must be a key of 1 to 1024 characters');
   put(taskName('echo', 'json'), json({ version: 1, type: 'fcall', args: [], expires: 'soon' }), '"expires" must be a time: a non-negative integer of ms since the epoch (spool clock)');
   // Bad names (with valid bodies).

@@ -423,7 +423,8 @@ describe('decodeTask rejects msgpack files the format forbids, with a reason', (
 
   it('a body that decodes but fails the checks', () => {
     expect(reasonFor(MSGPACK_NAME, plainPackr.pack({ version: 2, type: 'fcall' }))).toMatch(/^format version 2 is not supported/);
-    expect(reasonFor(JSON_NAME, Buffer.from('{"version":1,"type":"fcall","chain":"k"}'))).toBe('"chain" is reserved for a later format version');
+    expect(reasonFor(JSON_NAME, Buffer.from('{"version":1,"type":"fcall","overlap":"k"}'))).toBe('"overlap" is reserved for a later format version');
+    expect(reasonFor(JSON_NAME, Buffer.from('{"version":1,"type":"fcall","chain":"k"}'))).toBe('"chain" must be an array of steps: maps with a task "name"');
     expect(reasonFor(JSON_NAME, Buffer.from('{"version":1,"type":"fcall","unique":7}'))).toBe('"unique" must be a key of 1 to 1024 characters');
   });
 });
