@@ -90,6 +90,8 @@ describe('chains with a daemon', () => {
     // A value that cannot be passed on: the step is processed, its result says why the chain stops, the log too.
     const e = await date.then(add.step(1))();
     await expect(e.last({ timeout: 10_000 })).rejects.toThrow(/the chain stops there: the next step of the chain \(add\) was not enqueued/);
+    // The result is written before the log line reaches us.
+    await daemon.waitForLog((l) => l.msg === 'a chain stops: the value a step returned cannot be given to the next step; the task is processed and its result says why');
     expect(daemon.logsWith('a chain stops: the value a step returned cannot be given to the next step; the task is processed and its result says why')).toHaveLength(1);
     expect(runsOf(records, e.steps[1]!)).toEqual([]);
 
